@@ -1,0 +1,76 @@
+# luaflow: one non-recursive build into build/ (build-asan/ for check-mem).
+CC      ?= gcc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+PKGS     = lua5.4 libcurl
+WARNINGS = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
+           -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -MMD -MP $(WARNINGS) $(CFLAGS) \
+             $(SANFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
+LIBS     = $(shell pkg-config --libs $(PKGS)) -lm
+
+LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_sources.o
+LUA_SRCS = $(sort $(wildcard lua/luaflow/*.lua))
+
+.PHONY: all test check-mem bench install clean deps format
+
+all: $(BUILD)/luaflow $(BUILD)/luaflow.so $(BUILD)/libluaflow.a
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The Lua half of the engine is compiled into the binary and the module, so
+# `luaflow` finds it wherever it is started from.
+$(BUILD)/embed: tools/embed.c | $(BUILD)/obj
+	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+$(BUILD)/lua_sources.c: $(BUILD)/embed $(LUA_SRCS)
+	$(BUILD)/embed $(LUA_SRCS) > $@
+
+$(BUILD)/obj/lua_sources.o: $(BUILD)/lua_sources.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libluaflow.a: $(LIB_OBJS)
+	ar rcs $@ $^
+
+$(BUILD)/luaflow: $(BUILD)/obj/main.o $(BUILD)/libluaflow.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(LIBS) -Wl,-E
+
+# The Lua C module: `require("luaflow")` from plain lua5.4 (lua symbols come
+# from the host interpreter).
+$(BUILD)/luaflow.so: $(LIB_OBJS)
+	$(CC) $(SANFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libcurl) -lm
+
+$(BUILD)/obj:
+	mkdir -p $@
+
+test: deps all
+	@LUAFLOW_BUILD=$(BUILD) ./scripts/run-specs.sh
+
+check-mem: deps
+	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all
+	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 ./scripts/run-specs.sh
+
+bench: deps all
+	@./scripts/bench.sh
+
+install: all
+	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include \
+	  $(PREFIX)/lib/lua/5.4
+	install -m 755 $(BUILD)/luaflow $(PREFIX)/bin/luaflow
+	install -m 644 $(BUILD)/libluaflow.a $(PREFIX)/lib/libluaflow.a
+	install -m 644 include/luaflow.h $(PREFIX)/include/luaflow.h
+	install -m 644 $(BUILD)/luaflow.so $(PREFIX)/lib/lua/5.4/luaflow.so
+
+format:
+	clang-format -i src/*.c src/*.h include/*.h tools/*.c
+
+clean:
+	rm -rf build build-asan
+
+-include $(wildcard $(BUILD)/obj/*.d)
