@@ -1,4 +1,4 @@
-/* Turns lua/luaflow/*.lua into a C table of module names and sources. */
+/* Turns the lua/luaflow sources into a C table of module names and sources. */
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +24,8 @@ int main(int argc, char **argv) {
     }
     printf("static const char src%d[] = {", i);
     int c, col = 0;
-    while ((c = fgetc(f)) != EOF) printf("%s%d,", (col++ % 24) ? "" : "\n", c);
+    while ((c = fgetc(f)) != EOF)
+      printf("%s%d,", (col++ % 24) ? "" : "\n", c);
     printf("0};\n");
     fclose(f);
   }

@@ -1,0 +1,431 @@
+-- Tasks, flows and the flow builder: thin sugar over the C graph (src/lua_graph.c).
+local core = require("luaflow.core")
+
+local M = {}
+local raise = core.raise
+
+local TASK_OPTIONS = { name = true, fn = true, state_handlers = true, on_failure = true,
+                       max_retries = true, retry_delay = true, trigger = true,
+                       skip_on_upstream_skip = true, timeout = true, tags = true }
+local FLOW_OPTIONS = { name = true, tasks = true, state_handlers = true, on_failure = true,
+                       reference_tasks = true }
+local RUN_OPTIONS = { parameters = true, secrets = true, resume = true }
+
+local function check_options(opts, allowed, what)
+  if type(opts) ~= "table" then raise(what .. ": options must be a table") end
+  for k in pairs(opts) do
+    if not allowed[k] then raise(("unknown option '%s' for %s"):format(tostring(k), what)) end
+  end
+end
+
+local task_mt, flow_mt = core.task_mt, core.flow_mt
+local function is_task(v) return getmetatable(v) == task_mt end
+local function is_flow(v) return getmetatable(v) == flow_mt end
+M.is_task, M.is_flow = is_task, is_flow
+
+-- Everything a run needs that lives on the Lua side.
+M.building = {}       -- flows whose builder is running, innermost last
+M.flows = {}          -- every Flow built, in order (the CLI picks from them)
+M.runs = {}           -- { parameters = } of the runs in progress, innermost last
+M.parameters = setmetatable({}, { __mode = "k" }) -- Parameter task -> spec
+M.hooks = {}          -- before_run(flow, opts), after_run(flow, state) (the CLI)
+
+-- ---- references: what a task call inside a builder returns ----
+local ref_mt = {}
+local ref_methods = {}
+local function new_ref(task, flow) return setmetatable({ _task = task, _flow = flow }, ref_mt) end
+local function is_ref(v) return getmetatable(v) == ref_mt end
+M.is_ref = is_ref
+
+local origin_of = function(t) return core.task_values(t).origin end
+
+-- The task in `flow` that x stands for: a reference, a task of the flow, or a
+-- bare task the flow holds exactly one copy of. nil when none.
+local function resolve(flow, x)
+  if is_ref(x) then return rawget(x, "_task") end
+  if not is_task(x) then return nil end
+  local index = core.flow_values(flow).index
+  if index[x] then return x end
+  local found
+  for _, t in ipairs(core.flow_values(flow).tasks) do
+    if origin_of(t) == x then
+      if found then
+        raise(("%s was called more than once in %s; use the reference a call returned")
+              :format(tostring(x), tostring(flow)))
+      end
+      found = t
+    end
+  end
+  return found
+end
+M.resolve = resolve
+
+local function current_builder()
+  return M.building[#M.building]
+end
+
+local function as_upstream(flow, x)
+  local t = resolve(flow, x)
+  if t then return t end
+  if is_task(x) then
+    core.flow_add_task(flow, x) -- an uncalled task (a Parameter) is a data edge
+    return x
+  end
+end
+
+-- ---- tasks ----
+local task_methods = {}
+task_mt.__index = function(t, k)
+  if k == "name" then return core.task_name(t) end
+  return task_methods[k]
+end
+task_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
+
+-- A call site's name when it is an identifier (mission_critical_task, extract).
+local function call_site_name(level)
+  local info = debug.getinfo(level, "n")
+  local name = info and info.name
+  if name and name:match("^[%a_][%w_]*$") then return name end
+end
+
+local function get_item_task(flow, up, key)
+  local t = core.new_task({ name = "GetItem", fn = function(v) return v[key] end })
+  core.flow_add_task(flow, t)
+  core.flow_add_edge(flow, up, t, 1)
+  return t
+end
+
+-- t(args...) in a builder: adds a copy of t with data edges from the
+-- references among args and constants for the rest.
+task_mt.__call = function(t, ...)
+  local flow = current_builder()
+  if not flow then
+    raise(("cannot call task %s outside a flow builder: call it inside Flow(name, function(flow) ... end), or use t:run(...) to run its function directly")
+          :format(tostring(t)))
+  end
+  if not core.task_named(t) then
+    core.task_set_name(t, call_site_name(2) or "task")
+  end
+  local copy = core.task_copy(t)
+  core.flow_add_task(flow, copy)
+  for i = 1, select("#", ...) do
+    local a = select(i, ...)
+    local up = as_upstream(flow, a)
+    if up then
+      core.flow_add_edge(flow, up, copy, i)
+    else
+      core.task_set_const(copy, i, a)
+    end
+  end
+  return new_ref(copy, flow)
+end
+
+function task_methods.run(t, ...)
+  local fn = core.task_values(t).fn
+  if fn == nil then return nil end
+  return (fn(...))
+end
+
+-- Inside a builder: an edge in the flow being built.
+function task_methods.set_upstream(t, u, key)
+  local flow = current_builder()
+  if not flow then raise("set_upstream outside a flow builder: use flow:add_edge(upstream, downstream)") end
+  flow:add_edge(u, t, key)
+end
+
+function task_methods.set_downstream(t, d, key)
+  local flow = current_builder()
+  if not flow then raise("set_downstream outside a flow builder: use flow:add_edge(upstream, downstream)") end
+  flow:add_edge(t, d, key)
+end
+
+function M.Task(opts)
+  opts = opts or {}
+  check_options(opts, TASK_OPTIONS, "Task")
+  return core.new_task(opts)
+end
+
+-- task(fn), task(name, fn), task{...}(fn), task(opts, fn)
+function M.task(a, b)
+  local opts, fn
+  if type(a) == "function" then
+    opts, fn = {}, a
+  elseif type(a) == "string" then
+    opts, fn = { name = a }, b
+  elseif type(a) == "table" then
+    opts, fn = a, b
+    if fn == nil then
+      check_options(opts, TASK_OPTIONS, "task")
+      return function(f) return M.task(opts, f) end
+    end
+  else
+    raise("task: expected a function, a name or options")
+  end
+  if type(fn) ~= "function" then raise("task: expected a function") end
+  check_options(opts, TASK_OPTIONS, "task")
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.fn = fn
+  local t = core.new_task(o)
+  if o.name == nil then core.task_set_name(t, "task", false) end
+  return t
+end
+
+function M.Parameter(name, opts)
+  if type(name) ~= "string" or name == "" then raise("Parameter: a name is required") end
+  opts = opts or {}
+  check_options(opts, { default = true, required = true }, "Parameter")
+  local default = opts.default
+  local t = core.new_task({ name = name, fn = function()
+    local run = M.runs[#M.runs]
+    local v = run and run.parameters[name]
+    if v == nil then v = default end
+    return v
+  end })
+  core.task_mark_parameter(t)
+  M.parameters[t] = { name = name, default = default, required = opts.required == true }
+  return t
+end
+
+-- ---- references ----
+ref_mt.__index = function(r, k)
+  local m = ref_methods[k]
+  if m then return m end
+  local flow = current_builder()
+  if not flow then raise("indexing a task result outside a flow builder") end
+  return new_ref(get_item_task(flow, rawget(r, "_task"), k), flow)
+end
+ref_mt.__tostring = function(r) return tostring(rawget(r, "_task")) end
+ref_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
+function ref_methods.set_upstream(r, u, key) rawget(r, "_flow"):add_edge(u, r, key) end
+function ref_methods.set_downstream(r, d, key) rawget(r, "_flow"):add_edge(r, d, key) end
+function ref_methods.task(r) return rawget(r, "_task") end
+
+-- ---- flows ----
+local flow_methods = {}
+flow_mt.__index = function(f, k)
+  if k == "name" then return core.flow_name(f) end
+  return flow_methods[k]
+end
+flow_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
+
+local function cycle_error(flow, members)
+  local tasks = core.flow_values(flow).tasks
+  local names = {}
+  for i, idx in ipairs(members) do names[i] = tostring(tasks[idx]) end
+  raise(("%s has a cycle among its tasks: %s"):format(tostring(flow), table.concat(names, ", ")))
+end
+
+function M.order(flow)
+  local order, cycle = core.flow_order(flow)
+  if not order then cycle_error(flow, cycle) end
+  return order
+end
+
+function flow_methods.add_task(f, t)
+  local task = resolve(f, t)
+  if not task then
+    if not is_task(t) then raise("add_task: expected a task, got " .. type(t)) end
+    task = t
+  end
+  core.flow_add_task(f, task)
+  return task
+end
+
+-- key: an argument position, or the name of one of the downstream function's parameters.
+local function key_position(task, key)
+  if key == nil then return 0 end
+  if math.type(key) == "integer" and key > 0 then return key end
+  if type(key) == "string" then
+    local fn = core.task_values(task).fn
+    if type(fn) == "function" then
+      local i = 1
+      while true do
+        local name = debug.getlocal(fn, i)
+        if not name then break end
+        if name == key then return i end
+        i = i + 1
+      end
+    end
+    raise(("%s has no parameter named '%s'"):format(tostring(task), key))
+  end
+  raise("edge key must be a positive integer or a parameter name")
+end
+
+function flow_methods.add_edge(f, up, down, key)
+  local u = resolve(f, up) or (is_task(up) and up) or raise("add_edge: upstream must be a task")
+  local d = resolve(f, down) or (is_task(down) and down) or raise("add_edge: downstream must be a task")
+  core.flow_add_task(f, u)
+  core.flow_add_task(f, d)
+  core.flow_add_edge(f, u, d, key_position(d, key))
+  if current_builder() ~= f then M.order(f) end -- a cycle is an error when it is made
+end
+
+function flow_methods.tasks(f)
+  local list = {}
+  for i, t in ipairs(core.flow_values(f).tasks) do list[i] = t end
+  return list
+end
+
+function flow_methods.edges(f)
+  local tasks = core.flow_values(f).tasks
+  local list = {}
+  for i, e in ipairs(core.flow_edges(f)) do
+    list[i] = { upstream = tasks[e[1]], downstream = tasks[e[2]], key = e[3] > 0 and e[3] or nil }
+  end
+  return list
+end
+
+function flow_methods.set_reference_tasks(f, list)
+  if type(list) ~= "table" then raise("reference_tasks must be a list of tasks") end
+  local indices = {}
+  local index = core.flow_values(f).index
+  for i, t in ipairs(list) do
+    local task = resolve(f, t)
+    if not task then raise("reference tasks must be part of the flow.") end
+    indices[i] = index[task]
+  end
+  core.flow_set_reference(f, indices)
+end
+
+-- The Parameters of a flow, by name.
+function M.flow_parameters(f)
+  local found = {}
+  for _, t in ipairs(core.flow_values(f).tasks) do
+    local spec = M.parameters[t] or M.parameters[origin_of(t) or false]
+    if spec then found[spec.name] = spec end
+  end
+  return found
+end
+
+-- Task -> State maps (flow results, trigger's by_task) accept references and
+-- bare tasks too.
+local orders = setmetatable({}, { __mode = "k" })
+local task_map_mt = {
+  __index = function(map, k)
+    if is_ref(k) then return rawget(map, rawget(k, "_task")) end
+    if not is_task(k) then return nil end
+    local found
+    for t, state in next, map do
+      if origin_of(t) == k then
+        if found then
+          raise(("%s has several copies in the flow; use the reference its call returned")
+                :format(tostring(k)))
+        end
+        found = state
+      end
+    end
+    return found
+  end,
+}
+debug.getregistry()["luaflow.TaskMap"] = task_map_mt
+
+local function sorted_names(set)
+  local list = {}
+  for k in pairs(set) do list[#list + 1] = k end
+  table.sort(list)
+  return table.concat(list, ", ")
+end
+
+local function run_parameters(f, given)
+  local specs = M.flow_parameters(f)
+  local values, unexpected, missing = {}, {}, {}
+  for k, v in pairs(given) do
+    if specs[k] then values[k] = v else unexpected[k] = true end
+  end
+  if next(unexpected) then
+    raise("Flow.run received the following unexpected parameters: " .. sorted_names(unexpected))
+  end
+  for name, spec in pairs(specs) do
+    if spec.required and values[name] == nil then missing[name] = true end
+  end
+  if next(missing) then
+    raise("Flow.run did not receive the following required parameters: " .. sorted_names(missing))
+  end
+  return values
+end
+
+function flow_methods.run(f, opts)
+  opts = opts or {}
+  check_options(opts, RUN_OPTIONS, "flow:run")
+  if #M.building > 0 then raise("cannot run a flow inside a flow builder") end
+  local params = {}
+  if M.hooks.before_run then M.hooks.before_run(f, opts, params) end
+  for k, v in pairs(opts.parameters or {}) do params[k] = v end
+  params = run_parameters(f, params)
+  local order = M.order(f)
+  local resume = {}
+  local index = core.flow_values(f).index
+  for i, t in ipairs(opts.resume or {}) do
+    local task = resolve(f, t)
+    if not task then raise(("resume: %s is not in %s"):format(tostring(t), tostring(f))) end
+    resume[i] = index[task]
+  end
+  M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets }
+  local ok, state, states = pcall(core.flow_run, f, order, resume)
+  table.remove(M.runs)
+  if not ok then error(state, 0) end
+  local tasks = core.flow_values(f).tasks
+  local map, list = setmetatable({}, task_map_mt), {}
+  for k, idx in ipairs(order) do
+    local t = tasks[idx]
+    map[t] = states[k]
+    list[k] = t
+  end
+  orders[map] = list
+  core.state_set_result(state, map)
+  M.ran = M.ran or setmetatable({}, { __mode = "k" })
+  M.ran[f] = true
+  if M.hooks.after_run then M.hooks.after_run(f, state) end
+  return state
+end
+
+-- flow_state:task_states(): task, state in topological order.
+function M.task_states(state)
+  local map = state.result
+  local list = type(map) == "table" and orders[map] or {}
+  local i = 0
+  return function()
+    i = i + 1
+    local t = list[i]
+    if t ~= nil then return t, rawget(map, t) end
+  end
+end
+
+local function add_listed(f, list, what)
+  if type(list) ~= "table" then raise(what .. " must be a list") end
+  for _, t in ipairs(list) do
+    if not (is_task(t) or is_ref(t)) then raise(what .. ": expected tasks, got a " .. type(t)) end
+    flow_methods.add_task(f, t)
+  end
+end
+
+-- Flow{...}, Flow(name, builder), Flow(opts, builder)
+function M.Flow(a, builder)
+  local opts
+  if type(a) == "string" then
+    opts = { name = a }
+  elseif type(a) == "table" then
+    opts = a
+  else
+    raise("Flow: expected a name or options")
+  end
+  check_options(opts, FLOW_OPTIONS, "Flow")
+  if opts.name == nil or opts.name == "" then raise("A name must be provided for the flow.") end
+  if type(opts.name) ~= "string" then raise("Flow: name must be a string") end
+  if builder ~= nil and type(builder) ~= "function" then raise("Flow: the builder must be a function") end
+  local f = core.new_flow(opts.name, opts.state_handlers, opts.on_failure)
+  if opts.tasks then add_listed(f, opts.tasks, "tasks") end
+  if builder then
+    M.building[#M.building + 1] = f
+    local ok, err = pcall(builder, f)
+    table.remove(M.building)
+    if not ok then error(err, 0) end
+  end
+  if opts.reference_tasks then f:set_reference_tasks(opts.reference_tasks) end
+  M.order(f)
+  M.flows[#M.flows + 1] = f
+  return f
+end
+
+return M

@@ -1,0 +1,53 @@
+-- require("luaflow"): the public module (API.md section 1).
+local core = require("luaflow.core")
+local graph = require("luaflow.graph")
+
+local M = {}
+M.version = core.version
+M.states = {}
+for name, class in pairs(core.states) do
+  if name:sub(1, 1) ~= "_" then M.states[name] = class end
+end
+core.states._methods.task_states = graph.task_states
+
+M.signals = require("luaflow.signals")
+M.triggers = require("luaflow.triggers")
+M.notifications = require("luaflow.notifications")
+M.json = core.json
+M.time = core.time
+M.Task, M.task, M.Flow, M.Parameter = graph.Task, graph.task, graph.Flow, graph.Parameter
+
+-- luaflow.context: the run's facts, read when asked.
+M.context = setmetatable({}, {
+  __index = function(_, k)
+    local run = graph.runs[#graph.runs]
+    if k == "parameters" then return run and run.parameters end
+    if k == "flow_name" then return run and run.flow.name end
+    return core.context_get(k)
+  end,
+  __newindex = function() core.raise("luaflow.context is read-only") end,
+})
+
+M.log = {
+  set_level = core.set_log_level,
+  level = core.log_level,
+}
+for _, level in ipairs({ "debug", "info", "warning", "error", "critical" }) do
+  M.log[level] = function(msg) core.log(level, "luaflow", tostring(msg)) end
+end
+
+local env_level = os.getenv("LUAFLOW_LOG_LEVEL")
+if env_level and env_level ~= "" then core.set_log_level(env_level) end
+
+-- os.exit inside a task or handler raises instead of ending the host.
+if not core.exit_guarded then
+  local exit = os.exit
+  core.exit_guarded = exit
+  os.exit = function(...)
+    if core.running() then error("os.exit called during a flow run", 2) end
+    return exit(...)
+  end
+end
+
+M._graph = graph
+return M

@@ -1,0 +1,48 @@
+-- Triggers: built-ins run in C (src/trigger.c); each is also callable from Lua
+-- as trigger(states, by_task), passing with true or raising a signal.
+local core = require("luaflow.core")
+local signals = require("luaflow.signals")
+
+local M = {}
+local ids = { all_successful = 1, all_failed = 2, any_successful = 3, any_failed = 4,
+              all_finished = 5, manual_only = 6, not_all_skipped = 7,
+              some_successful = 8, some_failed = 9 }
+local raise_as = { TriggerFailed = signals.TRIGGERFAIL, Paused = signals.PAUSE,
+                   Skipped = signals.SKIP }
+
+local trigger_mt = {}
+trigger_mt.__index = trigger_mt
+trigger_mt.__call = function(self, states)
+  local ok, kind, msg = core.trigger_check(self._trigger_id, states or {}, self.at_least,
+                                           self.at_most, false)
+  if ok then return true end
+  error(raise_as[kind](msg), 2)
+end
+trigger_mt.__tostring = function(self) return "<Trigger: " .. self.name .. ">" end
+
+local function builtin(name, at_least, at_most)
+  return setmetatable({ _trigger_id = ids[name], name = name, at_least = at_least,
+                        at_most = at_most }, trigger_mt)
+end
+
+for name in pairs(ids) do
+  if name ~= "some_successful" and name ~= "some_failed" then M[name] = builtin(name) end
+end
+M.always_run = M.all_finished
+
+local function bounded(name)
+  return function(opts)
+    opts = opts or {}
+    for k, v in pairs(opts) do
+      if k ~= "at_least" and k ~= "at_most" then
+        core.raise(("unknown option '%s' for %s"):format(tostring(k), name))
+      end
+      if type(v) ~= "number" or v < 0 then core.raise(name .. ": " .. k .. " must be a non-negative number") end
+    end
+    return builtin(name, opts.at_least, opts.at_most)
+  end
+end
+M.some_successful = bounded("some_successful")
+M.some_failed = bounded("some_failed")
+
+return M

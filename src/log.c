@@ -1,0 +1,56 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <strings.h>
+#include <string.h>
+#include "clock.h"
+#include "log.h"
+
+int lf_log_level = LF_LOG_INFO;
+static lf_log_filter log_filter;
+
+static const struct {
+  int level;
+  const char *name;
+} levels[] = {{LF_LOG_DEBUG, "DEBUG"},
+              {LF_LOG_INFO, "INFO"},
+              {LF_LOG_WARNING, "WARNING"},
+              {LF_LOG_ERROR, "ERROR"},
+              {LF_LOG_CRITICAL, "CRITICAL"}};
+
+int lf_log_parse_level(const char *name) {
+  for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+    if (strcasecmp(name, levels[i].name) == 0) return levels[i].level;
+  return -1;
+}
+
+const char *lf_log_level_name(int level) {
+  for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+    if (levels[i].level == level) return levels[i].name;
+  return "INFO";
+}
+
+void lf_log_set_filter(lf_log_filter f) {
+  log_filter = f;
+}
+
+void lf_log_write(int level, const char *logger, const char *msg, size_t len) {
+  if (!lf_log_enabled(level)) return;
+  if (log_filter) msg = log_filter(msg, len, &len);
+  char stamp[40];
+  lf_format_log_stamp(lf_now(), stamp, sizeof stamp);
+  fprintf(stderr, "[%s] %s - %s | %.*s\n", stamp, lf_log_level_name(level), logger,
+          (int)len, msg);
+  fflush(stderr);
+}
+
+void lf_log(int level, const char *logger, const char *fmt, ...) {
+  if (!lf_log_enabled(level)) return;
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+  lf_log_write(level, logger, buf, (size_t)n);
+}

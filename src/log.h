@@ -1,0 +1,27 @@
+/* Log lines on stderr: [2026-11-29 07:21:19+0000] INFO - luaflow.FlowRunner | msg */
+#ifndef LF_LOG_H
+#define LF_LOG_H
+
+enum {
+  LF_LOG_DEBUG = 10,
+  LF_LOG_INFO = 20,
+  LF_LOG_WARNING = 30,
+  LF_LOG_ERROR = 40,
+  LF_LOG_CRITICAL = 50
+};
+
+extern int lf_log_level;
+#define lf_log_enabled(level) ((level) >= lf_log_level)
+
+/* Parses a level name in any case; -1 when unknown. */
+int lf_log_parse_level(const char *name);
+const char *lf_log_level_name(int level);
+void lf_log(int level, const char *logger, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Writes one finished message (no formatting). */
+void lf_log_write(int level, const char *logger, const char *msg, size_t len);
+/* Secrets redaction (issue 4) plugs in here: rewrites msg into out. */
+typedef const char *(*lf_log_filter)(const char *msg, size_t len, size_t *out_len);
+void lf_log_set_filter(lf_log_filter f);
+
+#endif

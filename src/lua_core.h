@@ -1,0 +1,84 @@
+/* Shared by the lua_*.c bindings: metatable names, boxes, errors with a place. */
+#ifndef LF_LUA_CORE_H
+#define LF_LUA_CORE_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include "state.h"
+
+#define LF_STATE_MT "luaflow.State"
+#define LF_TIME_MT "luaflow.Time"
+#define LF_TASK_MT "luaflow.Task"
+#define LF_FLOW_MT "luaflow.Flow"
+#define LF_CHANDLER_MT "luaflow.CHandler"
+
+/* A Lua box for a C state: the box holds one reference, its user value holds
+ * the state's result. One box per state at a time (a weak table finds it). */
+typedef struct {
+  lf_state *s;
+} lf_box;
+
+/* Pushes the box of s (making one if it has none). */
+void lf_push_state(lua_State *L, lf_state *s);
+/* Boxes a new state s (taking over the caller's reference) with the value at
+ * result_idx as its result (0: none); leaves the box on the stack. */
+void lf_box_new(lua_State *L, lf_state *s, int result_idx);
+lf_state *lf_test_state(lua_State *L, int idx);
+lf_state *lf_check_state(lua_State *L, int idx);
+/* Pushes the result of s (nil when none). */
+void lf_push_result(lua_State *L, lf_state *s);
+
+void lf_push_time(lua_State *L, double t);
+/* Reads a time value or epoch seconds; 0 when idx is neither. */
+int lf_to_time(lua_State *L, int idx, double *t);
+
+/* Signals (lua/luaflow/signals.lua marks them with __luaflow_signal). */
+typedef enum {
+  LF_SIG_NONE,
+  LF_SIG_FAIL,
+  LF_SIG_SUCCESS,
+  LF_SIG_RETRY,
+  LF_SIG_SKIP,
+  LF_SIG_PAUSE,
+  LF_SIG_LOOP,
+  LF_SIG_ENDRUN,
+  LF_SIG_TRIGGERFAIL,
+  LF_SIG_VALIDATIONFAIL,
+  LF_NSIGNALS
+} lf_signal;
+lf_signal lf_signal_of(lua_State *L, int idx);
+/* Turns the error value at idx into its state: a signal's own state, or
+ * plain_kind("<prefix><tostring(e)>") with e as result. Pushes the state's box
+ * and returns the state (the box owns it). */
+lf_state *lf_error_to_state(lua_State *L, int idx, lf_kind plain_kind, const char *prefix,
+                            lf_signal *sig);
+/* Pushes tostring(v), or "(error object is a T value)" when that fails. */
+const char *lf_safe_tostring(lua_State *L, int idx, size_t *len);
+/* Raises msg prefixed with the first stack frame outside luaflow ("/path/f.lua:3: "). */
+int lf_raise(lua_State *L, const char *fmt, ...);
+/* Pushes "/path/f.lua:3: " for that frame, or "" when there is none. */
+void lf_push_where(lua_State *L);
+
+/* Current-run facts the state constructors default from. */
+int lf_current_run_count(lua_State *L);
+int lf_current_loop_count(lua_State *L);
+
+/* A C handler as a Lua value (state_handlers = {require("mod").count}). */
+typedef struct {
+  lf_handler_fn fn;
+  void *ud;
+  void (*free_ud)(void *ud);
+} lf_chandler;
+
+struct lf_task;
+struct lf_flow;
+struct lf_task *lf_check_task(lua_State *L, int idx);
+struct lf_flow *lf_check_flow(lua_State *L, int idx);
+
+int lf_open_states(lua_State *L);
+int lf_open_time(lua_State *L);
+void lf_open_graph(lua_State *L);
+void lf_open_runner(lua_State *L);
+void lf_open_triggers(lua_State *L);
+
+#endif

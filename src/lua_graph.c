@@ -1,0 +1,480 @@
+/* The Task and Flow userdata: options, copies, edges, order. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "graph.h"
+#include "lua_core.h"
+
+lf_task *lf_check_task(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, LF_TASK_MT);
+}
+
+lf_flow *lf_check_flow(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, LF_FLOW_MT);
+}
+
+static char *dup_string(lua_State *L, const char *s) {
+  char *d = strdup(s);
+  if (!d) luaL_error(L, "not enough memory");
+  return d;
+}
+
+static void set_name(lua_State *L, lf_object *obj, const char *name) {
+  char *d = dup_string(L, name);
+  free(obj->name);
+  obj->name = d;
+}
+
+static int is_callable(lua_State *L, int idx) {
+  if (lua_isfunction(L, idx)) return 1;
+  int callable = luaL_getmetafield(L, idx, "__call") != LUA_TNIL;
+  if (callable) lua_pop(L, 1);
+  return callable;
+}
+
+/* state_handlers (a list) and on_failure into obj's handler array; the Lua
+ * values go to uv.handlers. */
+static void parse_handlers(lua_State *L, lf_object *obj, int uv, int list,
+                           int on_failure) {
+  int n = 0;
+  if (!lua_isnoneornil(L, list)) {
+    if (!lua_istable(L, list)) lf_raise(L, "state_handlers should be iterable.");
+    n = (int)luaL_len(L, list);
+  }
+  int total = n + (lua_isnoneornil(L, on_failure) ? 0 : 1);
+  lf_handler *hs = total ? calloc((size_t)total, sizeof *hs) : NULL;
+  if (total && !hs) luaL_error(L, "not enough memory");
+  free(obj->handlers);
+  obj->handlers = hs;
+  obj->nhandlers = 0;
+  lua_createtable(L, total, 0);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    lf_chandler *ch = luaL_testudata(L, -1, LF_CHANDLER_MT);
+    if (ch) {
+      hs[i - 1].fn = ch->fn;
+      hs[i - 1].ud = ch->ud;
+    } else if (!is_callable(L, -1)) {
+      lf_raise(L, "state_handlers[%d] is a %s, not a function", i, luaL_typename(L, -1));
+    }
+    hs[i - 1].lua = i;
+    lua_rawseti(L, -2, i); /* C handlers stay here too, to keep them alive */
+    obj->nhandlers++;
+  }
+  if (total > n) {
+    if (!is_callable(L, on_failure)) lf_raise(L, "on_failure must be a function");
+    lua_pushvalue(L, on_failure);
+    lua_rawseti(L, -2, total);
+    hs[n].lua = total;
+    hs[n].on_failure = 1;
+    obj->nhandlers++;
+  }
+  lua_setfield(L, uv, "handlers");
+}
+
+static double opt_number(lua_State *L, int opts, const char *key, double dflt,
+                         int *given) {
+  double v = dflt;
+  *given = 0;
+  int t = lua_getfield(L, opts, key);
+  if (t != LUA_TNIL) {
+    if (t != LUA_TNUMBER)
+      lf_raise(L, "%s must be a number, got %s", key, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+    if (!(v >= 0) || isinf(v)) lf_raise(L, "%s must be a non-negative number", key);
+    *given = 1;
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static void parse_trigger(lua_State *L, lf_task *t, int opts, int uv) {
+  t->trigger = LF_TRIGGER_ALL_SUCCESSFUL;
+  t->at_least = t->at_most = -1;
+  if (lua_getfield(L, opts, "trigger") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  int trig = lua_gettop(L);
+  if (lua_istable(L, trig) && lua_getfield(L, trig, "_trigger_id") == LUA_TNUMBER) {
+    t->trigger = (uint8_t)lua_tointeger(L, -1);
+    if (lua_getfield(L, trig, "at_least") == LUA_TNUMBER)
+      t->at_least = lua_tonumber(L, -1);
+    if (lua_getfield(L, trig, "at_most") == LUA_TNUMBER) t->at_most = lua_tonumber(L, -1);
+    lua_settop(L, trig - 1);
+    return;
+  }
+  lua_settop(L, trig);
+  if (!is_callable(L, trig))
+    lf_raise(L, "trigger must be a function, got %s", luaL_typename(L, trig));
+  t->trigger = LF_TRIGGER_LUA;
+  lua_setfield(L, uv, "trigger");
+}
+
+static lf_task *new_task_ud(lua_State *L) {
+  lf_task *t = lua_newuserdatauv(L, sizeof *t, 1);
+  memset(t, 0, sizeof *t);
+  luaL_setmetatable(L, LF_TASK_MT);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  return t;
+}
+
+/* core.new_task(opts): option names were checked by the Lua side. */
+static int task_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lf_task *t = new_task_ud(L);
+  int ud = lua_gettop(L);
+  lua_getiuservalue(L, ud, 1);
+  int uv = lua_gettop(L);
+  t->skip_on_upstream_skip = 1;
+  if (lua_getfield(L, 1, "name") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TSTRING) lf_raise(L, "name must be a string");
+    set_name(L, &t->obj, lua_tostring(L, -1));
+    t->named = 1;
+  } else {
+    set_name(L, &t->obj, "Task");
+  }
+  if (lua_getfield(L, 1, "fn") != LUA_TNIL) {
+    if (!is_callable(L, -1)) lf_raise(L, "fn must be a function");
+    t->has_fn = 1;
+    lua_pushvalue(L, -1);
+    lua_setfield(L, uv, "fn");
+  }
+  lua_settop(L, uv);
+  int mr_type = lua_getfield(L, 1, "max_retries");
+  if (mr_type != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+        lua_tointeger(L, -1) > 1000000000)
+      lf_raise(L, "max_retries must be a non-negative integer");
+    t->max_retries = (int)lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  int delay_given, timeout_given;
+  t->retry_delay = opt_number(L, 1, "retry_delay", 0, &delay_given);
+  if (t->max_retries > 0 && !delay_given)
+    lf_raise(L, "A `retry_delay` must be provided if max_retries > 0");
+  if (delay_given && t->max_retries == 0)
+    lf_raise(L,
+             "A `max_retries` argument greater than 0 must be provided if specifying a "
+             "retry delay.");
+  t->timeout = opt_number(L, 1, "timeout", 0, &timeout_given);
+  if (timeout_given && t->timeout <= 0) lf_raise(L, "timeout must be a positive number");
+  if (lua_getfield(L, 1, "skip_on_upstream_skip") != LUA_TNIL) {
+    if (!lua_isboolean(L, -1)) lf_raise(L, "skip_on_upstream_skip must be a boolean");
+    t->skip_on_upstream_skip = (uint8_t)lua_toboolean(L, -1);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "tags") != LUA_TNIL) {
+    if (lua_type(L, -1) == LUA_TSTRING)
+      lf_raise(L, "Tags should be a set of tags, not a string.");
+    if (!lua_istable(L, -1)) lf_raise(L, "tags must be a list of strings");
+    lua_setfield(L, uv, "tags");
+  } else {
+    lua_pop(L, 1);
+  }
+  parse_trigger(L, t, 1, uv);
+  lua_getfield(L, 1, "state_handlers");
+  lua_getfield(L, 1, "on_failure");
+  parse_handlers(L, &t->obj, uv, lua_gettop(L) - 1, lua_gettop(L));
+  lua_newtable(L);
+  lua_setfield(L, uv, "consts");
+  lua_settop(L, ud);
+  return 1;
+}
+
+/* A copy for one call in a builder: same options, its own constants. */
+static int task_copy(lua_State *L) {
+  lf_task *src = lf_check_task(L, 1);
+  lf_task *t = new_task_ud(L);
+  int ud = lua_gettop(L);
+  *t = *src;
+  t->obj.name = NULL;
+  t->obj.handlers = NULL;
+  set_name(L, &t->obj, src->obj.name);
+  if (src->obj.nhandlers) {
+    t->obj.handlers = malloc((size_t)src->obj.nhandlers * sizeof *t->obj.handlers);
+    if (!t->obj.handlers) return luaL_error(L, "not enough memory");
+    memcpy(t->obj.handlers, src->obj.handlers,
+           (size_t)src->obj.nhandlers * sizeof *t->obj.handlers);
+  }
+  t->nconsts = 0;
+  lua_getiuservalue(L, ud, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -5);
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_setfield(L, -2, "consts");
+  if (lua_getfield(L, -1, "origin") == LUA_TNIL) {
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -3, "origin");
+  }
+  lua_settop(L, ud);
+  return 1;
+}
+
+static int task_gc(lua_State *L) {
+  lf_task *t = lf_check_task(L, 1);
+  free(t->obj.name);
+  free(t->obj.handlers);
+  t->obj.name = NULL;
+  t->obj.handlers = NULL;
+  t->obj.nhandlers = 0;
+  return 0;
+}
+
+static int task_tostring(lua_State *L) {
+  lf_task *t = lf_check_task(L, 1);
+  lua_pushfstring(L, "<%s: %s>", t->has_fn == 2 ? "Parameter" : "Task", t->obj.name);
+  return 1;
+}
+
+static int task_name(lua_State *L) {
+  lua_pushstring(L, lf_check_task(L, 1)->obj.name);
+  return 1;
+}
+
+/* core.task_set_name(t, name [, named]) */
+static int task_set_name(lua_State *L) {
+  lf_task *t = lf_check_task(L, 1);
+  set_name(L, &t->obj, luaL_checkstring(L, 2));
+  t->named = (uint8_t)(lua_isnone(L, 3) || lua_toboolean(L, 3));
+  return 0;
+}
+
+static int task_named(lua_State *L) {
+  lua_pushboolean(L, lf_check_task(L, 1)->named);
+  return 1;
+}
+
+static int task_values(lua_State *L) {
+  lf_check_task(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+/* core.task_set_const(t, pos, value) */
+static int task_set_const(lua_State *L) {
+  lf_task *t = lf_check_task(L, 1);
+  lua_Integer pos = luaL_checkinteger(L, 2);
+  lua_getiuservalue(L, 1, 1);
+  lua_getfield(L, -1, "consts");
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, pos);
+  if (pos > t->nconsts) t->nconsts = (int)pos;
+  return 0;
+}
+
+/* core.task_mark_parameter(t): prints as <Parameter: NAME>. */
+static int task_mark_parameter(lua_State *L) {
+  lf_check_task(L, 1)->has_fn = 2;
+  return 0;
+}
+
+/* ---- flows ---- */
+
+static int flow_new(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lf_flow *f = lua_newuserdatauv(L, sizeof *f, 1);
+  memset(f, 0, sizeof *f);
+  f->obj.is_flow = 1;
+  luaL_setmetatable(L, LF_FLOW_MT);
+  int ud = lua_gettop(L);
+  set_name(L, &f->obj, name);
+  lua_newtable(L);
+  int uv = lua_gettop(L);
+  lua_newtable(L);
+  lua_setfield(L, uv, "tasks");
+  lua_newtable(L);
+  lua_setfield(L, uv, "index");
+  parse_handlers(L, &f->obj, uv, 2, 3);
+  lua_setiuservalue(L, ud, 1);
+  lua_settop(L, ud);
+  return 1;
+}
+
+static int flow_gc(lua_State *L) {
+  lf_flow *f = lf_check_flow(L, 1);
+  free(f->obj.name);
+  free(f->obj.handlers);
+  free(f->tasks);
+  free(f->edges);
+  free(f->refs);
+  memset(f, 0, sizeof *f);
+  return 0;
+}
+
+static int flow_tostring(lua_State *L) {
+  lua_pushfstring(L, "<Flow: name=%s>", lf_check_flow(L, 1)->obj.name);
+  return 1;
+}
+
+static int flow_name(lua_State *L) {
+  lua_pushstring(L, lf_check_flow(L, 1)->obj.name);
+  return 1;
+}
+
+static int flow_values(lua_State *L) {
+  lf_check_flow(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+/* Index (1-based) of task ud at idx in f, or 0. Uses uv.index. */
+static int task_index(lua_State *L, int flow, int task) {
+  task = lua_absindex(L, task);
+  lua_getiuservalue(L, flow, 1);
+  lua_getfield(L, -1, "index");
+  lua_pushvalue(L, task);
+  lua_rawget(L, -2);
+  int i = (int)lua_tointeger(L, -1);
+  lua_pop(L, 3);
+  return i;
+}
+
+static void *grow(lua_State *L, void *p, int *cap, int need, size_t size) {
+  if (need <= *cap) return p;
+  int ncap = *cap ? *cap * 2 : 8;
+  while (ncap < need)
+    ncap *= 2;
+  void *np = realloc(p, (size_t)ncap * size);
+  if (!np) luaL_error(L, "not enough memory");
+  *cap = ncap;
+  return np;
+}
+
+/* core.flow_add_task(f, t) -> its 1-based index (the same task is added once). */
+static int flow_add_task(lua_State *L) {
+  lf_flow *f = lf_check_flow(L, 1);
+  lf_task *t = lf_check_task(L, 2);
+  int i = task_index(L, 1, 2);
+  if (!i) {
+    f->tasks = grow(L, f->tasks, &f->cap_tasks, f->ntasks + 1, sizeof *f->tasks);
+    f->tasks[f->ntasks++] = t;
+    i = f->ntasks;
+    lua_getiuservalue(L, 1, 1);
+    lua_getfield(L, -1, "tasks");
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, i);
+    lua_getfield(L, -2, "index");
+    lua_pushvalue(L, 2);
+    lua_pushinteger(L, i);
+    lua_rawset(L, -3);
+  }
+  lua_pushinteger(L, i);
+  return 1;
+}
+
+/* core.flow_add_edge(f, up, down, key): both tasks must be in f already. */
+static int flow_add_edge(lua_State *L) {
+  lf_flow *f = lf_check_flow(L, 1);
+  lf_check_task(L, 2);
+  lf_check_task(L, 3);
+  int key = (int)luaL_optinteger(L, 4, 0);
+  int up = task_index(L, 1, 2), down = task_index(L, 1, 3);
+  if (!up || !down) return luaL_error(L, "task is not in the flow");
+  f->edges = grow(L, f->edges, &f->cap_edges, f->nedges + 1, sizeof *f->edges);
+  lf_edge e = {up - 1, down - 1, key};
+  f->edges[f->nedges++] = e;
+  return 0;
+}
+
+/* core.flow_edges(f) -> {{up, down, key}, ...} (1-based indices) */
+static int flow_edges(lua_State *L) {
+  lf_flow *f = lf_check_flow(L, 1);
+  lua_createtable(L, f->nedges, 0);
+  for (int i = 0; i < f->nedges; i++) {
+    lua_createtable(L, 3, 0);
+    lua_pushinteger(L, f->edges[i].up + 1);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, f->edges[i].down + 1);
+    lua_rawseti(L, -2, 2);
+    lua_pushinteger(L, f->edges[i].key);
+    lua_rawseti(L, -2, 3);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* core.flow_order(f) -> {1-based indices}, or nil, {indices on a cycle}. */
+static int flow_order(lua_State *L) {
+  lf_flow *f = lf_check_flow(L, 1);
+  int *order = lua_newuserdatauv(L, ((size_t)f->ntasks + 1) * sizeof *order, 0);
+  int ncycle = 0;
+  int rc = lf_flow_order(f, order, &ncycle);
+  if (rc == -2) return luaL_error(L, "not enough memory");
+  int n = rc == 0 ? f->ntasks : ncycle;
+  if (rc != 0) lua_pushnil(L);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushinteger(L, order[i] + 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return rc == 0 ? 1 : 2;
+}
+
+/* core.flow_set_reference(f, {indices}) */
+static int flow_set_reference(lua_State *L) {
+  lf_flow *f = lf_check_flow(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)luaL_len(L, 2);
+  int *refs = n ? malloc((size_t)n * sizeof *refs) : NULL;
+  if (n && !refs) return luaL_error(L, "not enough memory");
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    refs[i] = (int)lua_tointeger(L, -1) - 1;
+    lua_pop(L, 1);
+  }
+  free(f->refs);
+  f->refs = refs;
+  f->nrefs = n;
+  return 0;
+}
+
+static int chandler_gc(lua_State *L) {
+  lf_chandler *ch = luaL_checkudata(L, 1, LF_CHANDLER_MT);
+  if (ch->free_ud) ch->free_ud(ch->ud);
+  ch->free_ud = NULL;
+  ch->ud = NULL;
+  return 0;
+}
+
+void lf_open_graph(lua_State *L) {
+  static const luaL_Reg task_meta[] = {
+      {"__gc", task_gc}, {"__tostring", task_tostring}, {NULL, NULL}};
+  static const luaL_Reg flow_meta[] = {
+      {"__gc", flow_gc}, {"__tostring", flow_tostring}, {NULL, NULL}};
+  luaL_newmetatable(L, LF_TASK_MT);
+  luaL_setfuncs(L, task_meta, 0);
+  lua_setfield(L, -2, "task_mt");
+  luaL_newmetatable(L, LF_FLOW_MT);
+  luaL_setfuncs(L, flow_meta, 0);
+  lua_setfield(L, -2, "flow_mt");
+  luaL_newmetatable(L, LF_CHANDLER_MT);
+  lua_pushcfunction(L, chandler_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {{"new_task", task_new},
+                                 {"task_copy", task_copy},
+                                 {"task_name", task_name},
+                                 {"task_set_name", task_set_name},
+                                 {"task_named", task_named},
+                                 {"task_values", task_values},
+                                 {"task_set_const", task_set_const},
+                                 {"task_mark_parameter", task_mark_parameter},
+                                 {"new_flow", flow_new},
+                                 {"flow_name", flow_name},
+                                 {"flow_values", flow_values},
+                                 {"flow_add_task", flow_add_task},
+                                 {"flow_add_edge", flow_add_edge},
+                                 {"flow_edges", flow_edges},
+                                 {"flow_order", flow_order},
+                                 {"flow_set_reference", flow_set_reference},
+                                 {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,153 @@
+/* luaopen_luaflow: the C core plus the embedded Lua modules, for the CLI and
+ * for `require("luaflow")` from plain lua5.4. */
+#include <string.h>
+#include "graph.h"
+#include "log.h"
+#include "lua_core.h"
+#include "lua_json.h"
+#include "lua_sources.h"
+
+int luaopen_luaflow(lua_State *L);
+
+static const lf_lua_source *find_source(const char *module) {
+  for (const lf_lua_source *s = lf_lua_sources; s->module; s++)
+    if (strcmp(s->module, module) == 0) return s;
+  return NULL;
+}
+
+/* Chunk names start with "=luaflow" so errors can skip our own frames. */
+static int load_embedded(lua_State *L, const lf_lua_source *src) {
+  char chunk[128];
+  const char *base = strstr(src->path, "luaflow/");
+  snprintf(chunk, sizeof chunk, "=%s", base ? base : src->path);
+  return luaL_loadbuffer(L, src->source, src->len, chunk);
+}
+
+static int preload_loader(lua_State *L) {
+  const lf_lua_source *src = lua_touserdata(L, lua_upvalueindex(1));
+  if (load_embedded(L, src) != LUA_OK) return lua_error(L);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static int core_trigger_check(lua_State *L) {
+  int id = (int)luaL_checkinteger(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)luaL_len(L, 2);
+  lf_state **states = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *states, 0);
+  int distinct = 0;
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    lf_state *s = lf_check_state(L, -1);
+    int seen = 0;
+    for (int j = 0; j < distinct && !seen; j++)
+      seen = states[j] == s;
+    if (!seen) states[distinct++] = s;
+    lua_pop(L, 1);
+  }
+  lf_trigger_result r = lf_trigger_check(id, states, distinct, luaL_optnumber(L, 3, -1),
+                                         luaL_optnumber(L, 4, -1), lua_toboolean(L, 5));
+  if (r.pass) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, lf_kind_name(r.kind));
+  lua_pushstring(L, r.message);
+  return 3;
+}
+
+static int core_log(lua_State *L) {
+  int level = lf_log_parse_level(luaL_checkstring(L, 1));
+  size_t len;
+  const char *logger = luaL_checkstring(L, 2);
+  const char *msg = luaL_checklstring(L, 3, &len);
+  lf_log_write(level < 0 ? LF_LOG_INFO : level, logger, msg, len);
+  return 0;
+}
+
+static int core_set_log_level(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  int level = lf_log_parse_level(name);
+  if (level < 0) return lf_raise(L, "unknown log level '%s'", name);
+  lf_log_level = level;
+  return 0;
+}
+
+static int core_log_level(lua_State *L) {
+  lua_pushstring(L, lf_log_level_name(lf_log_level));
+  return 1;
+}
+
+static int core_where(lua_State *L) {
+  lf_push_where(L);
+  return 1;
+}
+
+static int core_raise(lua_State *L) {
+  return lf_raise(L, "%s", luaL_checkstring(L, 1));
+}
+
+static int core_is_state(lua_State *L) {
+  lua_pushboolean(L, lf_test_state(L, 1) != NULL);
+  return 1;
+}
+
+static int core_signal_of(lua_State *L) {
+  lua_pushinteger(L, lf_signal_of(L, 1));
+  return 1;
+}
+
+static int core_load_embedded(lua_State *L) {
+  const lf_lua_source *src = find_source(luaL_checkstring(L, 1));
+  if (!src) return luaL_error(L, "no embedded module '%s'", lua_tostring(L, 1));
+  if (load_embedded(L, src) != LUA_OK) return lua_error(L);
+  return 1;
+}
+
+static void open_core(lua_State *L) {
+  static const luaL_Reg fns[] = {{"trigger_check", core_trigger_check},
+                                 {"log", core_log},
+                                 {"set_log_level", core_set_log_level},
+                                 {"log_level", core_log_level},
+                                 {"where", core_where},
+                                 {"raise", core_raise},
+                                 {"is_state", core_is_state},
+                                 {"signal_of", core_signal_of},
+                                 {"load_embedded", core_load_embedded},
+                                 {NULL, NULL}};
+  lua_newtable(L);
+  luaL_setfuncs(L, fns, 0);
+  lf_open_graph(L);
+  lf_open_runner(L);
+  lf_open_states(L);
+  lua_setfield(L, -2, "states");
+  lf_open_time(L);
+  lua_setfield(L, -2, "time");
+  luaopen_luaflow_json(L);
+  lua_setfield(L, -2, "json");
+  lua_pushstring(L, LUAFLOW_VERSION);
+  lua_setfield(L, -2, "version");
+}
+
+int luaopen_luaflow(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  open_core(L);
+  lua_setfield(L, -2, "luaflow.core");
+  lua_pop(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (const lf_lua_source *s = lf_lua_sources; s->module; s++) {
+    if (strcmp(s->module, "luaflow") == 0) continue;
+    lua_pushlightuserdata(L, (void *)s);
+    lua_pushcclosure(L, preload_loader, 1);
+    lua_setfield(L, -2, s->module);
+  }
+  lua_pop(L, 1);
+  const lf_lua_source *init = find_source("luaflow");
+  if (!init || load_embedded(L, init) != LUA_OK)
+    return luaL_error(L, "luaflow: no init module");
+  lua_pushliteral(L, "luaflow");
+  lua_call(L, 1, 1);
+  return 1;
+}

@@ -1,0 +1,171 @@
+/* The one translator from Lua error values (signals or plain errors) to states,
+ * and errors that name the user's file and line. */
+#include <stdarg.h>
+#include <string.h>
+#include "clock.h"
+#include "lua_core.h"
+
+static const lf_kind signal_kind[LF_NSIGNALS] = {
+    [LF_SIG_NONE] = LF_FAILED,
+    [LF_SIG_FAIL] = LF_FAILED,
+    [LF_SIG_SUCCESS] = LF_SUCCESS,
+    [LF_SIG_RETRY] = LF_RETRYING,
+    [LF_SIG_SKIP] = LF_SKIPPED,
+    [LF_SIG_PAUSE] = LF_PAUSED,
+    [LF_SIG_LOOP] = LF_LOOPED,
+    [LF_SIG_ENDRUN] = LF_STATE,
+    [LF_SIG_TRIGGERFAIL] = LF_TRIGGERFAILED,
+    [LF_SIG_VALIDATIONFAIL] = LF_VALIDATIONFAILED,
+};
+
+lf_signal lf_signal_of(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return LF_SIG_NONE;
+  lua_getfield(L, -1, "__luaflow_signal");
+  lua_Integer code = lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return code > 0 && code < LF_NSIGNALS ? (lf_signal)code : LF_SIG_NONE;
+}
+
+static int tostring_call(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+const char *lf_safe_tostring(lua_State *L, int idx, size_t *len) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, tostring_call);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+  }
+  return lua_tolstring(L, -1, len);
+}
+
+/* Copies the signal's scalar custom fields into the C state. */
+static void copy_fields(lua_State *L, int sig, lf_state *s) {
+  lua_pushnil(L);
+  while (lua_next(L, sig)) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *name = lua_tostring(L, -2);
+      lf_value v = {0};
+      switch (lua_type(L, -1)) {
+      case LUA_TBOOLEAN:
+        v.type = LF_FIELD_BOOL;
+        v.b = lua_toboolean(L, -1);
+        break;
+      case LUA_TNUMBER:
+        if (lua_isinteger(L, -1)) {
+          v.type = LF_FIELD_INT;
+          v.i = lua_tointeger(L, -1);
+        } else {
+          v.type = LF_FIELD_FLOAT;
+          v.f = lua_tonumber(L, -1);
+        }
+        break;
+      case LUA_TSTRING:
+        v.type = LF_FIELD_STRING;
+        v.s = lua_tolstring(L, -1, &v.len);
+        break;
+      default:
+        break;
+      }
+      if (v.type != LF_FIELD_NONE && strcmp(name, "message") != 0 &&
+          strcmp(name, "result") != 0 && name[0] != '_')
+        lf_state_add_field(s, name, &v);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
+  if (code == LF_SIG_ENDRUN) {
+    lua_getfield(L, sig, "state");
+    lf_state *s = lf_test_state(L, -1);
+    if (!s) {
+      lua_pop(L, 1);
+      return NULL;
+    }
+    return s; /* its box is on the stack */
+  }
+  size_t len = 0;
+  const char *msg = NULL;
+  lua_getfield(L, sig, "message");
+  if (!lua_isnil(L, -1)) msg = lf_safe_tostring(L, -1, &len);
+  lf_state *s = lf_state_newl(signal_kind[code], msg, len);
+  lua_settop(L, sig);
+  if (!s) luaL_error(L, "not enough memory");
+  if (code == LF_SIG_RETRY) {
+    s->has_start = 1;
+    s->start_time = lf_now();
+    s->run_count = lf_current_run_count(L);
+  } else if (code == LF_SIG_LOOP) {
+    s->loop_count = lf_current_loop_count(L);
+  }
+  copy_fields(L, sig, s);
+  /* result: the `result` given when the signal was built, else the signal */
+  if (lua_getfield(L, sig, "_has_result") != LUA_TNIL)
+    lua_getfield(L, sig, "result");
+  else
+    lua_pushvalue(L, sig);
+  lua_remove(L, -2);
+  lf_box_new(L, s, -1);
+  lua_remove(L, -2);
+  return s;
+}
+
+lf_state *lf_error_to_state(lua_State *L, int idx, lf_kind plain_kind, const char *prefix,
+                            lf_signal *sig) {
+  idx = lua_absindex(L, idx);
+  lf_signal code = lf_signal_of(L, idx);
+  if (code != LF_SIG_NONE) {
+    lf_state *s = signal_to_state(L, idx, code);
+    if (s) {
+      *sig = code;
+      return s;
+    }
+  }
+  *sig = LF_SIG_NONE;
+  luaL_Buffer b;
+  size_t len;
+  const char *text = lf_safe_tostring(L, idx, &len);
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, prefix);
+  luaL_addlstring(&b, text, len);
+  luaL_pushresult(&b);
+  text = lua_tolstring(L, -1, &len);
+  lf_state *s = lf_state_newl(plain_kind, text, len);
+  lua_pop(L, 2);
+  if (!s) luaL_error(L, "not enough memory");
+  lf_box_new(L, s, idx);
+  return s;
+}
+
+/* Frames of luaflow's own Lua modules are named "=luaflow..." (see lua_module.c). */
+static int is_internal(const lua_Debug *ar) {
+  return ar->source[0] == '=' && strncmp(ar->source + 1, "luaflow", 7) == 0;
+}
+
+void lf_push_where(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 && !is_internal(&ar) && strcmp(ar.what, "C") != 0) {
+      /* the full path of a file chunk, not the shortened short_src */
+      const char *src = ar.source[0] == '@' ? ar.source + 1 : ar.short_src;
+      lua_pushfstring(L, "%s:%d: ", src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
+int lf_raise(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  lf_push_where(L);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}

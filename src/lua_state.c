@@ -1,0 +1,357 @@
+/* The State userdata: boxes for C states, classes, constructors, predicates. */
+#include <string.h>
+#include "clock.h"
+#include "lua_core.h"
+
+static const char boxes_key = 0;   /* weak table: lightuserdata(lf_state*) -> box */
+static const char classes_key = 0; /* array: kind + 1 -> class table */
+
+static void push_boxes(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &boxes_key);
+}
+
+void lf_box_new(lua_State *L, lf_state *s, int result_idx) {
+  result_idx = result_idx ? lua_absindex(L, result_idx) : 0;
+  lf_box *b = lua_newuserdatauv(L, sizeof *b, 1);
+  b->s = s; /* takes over the caller's reference */
+  luaL_setmetatable(L, LF_STATE_MT);
+  if (result_idx && !lua_isnil(L, result_idx)) {
+    lua_pushvalue(L, result_idx);
+    lua_setiuservalue(L, -2, 1);
+    s->has_result = 1;
+  }
+  push_boxes(L);
+  lua_pushvalue(L, -2);
+  lua_rawsetp(L, -2, s);
+  lua_pop(L, 1);
+}
+
+void lf_push_state(lua_State *L, lf_state *s) {
+  push_boxes(L);
+  if (lua_rawgetp(L, -1, s) != LUA_TNIL) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 2);
+  lf_box_new(L, lf_state_ref(s), 0);
+}
+
+lf_state *lf_test_state(lua_State *L, int idx) {
+  lf_box *b = luaL_testudata(L, idx, LF_STATE_MT);
+  return b ? b->s : NULL;
+}
+
+lf_state *lf_check_state(lua_State *L, int idx) {
+  lf_box *b = luaL_checkudata(L, idx, LF_STATE_MT);
+  if (!b->s) luaL_error(L, "attempt to use a released state");
+  return b->s;
+}
+
+void lf_push_result(lua_State *L, lf_state *s) {
+  if (!s->has_result) {
+    lua_pushnil(L);
+    return;
+  }
+  lf_push_state(L, s);
+  lua_getiuservalue(L, -1, 1);
+  lua_remove(L, -2);
+}
+
+static int state_gc(lua_State *L) {
+  lf_box *b = luaL_checkudata(L, 1, LF_STATE_MT);
+  if (b->s) {
+    lf_state_release(b->s);
+    b->s = NULL;
+  }
+  return 0;
+}
+
+/* Name("message"), or Name() when there is no message. */
+static void push_printed(lua_State *L, lf_state *s) {
+  luaL_Buffer buf;
+  luaL_buffinit(L, &buf);
+  luaL_addstring(&buf, lf_kind_name(s->kind));
+  if (s->message && s->message[0]) {
+    luaL_addstring(&buf, "(\"");
+    luaL_addstring(&buf, s->message);
+    luaL_addstring(&buf, "\")");
+  } else {
+    luaL_addstring(&buf, "()");
+  }
+  luaL_pushresult(&buf);
+}
+
+static int state_tostring(lua_State *L) {
+  push_printed(L, lf_check_state(L, 1));
+  return 1;
+}
+
+static int state_concat(lua_State *L) {
+  for (int i = 1; i <= 2; i++) {
+    lf_state *s = lf_test_state(L, i);
+    if (s)
+      push_printed(L, s);
+    else
+      luaL_tolstring(L, i, NULL);
+    lua_replace(L, i);
+  }
+  lua_concat(L, 2);
+  return 1;
+}
+
+/* Prefect's equality: same class, same result, same scheduling fields. */
+static int state_eq(lua_State *L) {
+  lf_state *a = lf_test_state(L, 1), *b = lf_test_state(L, 2);
+  int eq = a && b && a->kind == b->kind && a->run_count == b->run_count &&
+           a->loop_count == b->loop_count && a->has_start == b->has_start &&
+           (!a->has_start || a->start_time == b->start_time);
+  if (eq) {
+    lf_push_result(L, a);
+    lf_push_result(L, b);
+    eq = lua_rawequal(L, -1, -2);
+  }
+  lua_pushboolean(L, eq);
+  return 1;
+}
+
+static int state_index(lua_State *L) {
+  lf_state *s = lf_check_state(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "message") == 0) {
+    if (s->message)
+      lua_pushstring(L, s->message);
+    else
+      lua_pushnil(L);
+  } else if (strcmp(k, "result") == 0) {
+    lf_push_result(L, s);
+  } else if (strcmp(k, "name") == 0) {
+    lua_pushstring(L, lf_kind_name(s->kind));
+  } else if (strcmp(k, "start_time") == 0) {
+    if (s->has_start)
+      lf_push_time(L, s->start_time);
+    else
+      lua_pushnil(L);
+  } else if (strcmp(k, "run_count") == 0) {
+    if (s->kind == LF_RETRYING)
+      lua_pushinteger(L, s->run_count);
+    else
+      lua_pushnil(L);
+  } else if (strcmp(k, "loop_count") == 0) {
+    if (s->kind == LF_LOOPED)
+      lua_pushinteger(L, s->loop_count);
+    else
+      lua_pushnil(L);
+  } else if (strcmp(k, "color") == 0) {
+    lua_pushstring(L, lf_kind_color[s->kind]);
+  } else {
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1)); /* methods */
+  }
+  return 1;
+}
+
+static int state_predicate(lua_State *L) {
+  lf_state *s = lf_check_state(L, 1);
+  uint32_t mask = (uint32_t)lua_tointeger(L, lua_upvalueindex(1));
+  lua_pushboolean(L, (lf_kind_mask[s->kind] & mask) != 0);
+  return 1;
+}
+
+/* A class table, a class name, or a State (its class). */
+static int check_class(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t len;
+    const char *name = lua_tolstring(L, idx, &len);
+    int k = lf_kind_from_name(name, len);
+    if (k < 0 || k == LF_META) luaL_error(L, "unknown state class '%s'", name);
+    return k;
+  }
+  if (lua_type(L, idx) == LUA_TTABLE && lua_getfield(L, idx, "_kind") == LUA_TNUMBER) {
+    int k = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return k;
+  }
+  return luaL_typeerror(L, idx, "state class");
+}
+
+static int state_is(lua_State *L) {
+  lf_state *s = lf_check_state(L, 1);
+  lua_pushboolean(L, LF_IS(s, check_class(L, 2)));
+  return 1;
+}
+
+int lf_current_run_count(lua_State *L);
+
+static double opt_time_field(lua_State *L, int t, const char *key, int *has) {
+  double v = 0;
+  *has = 0;
+  if (lua_getfield(L, t, key) != LUA_TNIL) {
+    if (!lf_to_time(L, -1, &v))
+      lf_raise(L, "%s must be a time value or epoch seconds", key);
+    *has = 1;
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int check_fields(lua_State *L, int t, int kind) {
+  static const char *const allowed[] = {"message",   "result",     "start_time",
+                                        "run_count", "loop_count", NULL};
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; allowed[i]; i++)
+        if (strcmp(lua_tostring(L, -1), allowed[i]) == 0) ok = 1;
+    if (!ok)
+      return lf_raise(L, "unknown field '%s' for %s", luaL_tolstring(L, -1, NULL),
+                      lf_kind_name(kind));
+  }
+  return 0;
+}
+
+/* Cls("msg"), Cls{message=, result=, start_time=, run_count=, loop_count=},
+ * Cls("msg", {result=...}). */
+static int class_call(lua_State *L) {
+  int kind = (int)lua_tointeger(L, lua_upvalueindex(1));
+  int opts = 0;
+  size_t len = 0;
+  const char *msg = NULL;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    opts = 2;
+  } else if (!lua_isnoneornil(L, 2)) {
+    msg = luaL_checklstring(L, 2, &len);
+    if (lua_type(L, 3) == LUA_TTABLE) opts = 3;
+  }
+  if (opts) {
+    check_fields(L, opts, kind);
+    if (lua_getfield(L, opts, "message") != LUA_TNIL)
+      msg = luaL_checklstring(L, -1, &len);
+    lua_replace(L, 1); /* keep the message string alive in slot 1 */
+  }
+  lf_state *s = lf_state_newl((lf_kind)kind, msg, len);
+  if (!s) return luaL_error(L, "not enough memory");
+  if (lf_kind_is_scheduled_family((lf_kind)kind) && kind != LF_PAUSED) {
+    s->has_start = 1;
+    s->start_time = lf_now();
+  }
+  if (kind == LF_RETRYING) s->run_count = lf_current_run_count(L);
+  if (kind == LF_LOOPED) s->loop_count = lf_current_loop_count(L);
+  int result_idx = 0;
+  if (opts) {
+    int has;
+    double t = opt_time_field(L, opts, "start_time", &has);
+    if (has) {
+      if (!lf_kind_is_scheduled_family((lf_kind)kind)) {
+        lf_state_release(s);
+        return lf_raise(L, "%s has no start_time", lf_kind_name(kind));
+      }
+      s->has_start = 1;
+      s->start_time = t;
+    }
+    if (lua_getfield(L, opts, "run_count") != LUA_TNIL)
+      s->run_count = (int32_t)lua_tointeger(L, -1);
+    if (lua_getfield(L, opts, "loop_count") != LUA_TNIL)
+      s->loop_count = (int32_t)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    lua_getfield(L, opts, "result");
+    result_idx = lua_gettop(L);
+  }
+  lf_box_new(L, s, result_idx);
+  return 1;
+}
+
+static int class_tostring(lua_State *L) {
+  lua_getfield(L, 1, "name");
+  lua_pushfstring(L, "<class '%s'>", lua_tostring(L, -1));
+  return 1;
+}
+
+/* The methods table is returned so the Lua side can add to it (task_states). */
+int lf_open_states(lua_State *L) {
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &boxes_key);
+  push_boxes(L);
+  lua_newtable(L);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+
+  static const struct {
+    const char *name;
+    uint32_t mask;
+  } predicates[] = {
+      {"is_pending", 1u << LF_PENDING},
+      {"is_scheduled", (1u << LF_SCHEDULED) | (1u << LF_QUEUED)},
+      {"is_retrying", 1u << LF_RETRYING},
+      {"is_paused", 1u << LF_PAUSED},
+      {"is_resume", 1u << LF_RESUME},
+      {"is_submitted", 1u << LF_SUBMITTED},
+      {"is_queued", 1u << LF_QUEUED},
+      {"is_meta_state", 1u << LF_META},
+      {"is_running", 1u << LF_RUNNING},
+      {"is_finished", 1u << LF_FINISHED},
+      {"is_successful", 1u << LF_SUCCESS},
+      {"is_failed", 1u << LF_FAILED},
+      {"is_skipped", 1u << LF_SKIPPED},
+      {"is_cached", 1u << LF_CACHED},
+      {"is_mapped", 1u << LF_MAPPED},
+      {"is_looped", 1u << LF_LOOPED},
+      {"is_cancelled", 1u << LF_CANCELLED},
+  };
+  lua_newtable(L); /* methods */
+  int methods = lua_gettop(L);
+  for (size_t i = 0; i < sizeof predicates / sizeof predicates[0]; i++) {
+    lua_pushinteger(L, predicates[i].mask);
+    lua_pushcclosure(L, state_predicate, 1);
+    lua_setfield(L, methods, predicates[i].name);
+  }
+  lua_pushcfunction(L, state_is);
+  lua_setfield(L, methods, "is");
+
+  luaL_newmetatable(L, LF_STATE_MT);
+  static const luaL_Reg meta[] = {{"__tostring", state_tostring},
+                                  {"__concat", state_concat},
+                                  {"__eq", state_eq},
+                                  {"__gc", state_gc},
+                                  {"__close", state_gc},
+                                  {NULL, NULL}};
+  luaL_setfuncs(L, meta, 0);
+  lua_pushvalue(L, methods);
+  lua_pushcclosure(L, state_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+
+  /* luaflow.states: one callable class table per public class. */
+  lua_newtable(L);
+  int states = lua_gettop(L);
+  lua_newtable(L);
+  int classes = lua_gettop(L);
+  for (int k = 0; k < LF_NKINDS; k++) {
+    if (k == LF_META) continue;
+    lua_newtable(L);
+    lua_pushstring(L, lf_kind_name(k));
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, k);
+    lua_setfield(L, -2, "_kind");
+    lua_pushstring(L, lf_kind_color[k]);
+    lua_setfield(L, -2, "color");
+    lua_newtable(L);
+    lua_pushinteger(L, k);
+    lua_pushcclosure(L, class_call, 1);
+    lua_setfield(L, -2, "__call");
+    lua_pushcfunction(L, class_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, classes, k + 1);
+    lua_setfield(L, states, lf_kind_name(k));
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &classes_key);
+  lua_pushvalue(L, methods);
+  lua_setfield(L, states, "_methods");
+  lua_remove(L, methods);
+  return 1;
+}

@@ -1,0 +1,54 @@
+/* The luaflow CLI: a Lua host whose argument handling lives in luaflow.cli. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+int luaopen_luaflow(lua_State *L);
+
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_luaflow);
+  lua_setfield(L, -2, "luaflow");
+  lua_pop(L, 1);
+  lua_createtable(L, argc, 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setglobal(L, "arg");
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luaflow");
+  lua_call(L, 1, 0);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luaflow.cli");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "main");
+  lua_getglobal(L, "arg");
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    fprintf(stderr, "luaflow: cannot create a Lua state\n");
+    return 2;
+  }
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  int code = 2;
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+    code = (int)lua_tointeger(L, -1);
+  } else {
+    fprintf(stderr, "luaflow: %s\n", lua_tostring(L, -1));
+  }
+  fflush(stdout);
+  lua_close(L);
+  return code;
+}

@@ -1,0 +1,751 @@
+/* The runner: one transition function for every task and flow state change,
+ * and a scheduler (ready heap + timer heap) that never spins. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "clock.h"
+#include "graph.h"
+#include "log.h"
+#include "lua_core.h"
+
+static const char current_run_key = 0;
+static const char handler_error_key = 0;
+
+enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4 };
+
+typedef struct {
+  double due;
+  int task;
+} lf_timer;
+
+typedef struct lf_run {
+  lua_State *L;
+  lf_flow *flow;
+  int n;
+  int flow_ud, tasks_t, keep_t, nkeep; /* stack slots of this run's Lua values */
+  lf_state **st;                       /* current state of each task */
+  lf_state *pending;                   /* the shared initial Pending() */
+  int *order, *rank, *npend, *attempt, *loops;
+  int *up_start, *up_task, *up_key, *down_start, *down_task;
+  uint8_t *flags;
+  int *ready, nready;
+  lf_timer *timers;
+  int ntimers;
+  lf_state **ups; /* scratch: distinct upstream states of one task */
+  int cur;        /* the task being run, -1 for the flow */
+  lf_state *loop_state;
+} lf_run;
+
+static char handler_error[1024];
+
+void lf_handler_error(const lf_object *obj, const char *message) {
+  (void)obj;
+  snprintf(handler_error, sizeof handler_error, "%s",
+           message ? message : "C handler failed");
+}
+
+const char *lf_object_name(const lf_object *obj) {
+  return obj->name;
+}
+
+int lf_object_is_flow(const lf_object *obj) {
+  return obj->is_flow;
+}
+
+static lf_run *current_run(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  lf_run *r = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+int lf_current_run_count(lua_State *L) {
+  lf_run *r = current_run(L);
+  return r && r->cur >= 0 ? r->attempt[r->cur] : 1;
+}
+
+int lf_current_loop_count(lua_State *L) {
+  lf_run *r = current_run(L);
+  return r && r->cur >= 0 ? r->loops[r->cur] : 1;
+}
+
+/* ---- heaps ---- */
+
+static void ready_push(lf_run *r, int rank) {
+  int i = r->nready++;
+  while (i > 0 && r->ready[(i - 1) / 2] > rank) {
+    r->ready[i] = r->ready[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  r->ready[i] = rank;
+}
+
+static int ready_pop(lf_run *r) {
+  int top = r->ready[0], v = r->ready[--r->nready], i = 0;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= r->nready) break;
+    if (c + 1 < r->nready && r->ready[c + 1] < r->ready[c]) c++;
+    if (r->ready[c] >= v) break;
+    r->ready[i] = r->ready[c];
+    i = c;
+  }
+  if (r->nready > 0) r->ready[i] = v;
+  return top;
+}
+
+static void timer_push(lf_run *r, double due, int task) {
+  int i = r->ntimers++;
+  while (i > 0 && r->timers[(i - 1) / 2].due > due) {
+    r->timers[i] = r->timers[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  r->timers[i].due = due;
+  r->timers[i].task = task;
+}
+
+static lf_timer timer_pop(lf_run *r) {
+  lf_timer top = r->timers[0], v = r->timers[--r->ntimers];
+  int i = 0;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= r->ntimers) break;
+    if (c + 1 < r->ntimers && r->timers[c + 1].due < r->timers[c].due) c++;
+    if (r->timers[c].due >= v.due) break;
+    r->timers[i] = r->timers[c];
+    i = c;
+  }
+  if (r->ntimers > 0) r->timers[i] = v;
+  return top;
+}
+
+/* ---- objects and states ---- */
+
+static lf_object *object(lf_run *r, int i) {
+  return i < 0 ? &r->flow->obj : &r->flow->tasks[i]->obj;
+}
+
+static void push_object(lf_run *r, int i) {
+  if (i < 0)
+    lua_pushvalue(r->L, r->flow_ud);
+  else
+    lua_rawgeti(r->L, r->tasks_t, i + 1);
+}
+
+/* Pushes field `key` of object i's user value table. */
+static int push_value(lf_run *r, int i, const char *key) {
+  push_object(r, i);
+  lua_getiuservalue(r->L, -1, 1);
+  int t = lua_getfield(r->L, -1, key);
+  lua_replace(r->L, -3);
+  lua_pop(r->L, 1);
+  return t;
+}
+
+/* Keeps the box on top of the stack alive for the rest of the run (it holds
+ * the result of a state the engine may still use); pops it. */
+static void keep_box(lf_run *r) {
+  lua_rawseti(r->L, r->keep_t, ++r->nkeep);
+}
+
+static lf_state *make_state(lua_State *L, lf_kind k, const char *static_msg) {
+  lf_state *s = lf_state_static(k, static_msg);
+  if (!s) luaL_error(L, "not enough memory");
+  return s;
+}
+
+static void set_state(lf_run *r, int i, lf_state *s) {
+  lf_state_release(r->st[i]);
+  r->st[i] = s;
+}
+
+static const char *object_label(lf_object *obj) {
+  return obj->is_flow ? "Flow" : "Task";
+}
+
+/* The error a handler raised, as the state the object ends in. */
+static lf_state *handler_failure(lf_run *r, lf_object *obj, int err_idx, lf_signal *sig) {
+  lf_state *s = lf_error_to_state(r->L, err_idx, LF_FAILED,
+                                  "Unexpected error while calling state handlers: ", sig);
+  if (*sig == LF_SIG_NONE)
+    lf_log(LF_LOG_ERROR, obj->is_flow ? "luaflow.FlowRunner" : "luaflow.TaskRunner", "%s",
+           s->message);
+  keep_box(r);
+  return lf_state_ref(s);
+}
+
+static lf_state *handler_error_text(lf_run *r, lf_object *obj, const char *text) {
+  lua_pushstring(r->L, text);
+  lf_signal sig;
+  return handler_failure(r, obj, -1, &sig);
+}
+
+/* The one transition function: object i goes from `old` to `next` through
+ * its handlers, in order; each sees the same old state and the previous
+ * one's result. Returns the state the object is now in (a reference the
+ * caller owns; `next` is consumed) and sets *end when nothing more may happen
+ * to the object in this run (handler error, PAUSE, ENDRUN). */
+static lf_state *transition(lf_run *r, int i, lf_state *old, lf_state *next, int *end) {
+  lua_State *L = r->L;
+  lf_object *obj = object(r, i);
+  *end = 0;
+  if (lf_log_enabled(LF_LOG_DEBUG))
+    lf_log(LF_LOG_DEBUG, i < 0 ? "luaflow.FlowRunner" : "luaflow.TaskRunner",
+           "%s '%s': Handling state change from %s to %s", object_label(obj), obj->name,
+           lf_kind_name(old->kind), lf_kind_name(next->kind));
+  for (int h = 0; h < obj->nhandlers; h++) {
+    lf_handler *hd = &obj->handlers[h];
+    if (hd->fn) {
+      lf_state *out = NULL;
+      handler_error[0] = '\0';
+      int rc = hd->fn(obj, old, next, &out, hd->ud);
+      if (rc == LF_KEEP) continue;
+      if (rc == LF_REPLACE && out) {
+        lf_state_release(next);
+        next = out;
+        continue;
+      }
+      lf_state_release(next);
+      if (out) lf_state_release(out);
+      next =
+          handler_error_text(r, obj,
+                             rc == LF_REPLACE   ? "C handler replaced the state with NULL"
+                             : handler_error[0] ? handler_error
+                                                : "C handler failed");
+      *end = 1;
+      break;
+    }
+    if (hd->on_failure && !LF_IS(next, LF_FAILED)) continue;
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 8)) luaL_error(L, "stack overflow in the runner");
+    push_value(r, i, "handlers");
+    lua_rawgeti(L, -1, hd->lua);
+    lua_remove(L, -2);
+    push_object(r, i);
+    int nargs = 2;
+    if (!hd->on_failure) {
+      lf_push_state(L, old);
+      nargs = 3;
+    }
+    lf_push_state(L, next);
+    if (lua_pcall(L, nargs, 1, 0) != LUA_OK) {
+      lf_signal sig;
+      lf_state *s = handler_failure(r, obj, -1, &sig);
+      lf_state_release(next);
+      next = s;
+      *end = sig == LF_SIG_NONE || sig == LF_SIG_PAUSE || sig == LF_SIG_ENDRUN;
+      lua_settop(L, top);
+      break;
+    }
+    if (hd->on_failure || !lua_toboolean(L, -1)) {
+      lua_settop(L, top);
+      continue;
+    }
+    lf_state *s = lf_test_state(L, -1);
+    if (!s) {
+      const char *type = luaL_typename(L, -1);
+      lua_pushfstring(L, "state handler returned a %s", type);
+      lf_signal sig;
+      lf_state *e = handler_failure(r, obj, -1, &sig);
+      lf_state_release(next);
+      next = e;
+      *end = 1;
+      lua_settop(L, top);
+      break;
+    }
+    if (s != next) {
+      if (s->has_result) {
+        lua_pushvalue(L, -1);
+        keep_box(r);
+      }
+      lf_state_release(next);
+      next = lf_state_ref(s);
+    }
+    lua_settop(L, top);
+  }
+  return next;
+}
+
+/* ---- running a task body (the inline executor) ---- */
+
+static void log_signal(lf_run *r, int err_idx, lf_signal sig) {
+  lua_State *L = r->L;
+  err_idx = lua_absindex(L, err_idx);
+  if (sig == LF_SIG_NONE) {
+    if (lf_log_enabled(LF_LOG_ERROR)) {
+      const char *msg = lf_safe_tostring(L, err_idx, NULL);
+      lf_log(LF_LOG_ERROR, "luaflow.TaskRunner",
+             "Task '%s': Exception encountered during task execution! %s",
+             object(r, r->cur)->name, msg);
+      lua_pop(L, 1);
+    }
+  } else if (lf_log_enabled(LF_LOG_INFO)) {
+    lua_getmetatable(L, err_idx);
+    lua_getfield(L, -1, "__name");
+    const char *msg = lf_safe_tostring(L, err_idx, NULL);
+    lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "%s signal raised: %s", lua_tostring(L, -2),
+           msg);
+    lua_pop(L, 3);
+  }
+}
+
+/* Calls task i's function with its inputs; returns the outcome state and
+ * sets *end for ENDRUN. */
+static lf_state *run_body(lf_run *r, int i, int *end) {
+  lua_State *L = r->L;
+  lf_task *t = r->flow->tasks[i];
+  *end = 0;
+  if (!t->has_fn) return make_state(L, LF_SUCCESS, "Task run succeeded.");
+  int top = lua_gettop(L);
+  int nargs = t->nconsts;
+  for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
+    if (r->up_key[k] > nargs) nargs = r->up_key[k];
+  if (!lua_checkstack(L, nargs + 8)) luaL_error(L, "too many task arguments");
+  push_value(r, i, "fn");
+  int fn = lua_gettop(L);
+  if (t->nconsts) {
+    push_value(r, i, "consts");
+    for (int k = 1; k <= nargs; k++)
+      lua_rawgeti(L, fn + 1, k);
+    lua_remove(L, fn + 1);
+  } else {
+    for (int k = 1; k <= nargs; k++)
+      lua_pushnil(L);
+  }
+  for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
+    if (r->up_key[k] > 0) {
+      lf_push_result(L, r->st[r->up_task[k]]);
+      lua_replace(L, fn + r->up_key[k]);
+    }
+  lf_state *s;
+  if (lua_pcall(L, nargs, 1, 0) == LUA_OK) {
+    s = make_state(L, LF_SUCCESS, "Task run succeeded.");
+    if (!lua_isnil(L, -1)) {
+      lf_box_new(L, lf_state_ref(s), -1);
+      keep_box(r);
+    }
+  } else {
+    lf_signal sig;
+    s = lf_error_to_state(L, -1, LF_FAILED, "Error during execution of task: ", &sig);
+    log_signal(r, -2, sig);
+    if (s->kind == LF_LOOPED && !s->message) {
+      char msg[64];
+      snprintf(msg, sizeof msg, "Task is looping (%d)", r->loops[i]);
+      s->message = strdup(msg);
+      s->owns_message = s->message != NULL;
+    }
+    keep_box(r);
+    lf_state_ref(s);
+    *end = sig == LF_SIG_ENDRUN;
+  }
+  lua_settop(L, top);
+  return s;
+}
+
+/* ---- triggers ---- */
+
+/* Gathers the distinct upstream states of task i, in edge order. */
+static int gather_upstreams(lf_run *r, int i) {
+  int n = 0;
+  for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++) {
+    lf_state *s = r->st[r->up_task[k]];
+    int seen = 0;
+    for (int j = 0; j < n && !seen; j++)
+      seen = r->ups[j] == s;
+    if (!seen) r->ups[n++] = s;
+  }
+  return n;
+}
+
+/* Calls a Lua trigger as trigger(states, by_task); returns NULL when it
+ * passes, else the state it fails the task with. */
+static lf_state *lua_trigger(lf_run *r, int i, int nups) {
+  lua_State *L = r->L;
+  int top = lua_gettop(L);
+  push_value(r, i, "trigger");
+  lua_createtable(L, nups, 0);
+  for (int j = 0; j < nups; j++) {
+    lf_push_state(L, r->ups[j]);
+    lua_rawseti(L, -2, j + 1);
+  }
+  lua_newtable(L);
+  for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++) {
+    lua_rawgeti(L, r->tasks_t, r->up_task[k] + 1);
+    lf_push_state(L, r->st[r->up_task[k]]);
+    lua_rawset(L, -3);
+  }
+  luaL_setmetatable(L, "luaflow.TaskMap");
+  lf_state *s = NULL;
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    lf_signal sig;
+    s = lf_error_to_state(L, -1, LF_TRIGGERFAILED,
+                          "Unexpected error while checking task trigger: ", &sig);
+    keep_box(r);
+    lf_state_ref(s);
+  } else if (!lua_toboolean(L, -1)) {
+    s = make_state(L, LF_TRIGGERFAILED, "Trigger failed");
+  }
+  lua_settop(L, top);
+  return s;
+}
+
+static lf_state *check_trigger(lf_run *r, int i) {
+  lf_task *t = r->flow->tasks[i];
+  int nups = gather_upstreams(r, i);
+  if (t->skip_on_upstream_skip)
+    for (int j = 0; j < nups; j++)
+      if (LF_IS(r->ups[j], LF_SKIPPED))
+        return make_state(
+            r->L, LF_SKIPPED,
+            "Upstream task was skipped; if this was not the intended "
+            "behavior, consider setting `skip_on_upstream_skip = false` for "
+            "this task.");
+  if (t->trigger == LF_TRIGGER_LUA) return lua_trigger(r, i, nups);
+  lf_trigger_result res = lf_trigger_check(t->trigger, r->ups, nups, t->at_least,
+                                           t->at_most, r->flags[i] & F_RESUME);
+  return res.pass ? NULL : make_state(r->L, res.kind, res.message);
+}
+
+/* ---- the task pipeline ---- */
+
+static void finish(lf_run *r, int i) {
+  lf_state *s = r->st[i];
+  if (lf_log_enabled(LF_LOG_INFO))
+    lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
+           "Task '%s': Finished task run for task with final state: '%s'",
+           object(r, i)->name, lf_kind_name(s->kind));
+  if (!LF_IS(s, LF_FINISHED)) return; /* waits: paused or pending */
+  r->flags[i] |= F_FINISHED;
+  for (int k = r->down_start[i]; k < r->down_start[i + 1]; k++) {
+    int d = r->down_task[k];
+    if (--r->npend[d] == 0) ready_push(r, r->rank[d]);
+  }
+}
+
+/* Sets task i to `next` through the transition function. */
+static int move(lf_run *r, int i, lf_state *next) {
+  int end;
+  lf_state *s = transition(r, i, r->st[i], next, &end);
+  set_state(r, i, s);
+  return end;
+}
+
+static void run_task(lf_run *r, int i) {
+  lua_State *L = r->L;
+  lf_task *t = r->flow->tasks[i];
+  r->cur = i;
+  if (!(r->flags[i] & F_STARTED)) {
+    r->flags[i] |= F_STARTED;
+    r->attempt[i] = 1;
+    r->loops[i] = 1;
+    if (lf_log_enabled(LF_LOG_INFO))
+      lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': Starting task run...",
+             t->obj.name);
+    lf_state *fail = check_trigger(r, i);
+    if (fail) {
+      move(r, i, fail);
+      finish(r, i);
+      return;
+    }
+  } else if (r->st[i]->kind == LF_RETRYING) {
+    r->attempt[i] = r->st[i]->run_count + 1;
+  }
+  int end = 0;
+  for (;;) {
+    end = move(r, i, make_state(L, LF_RUNNING, "Starting task run."));
+    if (end || r->st[i]->kind != LF_RUNNING) break;
+    int body_end;
+    lf_state *out = run_body(r, i, &body_end);
+    end = move(r, i, out) || body_end;
+    if (end) break;
+    lf_state *s = r->st[i];
+    if (LF_IS(s, LF_FAILED) && r->attempt[i] <= t->max_retries) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", r->attempt[i],
+               t->max_retries + 1);
+      lf_state *retry = lf_state_new(LF_RETRYING, msg);
+      if (!retry) luaL_error(L, "not enough memory");
+      retry->has_start = 1;
+      retry->start_time = lf_now() + t->retry_delay;
+      retry->run_count = r->attempt[i];
+      end = move(r, i, retry);
+      break;
+    }
+    if (s->kind != LF_LOOPED) break;
+    /* LOOP: run again with the loop's result in the context; the Pending
+     * between iterations is not a transition of its own (as in Prefect). */
+    lf_state_release(r->loop_state);
+    r->loop_state = lf_state_ref(s);
+    r->loops[i]++;
+    char msg[64];
+    snprintf(msg, sizeof msg, "Looping task (on loop index %d)", r->loops[i] - 1);
+    lf_state *p = lf_state_new(LF_PENDING, msg);
+    if (!p) luaL_error(L, "not enough memory");
+    set_state(r, i, p);
+  }
+  lf_state *s = r->st[i];
+  if (!end && lf_kind_is_scheduled_family((lf_kind)s->kind) && s->has_start) {
+    timer_push(r, s->start_time, i); /* a retry: runs again when due */
+    return;
+  }
+  finish(r, i);
+}
+
+/* ---- the flow ---- */
+
+static int is_terminal(lf_run *r, int i) {
+  return r->down_start[i] == r->down_start[i + 1];
+}
+
+static lf_state *final_flow_state(lf_run *r) {
+  lf_flow *f = r->flow;
+  for (int i = 0; i < r->n; i++)
+    if (is_terminal(r, i) && !LF_IS(r->st[i], LF_FINISHED)) {
+      lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
+             "Flow run RUNNING: terminal tasks are incomplete.");
+      return NULL;
+    }
+  int failed = 0, all_ok = 1;
+  for (int i = 0; i < r->n; i++) {
+    int ref = 0;
+    if (f->nrefs) {
+      for (int k = 0; k < f->nrefs && !ref; k++)
+        ref = f->refs[k] == i;
+    } else {
+      ref = is_terminal(r, i);
+    }
+    if (!ref) continue;
+    if (LF_IS(r->st[i], LF_FAILED)) failed = 1;
+    if (!LF_IS(r->st[i], LF_SUCCESS)) all_ok = 0;
+  }
+  if (failed) {
+    lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
+           "Flow run FAILED: some reference tasks failed.");
+    return make_state(r->L, LF_FAILED, "Some reference tasks failed.");
+  }
+  if (all_ok) {
+    lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
+           "Flow run SUCCESS: all reference tasks succeeded");
+    return make_state(r->L, LF_SUCCESS, "All reference tasks succeeded.");
+  }
+  lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
+         "Flow run SUCCESS: no reference tasks failed");
+  return make_state(r->L, LF_SUCCESS, "No reference tasks failed.");
+}
+
+static void schedule(lf_run *r) {
+  for (;;) {
+    if (r->nready > 0) {
+      run_task(r, r->order[ready_pop(r)]);
+      continue;
+    }
+    if (r->ntimers == 0) break;
+    double wait = r->timers[0].due - lf_now();
+    if (wait > 0) lf_sleep(wait); /* nothing is ready: sleep until the next timer */
+    double now = lf_now();
+    while (r->ntimers > 0 && r->timers[0].due <= now) {
+      lf_timer tm = timer_pop(r);
+      ready_push(r, r->rank[tm.task]);
+    }
+  }
+}
+
+/* Lays the run's arrays out in one block owned by a userdata on the stack, so
+ * an error unwinding the run frees them. */
+static void layout(lf_run *r, lua_State *L) {
+  int n = r->n, e = r->flow->nedges;
+  size_t ints = (size_t)n * 7 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
+  size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) +
+                (size_t)n * sizeof(lf_timer) + (size_t)n + 64;
+  char *p = lua_newuserdatauv(L, size, 0);
+  memset(p, 0, size);
+  r->st = (lf_state **)p;
+  p += (size_t)n * sizeof(lf_state *);
+  r->ups = (lf_state **)p;
+  p += (size_t)n * sizeof(lf_state *);
+  r->timers = (lf_timer *)p;
+  p += (size_t)n * sizeof(lf_timer);
+  int *ip = (int *)p;
+  r->order = ip, ip += n;
+  r->rank = ip, ip += n;
+  r->npend = ip, ip += n;
+  r->attempt = ip, ip += n;
+  r->loops = ip, ip += n;
+  r->ready = ip, ip += n;
+  r->up_start = ip, ip += n + 1;
+  r->down_start = ip, ip += n + 1;
+  r->up_task = ip, ip += e;
+  r->up_key = ip, ip += e;
+  r->down_task = ip, ip += e;
+  ip += n; /* spare */
+  r->flags = (uint8_t *)ip;
+}
+
+static void build_adjacency(lf_run *r) {
+  lf_flow *f = r->flow;
+  int n = r->n;
+  for (int k = 0; k < f->nedges; k++) {
+    r->up_start[f->edges[k].down + 1]++;
+    r->down_start[f->edges[k].up + 1]++;
+  }
+  for (int i = 0; i < n; i++) {
+    r->up_start[i + 1] += r->up_start[i];
+    r->down_start[i + 1] += r->down_start[i];
+  }
+  int *ufill = r->npend, *dfill = r->attempt; /* scratch, reset below */
+  for (int i = 0; i < n; i++)
+    ufill[i] = r->up_start[i], dfill[i] = r->down_start[i];
+  for (int k = 0; k < f->nedges; k++) {
+    lf_edge *ed = &f->edges[k];
+    r->up_task[ufill[ed->down]] = ed->up;
+    r->up_key[ufill[ed->down]++] = ed->key;
+    r->down_task[dfill[ed->up]++] = ed->down;
+  }
+  for (int i = 0; i < n; i++) {
+    r->npend[i] = r->up_start[i + 1] - r->up_start[i];
+    r->attempt[i] = 0;
+  }
+}
+
+/* core.flow_run(flow, order, resume_indices) -> flow_state, {task states in order}
+ * `order` comes from core.flow_order (the Lua side reports cycles). */
+static int flow_run(lua_State *L) {
+  lf_run run = {0}, *r = &run;
+  r->L = L;
+  r->flow = lf_check_flow(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  r->n = r->flow->ntasks;
+  r->flow_ud = 1;
+  r->cur = -1;
+  lua_settop(L, 3);
+  lua_getiuservalue(L, 1, 1);
+  lua_getfield(L, -1, "tasks");
+  r->tasks_t = lua_gettop(L);
+  lua_newtable(L);
+  r->keep_t = lua_gettop(L);
+  layout(r, L);
+  for (int k = 0; k < r->n; k++) {
+    lua_rawgeti(L, 2, k + 1);
+    r->order[k] = (int)lua_tointeger(L, -1) - 1;
+    r->rank[r->order[k]] = k;
+    lua_pop(L, 1);
+  }
+  if (lua_istable(L, 3))
+    for (lua_Integer k = 1, n = luaL_len(L, 3); k <= n; k++) {
+      lua_rawgeti(L, 3, k);
+      r->flags[lua_tointeger(L, -1) - 1] |= F_RESUME;
+      lua_pop(L, 1);
+    }
+  build_adjacency(r);
+  r->pending = make_state(L, LF_PENDING, NULL);
+  for (int i = 0; i < r->n; i++)
+    r->st[i] = lf_state_ref(r->pending);
+
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  int outer = lua_gettop(L);
+  lua_pushlightuserdata(L, r);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
+
+  lf_log(LF_LOG_INFO, "luaflow.FlowRunner", "Beginning Flow run for '%s'",
+         r->flow->obj.name);
+  lf_state *scheduled = make_state(L, LF_SCHEDULED, NULL);
+  scheduled->has_start = 1;
+  scheduled->start_time = lf_now();
+  int end;
+  lf_state *fs =
+      transition(r, -1, scheduled, make_state(L, LF_RUNNING, "Running flow."), &end);
+  lf_state_release(scheduled);
+  if (!end && fs->kind == LF_RUNNING) {
+    for (int i = 0; i < r->n; i++)
+      if (r->npend[i] == 0) ready_push(r, r->rank[i]);
+    schedule(r);
+    r->cur = -1;
+    lf_state *final = final_flow_state(r);
+    if (final) {
+      lf_state *s = transition(r, -1, fs, final, &end);
+      lf_state_release(fs);
+      fs = s;
+    }
+  }
+
+  lua_pushvalue(L, outer);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  /* Results: boxes keep them from here on, owned by the GC. */
+  lf_push_state(L, fs);
+  lf_state_release(fs);
+  lua_createtable(L, r->n, 0);
+  lf_state *not_run = NULL;
+  for (int k = 0; k < r->n; k++) {
+    int i = r->order[k];
+    if (!(r->flags[i] & F_STARTED)) {
+      if (!not_run) not_run = make_state(L, LF_PENDING, "Task not run.");
+      lf_push_state(L, not_run);
+    } else {
+      lf_push_state(L, r->st[i]);
+    }
+    lua_rawseti(L, -2, k + 1);
+  }
+  lf_state_release(not_run);
+  for (int i = 0; i < r->n; i++)
+    lf_state_release(r->st[i]);
+  lf_state_release(r->pending);
+  lf_state_release(r->loop_state);
+  return 2;
+}
+
+/* core.context_get(key): the current task's context values. */
+static int context_get(lua_State *L) {
+  lf_run *r = current_run(L);
+  const char *key = luaL_checkstring(L, 1);
+  if (!r || r->cur < 0) {
+    if (strcmp(key, "task_run_count") == 0 || strcmp(key, "task_loop_count") == 0)
+      lua_pushnil(L);
+    else if (r && strcmp(key, "flow_name") == 0)
+      lua_pushstring(L, r->flow->obj.name);
+    else
+      lua_pushnil(L);
+    return 1;
+  }
+  int i = r->cur;
+  if (strcmp(key, "task_run_count") == 0)
+    lua_pushinteger(L, r->attempt[i]);
+  else if (strcmp(key, "task_loop_count") == 0)
+    lua_pushinteger(L, r->loops[i]);
+  else if (strcmp(key, "task_loop_result") == 0) {
+    if (r->loop_state)
+      lf_push_result(L, r->loop_state);
+    else
+      lua_pushnil(L);
+  } else if (strcmp(key, "task_name") == 0)
+    lua_pushstring(L, object(r, i)->name);
+  else if (strcmp(key, "flow_name") == 0)
+    lua_pushstring(L, r->flow->obj.name);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+static int running(lua_State *L) {
+  lua_pushboolean(L, current_run(L) != NULL);
+  return 1;
+}
+
+/* core.state_set_result(box, value): the flow state's task map, set once the
+ * run is over (as Prefect sets the flow state's result). */
+static int state_set_result(lua_State *L) {
+  lf_state *s = lf_check_state(L, 1);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, 1);
+  s->has_result = 1;
+  return 0;
+}
+
+void lf_open_runner(lua_State *L) {
+  static const luaL_Reg fns[] = {{"flow_run", flow_run},
+                                 {"context_get", context_get},
+                                 {"running", running},
+                                 {"state_set_result", state_set_result},
+                                 {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+  (void)handler_error_key;
+}
