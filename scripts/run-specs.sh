@@ -7,6 +7,8 @@ BUILD=${LUAFLOW_BUILD:-build}
 export LUAFLOW_BIN="$PWD/$BUILD/luaflow"
 export LUAFLOW_ROOT="$PWD"
 export LUA_CPATH="$PWD/$BUILD/?.so;;"
+# Specs that want log lines ask for them; the rest keep the output readable.
+export LUAFLOW_LOG_LEVEL=${LUAFLOW_LOG_LEVEL:-CRITICAL}
 export LUA_PATH="$PWD/spec/?.lua;$PWD/spec/support/?.lua;;"
 if [ -n "${LUAFLOW_SANITIZE:-}" ]; then
   # The sanitizer runtime must come first when lua5.4 loads an ASan module;
