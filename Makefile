@@ -22,7 +22,8 @@ deps:
 	@./scripts/install-deps.sh
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # The Lua half of the engine is compiled into the binary and the module, so
 # `luaflow` finds it wherever it is started from.
@@ -33,7 +34,7 @@ $(BUILD)/lua_sources.c: $(BUILD)/embed $(LUA_SRCS)
 	$(BUILD)/embed $(LUA_SRCS) > $@
 
 $(BUILD)/obj/lua_sources.o: $(BUILD)/lua_sources.c
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libluaflow.a: $(LIB_OBJS)
 	ar rcs $@ $^
@@ -46,17 +47,18 @@ $(BUILD)/luaflow: $(BUILD)/obj/main.o $(BUILD)/libluaflow.a
 $(BUILD)/luaflow.so: $(LIB_OBJS)
 	$(CC) $(SANFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libcurl) -lm
 
-$(BUILD)/obj:
-	mkdir -p $@
+# Everything built needs the Debian packages first (pkg-config flags included).
+$(BUILD)/obj: | deps
+	@mkdir -p $@
 
-test: deps all
+test: all
 	@LUAFLOW_BUILD=$(BUILD) ./scripts/run-specs.sh
 
-check-mem: deps
+check-mem:
 	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all
 	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 ./scripts/run-specs.sh
 
-bench: deps all
+bench: all
 	@./scripts/bench.sh
 
 install: all
