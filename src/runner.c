@@ -18,6 +18,12 @@ typedef struct {
   int task;
 } lf_timer;
 
+typedef struct {
+  int task;
+  int end; /* ENDRUN: nothing more happens to the task */
+  lf_state *state;
+} lf_outcome;
+
 typedef struct lf_run {
   lua_State *L;
   lf_flow *flow;
@@ -31,6 +37,8 @@ typedef struct lf_run {
   int *ready, nready;
   lf_timer *timers;
   int ntimers;
+  lf_outcome *done; /* outcomes from the executor, a ring of n */
+  int done_head, ndone;
   lf_state **ups; /* scratch: distinct upstream states of one task */
   int cur;        /* the task being run, -1 for the flow */
   lf_state *loop_state;
@@ -430,8 +438,22 @@ static int move(lf_run *r, int i, lf_state *next) {
   return end;
 }
 
-static void run_task(lf_run *r, int i) {
-  lua_State *L = r->L;
+static void start_attempt(lf_run *r, int i);
+
+/* After a task's last transition of this turn: a Scheduled-family state with a
+ * start time (a retry) waits on the timer heap; anything else is finished
+ * (or waits for approval, when Paused). */
+static void settle(lf_run *r, int i, int end) {
+  lf_state *s = r->st[i];
+  if (!end && lf_kind_is_scheduled_family((lf_kind)s->kind) && s->has_start) {
+    timer_push(r, s->start_time, i);
+    return;
+  }
+  finish(r, i);
+}
+
+/* A ready task (its upstreams are finished, or its retry is due). */
+static void begin(lf_run *r, int i) {
   lf_task *t = r->flow->tasks[i];
   r->cur = i;
   if (!(r->flags[i] & F_STARTED)) {
@@ -444,34 +466,51 @@ static void run_task(lf_run *r, int i) {
     lf_state *fail = check_trigger(r, i);
     if (fail) {
       move(r, i, fail);
-      finish(r, i);
+      finish(r, i); /* a trigger that does not pass is final */
       return;
     }
   } else if (r->st[i]->kind == LF_RETRYING) {
     r->attempt[i] = r->st[i]->run_count + 1;
   }
-  int end = 0;
-  for (;;) {
-    end = move(r, i, make_state(L, LF_RUNNING, "Starting task run."));
-    if (end || r->st[i]->kind != LF_RUNNING) break;
-    int body_end;
-    lf_state *out = run_body(r, i, &body_end);
-    end = move(r, i, out) || body_end;
-    if (end) break;
-    lf_state *s = r->st[i];
-    if (LF_IS(s, LF_FAILED) && r->attempt[i] <= t->max_retries) {
-      char msg[96];
-      snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", r->attempt[i],
-               t->max_retries + 1);
-      lf_state *retry = lf_state_new(LF_RETRYING, msg);
-      if (!retry) luaL_error(L, "not enough memory");
-      retry->has_start = 1;
-      retry->start_time = lf_now() + t->retry_delay;
-      retry->run_count = r->attempt[i];
-      end = move(r, i, retry);
-      break;
-    }
-    if (s->kind != LF_LOOPED) break;
+  start_attempt(r, i);
+}
+
+/* The executor seam: a task run is submitted with its inputs and its outcome
+ * comes back as an event (on_outcome). This inline executor runs the body at
+ * once; worker executors will deliver the same events later. */
+static void executor_submit(lf_run *r, int i) {
+  lf_outcome *o = &r->done[(r->done_head + r->ndone++) % r->n];
+  o->task = i;
+  o->state = run_body(r, i, &o->end);
+}
+
+static void start_attempt(lf_run *r, int i) {
+  int end = move(r, i, make_state(r->L, LF_RUNNING, "Starting task run."));
+  if (end || r->st[i]->kind != LF_RUNNING) { /* the body runs only from Running */
+    settle(r, i, end);
+    return;
+  }
+  executor_submit(r, i);
+}
+
+static void on_outcome(lf_run *r, lf_outcome o) {
+  lua_State *L = r->L;
+  int i = o.task;
+  lf_task *t = r->flow->tasks[i];
+  r->cur = i;
+  int end = move(r, i, o.state) || o.end;
+  lf_state *s = r->st[i];
+  if (!end && LF_IS(s, LF_FAILED) && r->attempt[i] <= t->max_retries) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", r->attempt[i],
+             t->max_retries + 1);
+    lf_state *retry = lf_state_new(LF_RETRYING, msg);
+    if (!retry) luaL_error(L, "not enough memory");
+    retry->has_start = 1;
+    retry->start_time = lf_now() + t->retry_delay;
+    retry->run_count = r->attempt[i];
+    end = move(r, i, retry);
+  } else if (!end && s->kind == LF_LOOPED) {
     /* LOOP: run again with the loop's result in the context; the Pending
      * between iterations is not a transition of its own (as in Prefect). */
     lf_state_release(r->loop_state);
@@ -482,13 +521,10 @@ static void run_task(lf_run *r, int i) {
     lf_state *p = lf_state_new(LF_PENDING, msg);
     if (!p) luaL_error(L, "not enough memory");
     set_state(r, i, p);
-  }
-  lf_state *s = r->st[i];
-  if (!end && lf_kind_is_scheduled_family((lf_kind)s->kind) && s->has_start) {
-    timer_push(r, s->start_time, i); /* a retry: runs again when due */
+    start_attempt(r, i);
     return;
   }
-  finish(r, i);
+  settle(r, i, end);
 }
 
 /* ---- the flow ---- */
@@ -533,10 +569,19 @@ static lf_state *final_flow_state(lf_run *r) {
   return make_state(r->L, LF_SUCCESS, "No reference tasks failed.");
 }
 
+/* Outcomes first, then ready tasks in topological order, then timers; with
+ * nothing ready it sleeps until the next timer is due. */
 static void schedule(lf_run *r) {
   for (;;) {
+    if (r->ndone > 0) {
+      lf_outcome o = r->done[r->done_head];
+      r->done_head = (r->done_head + 1) % r->n;
+      r->ndone--;
+      on_outcome(r, o);
+      continue;
+    }
     if (r->nready > 0) {
-      run_task(r, r->order[ready_pop(r)]);
+      begin(r, r->order[ready_pop(r)]);
       continue;
     }
     if (r->ntimers == 0) break;
@@ -556,7 +601,7 @@ static void layout(lf_run *r, lua_State *L) {
   int n = r->n, e = r->flow->nedges;
   size_t ints = (size_t)n * 7 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
   size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) +
-                (size_t)n * sizeof(lf_timer) + (size_t)n + 64;
+                (size_t)n * (sizeof(lf_timer) + sizeof(lf_outcome)) + (size_t)n + 64;
   char *p = lua_newuserdatauv(L, size, 0);
   memset(p, 0, size);
   r->st = (lf_state **)p;
@@ -565,6 +610,8 @@ static void layout(lf_run *r, lua_State *L) {
   p += (size_t)n * sizeof(lf_state *);
   r->timers = (lf_timer *)p;
   p += (size_t)n * sizeof(lf_timer);
+  r->done = (lf_outcome *)p;
+  p += (size_t)n * sizeof(lf_outcome);
   int *ip = (int *)p;
   r->order = ip, ip += n;
   r->rank = ip, ip += n;
