@@ -1,6 +1,8 @@
 /* luaopen_luaflow: the C core plus the embedded Lua modules, for the CLI and
  * for `require("luaflow")` from plain lua5.4. */
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include "graph.h"
 #include "log.h"
 #include "lua_core.h"
@@ -106,6 +108,20 @@ static int core_load_embedded(lua_State *L) {
   return 1;
 }
 
+/* core.cpu_time(): user + system CPU seconds of this process (getrusage). */
+static int core_cpu_time(lua_State *L) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  lua_pushnumber(L, (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                        (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+  return 1;
+}
+
+static int core_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
 static void open_core(lua_State *L) {
   static const luaL_Reg fns[] = {{"trigger_check", core_trigger_check},
                                  {"log", core_log},
@@ -116,6 +132,8 @@ static void open_core(lua_State *L) {
                                  {"is_state", core_is_state},
                                  {"signal_of", core_signal_of},
                                  {"load_embedded", core_load_embedded},
+                                 {"cpu_time", core_cpu_time},
+                                 {"isatty", core_isatty},
                                  {NULL, NULL}};
   lua_newtable(L);
   luaL_setfuncs(L, fns, 0);

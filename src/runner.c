@@ -5,13 +5,14 @@
 #include <string.h>
 #include "clock.h"
 #include "graph.h"
+#include "interrupt.h"
 #include "log.h"
 #include "lua_core.h"
 
 static const char current_run_key = 0;
 static const char handler_error_key = 0;
 
-enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4 };
+enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4, F_ASKED = 8 };
 
 typedef struct {
   double due;
@@ -37,6 +38,7 @@ typedef struct lf_run {
   int *ready, nready;
   lf_timer *timers;
   int ntimers;
+  int approve_idx;  /* stack slot of the approver function, 0 when none */
   lf_outcome *done; /* outcomes from the executor, a ring of n */
   int done_head, ndone;
   lf_state **ups; /* scratch: distinct upstream states of one task */
@@ -326,7 +328,22 @@ static lf_state *run_body(lf_run *r, int i, int *end) {
       lua_replace(L, fn + r->up_key[k]);
     }
   lf_state *s;
-  if (lua_pcall(L, nargs, 1, 0) == LUA_OK) {
+  lf_watch watch;
+  lf_watch_begin(L, &watch, t->timeout);
+  int rc = lua_pcall(L, nargs, 1, 0);
+  lf_watch_end(L, &watch);
+  if (watch.cancelled || lf_cancel_signal) {
+    s = make_state(L, LF_CANCELLED, "Flow run was cancelled.");
+    *end = 1;
+  } else if (watch.timed_out) {
+    /* whatever the body did with the timeout error, it ran out of time */
+    s = make_state(L, LF_TIMEDOUT, "Task timed out during execution.");
+    lf_log(LF_LOG_ERROR, "luaflow.TaskRunner", "Task '%s': timed out after %g seconds",
+           t->obj.name, t->timeout);
+    lua_pushliteral(L, "Execution timed out.");
+    lf_box_new(L, lf_state_ref(s), -1);
+    keep_box(r);
+  } else if (rc == LUA_OK) {
     s = make_state(L, LF_SUCCESS, "Task run succeeded.");
     if (!lua_isnil(L, -1)) {
       lf_box_new(L, lf_state_ref(s), -1);
@@ -569,6 +586,46 @@ static lf_state *final_flow_state(lf_run *r) {
   return make_state(r->L, LF_SUCCESS, "No reference tasks failed.");
 }
 
+/* Paused -> Resume("Approval given to resume.") through the handlers. */
+static void resume_task(lf_run *r, int i) {
+  r->cur = i;
+  r->flags[i] &= ~(F_RESUME | F_ASKED);
+  lf_state *next = make_state(r->L, LF_RESUME, "Approval given to resume.");
+  next->has_start = 1;
+  next->start_time = lf_now();
+  int end = move(r, i, next);
+  if (!end && r->st[i]->kind == LF_RESUME)
+    ready_push(r, r->rank[i]);
+  else
+    settle(r, i, end);
+}
+
+/* With nothing else to do, paused tasks approved in advance resume, and the
+ * approver (the CLI's prompt), when there is one, is asked about the others
+ * once per pause. Returns how many resumed. */
+static int approve_paused(lf_run *r) {
+  lua_State *L = r->L;
+  int resumed = 0;
+  for (int k = 0; k < r->n; k++) {
+    int i = r->order[k];
+    if (r->st[i]->kind != LF_PAUSED || r->st[i]->has_start || (r->flags[i] & F_ASKED))
+      continue;
+    int approved = (r->flags[i] & F_RESUME) != 0;
+    if (!approved && r->approve_idx) {
+      r->flags[i] |= F_ASKED;
+      lua_pushvalue(L, r->approve_idx);
+      push_object(r, i);
+      approved = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
+    if (approved) {
+      resume_task(r, i);
+      resumed++;
+    }
+  }
+  return resumed;
+}
+
 /* Outcomes first, then ready tasks in topological order, then timers; with
  * nothing ready it sleeps until the next timer is due. */
 static void schedule(lf_run *r) {
@@ -580,11 +637,15 @@ static void schedule(lf_run *r) {
       on_outcome(r, o);
       continue;
     }
+    if (lf_cancel_signal) break; /* nothing new starts once cancelled */
     if (r->nready > 0) {
       begin(r, r->order[ready_pop(r)]);
       continue;
     }
-    if (r->ntimers == 0) break;
+    if (r->ntimers == 0) {
+      if (approve_paused(r)) continue;
+      break;
+    }
     double wait = r->timers[0].due - lf_now();
     if (wait > 0) lf_sleep(wait); /* nothing is ready: sleep until the next timer */
     double now = lf_now();
@@ -654,7 +715,8 @@ static void build_adjacency(lf_run *r) {
   }
 }
 
-/* core.flow_run(flow, order, resume_indices) -> flow_state, {task states in order}
+/* core.flow_run(flow, order, resume_indices, approve) -> flow_state,
+ * {task states in order}, {run counts in order}
  * `order` comes from core.flow_order (the Lua side reports cycles). */
 static int flow_run(lua_State *L) {
   lf_run run = {0}, *r = &run;
@@ -664,7 +726,8 @@ static int flow_run(lua_State *L) {
   r->n = r->flow->ntasks;
   r->flow_ud = 1;
   r->cur = -1;
-  lua_settop(L, 3);
+  lua_settop(L, 4);
+  if (!lua_isnil(L, 4)) r->approve_idx = 4;
   lua_getiuservalue(L, 1, 1);
   lua_getfield(L, -1, "tasks");
   r->tasks_t = lua_gettop(L);
@@ -690,6 +753,7 @@ static int flow_run(lua_State *L) {
 
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
   int outer = lua_gettop(L);
+  lf_runs_active++;
   lua_pushlightuserdata(L, r);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
 
@@ -707,7 +771,13 @@ static int flow_run(lua_State *L) {
       if (r->npend[i] == 0) ready_push(r, r->rank[i]);
     schedule(r);
     r->cur = -1;
-    lf_state *final = final_flow_state(r);
+    lf_state *final;
+    if (lf_cancel_signal) {
+      lf_log(LF_LOG_WARNING, "luaflow.FlowRunner", "Flow run was cancelled.");
+      final = make_state(L, LF_CANCELLED, "Flow run was cancelled.");
+    } else {
+      final = final_flow_state(r);
+    }
     if (final) {
       lf_state *s = transition(r, -1, fs, final, &end);
       lf_state_release(fs);
@@ -717,6 +787,7 @@ static int flow_run(lua_State *L) {
 
   lua_pushvalue(L, outer);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  lf_runs_active--;
   /* Results: boxes keep them from here on, owned by the GC. */
   lf_push_state(L, fs);
   lf_state_release(fs);
@@ -733,11 +804,16 @@ static int flow_run(lua_State *L) {
     lua_rawseti(L, -2, k + 1);
   }
   lf_state_release(not_run);
+  lua_createtable(L, r->n, 0); /* how many times each task ran */
+  for (int k = 0; k < r->n; k++) {
+    lua_pushinteger(L, r->attempt[r->order[k]]);
+    lua_rawseti(L, -2, k + 1);
+  }
   for (int i = 0; i < r->n; i++)
     lf_state_release(r->st[i]);
   lf_state_release(r->pending);
   lf_state_release(r->loop_state);
-  return 2;
+  return 3;
 }
 
 /* core.context_get(key): the current task's context values. */
@@ -787,8 +863,29 @@ static int state_set_result(lua_State *L) {
   return 0;
 }
 
+/* core.install_signal_handlers(): SIGINT/SIGTERM cancel the run (the CLI). */
+static int install_signal_handlers(lua_State *L) {
+  lua_State *main;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  lf_interrupt_install(main);
+  return 0;
+}
+
+/* core.cancel_signal() -> the signal number that cancelled, or nil. */
+static int cancel_signal(lua_State *L) {
+  if (lf_cancel_signal)
+    lua_pushinteger(L, lf_cancel_signal);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
 void lf_open_runner(lua_State *L) {
   static const luaL_Reg fns[] = {{"flow_run", flow_run},
+                                 {"install_signal_handlers", install_signal_handlers},
+                                 {"cancel_signal", cancel_signal},
                                  {"context_get", context_get},
                                  {"running", running},
                                  {"state_set_result", state_set_result},

@@ -125,9 +125,10 @@ end
 
 local function json_line(flow, state)
   local tasks = {}
+  local counts = graph.run_counts(state)
   for t, s in state:task_states() do
     local entry = { name = t.name, state = s.name, message = s.message or json.null }
-    entry.run_count = s.run_count or (luaflow.context and nil) or 1
+    entry.run_count = counts[t] or 0
     local result = s.result
     if result ~= nil and encodable(result) then entry.result = result end
     tasks[#tasks + 1] = entry
@@ -164,7 +165,25 @@ local function all_parameter_names()
   return names
 end
 
+local function paused_tasks(state)
+  local list = {}
+  for t, s in state:task_states() do
+    if s:is_paused() then list[#list + 1] = tostring(t) end
+  end
+  return list
+end
+
+-- Asks on the terminal whether a paused task may resume.
+local function ask(task)
+  io.stderr:write(("%s is currently Paused; enter 'y' to resume: "):format(tostring(task)))
+  io.stderr:flush()
+  local answer = io.stdin:read("l")
+  return answer ~= nil and answer:match("^%s*[yY]") ~= nil
+end
+
 local function cmd_run(o)
+  core.install_signal_handlers()
+  if not o["no-input"] and core.isatty(0) and core.isatty(2) then graph.hooks.approve = ask end
   local outcomes = {}
   local json_out
   if o.json then
@@ -197,21 +216,47 @@ local function cmd_run(o)
       end
     end
     for k in pairs(params) do if not specs[k] then params[k] = nil end end
-    if next(resume_names) then
-      opts.resume = opts.resume or {}
-      for _, t in ipairs(core.flow_values(flow).tasks) do
-        if resume_names[t.name] then table.insert(opts.resume, t) end
+    for name in pairs(resume_names) do
+      local anywhere, here = 0, {}
+      for _, f in ipairs(graph.flows) do
+        for _, t in ipairs(core.flow_values(f).tasks) do
+          if t.name == name then
+            anywhere = anywhere + 1
+            if f == flow then here[#here + 1] = t end
+          end
+        end
+      end
+      if anywhere == 0 then
+        err(("--resume %s matches no task"):format(name))
+        io.stdout:flush()
+        core.exit_guarded(EXIT_USAGE)
+      elseif #here > 1 then
+        err(("--resume %s matches %d tasks of %s; give the tasks distinct names")
+            :format(name, #here, tostring(flow)))
+        io.stdout:flush()
+        core.exit_guarded(EXIT_USAGE)
+      elseif #here == 1 then
+        opts.resume = opts.resume or {}
+        table.insert(opts.resume, here[1])
       end
     end
   end
   graph.hooks.after_run = function(flow, state)
-    outcomes[#outcomes + 1] = state
+    outcomes[#outcomes + 1] = { flow = flow, state = state }
     if json_out then
       json_out:write(json_line(flow, state), "\n")
       json_out:flush()
     end
   end
+  local function close_json()
+    if json_out and json_out ~= io.stdout then json_out:close() end
+    json_out = nil
+  end
   local ok, value = run_script(o.file)
+  if core.cancel_signal() then
+    close_json()
+    return 128 + core.cancel_signal()
+  end
   if not ok then
     if getmetatable(value) == Usage then error(value, 0) end
     err(tostring(value))
@@ -236,15 +281,26 @@ local function cmd_run(o)
   end
   if to_run then
     local rok, rerr = xpcall(to_run.run, traceback_handler, to_run)
+    if core.cancel_signal() then
+      close_json()
+      return 128 + core.cancel_signal()
+    end
     if not rok then
       err(tostring(rerr))
       return EXIT_USAGE
     end
   end
-  if json_out and json_out ~= io.stdout then json_out:close() end
+  close_json()
   local failed, paused = false, false
-  for _, s in ipairs(outcomes) do
-    if s:is_running() then paused = true elseif not s:is_successful() then failed = true end
+  for _, run in ipairs(outcomes) do
+    local s = run.state
+    if s:is_running() then
+      paused = true
+      err(("%s is waiting for approval of paused tasks: %s (approve with --resume NAME)")
+          :format(tostring(run.flow), table.concat(paused_tasks(s), ", ")))
+    elseif not s:is_successful() then
+      failed = true
+    end
   end
   if failed then return EXIT_FAILED end
   if paused then return EXIT_PAUSED end

@@ -142,7 +142,9 @@ end
 function M.Task(opts)
   opts = opts or {}
   check_options(opts, TASK_OPTIONS, "Task")
-  return core.new_task(opts)
+  local t = core.new_task(opts)
+  if opts.name == nil then core.task_set_name(t, "Task", true) end -- never named by a call site
+  return t
 end
 
 -- task(fn), task(name, fn), task{...}(fn), task(opts, fn)
@@ -301,6 +303,7 @@ end
 -- Task -> State maps (flow results, trigger's by_task) accept references and
 -- bare tasks too.
 local orders = setmetatable({}, { __mode = "k" })
+local run_counts = setmetatable({}, { __mode = "k" })
 local task_map_mt = {
   __index = function(map, k)
     if is_ref(k) then return rawget(map, rawget(k, "_task")) end
@@ -362,7 +365,7 @@ function flow_methods.run(f, opts)
     resume[i] = index[task]
   end
   M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets }
-  local ok, state, states = pcall(core.flow_run, f, order, resume)
+  local ok, state, states, counts = pcall(core.flow_run, f, order, resume, M.hooks.approve)
   table.remove(M.runs)
   if not ok then error(state, 0) end
   local tasks = core.flow_values(f).tasks
@@ -373,11 +376,24 @@ function flow_methods.run(f, opts)
     list[k] = t
   end
   orders[map] = list
+  run_counts[map] = counts
   core.state_set_result(state, map)
   M.ran = M.ran or setmetatable({}, { __mode = "k" })
   M.ran[f] = true
   if M.hooks.after_run then M.hooks.after_run(f, state) end
+  if core.cancel_signal() then error("interrupted", 0) end -- SIGINT/SIGTERM stop the script too
   return state
+end
+
+-- How many times each task of a finished run ran: task -> count.
+function M.run_counts(state)
+  local map = state.result
+  local list, counts = orders[map], run_counts[map]
+  local by_task = {}
+  if list then
+    for k, t in ipairs(list) do by_task[t] = counts[k] end
+  end
+  return by_task
 end
 
 -- flow_state:task_states(): task, state in topological order.

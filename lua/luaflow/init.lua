@@ -15,6 +15,7 @@ M.triggers = require("luaflow.triggers")
 M.notifications = require("luaflow.notifications")
 M.json = core.json
 M.time = core.time
+core.time.cpu_time = core.cpu_time
 M.Task, M.task, M.Flow, M.Parameter = graph.Task, graph.task, graph.Flow, graph.Parameter
 
 -- luaflow.context: the run's facts, read when asked.
