@@ -51,11 +51,15 @@ $(BUILD)/luaflow.so: $(LIB_OBJS)
 $(BUILD)/obj: | deps
 	@mkdir -p $@
 
-test: all
+# Loopback HTTP/SMTP receiver the notifier specs start (TLS through OpenSSL).
+$(BUILD)/receiver: spec/support/receiver.c | $(BUILD)/obj
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror $(SANFLAGS) -o $@ $< -lssl -lcrypto
+
+test: all $(BUILD)/receiver
 	@LUAFLOW_BUILD=$(BUILD) ./scripts/run-specs.sh
 
 check-mem:
-	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all
+	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all build-asan/receiver
 	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 ./scripts/run-specs.sh
 
 bench: all
