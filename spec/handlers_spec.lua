@@ -103,6 +103,19 @@ describe("state handlers", function()
       assert.are.equal(failed, tostring(ts))
     end)
 
+    it("a Retrying state carries run_count and a start_time of now + retry_delay", function()
+      local retrying
+      local t = Task{name = "t", fn = function() error("x", 0) end, max_retries = 1, retry_delay = 0,
+                     state_handlers = {function(_, _, new)
+                       if new:is_retrying() then retrying = new end
+                     end}}
+      local before = os.time()
+      run_one(t)
+      assert.are.equal(1, retrying.run_count)
+      local at = retrying.start_time:timestamp()
+      assert.is_true(at >= before - 1 and at <= os.time() + 1)
+    end)
+
     it("a failure that succeeds on retry ends Success after five transitions", function()
       -- PREFECT1.md 6.3: Running, Failed, Retrying, Running, Success.
       local log = {}
@@ -251,6 +264,7 @@ describe("state handlers", function()
                      state_handlers = {function() error("handler broke", 0) end}}
       local fs, ts = run_one(t)
       assert.are.equal('Failed("Unexpected error while calling state handlers: handler broke")', tostring(ts))
+      assert.are.equal("handler broke", ts.result) -- PREFECT1.md 3.2: result = the error
       assert.is_false(ran)
       assert.are.equal('Failed("Some reference tasks failed.")', tostring(fs))
     end)
@@ -332,14 +346,15 @@ describe("state handlers", function()
     end)
 
     it("ENDRUN on Pending -> Running ends the task in its state without running the body", function()
-      local ran = false
+      local log, ran = {}, false
       local t = Task{name = "t", fn = function() ran = true end,
                      state_handlers = {function(_, _, new)
                        if new:is_running() then error(signals.ENDRUN(S.Success("short-circuit"))) end
-                     end}}
+                     end, recorder(log)}}
       local fs, ts = run_one(t)
       assert.are.equal('Success("short-circuit")', tostring(ts))
       assert.is_false(ran)
+      assert.are.same({}, log) -- PREFECT1.md 3.2: no handler is called for that state
       assert.are.equal('Success("All reference tasks succeeded.")', tostring(fs))
     end)
 
@@ -395,6 +410,37 @@ describe("state handlers", function()
       assert.are.equal('Success("rescued")', tostring(ts))
       assert.are.equal(1, n.calls)
       assert.are.equal('Success("All reference tasks succeeded.")', tostring(fs))
+    end)
+  end)
+
+  describe("a handler raising a signal (continued)", function()
+    it("FAIL skips an on_failure appended after the handlers", function()
+      -- on_failure is just the last handler, so it is among the ones skipped.
+      local failures = 0
+      local t = Task{name = "t", on_failure = function() failures = failures + 1 end,
+                     state_handlers = {function(_, _, new)
+                       if new:is_running() then error(signals.FAIL("no")) end
+                     end}}
+      local _, ts = run_one(t)
+      assert.are.equal('Failed("no")', tostring(ts))
+      assert.are.equal(0, failures)
+    end)
+
+    it("RETRY on a Failed state makes the task run again, ignoring max_retries", function()
+      -- PREFECT1.md 3.2 (test_task_handlers_handle_retry_signals).
+      local calls = 0
+      local t = Task{name = "t", fn = function()
+                       calls = calls + 1
+                       if calls == 1 then error("first", 0) end
+                       return calls
+                     end,
+                     state_handlers = {function(_, _, new)
+                       if new:is_failed() then error(signals.RETRY("again")) end
+                     end}}
+      local _, ts = run_one(t)
+      assert.are.equal(2, calls)
+      assert.are.equal('Success("Task run succeeded.")', tostring(ts))
+      assert.are.equal(2, ts.result)
     end)
   end)
 
@@ -545,6 +591,20 @@ describe("state handlers", function()
       local new = S.Success("x")
       assert.is_true(rawequal(new, h(Task(), S.Running("r"), new)))
       assert.is_false(called)
+    end)
+  end)
+
+  describe("a flow handler replacing Running", function()
+    it("keeps the flow from running its tasks", function()
+      -- PREFECT1.md 6.1: the flow-run step ends when the state is not Running.
+      local ran = false
+      local a = Task{name = "a", fn = function() ran = true end}
+      local state = Flow{name = "f", tasks = {a}, state_handlers = {function(_, _, new)
+        if new:is_running() then return S.Skipped("no flow today") end
+      end}}:run()
+      assert.are.equal('Skipped("no flow today")', tostring(state))
+      assert.is_false(ran)
+      assert.are.equal('Pending("Task not run.")', tostring(state.result[a]))
     end)
   end)
 

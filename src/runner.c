@@ -382,6 +382,30 @@ static int gather_upstreams(lf_run *r, int i) {
   return n;
 }
 
+/* The state a trigger fails with, made from its signal (TRIGGERFAIL or PAUSE,
+ * as Prefect's triggers raise them) so the state's result is that signal. */
+static lf_state *trigger_signal_state(lf_run *r, lf_kind kind, const char *message) {
+  lua_State *L = r->L;
+  const char *name = kind == LF_PAUSED ? "PAUSE" : kind == LF_TRIGGERFAILED ? "TRIGGERFAIL" : NULL;
+  if (!name) return make_state(L, kind, message); /* SKIP: Prefect gives no result */
+  int top = lua_gettop(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "luaflow.signals");
+  lua_getfield(L, -1, name);
+  lua_pushstring(L, message);
+  lf_state *s;
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    lf_signal sig;
+    s = lf_error_to_state(L, -1, kind, "", &sig);
+    keep_box(r);
+    lf_state_ref(s);
+  } else {
+    s = make_state(L, kind, message);
+  }
+  lua_settop(L, top);
+  return s;
+}
+
 /* Calls a Lua trigger as trigger(states, by_task); returns NULL when it
  * passes, else the state it fails the task with. */
 static lf_state *lua_trigger(lf_run *r, int i, int nups) {
@@ -408,7 +432,7 @@ static lf_state *lua_trigger(lf_run *r, int i, int nups) {
     keep_box(r);
     lf_state_ref(s);
   } else if (!lua_toboolean(L, -1)) {
-    s = make_state(L, LF_TRIGGERFAILED, "Trigger failed");
+    s = trigger_signal_state(r, LF_TRIGGERFAILED, "Trigger failed");
   }
   lua_settop(L, top);
   return s;
@@ -428,7 +452,7 @@ static lf_state *check_trigger(lf_run *r, int i) {
   if (t->trigger == LF_TRIGGER_LUA) return lua_trigger(r, i, nups);
   lf_trigger_result res = lf_trigger_check(t->trigger, r->ups, nups, t->at_least,
                                            t->at_most, r->flags[i] & F_RESUME);
-  return res.pass ? NULL : make_state(r->L, res.kind, res.message);
+  return res.pass ? NULL : trigger_signal_state(r, res.kind, res.message);
 }
 
 /* ---- the task pipeline ---- */
