@@ -1,13 +1,17 @@
 /* luaopen_luaflow: the C core plus the embedded Lua modules, for the CLI and
  * for `require("luaflow")` from plain lua5.4. */
 #include <string.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "graph.h"
 #include "log.h"
 #include "lua_core.h"
 #include "lua_json.h"
 #include "lua_sources.h"
+#include "redact.h"
 
 int luaopen_luaflow(lua_State *L);
 
@@ -122,6 +126,50 @@ static int core_isatty(lua_State *L) {
   return 1;
 }
 
+/* core.add_secret(value) -> true when it will be redacted (long enough). */
+static int core_add_secret(lua_State *L) {
+  size_t len;
+  const char *v = luaL_checklstring(L, 1, &len);
+  lua_pushboolean(L, lf_redact_add(v, len));
+  return 1;
+}
+
+/* core.redact(text) -> text with every registered secret replaced by ****. */
+static int core_redact(lua_State *L) {
+  size_t len, out_len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  int allocated;
+  char *r = lf_redact(text, len, &out_len, &allocated);
+  if (!allocated) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  lua_pushlstring(L, r, out_len);
+  free(r);
+  return 1;
+}
+
+/* core.file_mode(path) -> permission bits, or nil, message. */
+static int core_file_mode(lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  lua_pushinteger(L, st.st_mode & 07777);
+  return 1;
+}
+
+/* core.realpath(path) -> the canonical absolute path, or nil. */
+static int core_realpath(lua_State *L) {
+  char *p = realpath(luaL_checkstring(L, 1), NULL);
+  if (!p) return 0;
+  lua_pushstring(L, p);
+  free(p);
+  return 1;
+}
+
 static void open_core(lua_State *L) {
   static const luaL_Reg fns[] = {{"trigger_check", core_trigger_check},
                                  {"log", core_log},
@@ -133,6 +181,10 @@ static void open_core(lua_State *L) {
                                  {"signal_of", core_signal_of},
                                  {"load_embedded", core_load_embedded},
                                  {"cpu_time", core_cpu_time},
+                                 {"add_secret", core_add_secret},
+                                 {"redact", core_redact},
+                                 {"file_mode", core_file_mode},
+                                 {"realpath", core_realpath},
                                  {"isatty", core_isatty},
                                  {NULL, NULL}};
   lua_newtable(L);
@@ -150,6 +202,7 @@ static void open_core(lua_State *L) {
 }
 
 int luaopen_luaflow(lua_State *L) {
+  lf_log_set_filter(lf_redact_filter);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   open_core(L);
   lua_setfield(L, -2, "luaflow.core");

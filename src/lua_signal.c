@@ -1,9 +1,11 @@
 /* The one translator from Lua error values (signals or plain errors) to states,
  * and errors that name the user's file and line. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include "clock.h"
 #include "lua_core.h"
+#include "redact.h"
 
 static const lf_kind signal_kind[LF_NSIGNALS] = {
     [LF_SIG_NONE] = LF_FAILED,
@@ -92,7 +94,10 @@ static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
   const char *msg = NULL;
   lua_getfield(L, sig, "message");
   if (!lua_isnil(L, -1)) msg = lf_safe_tostring(L, -1, &len);
+  int allocated = 0;
+  if (msg) msg = lf_redact(msg, len, &len, &allocated); /* secrets never reach a state */
   lf_state *s = lf_state_newl(signal_kind[code], msg, len);
+  if (allocated) free((char *)msg);
   lua_settop(L, sig);
   if (!s) luaL_error(L, "not enough memory");
   if (code == LF_SIG_RETRY) {
@@ -134,7 +139,10 @@ lf_state *lf_error_to_state(lua_State *L, int idx, lf_kind plain_kind, const cha
   luaL_addlstring(&b, text, len);
   luaL_pushresult(&b);
   text = lua_tolstring(L, -1, &len);
-  lf_state *s = lf_state_newl(plain_kind, text, len);
+  int allocated;
+  char *shown = lf_redact(text, len, &len, &allocated);
+  lf_state *s = lf_state_newl(plain_kind, shown, len);
+  if (allocated) free(shown);
   lua_pop(L, 2);
   if (!s) luaL_error(L, "not enough memory");
   lf_box_new(L, s, idx);

@@ -23,8 +23,9 @@ local Usage = {}
 local function usage_error(msg) error(setmetatable({ msg = msg }, Usage), 0) end
 local Stop = {} -- flow:run() under check/graph: stops the script there
 
+-- CLI messages never show a secret that has been read.
 local function err(msg)
-  io.stderr:write("luaflow: ", msg, "\n")
+  io.stderr:write("luaflow: ", core.redact(tostring(msg)), "\n")
 end
 
 -- ---- arguments ----
@@ -88,6 +89,8 @@ end
 
 -- ---- loading the script ----
 local function absolute(path)
+  local real = core.realpath(path)
+  if real then return real end
   if path:sub(1, 1) == "/" then return path end
   local pwd = os.getenv("PWD")
   if not pwd then
@@ -183,6 +186,11 @@ end
 
 local function cmd_run(o)
   core.install_signal_handlers()
+  local secrets_file = o.secrets or os.getenv("LUAFLOW_SECRETS_FILE")
+  if secrets_file and secrets_file ~= "" then
+    local ok, why = luaflow.secrets.use_file(secrets_file)
+    if not ok then usage_error(why) end
+  end
   if not o["no-input"] and core.isatty(0) and core.isatty(2) then graph.hooks.approve = ask end
   local outcomes = {}
   local json_out
@@ -244,7 +252,7 @@ local function cmd_run(o)
   graph.hooks.after_run = function(flow, state)
     outcomes[#outcomes + 1] = { flow = flow, state = state }
     if json_out then
-      json_out:write(json_line(flow, state), "\n")
+      json_out:write(core.redact(json_line(flow, state)), "\n")
       json_out:flush()
     end
   end

@@ -1,0 +1,105 @@
+-- Secrets (API.md section 7): from flow:run{secrets=}, then LUAFLOW_SECRET_<NAME>,
+-- then a JSON secrets file. Every string secret read is redacted from what
+-- luaflow prints (src/redact.c).
+local core = require("luaflow.core")
+local json = core.json
+
+local M = {}
+local file_path, file_values -- the secrets file and its decoded contents
+local warned = {}             -- secrets too short to hide, warned about once
+
+-- LUAFLOW_SECRET_<NAME>: upper-cased, every character not a letter or digit made _.
+function M.env_name(name)
+  return "LUAFLOW_SECRET_" .. name:upper():gsub("[^%w]", "_")
+end
+
+-- Checks and selects the JSON secrets file; nil, message when it is refused.
+function M.use_file(path)
+  local mode, err = core.file_mode(path)
+  if not mode then return nil, ("secrets file '%s' cannot be read: %s"):format(path, err) end
+  if mode & 63 ~= 0 then -- mode & 077
+    return nil, ("secrets file '%s' can be read by its group or others (mode %04o); run chmod 600 on it")
+      :format(path, mode)
+  end
+  file_path, file_values = path, nil
+  return true
+end
+
+local function load_file()
+  if file_values then return file_values end
+  if not file_path then
+    local env = os.getenv("LUAFLOW_SECRETS_FILE")
+    if not env or env == "" then return nil end
+    local ok, err = M.use_file(env)
+    if not ok then core.raise(err) end
+  end
+  local f, err = io.open(file_path, "r")
+  if not f then core.raise(("secrets file '%s' cannot be read: %s"):format(file_path, err)) end
+  local text = f:read("a")
+  f:close()
+  local ok, values = pcall(json.decode, text)
+  if not ok or type(values) ~= "table" then
+    core.raise(("secrets file '%s' is not a JSON object"):format(file_path))
+  end
+  file_values = values
+  return values
+end
+
+local function decoded(value)
+  if type(value) ~= "string" then return value end
+  local ok, v = pcall(json.decode, value)
+  if ok then return v end
+  return value
+end
+
+-- Registers every string inside a secret value with the redactor.
+local function remember(name, value, seen)
+  if type(value) == "string" then
+    if not core.add_secret(value) and not warned[name] then
+      warned[name] = true
+      core.log("WARNING", "luaflow.secrets",
+               ("Secret \"%s\" is too short to be hidden in logs (fewer than 6 characters)"):format(name))
+    end
+  elseif type(value) == "table" then
+    seen = seen or {}
+    if seen[value] then return end
+    seen[value] = true
+    for _, v in pairs(value) do remember(name, v, seen) end
+  end
+end
+
+local function current_run_secrets()
+  local graph = package.loaded["luaflow.graph"]
+  for i = #graph.runs, 1, -1 do
+    local s = graph.runs[i].secrets
+    if s ~= nil then return s end
+  end
+end
+
+function M.get(name)
+  if type(name) ~= "string" or name == "" then core.raise("a secret name must be a non-empty string") end
+  local value
+  local given = current_run_secrets()
+  if given then value = given[name] end
+  if value == nil then
+    local env = os.getenv(M.env_name(name))
+    if env ~= nil then value = env end
+  end
+  if value == nil then
+    local file = load_file()
+    if file then value = file[name] end
+  end
+  if value == nil then core.raise(("Local Secret \"%s\" was not found."):format(name)) end
+  if type(value) == "string" then remember(name, value) end -- the raw text is hidden too
+  value = decoded(value)
+  remember(name, value)
+  return value
+end
+
+-- luaflow.Secret(name):get()
+local secret_mt = { __index = { get = function(self) return M.get(self.name) end } }
+secret_mt.__tostring = function(self) return ("<Secret: %s>"):format(self.name) end
+function M.Secret(name) return setmetatable({ name = name }, secret_mt) end
+
+M.redact = core.redact
+return M
