@@ -268,6 +268,33 @@ static int class_tostring(lua_State *L) {
   return 1;
 }
 
+/* core.state_fields(state) -> {name = value} of the signal's scalar fields. */
+static int state_fields(lua_State *L) {
+  lf_state *s = lf_check_state(L, 1);
+  lua_createtable(L, 0, s->nfields);
+  for (int i = 0; i < s->nfields; i++) {
+    const lf_value *v = &s->fields[i].v;
+    switch (v->type) {
+    case LF_FIELD_BOOL:
+      lua_pushboolean(L, v->b);
+      break;
+    case LF_FIELD_INT:
+      lua_pushinteger(L, (lua_Integer)v->i);
+      break;
+    case LF_FIELD_FLOAT:
+      lua_pushnumber(L, v->f);
+      break;
+    case LF_FIELD_STRING:
+      lua_pushlstring(L, v->s, v->len);
+      break;
+    default:
+      continue;
+    }
+    lua_setfield(L, -2, s->fields[i].name);
+  }
+  return 1;
+}
+
 /* The methods table is returned so the Lua side can add to it (task_states). */
 int lf_open_states(lua_State *L) {
   lua_newtable(L);
@@ -352,6 +379,8 @@ int lf_open_states(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &classes_key);
   lua_pushvalue(L, methods);
   lua_setfield(L, states, "_methods");
+  lua_pushcfunction(L, state_fields);
+  lua_setfield(L, states, "_fields");
   lua_remove(L, methods);
   return 1;
 }

@@ -364,7 +364,8 @@ function flow_methods.run(f, opts)
     if not task then raise(("resume: %s is not in %s"):format(tostring(t), tostring(f))) end
     resume[i] = index[task]
   end
-  M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets }
+  M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets,
+                          run_id = M.new_run_id() }
   local ok, state, states, counts = pcall(core.flow_run, f, order, resume, M.hooks.approve)
   table.remove(M.runs)
   if not ok then error(state, 0) end
@@ -394,6 +395,15 @@ function M.run_counts(state)
     for k, t in ipairs(list) do by_task[t] = counts[k] end
   end
   return by_task
+end
+
+-- A random UUID (version 4) naming one flow run.
+function M.new_run_id()
+  local b = {}
+  for i = 1, 16 do b[i] = math.random(0, 255) end
+  b[7] = (b[7] & 0x0f) | 0x40
+  b[9] = (b[9] & 0x3f) | 0x80
+  return ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"):format(table.unpack(b))
 end
 
 -- flow_state:task_states(): task, state in topological order.

@@ -26,6 +26,7 @@ M.context = setmetatable({}, {
     local run = graph.runs[#graph.runs]
     if k == "parameters" then return run and run.parameters end
     if k == "flow_name" then return run and run.flow.name end
+    if k == "flow_run_id" then return run and run.run_id end
     return core.context_get(k)
   end,
   __newindex = function() core.raise("luaflow.context is read-only") end,

@@ -1,15 +1,298 @@
--- Notifications: state handlers built from an action and a check.
+-- Notifications (API.md section 7): state handlers that tell the world.
+-- Every notifier is usable directly (state_handlers = {slack_notifier}) or
+-- configured (slack_notifier{only_states = {"Failed"}} returns a handler).
+local core = require("luaflow.core")
+local json = core.json
+local states = core.states
+
 local M = {}
 
 -- A handler that calls fn(obj, new_state) when check(new_state) is true, and
 -- keeps new_state.
 function M.callback_factory(fn, check)
-  assert(type(fn) == "function" or getmetatable(fn), "callback_factory: fn must be a function")
-  assert(type(check) == "function" or getmetatable(check), "callback_factory: check must be a function")
+  if type(fn) ~= "function" and not getmetatable(fn) then core.raise("callback_factory: fn must be a function") end
+  if type(check) ~= "function" and not getmetatable(check) then core.raise("callback_factory: check must be a function") end
   return function(obj, _, new_state)
     if check(new_state) == true then fn(obj, new_state) end
     return new_state
   end
 end
+
+-- ---- shared by the notifiers ----
+
+local function class_of(v, option)
+  if type(v) == "string" then
+    local cls = states[v]
+    if not cls or v:sub(1, 1) == "_" then core.raise(("%s: unknown state class '%s'"):format(option, v)) end
+    return cls
+  end
+  if type(v) == "table" and v._kind then return v end
+  core.raise(option .. ": expected state classes or class names")
+end
+
+local function classes(list, option)
+  if list == nil then return nil end
+  if type(list) ~= "table" or getmetatable(list) then list = { list } end
+  local out = {}
+  for i, v in ipairs(list) do out[i] = class_of(v, option) end
+  return out
+end
+
+-- ignore_states is checked first; only_states, when given, must match. Both
+-- are subclass-aware (state:is).
+local function wanted(cfg, state)
+  for _, cls in ipairs(cfg.ignore_states or {}) do
+    if state:is(cls) then return false end
+  end
+  if cfg.only_states and #cfg.only_states > 0 then
+    for _, cls in ipairs(cfg.only_states) do
+      if state:is(cls) then return true end
+    end
+    return false
+  end
+  return true
+end
+
+local ENGINE_ERROR_PREFIXES = { "Error during execution of task: ",
+                                "Unexpected error while calling state handlers: " }
+
+-- The error text of a Failed state made from a plain (non-signal) error.
+local function error_text(state)
+  if not state:is_failed() then return nil end
+  local result = state.result
+  if result == nil or core.signal_of(result) ~= 0 then return nil end
+  local msg = state.message or ""
+  for _, prefix in ipairs(ENGINE_ERROR_PREFIXES) do
+    if msg:sub(1, #prefix) == prefix then
+      local ok, text = pcall(tostring, result)
+      return ok and text or msg:sub(#prefix + 1)
+    end
+  end
+end
+
+-- Redacts every string in a payload (tables are rebuilt, keys kept).
+local function redacted(v)
+  if type(v) == "string" then return core.redact(v) end
+  if type(v) ~= "table" or v == json.null then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = redacted(x) end
+  return setmetatable(out, getmetatable(v))
+end
+
+local function failure(cfg, what, obj, reason)
+  local msg = ("%s notification for %s failed"):format(what, tostring(obj))
+  if reason then msg = msg .. ": " .. core.redact(tostring(reason)) end
+  if cfg.raise_on_error == false then
+    core.log("WARNING", "luaflow.notifications", msg)
+    return
+  end
+  error(msg, 0)
+end
+
+local function http()
+  return require("luaflow.http")
+end
+
+local function post_json(cfg, what, obj, url, payload)
+  local ok, res = pcall(http().post, url, { json = redacted(payload), timeout = cfg.timeout or 10,
+                                            ca_file = cfg.ca_file, verify = cfg.verify })
+  if not ok then return failure(cfg, what, obj, res) end
+  if res.status < 200 or res.status > 299 then return failure(cfg, what, obj, nil) end
+end
+
+-- Builds a notifier: `send(cfg, obj, old_state, new_state)` does the work.
+local function notifier(name, options, defaults, send)
+  local function configure(opts)
+    local cfg = {}
+    for k, v in pairs(defaults) do cfg[k] = v end
+    for k, v in pairs(opts or {}) do
+      if not options[k] then core.raise(("unknown option '%s' for %s"):format(tostring(k), name)) end
+      cfg[k] = v
+    end
+    cfg.only_states = classes(cfg.only_states, "only_states")
+    cfg.ignore_states = classes(cfg.ignore_states, "ignore_states")
+    return function(obj, old_state, new_state)
+      if wanted(cfg, new_state) then send(cfg, obj, old_state, new_state) end
+      return new_state
+    end
+  end
+  local direct
+  return setmetatable({ name = name }, {
+    __call = function(_, a, b, c)
+      if b == nil and c == nil and (a == nil or (type(a) == "table" and not getmetatable(a))) then
+        return configure(a)
+      end
+      direct = direct or configure(nil)
+      return direct(a, b, c)
+    end,
+    __tostring = function() return "<notifier: " .. name .. ">" end,
+  })
+end
+
+local COMMON = { only_states = true, ignore_states = true, raise_on_error = true, timeout = true,
+                 ca_file = true, verify = true }
+local function with(extra)
+  local t = {}
+  for k in pairs(COMMON) do t[k] = true end
+  for _, k in ipairs(extra) do t[k] = true end
+  return t
+end
+
+local function secret(name)
+  return require("luaflow.secrets").get(name)
+end
+
+-- ---- Slack ----
+
+function M.slack_payload(obj, state)
+  local class = state.name
+  local value = error_text(state)
+  if value then
+    value = "```" .. value .. "```"
+  else
+    value = state.message
+    if value == "" then value = nil end
+  end
+  local fields = json.array({})
+  if value ~= nil then fields[1] = { title = "Message", value = value, short = false } end
+  return { attachments = json.array({ {
+    fallback = "State change notification",
+    color = state.color,
+    author_name = "luaflow",
+    title = class,
+    text = ("%s is now in a %s state"):format(obj.name, class),
+    fields = fields,
+    footer = "luaflow notification",
+  } }) }
+end
+
+M.slack_notifier = notifier("slack_notifier", with({ "webhook_secret" }),
+  { webhook_secret = "SLACK_WEBHOOK_URL" },
+  function(cfg, obj, _, new_state)
+    local url = secret(cfg.webhook_secret)
+    post_json(cfg, "Slack", obj, url, M.slack_payload(obj, new_state))
+  end)
+
+-- ---- generic webhook ----
+
+local function or_null(v)
+  if v == nil then return json.null end
+  return v
+end
+
+local function state_doc(state, full)
+  local doc = { class = state.name, message = or_null(state.message) }
+  if full then
+    doc.run_count = or_null(state.run_count)
+    doc.start_time = state.start_time and tostring(state.start_time) or json.null
+    doc.fields = json.object(states._fields(state))
+  end
+  return doc
+end
+
+function M.webhook_payload(obj, old_state, new_state)
+  local graph = require("luaflow.graph")
+  local run = graph.runs[#graph.runs]
+  local is_flow = graph.is_flow(obj)
+  return {
+    event = "state_change",
+    time = tostring(core.time.now()),
+    flow = { name = run and run.flow.name or json.null, run_id = run and run.run_id or json.null },
+    object = { kind = is_flow and "flow" or "task", name = obj.name },
+    old_state = state_doc(old_state, false),
+    new_state = state_doc(new_state, true),
+  }
+end
+
+M.webhook_notifier = notifier("webhook_notifier", with({ "url_secret" }),
+  { url_secret = "WEBHOOK_URL" },
+  function(cfg, obj, old_state, new_state)
+    local url = secret(cfg.url_secret)
+    post_json(cfg, "Webhook", obj, url, M.webhook_payload(obj, old_state, new_state))
+  end)
+
+-- ---- e-mail ----
+
+local function html_escape(s)
+  return (tostring(s):gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
+end
+
+local function crlf(s)
+  return (s:gsub("\r?\n", "\r\n"))
+end
+
+-- Subject, plain text and HTML of the message for a state change.
+function M.email_content(obj, state)
+  local class = state.name
+  local detail = error_text(state)
+  local shown = detail or state.message
+  local subject = ("luaflow: %s is now %s"):format(obj.name, class)
+  local text = ("%s is now in a %s state.\n"):format(obj.name, class)
+  if shown and shown ~= "" then text = text .. "\nMessage: " .. shown .. "\n" end
+  local html = ([[<html><body><table style="border-left: 4px solid %s; padding-left: 8px">
+<tr><td><pre>%s</pre> is now in a <font color="%s"><b>%s</b></font> state</td></tr>%s
+</table></body></html>
+]]):format(state.color, html_escape(obj.name), state.color, class,
+           (shown and shown ~= "") and ("\n<tr><td>Message: <pre>%s</pre></td></tr>"):format(html_escape(shown)) or "")
+  return subject, text, html
+end
+
+local function address_list(v, option)
+  if type(v) == "string" then return { v } end
+  if type(v) == "table" and #v > 0 then return v end
+  core.raise(option .. " must be an address or a list of addresses")
+end
+
+function M.email_message(from, to, subject, text, html)
+  local boundary = ("luaflow-%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  local lines = {
+    "From: " .. from,
+    "To: " .. table.concat(to, ", "),
+    "Subject: " .. subject,
+    "Date: " .. os.date("!%a, %d %b %Y %H:%M:%S +0000"),
+    "MIME-Version: 1.0",
+    ('Content-Type: multipart/alternative; boundary="%s"'):format(boundary),
+    "",
+    "--" .. boundary,
+    "Content-Type: text/plain; charset=utf-8",
+    "Content-Transfer-Encoding: 8bit",
+    "",
+    text,
+    "--" .. boundary,
+    "Content-Type: text/html; charset=utf-8",
+    "Content-Transfer-Encoding: 8bit",
+    "",
+    html,
+    "--" .. boundary .. "--",
+    "",
+  }
+  return crlf(table.concat(lines, "\n"))
+end
+
+local function send_email(cfg, obj, _, new_state)
+  local username = cfg.username_secret and secret(cfg.username_secret)
+  local password = cfg.password_secret and secret(cfg.password_secret)
+  local to = cfg.to or username
+  if to == nil then core.raise("email_notifier: no recipient (give `to`)") end
+  to = address_list(to, "to")
+  local from = cfg.from or username or "luaflow@localhost"
+  if not cfg.smtp_url then core.raise("email_notifier: smtp_url is required") end
+  local subject, text, html = M.email_content(obj, new_state)
+  local message = M.email_message(from, to, core.redact(subject), core.redact(text), core.redact(html))
+  local ok, err = core.http.smtp_send({
+    url = cfg.smtp_url, starttls = cfg.starttls, username = username, password = password,
+    from = from, to = to, message = message, timeout = cfg.timeout or 10,
+    verify = cfg.verify, ca_file = cfg.ca_file,
+  })
+  if not ok then failure(cfg, "Email", obj, err) end
+end
+
+local EMAIL_OPTIONS = with({ "smtp_url", "from", "to", "username_secret", "password_secret", "starttls" })
+M.email_notifier = notifier("email_notifier", EMAIL_OPTIONS, {}, send_email)
+M.gmail_notifier = notifier("gmail_notifier", EMAIL_OPTIONS, {
+  smtp_url = "smtps://smtp.gmail.com:465",
+  username_secret = "EMAIL_USERNAME",
+  password_secret = "EMAIL_PASSWORD",
+}, send_email)
 
 return M
