@@ -46,9 +46,10 @@ typedef struct {
   size_t nheaders;
   double timeout;         /* seconds, fractional; <= 0: LF_HTTP_DEFAULT_TIMEOUT */
   double connect_timeout; /* seconds; <= 0: LF_HTTP_DEFAULT_CONNECT_TIMEOUT */
-  int verify;             /* 1 (the default): check the peer's certificate and name; 0: don't */
-  const char *ca_file;    /* PEM bundle to verify against instead of the system's; NULL: system */
-  size_t max_body;        /* 0: LF_HTTP_MAX_BODY */
+  int verify; /* 1 (the default): check the peer's certificate and name; 0: don't */
+  const char
+      *ca_file; /* PEM bundle to verify against instead of the system's; NULL: system */
+  size_t max_body; /* 0: LF_HTTP_MAX_BODY */
 } lf_http_request;
 
 /* One response header, as received except that obs-folded continuation lines
@@ -59,13 +60,13 @@ typedef struct {
 } lf_http_header;
 
 typedef struct {
-  long status;               /* e.g. 200; 0 when no response was read */
-  char *body;                /* body_len bytes plus a NUL (never NULL after success) */
+  long status; /* e.g. 200; 0 when no response was read */
+  char *body;  /* body_len bytes plus a NUL (never NULL after success) */
   size_t body_len;
-  lf_http_header *headers;   /* the final response's headers, in order (not those of a
-                                1xx interim answer) */
+  lf_http_header *headers; /* the final response's headers, in order (not those of a
+                              1xx interim answer) */
   size_t nheaders;
-  char err[LF_HTTP_ERRLEN];  /* why lf_http_perform failed; "" on success */
+  char err[LF_HTTP_ERRLEN]; /* why lf_http_perform failed; "" on success */
 } lf_http_response;
 
 /* Fills req with the defaults: GET, no body, no headers, default timeouts,
@@ -83,15 +84,15 @@ int lf_http_perform(const lf_http_request *req, lf_http_response *res);
 void lf_http_response_free(lf_http_response *res);
 
 typedef struct {
-  const char *url;       /* smtp://host[:port][/helo-domain] or smtps://host[:port] */
-  int starttls;          /* with smtp://: upgrade with STARTTLS and fail if the server can't */
+  const char *url; /* smtp://host[:port][/helo-domain] or smtps://host[:port] */
+  int starttls;    /* with smtp://: upgrade with STARTTLS and fail if the server can't */
   const char *username;  /* NULL: no AUTH */
   const char *password;  /* NULL: none */
   const char *from;      /* envelope sender, "a@b" or "<a@b>" */
   const char *const *to; /* envelope recipients (at least one) */
   size_t nto;
-  const char *message;   /* the whole message, headers and body, CRLF line endings
-                            (dot-stuffing is libcurl's job) */
+  const char *message; /* the whole message, headers and body, CRLF line endings
+                          (dot-stuffing is libcurl's job) */
   size_t message_len;
   double timeout;         /* as for HTTP */
   double connect_timeout; /* as for HTTP */

@@ -13,20 +13,30 @@
 #define LF_CHANDLER_MT "luaflow.CHandler"
 
 /* A Lua box for a C state: the box holds one reference, its user value holds
- * the state's result. One box per state at a time (a weak table finds it). */
+ * the state's result. */
 typedef struct {
   lf_state *s;
 } lf_box;
 
-/* Pushes the box of s (making one if it has none). */
+/* Pushes a new box for s (a state without a result, or a copy without it). */
 void lf_push_state(lua_State *L, lf_state *s);
 /* Boxes a new state s (taking over the caller's reference) with the value at
  * result_idx as its result (0: none); leaves the box on the stack. */
 void lf_box_new(lua_State *L, lf_state *s, int result_idx);
 lf_state *lf_test_state(lua_State *L, int idx);
 lf_state *lf_check_state(lua_State *L, int idx);
-/* Pushes the result of s (nil when none). */
-void lf_push_result(lua_State *L, lf_state *s);
+/* The boxes of one run: a state shown to Lua in a run has one box for the
+ * whole run, found by slot (s->gen, s->slot), and kept alive by the run. */
+typedef struct {
+  int table; /* stack index of slot -> box */
+  uint32_t gen;
+  uint32_t n;
+} lf_boxes;
+void lf_boxes_init(lua_State *L, lf_boxes *b);
+/* The box on top of the stack belongs to the run from now on; pops it. */
+void lf_boxes_keep(lua_State *L, lf_boxes *b);
+void lf_boxes_push(lua_State *L, lf_boxes *b, lf_state *s);
+void lf_boxes_push_result(lua_State *L, lf_boxes *b, lf_state *s);
 
 void lf_push_time(lua_State *L, double t);
 /* Reads a time value or epoch seconds; 0 when idx is neither. */

@@ -3,42 +3,33 @@
 #include "clock.h"
 #include "lua_core.h"
 
-static const char boxes_key = 0;   /* weak table: lightuserdata(lf_state*) -> box */
 static const char classes_key = 0; /* array: kind + 1 -> class table */
-
-static void push_boxes(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &boxes_key);
-}
+static const char meta_key = 0; /* the State metatable, found without hashing its name */
 
 void lf_box_new(lua_State *L, lf_state *s, int result_idx) {
   result_idx = result_idx ? lua_absindex(L, result_idx) : 0;
   lf_box *b = lua_newuserdatauv(L, sizeof *b, 1);
   b->s = s; /* takes over the caller's reference */
-  luaL_setmetatable(L, LF_STATE_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &meta_key);
+  lua_setmetatable(L, -2);
   if (result_idx && !lua_isnil(L, result_idx)) {
     lua_pushvalue(L, result_idx);
     lua_setiuservalue(L, -2, 1);
     s->has_result = 1;
   }
-  push_boxes(L);
-  lua_pushvalue(L, -2);
-  lua_rawsetp(L, -2, s);
-  lua_pop(L, 1);
 }
 
 void lf_push_state(lua_State *L, lf_state *s) {
-  push_boxes(L);
-  if (lua_rawgetp(L, -1, s) != LUA_TNIL) {
-    lua_remove(L, -2);
-    return;
-  }
-  lua_pop(L, 2);
   lf_box_new(L, lf_state_ref(s), 0);
 }
 
 lf_state *lf_test_state(lua_State *L, int idx) {
-  lf_box *b = luaL_testudata(L, idx, LF_STATE_MT);
-  return b ? b->s : NULL;
+  lf_box *b = lua_touserdata(L, idx);
+  if (!b || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &meta_key);
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? b->s : NULL;
 }
 
 lf_state *lf_check_state(lua_State *L, int idx) {
@@ -47,12 +38,46 @@ lf_state *lf_check_state(lua_State *L, int idx) {
   return b->s;
 }
 
-void lf_push_result(lua_State *L, lf_state *s) {
+/* ---- a run's boxes: each state the run shows to Lua gets one box, found by
+ * its slot in the run's table (no hashing), alive until the run ends ---- */
+
+static uint32_t last_gen;
+
+void lf_boxes_init(lua_State *L, lf_boxes *b) {
+  lua_newtable(L);
+  b->table = lua_gettop(L);
+  b->gen = ++last_gen ? last_gen : ++last_gen; /* 0 means "no slot" */
+  b->n = 0;
+}
+
+void lf_boxes_keep(lua_State *L, lf_boxes *b) {
+  lf_box *box = lua_touserdata(L, -1);
+  lf_state *s = box->s;
+  if (s->gen == b->gen) {
+    lua_pop(L, 1);
+    return;
+  }
+  s->gen = b->gen;
+  s->slot = ++b->n;
+  lua_rawseti(L, b->table, s->slot);
+}
+
+void lf_boxes_push(lua_State *L, lf_boxes *b, lf_state *s) {
+  if (s->gen == b->gen) {
+    lua_rawgeti(L, b->table, s->slot);
+    return;
+  }
+  lf_box_new(L, lf_state_ref(s), 0);
+  lua_pushvalue(L, -1);
+  lf_boxes_keep(L, b);
+}
+
+void lf_boxes_push_result(lua_State *L, lf_boxes *b, lf_state *s) {
   if (!s->has_result) {
     lua_pushnil(L);
     return;
   }
-  lf_push_state(L, s);
+  lf_boxes_push(L, b, s);
   lua_getiuservalue(L, -1, 1);
   lua_remove(L, -2);
 }
@@ -106,8 +131,8 @@ static int state_eq(lua_State *L) {
            a->loop_count == b->loop_count && a->has_start == b->has_start &&
            (!a->has_start || a->start_time == b->start_time);
   if (eq) {
-    lf_push_result(L, a);
-    lf_push_result(L, b);
+    lua_getiuservalue(L, 1, 1);
+    lua_getiuservalue(L, 2, 1);
     eq = lua_rawequal(L, -1, -2);
   }
   lua_pushboolean(L, eq);
@@ -123,7 +148,7 @@ static int state_index(lua_State *L) {
     else
       lua_pushnil(L);
   } else if (strcmp(k, "result") == 0) {
-    lf_push_result(L, s);
+    lua_getiuservalue(L, 1, 1);
   } else if (strcmp(k, "name") == 0) {
     lua_pushstring(L, lf_kind_name(s->kind));
   } else if (strcmp(k, "start_time") == 0) {
@@ -297,14 +322,6 @@ static int state_fields(lua_State *L) {
 
 /* The methods table is returned so the Lua side can add to it (task_states). */
 int lf_open_states(lua_State *L) {
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &boxes_key);
-  push_boxes(L);
-  lua_newtable(L);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_pop(L, 1);
 
   static const struct {
     const char *name;
@@ -349,7 +366,7 @@ int lf_open_states(lua_State *L) {
   lua_pushvalue(L, methods);
   lua_pushcclosure(L, state_index, 1);
   lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &meta_key);
 
   /* luaflow.states: one callable class table per public class. */
   lua_newtable(L);

@@ -8,7 +8,8 @@ typedef struct {
   size_t len;
 } lf_secret;
 
-static lf_secret *secrets; /* longest first, so a secret inside another is not half-hidden */
+static lf_secret
+    *secrets; /* longest first, so a secret inside another is not half-hidden */
 static int nsecrets, cap;
 
 static int add_one(const char *value, size_t len) {

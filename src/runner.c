@@ -10,6 +10,7 @@
 #include "lua_core.h"
 
 static const char current_run_key = 0;
+static const char current_boxes_key = 0; /* the running run's box table */
 static const char handler_error_key = 0;
 
 enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4, F_ASKED = 8 };
@@ -29,9 +30,12 @@ typedef struct lf_run {
   lua_State *L;
   lf_flow *flow;
   int n;
-  int flow_ud, tasks_t, keep_t, nkeep; /* stack slots of this run's Lua values */
-  lf_state **st;                       /* current state of each task */
-  lf_state *pending;                   /* the shared initial Pending() */
+  int flow_ud, tasks_t; /* stack slots of this run's Lua values */
+  lf_boxes boxes;       /* the boxes of the states this run shows to Lua */
+  lf_state **st;        /* current state of each task */
+  lf_state *pending;    /* shared: Pending(), Running("Starting task run."), */
+  lf_state *running;    /* Success("Task run succeeded.") without a result */
+  lf_state *success;
   int *order, *rank, *npend, *attempt, *loops;
   int *up_start, *up_task, *up_key, *down_start, *down_task;
   uint8_t *flags;
@@ -152,10 +156,10 @@ static int push_value(lf_run *r, int i, const char *key) {
   return t;
 }
 
-/* Keeps the box on top of the stack alive for the rest of the run (it holds
- * the result of a state the engine may still use); pops it. */
+/* The box on top of the stack belongs to the run from now on (it may hold
+ * the result of a state the engine still uses); pops it. */
 static void keep_box(lf_run *r) {
-  lua_rawseti(r->L, r->keep_t, ++r->nkeep);
+  lf_boxes_keep(r->L, &r->boxes);
 }
 
 static lf_state *make_state(lua_State *L, lf_kind k, const char *static_msg) {
@@ -234,10 +238,10 @@ static lf_state *transition(lf_run *r, int i, lf_state *old, lf_state *next, int
     push_object(r, i);
     int nargs = 2;
     if (!hd->on_failure) {
-      lf_push_state(L, old);
+      lf_boxes_push(L, &r->boxes, old);
       nargs = 3;
     }
-    lf_push_state(L, next);
+    lf_boxes_push(L, &r->boxes, next);
     if (lua_pcall(L, nargs, 1, 0) != LUA_OK) {
       lf_signal sig;
       lf_state *s = handler_failure(r, obj, -1, &sig);
@@ -264,10 +268,8 @@ static lf_state *transition(lf_run *r, int i, lf_state *old, lf_state *next, int
       break;
     }
     if (s != next) {
-      if (s->has_result) {
-        lua_pushvalue(L, -1);
-        keep_box(r);
-      }
+      lua_pushvalue(L, -1);
+      keep_box(r);
       lf_state_release(next);
       next = lf_state_ref(s);
     }
@@ -305,7 +307,7 @@ static lf_state *run_body(lf_run *r, int i, int *end) {
   lua_State *L = r->L;
   lf_task *t = r->flow->tasks[i];
   *end = 0;
-  if (!t->has_fn) return make_state(L, LF_SUCCESS, "Task run succeeded.");
+  if (!t->has_fn) return lf_state_ref(r->success);
   int top = lua_gettop(L);
   int nargs = t->nconsts;
   for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
@@ -324,7 +326,7 @@ static lf_state *run_body(lf_run *r, int i, int *end) {
   }
   for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
     if (r->up_key[k] > 0) {
-      lf_push_result(L, r->st[r->up_task[k]]);
+      lf_boxes_push_result(L, &r->boxes, r->st[r->up_task[k]]);
       lua_replace(L, fn + r->up_key[k]);
     }
   lf_state *s;
@@ -344,8 +346,10 @@ static lf_state *run_body(lf_run *r, int i, int *end) {
     lf_box_new(L, lf_state_ref(s), -1);
     keep_box(r);
   } else if (rc == LUA_OK) {
-    s = make_state(L, LF_SUCCESS, "Task run succeeded.");
-    if (!lua_isnil(L, -1)) {
+    if (lua_isnil(L, -1)) {
+      s = lf_state_ref(r->success);
+    } else {
+      s = make_state(L, LF_SUCCESS, "Task run succeeded.");
       lf_box_new(L, lf_state_ref(s), -1);
       keep_box(r);
     }
@@ -386,7 +390,9 @@ static int gather_upstreams(lf_run *r, int i) {
  * as Prefect's triggers raise them) so the state's result is that signal. */
 static lf_state *trigger_signal_state(lf_run *r, lf_kind kind, const char *message) {
   lua_State *L = r->L;
-  const char *name = kind == LF_PAUSED ? "PAUSE" : kind == LF_TRIGGERFAILED ? "TRIGGERFAIL" : NULL;
+  const char *name = kind == LF_PAUSED          ? "PAUSE"
+                     : kind == LF_TRIGGERFAILED ? "TRIGGERFAIL"
+                                                : NULL;
   if (!name) return make_state(L, kind, message); /* SKIP: Prefect gives no result */
   int top = lua_gettop(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
@@ -414,13 +420,13 @@ static lf_state *lua_trigger(lf_run *r, int i, int nups) {
   push_value(r, i, "trigger");
   lua_createtable(L, nups, 0);
   for (int j = 0; j < nups; j++) {
-    lf_push_state(L, r->ups[j]);
+    lf_boxes_push(L, &r->boxes, r->ups[j]);
     lua_rawseti(L, -2, j + 1);
   }
   lua_newtable(L);
   for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++) {
     lua_rawgeti(L, r->tasks_t, r->up_task[k] + 1);
-    lf_push_state(L, r->st[r->up_task[k]]);
+    lf_boxes_push(L, &r->boxes, r->st[r->up_task[k]]);
     lua_rawset(L, -3);
   }
   luaL_setmetatable(L, "luaflow.TaskMap");
@@ -526,7 +532,7 @@ static void executor_submit(lf_run *r, int i) {
 }
 
 static void start_attempt(lf_run *r, int i) {
-  int end = move(r, i, make_state(r->L, LF_RUNNING, "Starting task run."));
+  int end = move(r, i, lf_state_ref(r->running));
   if (end || r->st[i]->kind != LF_RUNNING) { /* the body runs only from Running */
     settle(r, i, end);
     return;
@@ -755,8 +761,7 @@ static int flow_run(lua_State *L) {
   lua_getiuservalue(L, 1, 1);
   lua_getfield(L, -1, "tasks");
   r->tasks_t = lua_gettop(L);
-  lua_newtable(L);
-  r->keep_t = lua_gettop(L);
+  lf_boxes_init(L, &r->boxes);
   layout(r, L);
   for (int k = 0; k < r->n; k++) {
     lua_rawgeti(L, 2, k + 1);
@@ -772,11 +777,16 @@ static int flow_run(lua_State *L) {
     }
   build_adjacency(r);
   r->pending = make_state(L, LF_PENDING, NULL);
+  r->running = make_state(L, LF_RUNNING, "Starting task run.");
+  r->success = make_state(L, LF_SUCCESS, "Task run succeeded.");
   for (int i = 0; i < r->n; i++)
     r->st[i] = lf_state_ref(r->pending);
 
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
   int outer = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
+  lua_pushvalue(L, r->boxes.table);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   lf_runs_active++;
   lua_pushlightuserdata(L, r);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
@@ -811,9 +821,11 @@ static int flow_run(lua_State *L) {
 
   lua_pushvalue(L, outer);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  lua_pushvalue(L, outer + 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   lf_runs_active--;
   /* Results: boxes keep them from here on, owned by the GC. */
-  lf_push_state(L, fs);
+  lf_boxes_push(L, &r->boxes, fs);
   lf_state_release(fs);
   lua_createtable(L, r->n, 0);
   lf_state *not_run = NULL;
@@ -821,9 +833,9 @@ static int flow_run(lua_State *L) {
     int i = r->order[k];
     if (!(r->flags[i] & F_STARTED)) {
       if (!not_run) not_run = make_state(L, LF_PENDING, "Task not run.");
-      lf_push_state(L, not_run);
+      lf_boxes_push(L, &r->boxes, not_run);
     } else {
-      lf_push_state(L, r->st[i]);
+      lf_boxes_push(L, &r->boxes, r->st[i]);
     }
     lua_rawseti(L, -2, k + 1);
   }
@@ -836,6 +848,8 @@ static int flow_run(lua_State *L) {
   for (int i = 0; i < r->n; i++)
     lf_state_release(r->st[i]);
   lf_state_release(r->pending);
+  lf_state_release(r->running);
+  lf_state_release(r->success);
   lf_state_release(r->loop_state);
   return 3;
 }
@@ -859,8 +873,11 @@ static int context_get(lua_State *L) {
   else if (strcmp(key, "task_loop_count") == 0)
     lua_pushinteger(L, r->loops[i]);
   else if (strcmp(key, "task_loop_result") == 0) {
+    lf_boxes boxes = r->boxes; /* its table lives in the run's frame: reach it by key */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
+    boxes.table = lua_gettop(L);
     if (r->loop_state)
-      lf_push_result(L, r->loop_state);
+      lf_boxes_push_result(L, &boxes, r->loop_state);
     else
       lua_pushnil(L);
   } else if (strcmp(key, "task_name") == 0)

@@ -19,7 +19,8 @@ struct lf_state {
   int32_t run_count;
   int32_t loop_count;
   uint16_t nfields;
-  double start_time; /* epoch seconds, when has_start */
+  uint32_t gen, slot; /* its box in a run (see lf_boxes) */
+  double start_time;  /* epoch seconds, when has_start */
   const char *message;
   lf_field *fields;
 };
