@@ -35,8 +35,16 @@ enum {
   LF_NTRIGGERS
 };
 
+/* Keys of a task's spec table (its first user value, shared by its copies). */
+enum { LF_SPEC_FN = 1, LF_SPEC_HANDLERS = 2, LF_SPEC_TRIGGER = 3 };
+/* A task's user values. */
+enum { LF_UV_SPEC = 1, LF_UV_CONSTS = 2, LF_UV_ORIGIN = 3, LF_TASK_NUV = 3 };
+
 typedef struct lf_task {
   lf_object obj;
+  uint8_t owns_name, owns_handlers; /* copies share them with the task they copy */
+  uint32_t flow_id;                 /* the first flow the task was added to */
+  int flow_index;                   /* its index there (0-based) */
   int max_retries;
   double retry_delay;
   double timeout; /* seconds; 0 = none */
@@ -55,6 +63,7 @@ typedef struct {
 
 typedef struct lf_flow {
   lf_object obj;
+  uint32_t id;
   lf_task **tasks; /* in the order they were added */
   int ntasks, cap_tasks;
   lf_edge *edges;

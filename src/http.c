@@ -165,17 +165,20 @@ int lf_url_origin(const char *url, char *out, size_t outlen) {
   return 0;
 }
 
-/* Formats "<what>: <curl's message>[ (<errbuf>)]" for a failed transfer. */
+/* Formats "<what>: <curl's message> (<errbuf>)" for a failed transfer; just
+ * one of the two when the other adds nothing or errbuf is not safe to show. */
 static void transfer_error(char *err, size_t errlen, const char *what, CURLcode rc,
                            char *errbuf, const url_parts *u, const char *url,
                            const char *const *extra) {
   const char *msg = curl_easy_strerror(rc);
   chomp(errbuf);
   printable(errbuf);
-  if (errbuf[0] && strcmp(errbuf, msg) != 0 && text_is_safe(errbuf, u, url, extra))
-    set_err(err, errlen, "%s: %s (%s)", what, msg, errbuf);
-  else
+  if (!errbuf[0] || !text_is_safe(errbuf, u, url, extra) || strcmp(errbuf, msg) == 0)
     set_err(err, errlen, "%s: %s", what, msg);
+  else if (strstr(errbuf, msg)) /* "Failed to connect to h port 1: Couldn't connect..." */
+    set_err(err, errlen, "%s: %s", what, errbuf);
+  else
+    set_err(err, errlen, "%s: %s (%s)", what, msg, errbuf);
 }
 
 static void set_timeouts_and_tls(CURL *c, double timeout, double connect_timeout,

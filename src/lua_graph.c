@@ -1,4 +1,5 @@
 /* The Task and Flow userdata: options, copies, edges, order. */
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,13 @@ static void set_name(lua_State *L, lf_object *obj, const char *name) {
   obj->name = d;
 }
 
+static int is_identifier(const char *s) {
+  if (!(isalpha((unsigned char)*s) || *s == '_')) return 0;
+  for (s++; *s; s++)
+    if (!(isalnum((unsigned char)*s) || *s == '_')) return 0;
+  return 1;
+}
+
 static int is_callable(lua_State *L, int idx) {
   if (lua_isfunction(L, idx)) return 1;
   int callable = luaL_getmetafield(L, idx, "__call") != LUA_TNIL;
@@ -33,7 +41,7 @@ static int is_callable(lua_State *L, int idx) {
 }
 
 /* state_handlers (a list) and on_failure into obj's handler array; the Lua
- * values go to uv.handlers. */
+ * values go to uv[LF_SPEC_HANDLERS]. */
 static void parse_handlers(lua_State *L, lf_object *obj, int uv, int list,
                            int on_failure) {
   int n = 0;
@@ -69,7 +77,7 @@ static void parse_handlers(lua_State *L, lf_object *obj, int uv, int list,
     hs[n].on_failure = 1;
     obj->nhandlers++;
   }
-  lua_setfield(L, uv, "handlers");
+  lua_rawseti(L, uv, LF_SPEC_HANDLERS);
 }
 
 static double opt_number(lua_State *L, int opts, const char *key, double dflt,
@@ -108,15 +116,14 @@ static void parse_trigger(lua_State *L, lf_task *t, int opts, int uv) {
   if (!is_callable(L, trig))
     lf_raise(L, "trigger must be a function, got %s", luaL_typename(L, trig));
   t->trigger = LF_TRIGGER_LUA;
-  lua_setfield(L, uv, "trigger");
+  lua_rawseti(L, uv, LF_SPEC_TRIGGER);
 }
 
 static lf_task *new_task_ud(lua_State *L) {
-  lf_task *t = lua_newuserdatauv(L, sizeof *t, 1);
+  lf_task *t = lua_newuserdatauv(L, sizeof *t, LF_TASK_NUV);
   memset(t, 0, sizeof *t);
+  t->owns_name = t->owns_handlers = 1;
   luaL_setmetatable(L, LF_TASK_MT);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 1);
   return t;
 }
 
@@ -125,8 +132,10 @@ static int task_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lf_task *t = new_task_ud(L);
   int ud = lua_gettop(L);
-  lua_getiuservalue(L, ud, 1);
+  lua_createtable(L, 3, 1); /* the spec table */
   int uv = lua_gettop(L);
+  lua_pushvalue(L, uv);
+  lua_setiuservalue(L, ud, LF_UV_SPEC);
   t->skip_on_upstream_skip = 1;
   if (lua_getfield(L, 1, "name") != LUA_TNIL) {
     if (lua_type(L, -1) != LUA_TSTRING) lf_raise(L, "name must be a string");
@@ -139,13 +148,12 @@ static int task_new(lua_State *L) {
     if (!is_callable(L, -1)) lf_raise(L, "fn must be a function");
     t->has_fn = 1;
     lua_pushvalue(L, -1);
-    lua_setfield(L, uv, "fn");
+    lua_rawseti(L, uv, LF_SPEC_FN);
   }
   lua_settop(L, uv);
   int mr_type = lua_getfield(L, 1, "max_retries");
   if (mr_type != LUA_TNIL) {
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
-        lua_tointeger(L, -1) > 1000000000)
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > 1000000000)
       lf_raise(L, "max_retries must be a non-negative integer");
     t->max_retries = (int)lua_tointeger(L, -1);
   }
@@ -155,9 +163,8 @@ static int task_new(lua_State *L) {
   if (t->max_retries > 0 && !delay_given)
     lf_raise(L, "A `retry_delay` must be provided if max_retries > 0");
   if (delay_given && t->max_retries == 0)
-    lf_raise(L,
-             "A `max_retries` argument greater than 0 must be provided if specifying a "
-             "retry delay.");
+    lf_raise(L, "A `max_retries` argument greater than 0 must be provided if specifying a "
+                "retry delay.");
   t->timeout = opt_number(L, 1, "timeout", 0, &timeout_given);
   if (timeout_given && t->timeout <= 0) lf_raise(L, "timeout must be a positive number");
   if (lua_getfield(L, 1, "skip_on_upstream_skip") != LUA_TNIL) {
@@ -177,51 +184,41 @@ static int task_new(lua_State *L) {
   lua_getfield(L, 1, "state_handlers");
   lua_getfield(L, 1, "on_failure");
   parse_handlers(L, &t->obj, uv, lua_gettop(L) - 1, lua_gettop(L));
-  lua_newtable(L);
-  lua_setfield(L, uv, "consts");
   lua_settop(L, ud);
   return 1;
 }
 
-/* A copy for one call in a builder: same options, its own constants. */
-static int task_copy(lua_State *L) {
-  lf_task *src = lf_check_task(L, 1);
+/* A copy of the task at idx for one call in a builder: it shares the
+ * original's spec (function, handlers, name) and keeps the original alive. */
+static lf_task *copy_task(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lf_task *src = lua_touserdata(L, idx);
+  lua_Integer origin_uv = LF_UV_ORIGIN;
   lf_task *t = new_task_ud(L);
-  int ud = lua_gettop(L);
   *t = *src;
-  t->obj.name = NULL;
-  t->obj.handlers = NULL;
-  set_name(L, &t->obj, src->obj.name);
-  if (src->obj.nhandlers) {
-    t->obj.handlers = malloc((size_t)src->obj.nhandlers * sizeof *t->obj.handlers);
-    if (!t->obj.handlers) return luaL_error(L, "not enough memory");
-    memcpy(t->obj.handlers, src->obj.handlers,
-           (size_t)src->obj.nhandlers * sizeof *t->obj.handlers);
-  }
+  t->owns_name = t->owns_handlers = 0;
+  t->flow_id = 0;
   t->nconsts = 0;
-  lua_getiuservalue(L, ud, 1);
-  lua_getiuservalue(L, 1, 1);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -5);
+  lua_getiuservalue(L, idx, LF_UV_SPEC);
+  lua_setiuservalue(L, -2, LF_UV_SPEC);
+  if (lua_getiuservalue(L, idx, (int)origin_uv) == LUA_TNIL) { /* a copy of a copy: same origin */
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
   }
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_setfield(L, -2, "consts");
-  if (lua_getfield(L, -1, "origin") == LUA_TNIL) {
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -3, "origin");
-  }
-  lua_settop(L, ud);
+  lua_setiuservalue(L, -2, LF_UV_ORIGIN);
+  return t;
+}
+
+static int task_copy(lua_State *L) {
+  lf_check_task(L, 1);
+  copy_task(L, 1);
   return 1;
 }
 
 static int task_gc(lua_State *L) {
   lf_task *t = lf_check_task(L, 1);
-  free(t->obj.name);
-  free(t->obj.handlers);
+  if (t->owns_name) free(t->obj.name);
+  if (t->owns_handlers) free(t->obj.handlers);
   t->obj.name = NULL;
   t->obj.handlers = NULL;
   t->obj.nhandlers = 0;
@@ -239,10 +236,17 @@ static int task_name(lua_State *L) {
   return 1;
 }
 
+static void rename_task(lua_State *L, lf_task *t, const char *name) {
+  char *d = dup_string(L, name);
+  if (t->owns_name) free(t->obj.name);
+  t->obj.name = d;
+  t->owns_name = 1;
+}
+
 /* core.task_set_name(t, name [, named]) */
 static int task_set_name(lua_State *L) {
   lf_task *t = lf_check_task(L, 1);
-  set_name(L, &t->obj, luaL_checkstring(L, 2));
+  rename_task(L, t, luaL_checkstring(L, 2));
   t->named = (uint8_t)(lua_isnone(L, 3) || lua_toboolean(L, 3));
   return 0;
 }
@@ -252,21 +256,38 @@ static int task_named(lua_State *L) {
   return 1;
 }
 
-static int task_values(lua_State *L) {
+static int task_fn(lua_State *L) {
   lf_check_task(L, 1);
-  lua_getiuservalue(L, 1, 1);
+  lua_getiuservalue(L, 1, LF_UV_SPEC);
+  lua_rawgeti(L, -1, LF_SPEC_FN);
   return 1;
+}
+
+/* core.task_origin(t) -> the task t was copied from, or nil. */
+static int task_origin(lua_State *L) {
+  lf_check_task(L, 1);
+  lua_getiuservalue(L, 1, LF_UV_ORIGIN);
+  return 1;
+}
+
+static void set_const(lua_State *L, int task, lf_task *t, int pos, int value) {
+  value = lua_absindex(L, value);
+  if (lua_getiuservalue(L, task, LF_UV_CONSTS) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, pos, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, task, LF_UV_CONSTS);
+  }
+  lua_pushvalue(L, value);
+  lua_rawseti(L, -2, pos);
+  lua_pop(L, 1);
+  if (pos > t->nconsts) t->nconsts = pos;
 }
 
 /* core.task_set_const(t, pos, value) */
 static int task_set_const(lua_State *L) {
   lf_task *t = lf_check_task(L, 1);
-  lua_Integer pos = luaL_checkinteger(L, 2);
-  lua_getiuservalue(L, 1, 1);
-  lua_getfield(L, -1, "consts");
-  lua_pushvalue(L, 3);
-  lua_rawseti(L, -2, pos);
-  if (pos > t->nconsts) t->nconsts = (int)pos;
+  set_const(L, 1, t, (int)luaL_checkinteger(L, 2), 3);
   return 0;
 }
 
@@ -278,11 +299,14 @@ static int task_mark_parameter(lua_State *L) {
 
 /* ---- flows ---- */
 
+static uint32_t last_flow_id;
+
 static int flow_new(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   lf_flow *f = lua_newuserdatauv(L, sizeof *f, 1);
   memset(f, 0, sizeof *f);
   f->obj.is_flow = 1;
+  f->id = ++last_flow_id;
   luaL_setmetatable(L, LF_FLOW_MT);
   int ud = lua_gettop(L);
   set_name(L, &f->obj, name);
@@ -291,7 +315,7 @@ static int flow_new(lua_State *L) {
   lua_newtable(L);
   lua_setfield(L, uv, "tasks");
   lua_newtable(L);
-  lua_setfield(L, uv, "index");
+  lua_setfield(L, uv, "index"); /* tasks first added to another flow -> index */
   parse_handlers(L, &f->obj, uv, 2, 3);
   lua_setiuservalue(L, ud, 1);
   lua_settop(L, ud);
@@ -319,14 +343,20 @@ static int flow_name(lua_State *L) {
   return 1;
 }
 
-static int flow_values(lua_State *L) {
+static int flow_tasks(lua_State *L) {
   lf_check_flow(L, 1);
   lua_getiuservalue(L, 1, 1);
+  lua_getfield(L, -1, "tasks");
   return 1;
 }
 
-/* Index (1-based) of task ud at idx in f, or 0. Uses uv.index. */
+/* Index (1-based) of the task at `task` in the flow at `flow`, or 0. A task
+ * knows its index in the first flow it joined; others are in uv.index. */
 static int task_index(lua_State *L, int flow, int task) {
+  lf_flow *f = lua_touserdata(L, flow);
+  lf_task *t = lua_touserdata(L, task);
+  if (t->flow_id == f->id) return t->flow_index + 1;
+  if (t->flow_id == 0) return 0;
   task = lua_absindex(L, task);
   lua_getiuservalue(L, flow, 1);
   lua_getfield(L, -1, "index");
@@ -337,37 +367,65 @@ static int task_index(lua_State *L, int flow, int task) {
   return i;
 }
 
+static int flow_index(lua_State *L) {
+  lf_check_flow(L, 1);
+  if (!luaL_testudata(L, 2, LF_TASK_MT)) return 0;
+  int i = task_index(L, 1, 2);
+  if (!i) return 0;
+  lua_pushinteger(L, i);
+  return 1;
+}
+
 static void *grow(lua_State *L, void *p, int *cap, int need, size_t size) {
   if (need <= *cap) return p;
   int ncap = *cap ? *cap * 2 : 8;
-  while (ncap < need)
-    ncap *= 2;
+  while (ncap < need) ncap *= 2;
   void *np = realloc(p, (size_t)ncap * size);
   if (!np) luaL_error(L, "not enough memory");
   *cap = ncap;
   return np;
 }
 
-/* core.flow_add_task(f, t) -> its 1-based index (the same task is added once). */
-static int flow_add_task(lua_State *L) {
-  lf_flow *f = lf_check_flow(L, 1);
-  lf_task *t = lf_check_task(L, 2);
-  int i = task_index(L, 1, 2);
-  if (!i) {
-    f->tasks = grow(L, f->tasks, &f->cap_tasks, f->ntasks + 1, sizeof *f->tasks);
-    f->tasks[f->ntasks++] = t;
-    i = f->ntasks;
-    lua_getiuservalue(L, 1, 1);
-    lua_getfield(L, -1, "tasks");
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, i);
+/* Adds the task at `task` to the flow at `flow` once; returns its 1-based index. */
+static int add_task(lua_State *L, int flow, int task) {
+  lf_flow *f = lua_touserdata(L, flow);
+  lf_task *t = lua_touserdata(L, task);
+  int i = task_index(L, flow, task);
+  if (i) return i;
+  task = lua_absindex(L, task);
+  f->tasks = grow(L, f->tasks, &f->cap_tasks, f->ntasks + 1, sizeof *f->tasks);
+  f->tasks[f->ntasks++] = t;
+  i = f->ntasks;
+  lua_getiuservalue(L, flow, 1);
+  lua_getfield(L, -1, "tasks");
+  lua_pushvalue(L, task);
+  lua_rawseti(L, -2, i);
+  if (t->flow_id == 0) {
+    t->flow_id = f->id;
+    t->flow_index = i - 1;
+  } else {
     lua_getfield(L, -2, "index");
-    lua_pushvalue(L, 2);
+    lua_pushvalue(L, task);
     lua_pushinteger(L, i);
     lua_rawset(L, -3);
+    lua_pop(L, 1);
   }
-  lua_pushinteger(L, i);
+  lua_pop(L, 2);
+  return i;
+}
+
+/* core.flow_add_task(f, t) -> its 1-based index (the same task is added once). */
+static int flow_add_task(lua_State *L) {
+  lf_check_flow(L, 1);
+  lf_check_task(L, 2);
+  lua_pushinteger(L, add_task(L, 1, 2));
   return 1;
+}
+
+static void add_edge(lua_State *L, lf_flow *f, int up, int down, int key) {
+  f->edges = grow(L, f->edges, &f->cap_edges, f->nedges + 1, sizeof *f->edges);
+  lf_edge e = {up - 1, down - 1, key};
+  f->edges[f->nedges++] = e;
 }
 
 /* core.flow_add_edge(f, up, down, key): both tasks must be in f already. */
@@ -378,10 +436,82 @@ static int flow_add_edge(lua_State *L) {
   int key = (int)luaL_optinteger(L, 4, 0);
   int up = task_index(L, 1, 2), down = task_index(L, 1, 3);
   if (!up || !down) return luaL_error(L, "task is not in the flow");
-  f->edges = grow(L, f->edges, &f->cap_edges, f->nedges + 1, sizeof *f->edges);
-  lf_edge e = {up - 1, down - 1, key};
-  f->edges[f->nedges++] = e;
+  add_edge(L, f, up, down, key);
   return 0;
+}
+
+/* t(args...) inside a builder (the Task __call): adds a copy of t to the
+ * flow being built, a data edge for each reference or task among args and a
+ * constant for each other value; returns the copy's reference.
+ * Upvalues: 1 the stack of flows being built, 2 the reference metatable,
+ * 3 resolve(flow, task) for bare tasks. */
+static int task_call(lua_State *L) {
+  lf_task *t = lf_check_task(L, 1);
+  int nargs = lua_gettop(L) - 1;
+  lua_Integer depth = luaL_len(L, lua_upvalueindex(1));
+  if (depth == 0) {
+    return lf_raise(L,
+                    "cannot call task <Task: %s> outside a flow builder: call it inside "
+                    "Flow(name, function(flow) ... end), or use t:run(...) to run its "
+                    "function directly",
+                    t->obj.name);
+  }
+  if (!lua_checkstack(L, 8)) return luaL_error(L, "stack overflow");
+  lua_rawgeti(L, lua_upvalueindex(1), depth);
+  int flow = lua_gettop(L);
+  lf_flow *f = lua_touserdata(L, flow);
+  if (!t->named) { /* named after the call site: mission_critical_task(1, 1) */
+    lua_Debug ar;
+    const char *name = "task";
+    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name && is_identifier(ar.name))
+      name = ar.name;
+    rename_task(L, t, name);
+    t->named = 1;
+  }
+  lf_task *copy = copy_task(L, 1);
+  int ci = lua_gettop(L);
+  int down = add_task(L, flow, ci);
+  for (int i = 1; i <= nargs; i++) {
+    int arg = i + 1, up = 0;
+    if (lua_type(L, arg) == LUA_TTABLE && lua_getmetatable(L, arg)) {
+      int is_ref = lua_rawequal(L, -1, lua_upvalueindex(2));
+      lua_pop(L, 1);
+      if (is_ref) {
+        lua_getfield(L, arg, "_task");
+        up = add_task(L, flow, -1);
+        lua_pop(L, 1);
+      }
+    } else if (luaL_testudata(L, arg, LF_TASK_MT)) {
+      lua_pushvalue(L, lua_upvalueindex(3));
+      lua_pushvalue(L, flow);
+      lua_pushvalue(L, arg);
+      lua_call(L, 2, 1);
+      up = add_task(L, flow, lua_isnil(L, -1) ? arg : -1); /* an uncalled task: a data edge */
+      lua_pop(L, 1);
+    }
+    if (up)
+      add_edge(L, f, up, down, i);
+    else
+      set_const(L, ci, copy, i, arg);
+  }
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, ci);
+  lua_setfield(L, -2, "_task");
+  lua_pushvalue(L, flow);
+  lua_setfield(L, -2, "_flow");
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* core.make_task_call(building, ref_mt, resolve) -> the Task __call. */
+static int make_task_call(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  lua_pushcclosure(L, task_call, 3);
+  return 1;
 }
 
 /* core.flow_edges(f) -> {{up, down, key}, ...} (1-based indices) */
@@ -464,12 +594,15 @@ void lf_open_graph(lua_State *L) {
                                  {"task_name", task_name},
                                  {"task_set_name", task_set_name},
                                  {"task_named", task_named},
-                                 {"task_values", task_values},
+                                 {"task_fn", task_fn},
+                                 {"task_origin", task_origin},
+                                 {"make_task_call", make_task_call},
+                                 {"flow_tasks", flow_tasks},
+                                 {"flow_index", flow_index},
                                  {"task_set_const", task_set_const},
                                  {"task_mark_parameter", task_mark_parameter},
                                  {"new_flow", flow_new},
                                  {"flow_name", flow_name},
-                                 {"flow_values", flow_values},
                                  {"flow_add_task", flow_add_task},
                                  {"flow_add_edge", flow_add_edge},
                                  {"flow_edges", flow_edges},

@@ -146,14 +146,13 @@ static void push_object(lf_run *r, int i) {
     lua_rawgeti(r->L, r->tasks_t, i + 1);
 }
 
-/* Pushes field `key` of object i's user value table. */
-static int push_value(lf_run *r, int i, const char *key) {
+/* Pushes entry `key` (LF_SPEC_*) of object i's spec table. */
+static void push_spec(lf_run *r, int i, int key) {
   push_object(r, i);
-  lua_getiuservalue(r->L, -1, 1);
-  int t = lua_getfield(r->L, -1, key);
+  lua_getiuservalue(r->L, -1, LF_UV_SPEC);
+  lua_rawgeti(r->L, -1, key);
   lua_replace(r->L, -3);
   lua_pop(r->L, 1);
-  return t;
 }
 
 /* The box on top of the stack belongs to the run from now on (it may hold
@@ -232,7 +231,7 @@ static lf_state *transition(lf_run *r, int i, lf_state *old, lf_state *next, int
     if (hd->on_failure && !LF_IS(next, LF_FAILED)) continue;
     int top = lua_gettop(L);
     if (!lua_checkstack(L, 8)) luaL_error(L, "stack overflow in the runner");
-    push_value(r, i, "handlers");
+    push_spec(r, i, LF_SPEC_HANDLERS);
     lua_rawgeti(L, -1, hd->lua);
     lua_remove(L, -2);
     push_object(r, i);
@@ -313,10 +312,12 @@ static lf_state *run_body(lf_run *r, int i, int *end) {
   for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
     if (r->up_key[k] > nargs) nargs = r->up_key[k];
   if (!lua_checkstack(L, nargs + 8)) luaL_error(L, "too many task arguments");
-  push_value(r, i, "fn");
+  push_spec(r, i, LF_SPEC_FN);
   int fn = lua_gettop(L);
   if (t->nconsts) {
-    push_value(r, i, "consts");
+    push_object(r, i);
+    lua_getiuservalue(L, -1, LF_UV_CONSTS);
+    lua_remove(L, -2);
     for (int k = 1; k <= nargs; k++)
       lua_rawgeti(L, fn + 1, k);
     lua_remove(L, fn + 1);
@@ -417,7 +418,7 @@ static lf_state *trigger_signal_state(lf_run *r, lf_kind kind, const char *messa
 static lf_state *lua_trigger(lf_run *r, int i, int nups) {
   lua_State *L = r->L;
   int top = lua_gettop(L);
-  push_value(r, i, "trigger");
+  push_spec(r, i, LF_SPEC_TRIGGER);
   lua_createtable(L, nups, 0);
   for (int j = 0; j < nups; j++) {
     lf_boxes_push(L, &r->boxes, r->ups[j]);

@@ -145,7 +145,7 @@ local function dot_quote(s)
 end
 
 local function write_dot(out, flow)
-  local tasks = core.flow_values(flow).tasks
+  local tasks = core.flow_tasks(flow)
   local order = graph.order(flow)
   out:write("digraph ", dot_quote(flow.name), " {\n")
   for _, idx in ipairs(order) do
@@ -227,7 +227,7 @@ local function cmd_run(o)
     for name in pairs(resume_names) do
       local anywhere, here = 0, {}
       for _, f in ipairs(graph.flows) do
-        for _, t in ipairs(core.flow_values(f).tasks) do
+        for _, t in ipairs(core.flow_tasks(f)) do
           if t.name == name then
             anywhere = anywhere + 1
             if f == flow then here[#here + 1] = t end

@@ -37,17 +37,16 @@ local function new_ref(task, flow) return setmetatable({ _task = task, _flow = f
 local function is_ref(v) return getmetatable(v) == ref_mt end
 M.is_ref = is_ref
 
-local origin_of = function(t) return core.task_values(t).origin end
+local origin_of = core.task_origin
 
 -- The task in `flow` that x stands for: a reference, a task of the flow, or a
 -- bare task the flow holds exactly one copy of. nil when none.
 local function resolve(flow, x)
   if is_ref(x) then return rawget(x, "_task") end
   if not is_task(x) then return nil end
-  local index = core.flow_values(flow).index
-  if index[x] then return x end
+  if core.flow_index(flow, x) then return x end
   local found
-  for _, t in ipairs(core.flow_values(flow).tasks) do
+  for _, t in ipairs(core.flow_tasks(flow)) do
     if origin_of(t) == x then
       if found then
         raise(("%s was called more than once in %s; use the reference a call returned")
@@ -62,15 +61,6 @@ M.resolve = resolve
 
 local function current_builder()
   return M.building[#M.building]
-end
-
-local function as_upstream(flow, x)
-  local t = resolve(flow, x)
-  if t then return t end
-  if is_task(x) then
-    core.flow_add_task(flow, x) -- an uncalled task (a Parameter) is a data edge
-    return x
-  end
 end
 
 -- ---- tasks ----
@@ -95,33 +85,12 @@ local function get_item_task(flow, up, key)
   return t
 end
 
--- t(args...) in a builder: adds a copy of t with data edges from the
--- references among args and constants for the rest.
-task_mt.__call = function(t, ...)
-  local flow = current_builder()
-  if not flow then
-    raise(("cannot call task %s outside a flow builder: call it inside Flow(name, function(flow) ... end), or use t:run(...) to run its function directly")
-          :format(tostring(t)))
-  end
-  if not core.task_named(t) then
-    core.task_set_name(t, call_site_name(2) or "task")
-  end
-  local copy = core.task_copy(t)
-  core.flow_add_task(flow, copy)
-  for i = 1, select("#", ...) do
-    local a = select(i, ...)
-    local up = as_upstream(flow, a)
-    if up then
-      core.flow_add_edge(flow, up, copy, i)
-    else
-      core.task_set_const(copy, i, a)
-    end
-  end
-  return new_ref(copy, flow)
-end
+-- t(args...) in a builder (C: src/lua_graph.c task_call) adds a copy of t
+-- with data edges from the references among args and constants for the rest.
+task_mt.__call = core.make_task_call(M.building, ref_mt, resolve)
 
 function task_methods.run(t, ...)
-  local fn = core.task_values(t).fn
+  local fn = core.task_fn(t)
   if fn == nil then return nil end
   return (fn(...))
 end
@@ -212,7 +181,7 @@ end
 flow_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
 
 local function cycle_error(flow, members)
-  local tasks = core.flow_values(flow).tasks
+  local tasks = core.flow_tasks(flow)
   local names = {}
   for i, idx in ipairs(members) do names[i] = tostring(tasks[idx]) end
   raise(("%s has a cycle among its tasks: %s"):format(tostring(flow), table.concat(names, ", ")))
@@ -239,7 +208,7 @@ local function key_position(task, key)
   if key == nil then return 0 end
   if math.type(key) == "integer" and key > 0 then return key end
   if type(key) == "string" then
-    local fn = core.task_values(task).fn
+    local fn = core.task_fn(task)
     if type(fn) == "function" then
       local i = 1
       while true do
@@ -265,12 +234,12 @@ end
 
 function flow_methods.tasks(f)
   local list = {}
-  for i, t in ipairs(core.flow_values(f).tasks) do list[i] = t end
+  for i, t in ipairs(core.flow_tasks(f)) do list[i] = t end
   return list
 end
 
 function flow_methods.edges(f)
-  local tasks = core.flow_values(f).tasks
+  local tasks = core.flow_tasks(f)
   local list = {}
   for i, e in ipairs(core.flow_edges(f)) do
     list[i] = { upstream = tasks[e[1]], downstream = tasks[e[2]], key = e[3] > 0 and e[3] or nil }
@@ -281,11 +250,10 @@ end
 function flow_methods.set_reference_tasks(f, list)
   if type(list) ~= "table" then raise("reference_tasks must be a list of tasks") end
   local indices = {}
-  local index = core.flow_values(f).index
   for i, t in ipairs(list) do
     local task = resolve(f, t)
     if not task then raise("reference tasks must be part of the flow.") end
-    indices[i] = index[task]
+    indices[i] = core.flow_index(f, task)
   end
   core.flow_set_reference(f, indices)
 end
@@ -293,7 +261,7 @@ end
 -- The Parameters of a flow, by name.
 function M.flow_parameters(f)
   local found = {}
-  for _, t in ipairs(core.flow_values(f).tasks) do
+  for _, t in ipairs(core.flow_tasks(f)) do
     local spec = M.parameters[t] or M.parameters[origin_of(t) or false]
     if spec then found[spec.name] = spec end
   end
@@ -358,18 +326,17 @@ function flow_methods.run(f, opts)
   params = run_parameters(f, params)
   local order = M.order(f)
   local resume = {}
-  local index = core.flow_values(f).index
   for i, t in ipairs(opts.resume or {}) do
     local task = resolve(f, t)
     if not task then raise(("resume: %s is not in %s"):format(tostring(t), tostring(f))) end
-    resume[i] = index[task]
+    resume[i] = core.flow_index(f, task)
   end
   M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets,
                           run_id = M.new_run_id() }
   local ok, state, states, counts = pcall(core.flow_run, f, order, resume, M.hooks.approve)
   table.remove(M.runs)
   if not ok then error(state, 0) end
-  local tasks = core.flow_values(f).tasks
+  local tasks = core.flow_tasks(f)
   local map, list = setmetatable({}, task_map_mt), {}
   for k, idx in ipairs(order) do
     local t = tasks[idx]
