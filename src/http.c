@@ -97,23 +97,30 @@ static void url_free(url_parts *u) {
   u->h = NULL;
 }
 
-/* Parses url. Returns 0, or -1 with why (a static text holding nothing of url). */
-static int url_parse(const char *url, url_parts *u, const char **why) {
+/* Parses url. Returns 0, or -1 with why set to "invalid URL (<libcurl's
+ * reason>)" or "out of memory": nothing of url itself. */
+static int url_parse(const char *url, url_parts *u, char *why, size_t whylen) {
   static const CURLUPart secret_parts[] = {
       CURLUPART_PATH,     CURLUPART_QUERY,   CURLUPART_FRAGMENT, CURLUPART_USER,
       CURLUPART_PASSWORD, CURLUPART_OPTIONS, CURLUPART_ZONEID};
   memset(u, 0, sizeof *u);
-  *why = "invalid URL";
+  set_err(why, whylen, "invalid URL");
   if (!url) return -1;
   u->h = curl_url();
   if (!u->h) {
-    *why = "out of memory";
+    set_err(why, whylen, "out of memory");
     return -1;
   }
   char *scheme = NULL, *host = NULL, *port = NULL;
   int rc = -1;
-  if (curl_url_set(u->h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+  CURLUcode uc = curl_url_set(u->h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+  if (uc != CURLUE_OK) {
+    if (uc == CURLUE_OUT_OF_MEMORY)
+      set_err(why, whylen, "out of memory");
+    else
+      set_err(why, whylen, "invalid URL (%s)", curl_url_strerror(uc));
     goto done;
+  }
   if (curl_url_get(u->h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) goto done;
   if (curl_url_get(u->h, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) goto done;
   snprintf(u->scheme, sizeof u->scheme, "%s", scheme);
@@ -155,9 +162,9 @@ static int text_is_safe(const char *s, const url_parts *u, const char *url,
 
 int lf_url_origin(const char *url, char *out, size_t outlen) {
   url_parts u;
-  const char *why;
-  if (url_parse(url, &u, &why) != 0) {
-    set_err(out, outlen, "%s", why);
+  char why[128];
+  if (url_parse(url, &u, why, sizeof why) != 0) {
+    set_err(out, outlen, "invalid URL");
     return -1;
   }
   set_err(out, outlen, "%s", u.origin);
@@ -371,8 +378,8 @@ int lf_http_perform(const lf_http_request *req, lf_http_response *res) {
   }
 
   url_parts u;
-  const char *why;
-  if (url_parse(req->url, &u, &why) != 0) {
+  char why[128];
+  if (url_parse(req->url, &u, why, sizeof why) != 0) {
     set_err(res->err, sizeof res->err, "%s failed: %s", method, why);
     return -1;
   }
@@ -538,8 +545,8 @@ static int smtp_debug_cb(CURL *c, curl_infotype type, char *data, size_t size, v
 int lf_smtp_send(const lf_smtp_request *req, char *err, size_t errlen) {
   set_err(err, errlen, "%s", "");
   url_parts u;
-  const char *why;
-  if (url_parse(req->url, &u, &why) != 0) {
+  char why[128];
+  if (url_parse(req->url, &u, why, sizeof why) != 0) {
     set_err(err, errlen, "SMTP failed: %s", why);
     return -1;
   }

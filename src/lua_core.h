@@ -85,6 +85,10 @@ struct lf_flow;
 struct lf_task *lf_check_task(lua_State *L, int idx);
 struct lf_flow *lf_check_flow(lua_State *L, int idx);
 
+/* The message of the last LF_ERROR (or a default). */
+const char *lf_handler_error_text(void);
+void lf_open_api(lua_State *L);
+
 int lf_open_states(lua_State *L);
 int lf_open_time(lua_State *L);
 void lf_open_graph(lua_State *L);

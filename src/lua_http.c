@@ -89,6 +89,7 @@ static int field_bool(lua_State *L, int t, const char *fname, const char *name,
   return v;
 }
 
+/* Whether s[0..n) holds a NUL byte or any byte of set. */
 static int has_byte(const char *s, size_t n, const char *set) {
   for (size_t i = 0; i < n; i++)
     if (strchr(set, s[i]) && s[i]) return 1;

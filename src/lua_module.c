@@ -9,6 +9,7 @@
 #include "graph.h"
 #include "log.h"
 #include "lua_core.h"
+#include "lua_http.h"
 #include "lua_json.h"
 #include "lua_sources.h"
 #include "redact.h"
@@ -191,12 +192,15 @@ static void open_core(lua_State *L) {
   luaL_setfuncs(L, fns, 0);
   lf_open_graph(L);
   lf_open_runner(L);
+  lf_open_api(L);
   lf_open_states(L);
   lua_setfield(L, -2, "states");
   lf_open_time(L);
   lua_setfield(L, -2, "time");
   luaopen_luaflow_json(L);
   lua_setfield(L, -2, "json");
+  luaopen_luaflow_http(L);
+  lua_setfield(L, -2, "http");
   lua_pushstring(L, LUAFLOW_VERSION);
   lua_setfield(L, -2, "version");
 }

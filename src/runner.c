@@ -58,6 +58,10 @@ void lf_handler_error(const lf_object *obj, const char *message) {
            message ? message : "C handler failed");
 }
 
+const char *lf_handler_error_text(void) {
+  return handler_error[0] ? handler_error : "C handler failed";
+}
+
 const char *lf_object_name(const lf_object *obj) {
   return obj->name;
 }
@@ -187,7 +191,7 @@ static lf_state *handler_failure(lf_run *r, lf_object *obj, int err_idx, lf_sign
   return lf_state_ref(s);
 }
 
-static lf_state *handler_error_text(lf_run *r, lf_object *obj, const char *text) {
+static lf_state *handler_failure_text(lf_run *r, lf_object *obj, const char *text) {
   lua_pushstring(r->L, text);
   lf_signal sig;
   return handler_failure(r, obj, -1, &sig);
@@ -221,10 +225,9 @@ static lf_state *transition(lf_run *r, int i, lf_state *old, lf_state *next, int
       lf_state_release(next);
       if (out) lf_state_release(out);
       next =
-          handler_error_text(r, obj,
-                             rc == LF_REPLACE   ? "C handler replaced the state with NULL"
-                             : handler_error[0] ? handler_error
-                                                : "C handler failed");
+          handler_failure_text(r, obj,
+                               rc == LF_REPLACE ? "C handler replaced the state with NULL"
+                                                : lf_handler_error_text());
       *end = 1;
       break;
     }

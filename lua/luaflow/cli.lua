@@ -23,9 +23,22 @@ local Usage = {}
 local function usage_error(msg) error(setmetatable({ msg = msg }, Usage), 0) end
 local Stop = {} -- flow:run() under check/graph: stops the script there
 
--- CLI messages never show a secret that has been read.
+-- CLI messages never show a secret that has been read. An embedding program
+-- (src/embed.c) collects them instead of printing (M.report).
+function M.report(msg)
+  io.stderr:write("luaflow: ", msg, "\n")
+end
+
 local function err(msg)
-  io.stderr:write("luaflow: ", core.redact(tostring(msg)), "\n")
+  M.report(core.redact(tostring(msg)))
+end
+
+-- Stops the process before a flow runs (exit 2); embedded, it raises instead.
+local function fatal(msg)
+  if M.embedded then usage_error(msg) end
+  err(msg)
+  io.stdout:flush()
+  core.exit_guarded(EXIT_USAGE)
 end
 
 -- ---- arguments ----
@@ -185,7 +198,7 @@ local function ask(task)
 end
 
 local function cmd_run(o)
-  core.install_signal_handlers()
+  if not o.embedded then core.install_signal_handlers() end
   local secrets_file = o.secrets or os.getenv("LUAFLOW_SECRETS_FILE")
   if secrets_file and secrets_file ~= "" then
     local ok, why = luaflow.secrets.use_file(secrets_file)
@@ -193,6 +206,7 @@ local function cmd_run(o)
   end
   if not o["no-input"] and core.isatty(0) and core.isatty(2) then graph.hooks.approve = ask end
   local outcomes = {}
+  M.outcomes = outcomes
   local json_out
   if o.json then
     if o.json == "-" then
@@ -208,9 +222,7 @@ local function cmd_run(o)
     local known = all_parameter_names()
     for name in pairs(o.params) do
       if not known[name] then
-        err(("--param %s matches no Parameter of any flow"):format(name))
-        io.stdout:flush()
-        core.exit_guarded(EXIT_USAGE)
+        fatal(("--param %s matches no Parameter of any flow"):format(name))
       end
     end
     for k, v in pairs(o.params) do params[k] = v end
@@ -218,9 +230,7 @@ local function cmd_run(o)
     for name, spec in pairs(specs) do
       local given = (opts.parameters or {})[name]
       if spec.required and given == nil and params[name] == nil then
-        err(("%s: required parameter '%s' has no value (use --param %s=VALUE)"):format(tostring(flow), name, name))
-        io.stdout:flush()
-        core.exit_guarded(EXIT_USAGE)
+        fatal(("%s: required parameter '%s' has no value (use --param %s=VALUE)"):format(tostring(flow), name, name))
       end
     end
     for k in pairs(params) do if not specs[k] then params[k] = nil end end
@@ -235,14 +245,10 @@ local function cmd_run(o)
         end
       end
       if anywhere == 0 then
-        err(("--resume %s matches no task"):format(name))
-        io.stdout:flush()
-        core.exit_guarded(EXIT_USAGE)
+        fatal(("--resume %s matches no task"):format(name))
       elseif #here > 1 then
-        err(("--resume %s matches %d tasks of %s; give the tasks distinct names")
+        fatal(("--resume %s matches %d tasks of %s; give the tasks distinct names")
             :format(name, #here, tostring(flow)))
-        io.stdout:flush()
-        core.exit_guarded(EXIT_USAGE)
       elseif #here == 1 then
         opts.resume = opts.resume or {}
         table.insert(opts.resume, here[1])
@@ -352,6 +358,23 @@ local function cmd_graph(o)
     end
   end
   return EXIT_OK
+end
+
+-- For embedding: runs FILE as `luaflow run FILE --param ...` would, without
+-- signal handlers or a terminal prompt. Returns the exit code, the flow runs
+-- ({flow=, state=}) and the error messages.
+function M.run_file(path, params)
+  M.embedded = true
+  local messages = {}
+  M.report = function(msg) messages[#messages + 1] = msg end
+  M.outcomes = {}
+  local ok, code = pcall(cmd_run, { file = path, params = params or {}, resume = {},
+                                    ["no-input"] = true, embedded = true })
+  if not ok then
+    messages[#messages + 1] = getmetatable(code) == Usage and code.msg or tostring(code)
+    code = EXIT_USAGE
+  end
+  return code, M.outcomes, table.concat(messages, "\n")
 end
 
 function M.main(args)

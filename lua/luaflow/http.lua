@@ -148,7 +148,9 @@ local function request(what, opts)
     verify = opts.verify,
     ca_file = opts.ca_file,
   })
-  if not ok then core.raise(("%s: %s"):format(what, tostring(status))) end -- a bad argument
+  if not ok then -- a bad argument the checks above let through
+    core.raise(("%s: %s"):format(what, (tostring(status):gsub("^perform: ", ""))))
+  end
   if status == nil then core.raise(rbody) end -- a transport failure, already safe to show
   local r = setmetatable({
     status = status,

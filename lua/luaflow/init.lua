@@ -14,6 +14,7 @@ M.signals = require("luaflow.signals")
 M.triggers = require("luaflow.triggers")
 M.notifications = require("luaflow.notifications")
 M.json = core.json
+M.http = require("luaflow.http")
 M.secrets = require("luaflow.secrets")
 M.Secret = M.secrets.Secret
 M.time = core.time

@@ -434,40 +434,28 @@ static const char *http_header(const struct request *rq, const char *name) {
 }
 
 static const char *http_reason(int status) {
-  switch (status) {
-  case 100:
-    return "Continue";
-  case 200:
-    return "OK";
-  case 201:
-    return "Created";
-  case 204:
-    return "No Content";
-  case 400:
-    return "Bad Request";
-  case 401:
-    return "Unauthorized";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 429:
-    return "Too Many Requests";
-  case 500:
-    return "Internal Server Error";
-  case 502:
-    return "Bad Gateway";
-  case 503:
-    return "Service Unavailable";
-  default:
-    return "Status";
-  }
+  static const struct {
+    int status;
+    const char *text;
+  } reasons[] = {{200, "OK"},
+                 {201, "Created"},
+                 {204, "No Content"},
+                 {400, "Bad Request"},
+                 {401, "Unauthorized"},
+                 {403, "Forbidden"},
+                 {404, "Not Found"},
+                 {429, "Too Many Requests"},
+                 {500, "Internal Server Error"},
+                 {502, "Bad Gateway"},
+                 {503, "Service Unavailable"}};
+  for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+    if (reasons[i].status == status) return reasons[i].text;
+  return "Status";
 }
 
 /* Sends a complete answer; Connection: close because we serve one request
  * per connection. X-Receiver lets client specs test header parsing. */
-static int http_send(struct conn *c, const struct request *rq, int status,
-                     const char *body) {
+static int http_send(struct conn *c, int status, const char *body) {
   char head[256];
   size_t n = strlen(body);
   int hn =
@@ -476,7 +464,6 @@ static int http_send(struct conn *c, const struct request *rq, int status,
                "Connection: close\r\nX-Receiver: luaflow\r\n\r\n",
                status, http_reason(status), n);
   if (conn_write(c, head, (size_t)hn) < 0) return -1;
-  if (rq && rq->method && strcmp(rq->method, "HEAD") == 0) return 0;
   return conn_write(c, body, n);
 }
 
@@ -626,16 +613,16 @@ static void http_session(struct conn *c) {
   int r = http_request_line(c, &rq);
   if (r == 0) goto out;
   if (r < 0 || http_headers(c, &rq) < 0 || http_body(c, &rq) < 0) {
-    http_send(c, &rq, 400, "bad request");
+    http_send(c, 400, "bad request");
     goto out;
   }
   http_log(&rq);
   switch (cfg.mode) {
   case MODE_STATUS:
-    http_send(c, &rq, cfg.status, "error");
+    http_send(c, cfg.status, "error");
     break;
   case MODE_SLOW:
-    if (pause_for(cfg.slow)) http_send(c, &rq, 200, "ok");
+    if (pause_for(cfg.slow)) http_send(c, 200, "ok");
     break;
   case MODE_NEVER:
     conn_wait_close(c);
@@ -643,7 +630,7 @@ static void http_session(struct conn *c) {
   case MODE_CLOSE:
     break;
   default:
-    http_send(c, &rq, 200, "ok");
+    http_send(c, 200, "ok");
   }
 out:
   request_free(&rq);

@@ -153,22 +153,36 @@ function Receiver:errors()
 end
 
 -- Closes the program's stdin (it exits, and the close waits for that) and
--- removes its temp files. Safe to call twice.
+-- removes its temp files. Safe to call twice. Raises, after cleaning up, when
+-- the program did not exit with status 0 (a crash, a sanitizer report).
 function Receiver:stop()
+  local problem
   if self.pipe then
     self.pipe:close()
     self.pipe = nil
+    local status = tonumber(slurp(self.dir .. "/status") or "")
+    if status ~= 0 and self.port then
+      problem = ("receiver exited with status %s: %s"):format(status, self:errors())
+    end
   end
   running[self] = nil
   if self.dir then
     os.execute("rm -rf " .. quote(self.dir))
     self.dir = nil
   end
+  if problem then error(problem, 2) end
 end
 
 -- Stops every receiver still running (for after_each).
 function M.stop_all()
-  for r in pairs(running) do r:stop() end
+  local list = {}
+  for r in pairs(running) do list[#list + 1] = r end
+  local first_error
+  for _, r in ipairs(list) do
+    local ok, err = pcall(r.stop, r)
+    if not ok then first_error = first_error or err end
+  end
+  if first_error then error(first_error, 2) end
 end
 
 return M
