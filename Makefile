@@ -14,7 +14,7 @@ LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_sources.o
 LUA_SRCS = $(sort $(wildcard lua/luaflow/*.lua))
 
-.PHONY: all test check-mem bench install clean deps format
+.PHONY: all examples test check-mem bench install clean deps format
 
 all: $(BUILD)/luaflow $(BUILD)/luaflow.so $(BUILD)/libluaflow.a
 
@@ -51,15 +51,26 @@ $(BUILD)/luaflow.so: $(LIB_OBJS)
 $(BUILD)/obj: | deps
 	@mkdir -p $@
 
+# The C examples: a handler module (links nothing of luaflow) and an embedding program.
+examples: $(BUILD)/examples/handlers.so $(BUILD)/examples/run_flow
+
+$(BUILD)/examples/handlers.so: examples/c_handler/handlers.c include/luaflow.h | $(BUILD)/obj
+	@mkdir -p $(BUILD)/examples
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $<
+
+$(BUILD)/examples/run_flow: examples/embed/run_flow.c $(BUILD)/libluaflow.a
+	@mkdir -p $(BUILD)/examples
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow.a $(LIBS)
+
 # Loopback HTTP/SMTP receiver the notifier specs start (TLS through OpenSSL).
 $(BUILD)/receiver: spec/support/receiver.c | $(BUILD)/obj
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror $(SANFLAGS) -o $@ $< -lssl -lcrypto
 
-test: all $(BUILD)/receiver
+test: all examples $(BUILD)/receiver
 	@LUAFLOW_BUILD=$(BUILD) ./scripts/run-specs.sh
 
 check-mem:
-	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all build-asan/receiver
+	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all examples build-asan/receiver
 	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 ./scripts/run-specs.sh
 
 bench: all
@@ -74,7 +85,7 @@ install: all
 	install -m 644 $(BUILD)/luaflow.so $(PREFIX)/lib/lua/5.4/luaflow.so
 
 format:
-	clang-format -i src/*.c src/*.h include/*.h tools/*.c
+	clang-format -i src/*.c src/*.h include/*.h tools/*.c examples/*/*.c spec/support/*.c
 
 clean:
 	rm -rf build build-asan
