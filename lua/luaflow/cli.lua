@@ -365,6 +365,8 @@ end
 -- ({flow=, state=}) and the error messages.
 function M.run_file(path, params)
   M.embedded = true
+  graph.record_flows = true
+  graph.flows = {} -- each file picks among its own flows
   local messages = {}
   M.report = function(msg) messages[#messages + 1] = msg end
   M.outcomes = {}
@@ -378,6 +380,7 @@ function M.run_file(path, params)
 end
 
 function M.main(args)
+  graph.record_flows = true
   local ok, code = pcall(function()
     local o = parse(args)
     if o.cmd == "help" then

@@ -25,7 +25,8 @@ M.is_task, M.is_flow = is_task, is_flow
 
 -- Everything a run needs that lives on the Lua side.
 M.building = {}       -- flows whose builder is running, innermost last
-M.flows = {}          -- every Flow built, in order (the CLI picks from them)
+M.flows = {}          -- every Flow built, in order, when M.record_flows is set (the CLI
+                      -- picks from them; a library user's flows are not kept alive)
 M.runs = {}           -- { parameters = } of the runs in progress, innermost last
 M.parameters = setmetatable({}, { __mode = "k" }) -- Parameter task -> spec
 M.hooks = {}          -- before_run(flow, opts), after_run(flow, state) (the CLI)
@@ -417,7 +418,7 @@ function M.Flow(a, builder)
   end
   if opts.reference_tasks then f:set_reference_tasks(opts.reference_tasks) end
   M.order(f)
-  M.flows[#M.flows + 1] = f
+  if M.record_flows then M.flows[#M.flows + 1] = f end
   return f
 end
 
