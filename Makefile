@@ -8,7 +8,7 @@ WARNINGS = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -MMD -MP $(WARNINGS) $(CFLAGS) \
              $(SANFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
-LIBS     = $(shell pkg-config --libs $(PKGS)) -lm
+LIBS     = $(shell pkg-config --libs $(PKGS)) -lm -ldl
 
 LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_sources.o
@@ -73,7 +73,10 @@ check-mem:
 	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all examples build-asan/receiver
 	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 ./scripts/run-specs.sh
 
-bench: all
+$(BUILD)/memcount.so: bench/memcount.c
+	$(CC) -O2 -fPIC -shared -Wall -Wextra -o $@ $< -ldl
+
+bench: all examples $(BUILD)/memcount.so
 	@./scripts/bench.sh
 
 install: all

@@ -1,6 +1,7 @@
 /* luaopen_luaflow: the C core plus the embedded Lua modules, for the CLI and
  * for `require("luaflow")` from plain lua5.4. */
 #include <string.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -43,17 +44,12 @@ static int core_trigger_check(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   int n = (int)luaL_len(L, 2);
   lf_state **states = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *states, 0);
-  int distinct = 0;
-  for (int i = 1; i <= n; i++) {
+  for (int i = 1; i <= n; i++) { /* the caller's list, as given */
     lua_rawgeti(L, 2, i);
-    lf_state *s = lf_check_state(L, -1);
-    int seen = 0;
-    for (int j = 0; j < distinct && !seen; j++)
-      seen = states[j] == s;
-    if (!seen) states[distinct++] = s;
+    states[i - 1] = lf_check_state(L, -1);
     lua_pop(L, 1);
   }
-  lf_trigger_result r = lf_trigger_check(id, states, distinct, luaL_optnumber(L, 3, -1),
+  lf_trigger_result r = lf_trigger_check(id, states, n, luaL_optnumber(L, 3, -1),
                                          luaL_optnumber(L, 4, -1), lua_toboolean(L, 5));
   if (r.pass) {
     lua_pushboolean(L, 1);
@@ -171,6 +167,20 @@ static int core_realpath(lua_State *L) {
   return 1;
 }
 
+/* core.mem() -> live bytes, peak bytes of the process when the benchmark's
+ * counting malloc (bench/memcount.c) is preloaded, else nothing.
+ * core.mem(true) also restarts the peak from now. */
+static int core_mem(lua_State *L) {
+  long long (*live)(void) = (long long (*)(void))dlsym(RTLD_DEFAULT, "lf_memcount_live");
+  long long (*peak)(void) = (long long (*)(void))dlsym(RTLD_DEFAULT, "lf_memcount_peak");
+  void (*reset)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "lf_memcount_reset_peak");
+  if (!live || !peak || !reset) return 0;
+  if (lua_toboolean(L, 1)) reset();
+  lua_pushinteger(L, live());
+  lua_pushinteger(L, peak());
+  return 2;
+}
+
 static void open_core(lua_State *L) {
   static const luaL_Reg fns[] = {{"trigger_check", core_trigger_check},
                                  {"log", core_log},
@@ -182,6 +192,7 @@ static void open_core(lua_State *L) {
                                  {"signal_of", core_signal_of},
                                  {"load_embedded", core_load_embedded},
                                  {"cpu_time", core_cpu_time},
+                                 {"mem", core_mem},
                                  {"add_secret", core_add_secret},
                                  {"redact", core_redact},
                                  {"file_mode", core_file_mode},

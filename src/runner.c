@@ -36,7 +36,8 @@ typedef struct lf_run {
   lf_state *pending;    /* shared: Pending(), Running("Starting task run."), */
   lf_state *running;    /* Success("Task run succeeded.") without a result */
   lf_state *success;
-  int *order, *rank, *npend, *attempt, *loops;
+  int *order, *rank, *npend, *attempt, *loops, *seen;
+  int stamp;
   int *up_start, *up_task, *up_key, *down_start, *down_task;
   uint8_t *flags;
   int *ready, nready;
@@ -377,15 +378,14 @@ static lf_state *run_body(lf_run *r, int i, int *end) {
 
 /* ---- triggers ---- */
 
-/* Gathers the distinct upstream states of task i, in edge order. */
+/* Gathers the states of task i's distinct upstream tasks, in edge order. */
 static int gather_upstreams(lf_run *r, int i) {
-  int n = 0;
+  int n = 0, stamp = ++r->stamp; /* one entry per upstream task, however many edges */
   for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++) {
-    lf_state *s = r->st[r->up_task[k]];
-    int seen = 0;
-    for (int j = 0; j < n && !seen; j++)
-      seen = r->ups[j] == s;
-    if (!seen) r->ups[n++] = s;
+    int u = r->up_task[k];
+    if (r->seen[u] == stamp) continue;
+    r->seen[u] = stamp;
+    r->ups[n++] = r->st[u];
   }
   return n;
 }
@@ -694,7 +694,7 @@ static void schedule(lf_run *r) {
  * an error unwinding the run frees them. */
 static void layout(lf_run *r, lua_State *L) {
   int n = r->n, e = r->flow->nedges;
-  size_t ints = (size_t)n * 7 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
+  size_t ints = (size_t)n * 8 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
   size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) +
                 (size_t)n * (sizeof(lf_timer) + sizeof(lf_outcome)) + (size_t)n + 64;
   char *p = lua_newuserdatauv(L, size, 0);
@@ -713,6 +713,7 @@ static void layout(lf_run *r, lua_State *L) {
   r->npend = ip, ip += n;
   r->attempt = ip, ip += n;
   r->loops = ip, ip += n;
+  r->seen = ip, ip += n;
   r->ready = ip, ip += n;
   r->up_start = ip, ip += n + 1;
   r->down_start = ip, ip += n + 1;
