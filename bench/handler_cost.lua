@@ -1,0 +1,14 @@
+-- The cost of one handler call, Lua or C, counted by callgrind in
+-- scripts/bench.sh: a flow of N independent tasks with no handler, with one
+-- Lua handler, with one C handler; (instructions - no-handler) / (2 N).
+local luaflow = require("luaflow")
+local chandlers = require("handlers")
+local variant, n = arg[1], tonumber(arg[2])
+local hs = {}
+if variant == "lua" then hs = { function(_, _, _) end } end
+if variant == "c" then hs = { (chandlers.counter()) } end
+local t = luaflow.task{ state_handlers = hs }(function() end)
+local flow = luaflow.Flow("cost", function()
+  for _ = 1, n do t() end
+end)
+assert(flow:run():is_successful())
