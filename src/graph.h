@@ -19,6 +19,7 @@ struct lf_object {
   char *name;
   lf_handler *handlers;
   int nhandlers;
+  int nlua; /* how many of them are Lua values */
 };
 
 enum {

@@ -55,6 +55,7 @@ static void parse_handlers(lua_State *L, lf_object *obj, int uv, int list,
   free(obj->handlers);
   obj->handlers = hs;
   obj->nhandlers = 0;
+  obj->nlua = 0;
   lua_createtable(L, total, 0);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, list, i);
@@ -64,6 +65,8 @@ static void parse_handlers(lua_State *L, lf_object *obj, int uv, int list,
       hs[i - 1].ud = ch->ud;
     } else if (!is_callable(L, -1)) {
       lf_raise(L, "state_handlers[%d] is a %s, not a function", i, luaL_typename(L, -1));
+    } else {
+      obj->nlua++;
     }
     hs[i - 1].lua = i;
     lua_rawseti(L, -2, i); /* C handlers stay here too, to keep them alive */
@@ -76,6 +79,7 @@ static void parse_handlers(lua_State *L, lf_object *obj, int uv, int list,
     hs[n].lua = total;
     hs[n].on_failure = 1;
     obj->nhandlers++;
+    obj->nlua++;
   }
   lua_rawseti(L, uv, LF_SPEC_HANDLERS);
 }
@@ -153,7 +157,8 @@ static int task_new(lua_State *L) {
   lua_settop(L, uv);
   int mr_type = lua_getfield(L, 1, "max_retries");
   if (mr_type != LUA_TNIL) {
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > 1000000000)
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+        lua_tointeger(L, -1) > 1000000000)
       lf_raise(L, "max_retries must be a non-negative integer");
     t->max_retries = (int)lua_tointeger(L, -1);
   }
@@ -163,8 +168,9 @@ static int task_new(lua_State *L) {
   if (t->max_retries > 0 && !delay_given)
     lf_raise(L, "A `retry_delay` must be provided if max_retries > 0");
   if (delay_given && t->max_retries == 0)
-    lf_raise(L, "A `max_retries` argument greater than 0 must be provided if specifying a "
-                "retry delay.");
+    lf_raise(L,
+             "A `max_retries` argument greater than 0 must be provided if specifying a "
+             "retry delay.");
   t->timeout = opt_number(L, 1, "timeout", 0, &timeout_given);
   if (timeout_given && t->timeout <= 0) lf_raise(L, "timeout must be a positive number");
   if (lua_getfield(L, 1, "skip_on_upstream_skip") != LUA_TNIL) {
@@ -201,7 +207,8 @@ static lf_task *copy_task(lua_State *L, int idx) {
   t->nconsts = 0;
   lua_getiuservalue(L, idx, LF_UV_SPEC);
   lua_setiuservalue(L, -2, LF_UV_SPEC);
-  if (lua_getiuservalue(L, idx, (int)origin_uv) == LUA_TNIL) { /* a copy of a copy: same origin */
+  if (lua_getiuservalue(L, idx, (int)origin_uv) ==
+      LUA_TNIL) { /* a copy of a copy: same origin */
     lua_pop(L, 1);
     lua_pushvalue(L, idx);
   }
@@ -379,7 +386,8 @@ static int flow_index(lua_State *L) {
 static void *grow(lua_State *L, void *p, int *cap, int need, size_t size) {
   if (need <= *cap) return p;
   int ncap = *cap ? *cap * 2 : 8;
-  while (ncap < need) ncap *= 2;
+  while (ncap < need)
+    ncap *= 2;
   void *np = realloc(p, (size_t)ncap * size);
   if (!np) luaL_error(L, "not enough memory");
   *cap = ncap;
@@ -463,7 +471,8 @@ static int task_call(lua_State *L) {
   if (!t->named) { /* named after the call site: mission_critical_task(1, 1) */
     lua_Debug ar;
     const char *name = "task";
-    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name && is_identifier(ar.name))
+    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&
+        is_identifier(ar.name))
       name = ar.name;
     rename_task(L, t, name);
     t->named = 1;
@@ -486,7 +495,8 @@ static int task_call(lua_State *L) {
       lua_pushvalue(L, flow);
       lua_pushvalue(L, arg);
       lua_call(L, 2, 1);
-      up = add_task(L, flow, lua_isnil(L, -1) ? arg : -1); /* an uncalled task: a data edge */
+      up = add_task(L, flow,
+                    lua_isnil(L, -1) ? arg : -1); /* an uncalled task: a data edge */
       lua_pop(L, 1);
     }
     if (up)
