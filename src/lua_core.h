@@ -89,6 +89,15 @@ struct lf_flow *lf_check_flow(lua_State *L, int idx);
 const char *lf_handler_error_text(void);
 void lf_open_api(lua_State *L);
 
+/* The flow's index (1-based) of the task at `task`, or 0. */
+int lf_flow_task_index(lua_State *L, int flow, int task);
+/* The index of the one copy of the bare task at `bare` (0: none; several raise). */
+int lf_flow_copy_index(lua_State *L, int flow, int bare);
+/* A run's result (task -> state) from its states by task index at `states`. */
+void lf_result_new(lua_State *L, int n, const int *order, const int *counts, int states,
+                   int flow);
+void lf_open_result(lua_State *L);
+
 int lf_open_states(lua_State *L);
 int lf_open_time(lua_State *L);
 void lf_open_graph(lua_State *L);

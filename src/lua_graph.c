@@ -374,6 +374,35 @@ static int task_index(lua_State *L, int flow, int task) {
   return i;
 }
 
+int lf_flow_task_index(lua_State *L, int flow, int task) {
+  return task_index(L, lua_absindex(L, flow), lua_absindex(L, task));
+}
+
+int lf_flow_copy_index(lua_State *L, int flow, int bare) {
+  flow = lua_absindex(L, flow), bare = lua_absindex(L, bare);
+  lf_flow *f = lua_touserdata(L, flow);
+  lua_getiuservalue(L, flow, 1);
+  lua_getfield(L, -1, "tasks");
+  int tasks = lua_gettop(L), found = 0;
+  for (int i = 1; i <= f->ntasks; i++) {
+    lua_rawgeti(L, tasks, i);
+    lua_getiuservalue(L, -1, LF_UV_ORIGIN);
+    int same = lua_rawequal(L, -1, bare);
+    lua_pop(L, 2);
+    if (!same) continue;
+    if (found) {
+      lua_settop(L, tasks - 2);
+      return lf_raise(L,
+                      "%s has several copies in the flow; use the reference its call "
+                      "returned",
+                      luaL_tolstring(L, bare, NULL));
+    }
+    found = i;
+  }
+  lua_settop(L, tasks - 2);
+  return found;
+}
+
 static int flow_index(lua_State *L) {
   lf_check_flow(L, 1);
   if (!luaL_testudata(L, 2, LF_TASK_MT)) return 0;

@@ -204,6 +204,7 @@ static void open_core(lua_State *L) {
   lf_open_graph(L);
   lf_open_runner(L);
   lf_open_api(L);
+  lf_open_result(L);
   lf_open_states(L);
   lua_setfield(L, -2, "states");
   lf_open_time(L);

@@ -788,8 +788,8 @@ static void build_adjacency(lf_run *r) {
   }
 }
 
-/* core.flow_run(flow, order, resume_indices, approve) -> flow_state,
- * {task states in order}, {run counts in order}
+/* core.flow_run(flow, order, resume_indices, approve) -> the flow's final
+ * state, whose result maps every task to its final state
  * `order` comes from core.flow_order (the Lua side reports cycles). */
 static int flow_run(lua_State *L) {
   lf_run run = {0}, *r = &run;
@@ -870,31 +870,31 @@ static int flow_run(lua_State *L) {
   /* Results: boxes keep them from here on, owned by the GC. */
   lf_boxes_push(L, &r->boxes, fs);
   lf_state_release(fs);
-  lua_createtable(L, r->n, 0);
+  int fbox = lua_gettop(L);
+  lua_createtable(L, r->n, 0); /* states by task index */
   lf_state *not_run = NULL;
-  for (int k = 0; k < r->n; k++) {
-    int i = r->order[k];
+  for (int i = 0; i < r->n; i++) {
     if (!(r->flags[i] & F_STARTED)) {
       if (!not_run) not_run = make_state(L, LF_PENDING, "Task not run.");
       lf_boxes_push(L, &r->boxes, not_run);
     } else {
       lf_boxes_push(L, &r->boxes, r->st[i]);
     }
-    lua_rawseti(L, -2, k + 1);
+    lua_rawseti(L, -2, i + 1);
   }
   lf_state_release(not_run);
-  lua_createtable(L, r->n, 0); /* how many times each task ran */
-  for (int k = 0; k < r->n; k++) {
-    lua_pushinteger(L, r->attempt[r->order[k]]);
-    lua_rawseti(L, -2, k + 1);
-  }
+  /* the flow state's result maps every task to its state (as Prefect sets it) */
+  lf_result_new(L, r->n, r->order, r->attempt, -1, r->flow_ud);
+  lua_setiuservalue(L, fbox, 1);
+  lf_check_state(L, fbox)->has_result = 1;
+  lua_settop(L, fbox);
   for (int i = 0; i < r->n; i++)
     lf_state_release(r->st[i]);
   lf_state_release(r->pending);
   lf_state_release(r->running);
   lf_state_release(r->success);
   lf_state_release(r->loop_state);
-  return 3;
+  return 1;
 }
 
 /* core.context_get(key): the current task's context values. */

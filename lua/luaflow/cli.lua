@@ -141,10 +141,9 @@ end
 
 local function json_line(flow, state)
   local tasks = {}
-  local counts = graph.run_counts(state)
   for t, s in state:task_states() do
     local entry = { name = t.name, state = s.name, message = s.message or json.null }
-    entry.run_count = counts[t] or 0
+    entry.run_count = graph.run_count(state, t) or 0
     local result = s.result
     if result ~= nil and encodable(result) then entry.result = result end
     tasks[#tasks + 1] = entry
@@ -299,6 +298,7 @@ local function cmd_run(o)
       close_json()
       return 128 + core.cancel_signal()
     end
+    if not rok and getmetatable(rerr) == Usage then error(rerr, 0) end
     if not rok then
       err(tostring(rerr))
       return EXIT_USAGE

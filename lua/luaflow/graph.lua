@@ -271,8 +271,6 @@ end
 
 -- Task -> State maps (flow results, trigger's by_task) accept references and
 -- bare tasks too.
-local orders = setmetatable({}, { __mode = "k" })
-local run_counts = setmetatable({}, { __mode = "k" })
 local task_map_mt = {
   __index = function(map, k)
     if is_ref(k) then return rawget(map, rawget(k, "_task")) end
@@ -334,35 +332,14 @@ function flow_methods.run(f, opts)
   end
   M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets,
                           run_id = M.new_run_id() }
-  local ok, state, states, counts = pcall(core.flow_run, f, order, resume, M.hooks.approve)
+  local ok, state = pcall(core.flow_run, f, order, resume, M.hooks.approve)
   table.remove(M.runs)
   if not ok then error(state, 0) end
-  local tasks = core.flow_tasks(f)
-  local map, list = setmetatable({}, task_map_mt), {}
-  for k, idx in ipairs(order) do
-    local t = tasks[idx]
-    map[t] = states[k]
-    list[k] = t
-  end
-  orders[map] = list
-  run_counts[map] = counts
-  core.state_set_result(state, map)
   M.ran = M.ran or setmetatable({}, { __mode = "k" })
   M.ran[f] = true
   if M.hooks.after_run then M.hooks.after_run(f, state) end
   if core.cancel_signal() then error("interrupted", 0) end -- SIGINT/SIGTERM stop the script too
   return state
-end
-
--- How many times each task of a finished run ran: task -> count.
-function M.run_counts(state)
-  local map = state.result
-  local list, counts = orders[map], run_counts[map]
-  local by_task = {}
-  if list then
-    for k, t in ipairs(list) do by_task[t] = counts[k] end
-  end
-  return by_task
 end
 
 -- A random UUID (version 4) naming one flow run.
@@ -374,16 +351,14 @@ function M.new_run_id()
   return ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"):format(table.unpack(b))
 end
 
+-- How many times task t ran in the run that ended in flow_state.
+function M.run_count(state, t)
+  return core.result_run_count(state.result, t)
+end
+
 -- flow_state:task_states(): task, state in topological order.
 function M.task_states(state)
-  local map = state.result
-  local list = type(map) == "table" and orders[map] or {}
-  local i = 0
-  return function()
-    i = i + 1
-    local t = list[i]
-    if t ~= nil then return t, rawget(map, t) end
-  end
+  return core.result_iter(state.result)
 end
 
 local function add_listed(f, list, what)
