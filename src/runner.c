@@ -41,11 +41,11 @@ typedef struct lf_run {
   int *up_start, *up_task, *up_key, *down_start, *down_task;
   uint8_t *flags;
   int *ready, nready;
-  lf_timer *timers;
-  int ntimers;
+  lf_timer *timers; /* a heap, in a growable block at stack slot timers_slot */
+  int ntimers, cap_timers, timers_slot;
   int approve_idx;  /* stack slot of the approver function, 0 when none */
-  lf_outcome *done; /* outcomes from the executor, a ring of n */
-  int done_head, ndone;
+  lf_outcome *done; /* outcomes from the executor: a growable ring */
+  int done_head, ndone, cap_done, done_slot;
   lf_state **ups; /* scratch: distinct upstream states of one task */
   int cur;        /* the task being run, -1 for the flow */
   lf_state *loop_state;
@@ -113,7 +113,21 @@ static int ready_pop(lf_run *r) {
   return top;
 }
 
+/* A block in stack slot `slot` for `cap` elements of `size` bytes (the run's
+ * growable arrays live on the Lua stack, so an error unwinding frees them). */
+static void *slot_block(lua_State *L, int slot, int cap, size_t size) {
+  void *p = lua_newuserdatauv(L, (size_t)cap * size, 0);
+  lua_replace(L, slot);
+  return p;
+}
+
 static void timer_push(lf_run *r, double due, int task) {
+  if (r->ntimers == r->cap_timers) {
+    lf_timer *old = r->timers;
+    r->cap_timers *= 2;
+    r->timers = slot_block(r->L, r->timers_slot, r->cap_timers, sizeof *r->timers);
+    memcpy(r->timers, old, (size_t)r->ntimers * sizeof *old);
+  }
   int i = r->ntimers++;
   while (i > 0 && r->timers[(i - 1) / 2].due > due) {
     r->timers[i] = r->timers[(i - 1) / 2];
@@ -568,7 +582,15 @@ static void begin(lf_run *r, int i) {
  * comes back as an event (on_outcome). This inline executor runs the body at
  * once; worker executors will deliver the same events later. */
 static void executor_submit(lf_run *r, int i) {
-  lf_outcome *o = &r->done[(r->done_head + r->ndone++) % r->n];
+  if (r->ndone == r->cap_done) { /* grow the ring, oldest first */
+    lf_outcome *old = r->done;
+    int cap = r->cap_done;
+    r->done = slot_block(r->L, r->done_slot, cap * 2, sizeof *r->done);
+    for (int k = 0; k < r->ndone; k++) r->done[k] = old[(r->done_head + k) % cap];
+    r->done_head = 0;
+    r->cap_done = cap * 2;
+  }
+  lf_outcome *o = &r->done[(r->done_head + r->ndone++) % r->cap_done];
   o->task = i;
   o->state = run_body(r, i, &o->end);
 }
@@ -704,7 +726,7 @@ static void schedule(lf_run *r) {
   for (;;) {
     if (r->ndone > 0) {
       lf_outcome o = r->done[r->done_head];
-      r->done_head = (r->done_head + 1) % r->n;
+      r->done_head = (r->done_head + 1) % r->cap_done;
       r->ndone--;
       on_outcome(r, o);
       continue;
@@ -733,18 +755,13 @@ static void schedule(lf_run *r) {
 static void layout(lf_run *r, lua_State *L) {
   int n = r->n, e = r->flow->nedges;
   size_t ints = (size_t)n * 8 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
-  size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) +
-                (size_t)n * (sizeof(lf_timer) + sizeof(lf_outcome)) + (size_t)n + 64;
+  size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) + (size_t)n + 64;
   char *p = lua_newuserdatauv(L, size, 0);
   memset(p, 0, size);
   r->st = (lf_state **)p;
   p += (size_t)n * sizeof(lf_state *);
   r->ups = (lf_state **)p;
   p += (size_t)n * sizeof(lf_state *);
-  r->timers = (lf_timer *)p;
-  p += (size_t)n * sizeof(lf_timer);
-  r->done = (lf_outcome *)p;
-  p += (size_t)n * sizeof(lf_outcome);
   int *ip = (int *)p;
   r->order = ip, ip += n;
   r->rank = ip, ip += n;
@@ -806,6 +823,13 @@ static int flow_run(lua_State *L) {
   r->tasks_t = lua_gettop(L);
   lf_boxes_init(L, &r->boxes);
   layout(r, L);
+  r->cap_timers = r->cap_done = 16;
+  lua_pushnil(L);
+  r->timers_slot = lua_gettop(L);
+  r->timers = slot_block(L, r->timers_slot, r->cap_timers, sizeof *r->timers);
+  lua_pushnil(L);
+  r->done_slot = lua_gettop(L);
+  r->done = slot_block(L, r->done_slot, r->cap_done, sizeof *r->done);
   for (int k = 0; k < r->n; k++) {
     lua_rawgeti(L, 2, k + 1);
     r->order[k] = (int)lua_tointeger(L, -1) - 1;
