@@ -40,7 +40,9 @@ typedef struct lf_run {
   int stamp;
   int *up_start, *up_task, *up_key, *down_start, *down_task;
   uint8_t *flags;
-  int *ready, nready;
+  int *heap, nheap, nready; /* the ready set: heap and bitmap (see ready_push) */
+  uint64_t *bits;
+  int cursor;
   lf_timer *timers; /* a heap, in a growable block at stack slot timers_slot */
   int ntimers, cap_timers, timers_slot;
   int approve_idx;  /* stack slot of the approver function, 0 when none */
@@ -90,27 +92,60 @@ int lf_current_loop_count(lua_State *L) {
 
 /* ---- heaps ---- */
 
-static void ready_push(lf_run *r, int rank) {
-  int i = r->nready++;
-  while (i > 0 && r->ready[(i - 1) / 2] > rank) {
-    r->ready[i] = r->ready[(i - 1) / 2];
+/* The ready set: tasks are taken by topological rank, smallest first. Most
+ * become ready in rank order, so a bitmap with a cursor that only moves
+ * forward holds them at O(1) a task; one that becomes ready behind the
+ * cursor (a retry) goes to a small heap. */
+static void heap_push(lf_run *r, int rank) {
+  int i = r->nheap++;
+  while (i > 0 && r->heap[(i - 1) / 2] > rank) {
+    r->heap[i] = r->heap[(i - 1) / 2];
     i = (i - 1) / 2;
   }
-  r->ready[i] = rank;
+  r->heap[i] = rank;
+}
+
+static int heap_pop(lf_run *r) {
+  int top = r->heap[0], v = r->heap[--r->nheap], i = 0;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= r->nheap) break;
+    if (c + 1 < r->nheap && r->heap[c + 1] < r->heap[c]) c++;
+    if (r->heap[c] >= v) break;
+    r->heap[i] = r->heap[c];
+    i = c;
+  }
+  if (r->nheap > 0) r->heap[i] = v;
+  return top;
+}
+
+static void ready_push(lf_run *r, int rank) {
+  r->nready++;
+  if (rank >= r->cursor)
+    r->bits[rank >> 6] |= 1ull << (rank & 63);
+  else
+    heap_push(r, rank);
+}
+
+/* The first rank at or after the cursor in the bitmap, or -1. */
+static int next_bit(lf_run *r) {
+  int nwords = (r->n + 63) >> 6;
+  for (int w = r->cursor >> 6; w < nwords; w++) {
+    uint64_t word = r->bits[w];
+    if (w == r->cursor >> 6) word &= ~0ull << (r->cursor & 63);
+    if (word) return (w << 6) + __builtin_ctzll(word);
+  }
+  r->cursor = r->n;
+  return -1;
 }
 
 static int ready_pop(lf_run *r) {
-  int top = r->ready[0], v = r->ready[--r->nready], i = 0;
-  for (;;) {
-    int c = 2 * i + 1;
-    if (c >= r->nready) break;
-    if (c + 1 < r->nready && r->ready[c + 1] < r->ready[c]) c++;
-    if (r->ready[c] >= v) break;
-    r->ready[i] = r->ready[c];
-    i = c;
-  }
-  if (r->nready > 0) r->ready[i] = v;
-  return top;
+  r->nready--;
+  int b = next_bit(r);
+  if (r->nheap > 0 && (b < 0 || r->heap[0] < b)) return heap_pop(r);
+  r->bits[b >> 6] &= ~(1ull << (b & 63));
+  r->cursor = b + 1;
+  return b;
 }
 
 /* A block in stack slot `slot` for `cap` elements of `size` bytes (the run's
@@ -245,6 +280,27 @@ static int call_c_handler(lf_chain *c, lf_object *obj, lf_handler *hd) {
   return 1;
 }
 
+/* What a Lua handler returned (on top of the stack, popped): nil or false
+ * keep the state, a State replaces it; anything else is a handler error and
+ * its type name is returned. */
+static const char *take_result(lua_State *L, lf_run *r, lf_chain *c) {
+  if (!lua_toboolean(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lf_state *s = lf_test_state(L, -1);
+  if (!s) return luaL_typename(L, -1);
+  if (s == c->next) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lf_state_ref(s);
+  lf_boxes_keep(L, &r->boxes); /* the replacement's box stays for the run */
+  lf_state_release(c->next);
+  c->next = s;
+  return NULL;
+}
+
 /* The chain in protected mode: run_chain(chain, boxes, tasks, flow). The
  * run's Lua values are this frame's arguments while it runs (the stack slots
  * of flow_run's frame cannot be reached from here). */
@@ -269,20 +325,12 @@ static int run_chain(lua_State *L) {
     if (!hd->on_failure) lf_boxes_push(L, &r->boxes, c->old);
     lf_boxes_push(L, &r->boxes, c->next);
     lua_call(L, hd->on_failure ? 2 : 3, 1);
-    if (hd->on_failure || !lua_toboolean(L, -1)) {
+    if (hd->on_failure) {
       lua_pop(L, 1);
       continue;
     }
-    lf_state *s = lf_test_state(L, -1);
-    if (!s) return luaL_error(L, "state handler returned a %s", luaL_typename(L, -1));
-    if (s != c->next) {
-      lf_state_ref(s);
-      lf_boxes_keep(L, &r->boxes); /* the replacement's box stays for the run */
-      lf_state_release(c->next);
-      c->next = s;
-    } else {
-      lua_pop(L, 1);
-    }
+    const char *bad = take_result(L, r, c);
+    if (bad) return luaL_error(L, "state handler returned a %s", bad);
   }
   return 0;
 }
@@ -307,23 +355,41 @@ static lf_state *transition(lf_run *r, int i, lf_state *old, lf_state *next, int
          h++)
       ;
   } else {
-    int boxes = r->boxes.table, tasks = r->tasks_t, flow = r->flow_ud;
     if (!lua_checkstack(L, 16)) luaL_error(L, "stack overflow in the runner");
-    lua_pushcfunction(L, run_chain);
-    lua_pushlightuserdata(L, &c);
-    lua_pushvalue(L, boxes);
-    lua_pushvalue(L, tasks);
-    lua_pushvalue(L, flow);
-    int rc = lua_pcall(L, 4, 0, 0);
-    r->boxes.table = boxes, r->tasks_t = tasks, r->flow_ud = flow;
+    int top = lua_gettop(L), rc;
+    if (obj->nhandlers == 1 && !obj->handlers[0].on_failure) {
+      /* one Lua handler: call it directly, without the chain's frame */
+      push_spec(r, i, LF_SPEC_HANDLERS);
+      lua_rawgeti(L, -1, obj->handlers[0].lua);
+      lua_remove(L, -2);
+      push_object(r, i);
+      lf_boxes_push(L, &r->boxes, old);
+      lf_boxes_push(L, &r->boxes, c.next);
+      rc = lua_pcall(L, 3, 1, 0);
+      const char *bad = rc == LUA_OK ? take_result(L, r, &c) : NULL;
+      if (bad) {
+        lua_pushfstring(L, "state handler returned a %s", bad);
+        rc = LUA_ERRRUN;
+      }
+    } else {
+      int boxes = r->boxes.table, tasks = r->tasks_t, flow = r->flow_ud;
+      lua_pushcfunction(L, run_chain);
+      lua_pushlightuserdata(L, &c);
+      lua_pushvalue(L, boxes);
+      lua_pushvalue(L, tasks);
+      lua_pushvalue(L, flow);
+      rc = lua_pcall(L, 4, 0, 0);
+      r->boxes.table = boxes, r->tasks_t = tasks, r->flow_ud = flow;
+    }
     if (rc != LUA_OK) {
       lf_signal sig;
       lf_state *s = handler_failure(r, obj, -1, &sig);
-      lua_pop(L, 1);
+      lua_settop(L, top);
       lf_state_release(c.next);
       *end = sig == LF_SIG_NONE || sig == LF_SIG_PAUSE || sig == LF_SIG_ENDRUN;
       return s;
     }
+    lua_settop(L, top);
   }
   if (c.c_failed) {
     lf_state_release(c.next);
@@ -586,7 +652,8 @@ static void executor_submit(lf_run *r, int i) {
     lf_outcome *old = r->done;
     int cap = r->cap_done;
     r->done = slot_block(r->L, r->done_slot, cap * 2, sizeof *r->done);
-    for (int k = 0; k < r->ndone; k++) r->done[k] = old[(r->done_head + k) % cap];
+    for (int k = 0; k < r->ndone; k++)
+      r->done[k] = old[(r->done_head + k) % cap];
     r->done_head = 0;
     r->cap_done = cap * 2;
   }
@@ -754,8 +821,9 @@ static void schedule(lf_run *r) {
  * an error unwinding the run frees them. */
 static void layout(lf_run *r, lua_State *L) {
   int n = r->n, e = r->flow->nedges;
-  size_t ints = (size_t)n * 8 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
-  size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) + (size_t)n + 64;
+  size_t ints = (size_t)n * 7 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
+  size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) + (size_t)n + 64 +
+                ((size_t)n + 63) / 64 * sizeof(uint64_t) + 8;
   char *p = lua_newuserdatauv(L, size, 0);
   memset(p, 0, size);
   r->st = (lf_state **)p;
@@ -769,14 +837,14 @@ static void layout(lf_run *r, lua_State *L) {
   r->attempt = ip, ip += n;
   r->loops = ip, ip += n;
   r->seen = ip, ip += n;
-  r->ready = ip, ip += n;
+  r->heap = ip, ip += n;
   r->up_start = ip, ip += n + 1;
   r->down_start = ip, ip += n + 1;
   r->up_task = ip, ip += e;
   r->up_key = ip, ip += e;
   r->down_task = ip, ip += e;
-  ip += n; /* spare */
   r->flags = (uint8_t *)ip;
+  r->bits = (uint64_t *)(((uintptr_t)(r->flags + n) + 7) & ~(uintptr_t)7);
 }
 
 static void build_adjacency(lf_run *r) {
