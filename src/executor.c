@@ -1,0 +1,101 @@
+/* The inline executor: runs a task body with its inputs, under the timeout
+ * and cancellation watch, and turns its outcome into a state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "interrupt.h"
+#include "log.h"
+#include "run.h"
+
+static void log_signal(lf_run *r, int err_idx, lf_signal sig) {
+  lua_State *L = r->L;
+  err_idx = lua_absindex(L, err_idx);
+  if (sig == LF_SIG_NONE) {
+    if (lf_log_enabled(LF_LOG_ERROR)) {
+      const char *msg = lf_safe_tostring(L, err_idx, NULL);
+      lf_log(LF_LOG_ERROR, "luaflow.TaskRunner",
+             "Task '%s': Exception encountered during task execution! %s",
+             lf_run_object(r, r->cur)->name, msg);
+      lua_pop(L, 1);
+    }
+  } else if (lf_log_enabled(LF_LOG_INFO)) {
+    lua_getmetatable(L, err_idx);
+    lua_getfield(L, -1, "__name");
+    const char *msg = lf_safe_tostring(L, err_idx, NULL);
+    lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "%s signal raised: %s", lua_tostring(L, -2),
+           msg);
+    lua_pop(L, 3);
+  }
+}
+
+/* Calls task i's function with its inputs; returns the outcome state and
+ * sets *end for ENDRUN. */
+lf_state *lf_run_body(lf_run *r, int i, int *end) {
+  lua_State *L = r->L;
+  lf_task *t = r->flow->tasks[i];
+  *end = 0;
+  if (!t->has_fn) return lf_state_ref(r->success);
+  int top = lua_gettop(L);
+  int nargs = t->nconsts;
+  for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
+    if (r->up_key[k] > nargs) nargs = r->up_key[k];
+  if (!lua_checkstack(L, nargs + 8)) luaL_error(L, "too many task arguments");
+  lf_run_push_spec(r, i, LF_SPEC_FN);
+  int fn = lua_gettop(L);
+  if (t->nconsts) {
+    lf_run_push_object(r, i);
+    lua_getiuservalue(L, -1, LF_UV_CONSTS);
+    lua_remove(L, -2);
+    for (int k = 1; k <= nargs; k++)
+      lua_rawgeti(L, fn + 1, k);
+    lua_remove(L, fn + 1);
+  } else {
+    for (int k = 1; k <= nargs; k++)
+      lua_pushnil(L);
+  }
+  for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
+    if (r->up_key[k] > 0) {
+      lf_boxes_push_result(L, &r->boxes, r->st[r->up_task[k]]);
+      lua_replace(L, fn + r->up_key[k]);
+    }
+  lf_state *s;
+  lf_watch watch;
+  lf_watch_begin(L, &watch, t->timeout);
+  int rc = lua_pcall(L, nargs, 1, 0);
+  lf_watch_end(L, &watch);
+  if (watch.cancelled || lf_cancel_signal) {
+    s = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
+    *end = 1;
+  } else if (watch.timed_out) {
+    /* whatever the body did with the timeout error, it ran out of time */
+    s = lf_run_state(L, LF_TIMEDOUT, "Task timed out during execution.");
+    lf_log(LF_LOG_ERROR, "luaflow.TaskRunner", "Task '%s': timed out after %g seconds",
+           t->obj.name, t->timeout);
+    lua_pushliteral(L, "Execution timed out.");
+    lf_box_new(L, lf_state_ref(s), -1);
+    lf_run_keep_box(r);
+  } else if (rc == LUA_OK) {
+    if (lua_isnil(L, -1)) {
+      s = lf_state_ref(r->success);
+    } else {
+      s = lf_run_state(L, LF_SUCCESS, "Task run succeeded.");
+      lf_box_new(L, lf_state_ref(s), -1);
+      lf_run_keep_box(r);
+    }
+  } else {
+    lf_signal sig;
+    s = lf_error_to_state(L, -1, LF_FAILED, "Error during execution of task: ", &sig);
+    log_signal(r, -2, sig);
+    if (s->kind == LF_LOOPED && !s->message) {
+      char msg[64];
+      snprintf(msg, sizeof msg, "Task is looping (%d)", r->loops[i]);
+      s->message = strdup(msg);
+      s->owns_message = s->message != NULL;
+    }
+    lf_run_keep_box(r);
+    lf_state_ref(s);
+    *end = sig == LF_SIG_ENDRUN;
+  }
+  lua_settop(L, top);
+  return s;
+}

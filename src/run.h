@@ -1,0 +1,106 @@
+/* The state of one flow run, shared by the runner's files (internal). */
+#ifndef LF_RUN_H
+#define LF_RUN_H
+
+#include <stdint.h>
+#include "graph.h"
+#include "lua_core.h"
+
+enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4, F_ASKED = 8 };
+
+typedef struct {
+  double due;
+  int task;
+} lf_timer;
+
+typedef struct {
+  int task;
+  int end; /* ENDRUN: nothing more happens to the task */
+  lf_state *state;
+} lf_outcome;
+
+typedef struct lf_run {
+  lua_State *L;
+  lf_flow *flow;
+  int n;
+  int flow_ud, tasks_t; /* stack slots of this run's Lua values */
+  lf_boxes boxes;       /* the boxes of the states this run shows to Lua */
+  lf_state **st;        /* current state of each task */
+  lf_state *pending;    /* shared: Pending(), Running("Starting task run."), */
+  lf_state *running;    /* Success("Task run succeeded.") without a result */
+  lf_state *success;
+  int *order, *rank, *npend, *attempt, *loops, *seen;
+  int stamp;
+  int *up_start, *up_task, *up_key, *down_start, *down_task;
+  uint8_t *flags;
+  int *heap, nheap, nready; /* the ready set: heap and bitmap (see ready_push) */
+  uint64_t *bits;
+  int cursor;
+  lf_timer *timers; /* a heap, in a growable block at stack slot timers_slot */
+  int ntimers, cap_timers, timers_slot;
+  int approve_idx;  /* stack slot of the approver function, 0 when none */
+  lf_outcome *done; /* outcomes from the executor: a growable ring */
+  int done_head, ndone, cap_done, done_slot;
+  lf_state **ups; /* scratch: distinct upstream states of one task */
+  int cur;        /* the task being run, -1 for the flow */
+  lf_state *loop_state;
+} lf_run;
+
+static inline lf_object *lf_run_object(lf_run *r, int i) {
+  return i < 0 ? &r->flow->obj : &r->flow->tasks[i]->obj;
+}
+
+static inline void lf_run_push_object(lf_run *r, int i) {
+  if (i < 0)
+    lua_pushvalue(r->L, r->flow_ud);
+  else
+    lua_rawgeti(r->L, r->tasks_t, i + 1);
+}
+
+/* Pushes entry `key` (LF_SPEC_*) of object i's spec table. */
+static inline void lf_run_push_spec(lf_run *r, int i, int key) {
+  lf_run_push_object(r, i);
+  lua_getiuservalue(r->L, -1, LF_UV_SPEC);
+  lua_rawgeti(r->L, -1, key);
+  lua_replace(r->L, -3);
+  lua_pop(r->L, 1);
+}
+
+/* The box on top of the stack belongs to the run from now on (it may hold
+ * the result of a state the engine still uses); pops it. */
+static inline void lf_run_keep_box(lf_run *r) {
+  lf_boxes_keep(r->L, &r->boxes);
+}
+
+static inline lf_state *lf_run_state(lua_State *L, lf_kind k, const char *static_msg) {
+  lf_state *s = lf_state_static(k, static_msg);
+  if (!s) luaL_error(L, "not enough memory");
+  return s;
+}
+
+static inline void lf_run_set_state(lf_run *r, int i, lf_state *s) {
+  lf_state_release(r->st[i]);
+  r->st[i] = s;
+}
+
+static inline const char *object_label(lf_object *obj) {
+  return obj->is_flow ? "Flow" : "Task";
+}
+
+/* ready.c: the ready set, the timer heap, and growable blocks on the stack */
+void lf_ready_push(lf_run *r, int rank);
+int lf_ready_pop(lf_run *r);
+void *lf_slot_block(lua_State *L, int slot, int cap, size_t size);
+void lf_timer_push(lf_run *r, double due, int task);
+lf_timer lf_timer_pop(lf_run *r);
+
+/* transition.c: the one transition function */
+lf_state *lf_transition(lf_run *r, int i, lf_state *old, lf_state *next, int *end);
+
+/* executor.c: the inline executor runs a task body */
+lf_state *lf_run_body(lf_run *r, int i, int *end);
+
+/* run_trigger.c: skip on upstream skip and the task's trigger */
+lf_state *lf_check_trigger(lf_run *r, int i);
+
+#endif
