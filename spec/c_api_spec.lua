@@ -3,6 +3,8 @@
 -- handlers, API.md section 4), the embedding program examples/embed/run_flow.c,
 -- the registry after a run (API.md section 10) and the versioned function table.
 local cli = require("cli")
+local util = require("util")
+local recorder, run_one = util.recorder, util.run_one
 
 local ROOT = os.getenv("LUAFLOW_ROOT") or cli.root
 local SANITIZE = os.getenv("LUAFLOW_SANITIZE")
@@ -26,20 +28,6 @@ local SKIPPED_BY_C = 'Skipped("skipped by a C handler")'
 local function full_gc()
   collectgarbage()
   collectgarbage()
-end
-
--- A Lua handler that appends "old -> new" to log and keeps the state.
-local function recorder(log, tag)
-  return function(_, old, new)
-    local line = tostring(old) .. " -> " .. tostring(new)
-    log[#log + 1] = tag and (tag .. ": " .. line) or line
-  end
-end
-
--- A one-task flow; returns the flow's final state and the task's.
-local function run_one(t)
-  local state = Flow{name = "one", tasks = {t}}:run()
-  return state, state.result[t]
 end
 
 -- No sanitizer (ASan, LSan, UBSan) said anything in a child's stderr.

@@ -12,17 +12,8 @@ local function json_lines(text)
   return list
 end
 
--- How many times `needle` occurs in `text` (plain text).
-local function count(text, needle)
-  local n, i = 0, 1
-  while true do
-    local a, b = text:find(needle, i, true)
-    if not a then return n end
-    n, i = n + 1, b + 1
-  end
-end
-
-local function has(text, needle) return text:find(needle, 1, true) ~= nil end
+local util = require("util")
+local count, has = util.count, util.has
 
 -- A flow whose task prints `marker` when (and only when) it runs.
 local function printing_flow(name, marker, tail)

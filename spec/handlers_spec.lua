@@ -1,26 +1,15 @@
 -- State handlers on tasks and flows (API.md sections 3, 4 and 10; where API.md is
 -- silent, PREFECT1.md sections 3, 4 and 6).
 local luaflow = require("luaflow")
+local util = require("util")
+local recorder, run_one = util.recorder, util.run_one
 local Task, Flow, task = luaflow.Task, luaflow.Flow, luaflow.task
 local S, signals = luaflow.states, luaflow.signals
 local callback_factory = luaflow.notifications.callback_factory
 
 local HANDLER_ERROR = "Unexpected error while calling state handlers: "
 
--- A handler that appends "old -> new" to log (prefixed with tag when given) and
--- keeps the state.
-local function recorder(log, tag)
-  return function(_, old, new)
-    local line = tostring(old) .. " -> " .. tostring(new)
-    log[#log + 1] = tag and (tag .. ": " .. line) or line
-  end
-end
-
 -- A one-task flow; returns the flow's final state and the task's final state.
-local function run_one(t)
-  local state = Flow{name = "one", tasks = {t}}:run()
-  return state, state.result[t]
-end
 
 local function failing(n)
   return function()

@@ -3,6 +3,7 @@
 -- PREFECT1.md sections 7 and 8), against real loopback servers
 -- (spec/support/receiver.lua) and the CLI as a subprocess (spec/support/cli.lua).
 local luaflow = require("luaflow")
+local count = require("util").count
 local receiver = require("receiver")
 local cli = require("cli")
 local json = luaflow.json
@@ -15,18 +16,7 @@ local HOOK_PATH = "/hook/T000/B000/XXXXsecret"
 
 -- ---- helpers ----
 
-local function contains(text, piece)
-  return text:find(piece, 1, true) ~= nil
-end
-
-local function count(text, piece)
-  local n, at = 0, 1
-  while true do
-    local i, j = text:find(piece, at, true)
-    if not i then return n end
-    n, at = n + 1, j + 1
-  end
-end
+local contains = require("util").has
 
 local function starts_with(text, prefix)
   return text:sub(1, #prefix) == prefix

@@ -3,17 +3,9 @@
 -- `openssl s_client` for TLS. Every client runs under timeout(1).
 local receiver = require("receiver")
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
+local util = require("util")
+local quote, slurp = util.quote, util.read
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
 
 -- Runs `cmd` (a shell command reading `input` on stdin) under timeout(1);
 -- returns what it printed and its exit code (124: timed out).

@@ -32,16 +32,8 @@ local function wait_until(ready, limit)
   return v
 end
 
-local function count(text, plain)
-  local n, from = 0, 1
-  while true do
-    local i, j = text:find(plain, from, true)
-    if not i then return n end
-    n, from = n + 1, j + 1
-  end
-end
-
-local function has(text, plain) return text:find(plain, 1, true) ~= nil end
+local util = require("util")
+local count, has = util.count, util.has
 
 -- A handler that records every transition of its object: the printed form
 -- ("old -> new"), when it happened, the attempt number the context gives, and

@@ -13,20 +13,11 @@ M.bin = os.getenv("LUAFLOW_BIN") or (M.root .. "/build/luaflow")
 
 local temp_files, temp_dirs = {}, {}
 
--- One shell word, whatever the text holds.
-function M.quote(s)
-  s = tostring(s)
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local util = require("util")
+M.quote = util.quote
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-M.read = slurp
+M.read = util.read
+local slurp = util.read
 
 -- A fresh temp file name, removed by cleanup().
 function M.tmpname()

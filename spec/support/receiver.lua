@@ -25,17 +25,9 @@ M.bin = root .. "/" .. (os.getenv("LUAFLOW_BUILD") or "build") .. "/receiver"
 
 local running = {}
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
+local util = require("util")
+local quote, slurp = util.quote, util.read
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
 
 local function sleep(seconds)
   os.execute("sleep " .. seconds)
