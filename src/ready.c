@@ -1,4 +1,5 @@
 /* The ready set and the timer heap of a run. */
+#include <stdlib.h>
 #include <string.h>
 #include "run.h"
 
@@ -58,20 +59,12 @@ int lf_ready_pop(lf_run *r) {
   return b;
 }
 
-/* A block in stack slot `slot` for `cap` elements of `size` bytes (the run's
- * growable arrays live on the Lua stack, so an error unwinding frees them). */
-void *lf_slot_block(lua_State *L, int slot, int cap, size_t size) {
-  void *p = lua_newuserdatauv(L, (size_t)cap * size, 0);
-  lua_replace(L, slot);
-  return p;
-}
-
 void lf_timer_push(lf_run *r, double due, int task) {
   if (r->ntimers == r->cap_timers) {
-    lf_timer *old = r->timers;
+    lf_timer *grown = realloc(r->timers, (size_t)r->cap_timers * 2 * sizeof *grown);
+    if (!grown) luaL_error(r->L, "not enough memory");
+    r->timers = grown;
     r->cap_timers *= 2;
-    r->timers = lf_slot_block(r->L, r->timers_slot, r->cap_timers, sizeof *r->timers);
-    memcpy(r->timers, old, (size_t)r->ntimers * sizeof *old);
   }
   int i = r->ntimers++;
   while (i > 0 && r->timers[(i - 1) / 2].due > due) {

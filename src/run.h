@@ -36,11 +36,13 @@ typedef struct lf_run {
   int *heap, nheap, nready; /* the ready set: heap and bitmap (see ready_push) */
   uint64_t *bits;
   int cursor;
-  lf_timer *timers; /* a heap, in a growable block at stack slot timers_slot */
-  int ntimers, cap_timers, timers_slot;
+  lf_timer *timers; /* a heap (malloc'ed, grows) */
+  int ntimers, cap_timers;
   int approve_idx;  /* stack slot of the approver function, 0 when none */
-  lf_outcome *done; /* outcomes from the executor: a growable ring */
-  int done_head, ndone, cap_done, done_slot;
+  lf_outcome *done; /* outcomes from the executor: a ring (malloc'ed, grows) */
+  int done_head, ndone, cap_done;
+  void *block;                        /* the arrays above, one allocation */
+  lf_state *scheduled, *fs, *not_run; /* the flow's states, held until the end */
   lf_state **ups; /* scratch: distinct upstream states of one task */
   int cur;        /* the task being run, -1 for the flow */
   lf_state *loop_state;
@@ -87,10 +89,9 @@ static inline const char *object_label(lf_object *obj) {
   return obj->is_flow ? "Flow" : "Task";
 }
 
-/* ready.c: the ready set, the timer heap, and growable blocks on the stack */
+/* ready.c: the ready set and the timer heap */
 void lf_ready_push(lf_run *r, int rank);
 int lf_ready_pop(lf_run *r);
-void *lf_slot_block(lua_State *L, int slot, int cap, size_t size);
 void lf_timer_push(lf_run *r, double due, int task);
 lf_timer lf_timer_pop(lf_run *r);
 

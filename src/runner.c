@@ -94,11 +94,13 @@ static void begin(lf_run *r, int i) {
  * once; worker executors will deliver the same events later. */
 static void executor_submit(lf_run *r, int i) {
   if (r->ndone == r->cap_done) { /* grow the ring, oldest first */
-    lf_outcome *old = r->done;
     int cap = r->cap_done;
-    r->done = lf_slot_block(r->L, r->done_slot, cap * 2, sizeof *r->done);
+    lf_outcome *grown = malloc((size_t)cap * 2 * sizeof *grown);
+    if (!grown) luaL_error(r->L, "not enough memory");
     for (int k = 0; k < r->ndone; k++)
-      r->done[k] = old[(r->done_head + k) % cap];
+      grown[k] = r->done[(r->done_head + k) % cap];
+    free(r->done);
+    r->done = grown;
     r->done_head = 0;
     r->cap_done = cap * 2;
   }
@@ -264,13 +266,16 @@ static void schedule(lf_run *r) {
 
 /* Lays the run's arrays out in one block owned by a userdata on the stack, so
  * an error unwinding the run frees them. */
-static void layout(lf_run *r, lua_State *L) {
+/* Lays the run's arrays out in one C block (freed by flow_run, whatever
+ * happens in the protected part of the run). */
+static int layout(lf_run *r) {
   int n = r->n, e = r->flow->nedges;
   size_t ints = (size_t)n * 7 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
   size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) + (size_t)n + 64 +
                 ((size_t)n + 63) / 64 * sizeof(uint64_t) + 8;
-  char *p = lua_newuserdatauv(L, size, 0);
-  memset(p, 0, size);
+  char *p = calloc(1, size);
+  if (!p) return -1;
+  r->block = p;
   r->st = (lf_state **)p;
   p += (size_t)n * sizeof(lf_state *);
   r->ups = (lf_state **)p;
@@ -290,6 +295,10 @@ static void layout(lf_run *r, lua_State *L) {
   r->down_task = ip, ip += e;
   r->flags = (uint8_t *)ip;
   r->bits = (uint64_t *)(((uintptr_t)(r->flags + n) + 7) & ~(uintptr_t)7);
+  r->cap_timers = r->cap_done = 16;
+  r->timers = malloc((size_t)r->cap_timers * sizeof *r->timers);
+  r->done = malloc((size_t)r->cap_done * sizeof *r->done);
+  return r->timers && r->done ? 0 : -1;
 }
 
 static void build_adjacency(lf_run *r) {
@@ -318,69 +327,46 @@ static void build_adjacency(lf_run *r) {
   }
 }
 
-/* core.flow_run(flow, order, resume_indices, approve) -> the flow's final
- * state, whose result maps every task to its final state
- * `order` comes from core.flow_order (the Lua side reports cycles). */
-static int flow_run(lua_State *L) {
-  lf_run run = {0}, *r = &run;
-  r->L = L;
-  r->flow = lf_check_flow(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  r->n = r->flow->ntasks;
-  r->flow_ud = 1;
-  r->cur = -1;
-  lua_settop(L, 4);
-  if (!lua_isnil(L, 4)) r->approve_idx = 4;
-  lua_getiuservalue(L, 1, 1);
+/* The run itself, in protected mode: run_protected(r, flow, order, resume,
+ * approve) -> the flow's final state, whose result maps every task to its
+ * final state. Its Lua values live in this frame. */
+static int run_protected(lua_State *L) {
+  lf_run *r = lua_touserdata(L, 1);
+  r->flow_ud = 2;
+  if (!lua_isnil(L, 5)) r->approve_idx = 5;
+  lua_settop(L, 5);
+  lua_getiuservalue(L, 2, 1);
   lua_getfield(L, -1, "tasks");
   r->tasks_t = lua_gettop(L);
   lf_boxes_init(L, &r->boxes);
-  layout(r, L);
-  r->cap_timers = r->cap_done = 16;
-  lua_pushnil(L);
-  r->timers_slot = lua_gettop(L);
-  r->timers = lf_slot_block(L, r->timers_slot, r->cap_timers, sizeof *r->timers);
-  lua_pushnil(L);
-  r->done_slot = lua_gettop(L);
-  r->done = lf_slot_block(L, r->done_slot, r->cap_done, sizeof *r->done);
+  lua_pushvalue(L, r->boxes.table);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   for (int k = 0; k < r->n; k++) {
-    lua_rawgeti(L, 2, k + 1);
+    lua_rawgeti(L, 3, k + 1);
     r->order[k] = (int)lua_tointeger(L, -1) - 1;
     r->rank[r->order[k]] = k;
     lua_pop(L, 1);
   }
-  if (lua_istable(L, 3))
-    for (lua_Integer k = 1, n = luaL_len(L, 3); k <= n; k++) {
-      lua_rawgeti(L, 3, k);
-      r->flags[lua_tointeger(L, -1) - 1] |= F_RESUME;
+  if (lua_istable(L, 4))
+    for (lua_Integer k = 1, n = luaL_len(L, 4); k <= n; k++) {
+      lua_rawgeti(L, 4, k);
+      lua_Integer i = lua_tointeger(L, -1);
+      if (i >= 1 && i <= r->n) r->flags[i - 1] |= F_RESUME;
       lua_pop(L, 1);
     }
   build_adjacency(r);
-  r->pending = lf_run_state(L, LF_PENDING, NULL);
-  r->running = lf_run_state(L, LF_RUNNING, "Starting task run.");
-  r->success = lf_run_state(L, LF_SUCCESS, "Task run succeeded.");
   for (int i = 0; i < r->n; i++)
     r->st[i] = lf_state_ref(r->pending);
 
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
-  int outer = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
-  lua_pushvalue(L, r->boxes.table);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
-  lf_runs_active++;
-  lua_pushlightuserdata(L, r);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
-
   lf_log(LF_LOG_INFO, "luaflow.FlowRunner", "Beginning Flow run for '%s'",
          r->flow->obj.name);
-  lf_state *scheduled = lf_run_state(L, LF_SCHEDULED, NULL);
-  scheduled->has_start = 1;
-  scheduled->start_time = lf_now();
+  r->scheduled = lf_run_state(L, LF_SCHEDULED, NULL);
+  r->scheduled->has_start = 1;
+  r->scheduled->start_time = lf_now();
   int end;
-  lf_state *fs =
-      lf_transition(r, -1, scheduled, lf_run_state(L, LF_RUNNING, "Running flow."), &end);
-  lf_state_release(scheduled);
-  if (!end && fs->kind == LF_RUNNING) {
+  r->fs = lf_transition(r, -1, r->scheduled, lf_run_state(L, LF_RUNNING, "Running flow."),
+                        &end);
+  if (!end && r->fs->kind == LF_RUNNING) {
     for (int i = 0; i < r->n; i++)
       if (r->npend[i] == 0) lf_ready_push(r, r->rank[i]);
     schedule(r);
@@ -393,44 +379,88 @@ static int flow_run(lua_State *L) {
       final = final_flow_state(r);
     }
     if (final) {
-      lf_state *s = lf_transition(r, -1, fs, final, &end);
-      lf_state_release(fs);
-      fs = s;
+      lf_state *s = lf_transition(r, -1, r->fs, final, &end);
+      lf_state_release(r->fs);
+      r->fs = s;
     }
   }
 
-  lua_pushvalue(L, outer);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
-  lua_pushvalue(L, outer + 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
-  lf_runs_active--;
-  /* Results: boxes keep them from here on, owned by the GC. */
-  lf_boxes_push(L, &r->boxes, fs);
-  lf_state_release(fs);
+  /* Results: boxes keep them from here on, owned by the GC. The flow state
+   * gets a box of its own: a state a handler returned keeps its own result. */
+  lf_box_new(L, lf_state_ref(r->fs), 0);
   int fbox = lua_gettop(L);
   lua_createtable(L, r->n, 0); /* states by task index */
-  lf_state *not_run = NULL;
   for (int i = 0; i < r->n; i++) {
     if (!(r->flags[i] & F_STARTED)) {
-      if (!not_run) not_run = lf_run_state(L, LF_PENDING, "Task not run.");
-      lf_boxes_push(L, &r->boxes, not_run);
+      if (!r->not_run) r->not_run = lf_run_state(L, LF_PENDING, "Task not run.");
+      lf_boxes_push(L, &r->boxes, r->not_run);
     } else {
       lf_boxes_push(L, &r->boxes, r->st[i]);
     }
     lua_rawseti(L, -2, i + 1);
   }
-  lf_state_release(not_run);
   /* the flow state's result maps every task to its state (as Prefect sets it) */
   lf_result_new(L, r->n, r->order, r->attempt, -1, r->flow_ud);
   lua_setiuservalue(L, fbox, 1);
-  lf_check_state(L, fbox)->has_result = 1;
+  r->fs->has_result = 1;
   lua_settop(L, fbox);
-  for (int i = 0; i < r->n; i++)
-    lf_state_release(r->st[i]);
-  lf_state_release(r->pending);
-  lf_state_release(r->running);
-  lf_state_release(r->success);
-  lf_state_release(r->loop_state);
+  return 1;
+}
+
+/* Releases every state the run still holds and frees its arrays. */
+static void release_run(lf_run *r) {
+  if (r->st)
+    for (int i = 0; i < r->n; i++)
+      lf_state_release(r->st[i]);
+  for (int k = 0; k < r->ndone; k++)
+    lf_state_release(r->done[(r->done_head + k) % r->cap_done].state);
+  lf_state *held[] = {r->pending, r->running, r->success, r->loop_state,
+                      r->scheduled, r->fs,    r->not_run};
+  for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
+    lf_state_release(held[k]);
+  free(r->timers);
+  free(r->done);
+  free(r->block);
+}
+
+/* core.flow_run(flow, order, resume_indices, approve) -> the flow's final
+ * state, whose result maps every task to its final state. `order` comes from
+ * core.flow_order (the Lua side reports cycles). Whatever happens inside the
+ * run (even a Lua error that escapes it), the run's C memory is released and
+ * the registry keys of the enclosing run are put back. */
+static int flow_run(lua_State *L) {
+  lf_run run = {0}, *r = &run;
+  r->L = L;
+  r->flow = lf_check_flow(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 4);
+  r->n = r->flow->ntasks;
+  r->cur = -1;
+  r->pending = lf_state_static(LF_PENDING, NULL);
+  r->running = lf_state_static(LF_RUNNING, "Starting task run.");
+  r->success = lf_state_static(LF_SUCCESS, "Task run succeeded.");
+  if (layout(r) != 0 || !r->pending || !r->running || !r->success) {
+    release_run(r);
+    return luaL_error(L, "not enough memory");
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  int outer = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
+  lua_pushlightuserdata(L, r);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  lf_runs_active++;
+  lua_pushcfunction(L, run_protected);
+  lua_pushlightuserdata(L, r);
+  for (int k = 1; k <= 4; k++)
+    lua_pushvalue(L, k);
+  int rc = lua_pcall(L, 5, 1, 0);
+  lf_runs_active--;
+  lua_pushvalue(L, outer);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  lua_pushvalue(L, outer + 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
+  release_run(r);
+  if (rc != LUA_OK) return lua_error(L);
   return 1;
 }
 
