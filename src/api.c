@@ -51,6 +51,7 @@ static int chandler_call(lua_State *L) {
   const lf_object *obj = check_object(L, 2);
   lf_state *old_state = lf_check_state(L, 3), *new_state = lf_check_state(L, 4);
   lf_state *out = NULL;
+  lf_handler_error_reset();
   int rc = ch->fn(obj, old_state, new_state, &out, ch->ud);
   if (rc == LF_KEEP) return 0;
   if (rc == LF_REPLACE && out) {

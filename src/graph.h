@@ -57,6 +57,10 @@ typedef struct lf_task {
   int nconsts;              /* highest argument position holding a constant */
 } lf_task;
 
+/* The most arguments a task function is called with (Lua's own limit is
+ * about 250 for a C call's stack slots). */
+#define LF_MAX_ARGS 200
+
 typedef struct {
   int up, down; /* indices into the flow's tasks (0-based) */
   int key;      /* argument position (1-based), 0 for an ordering edge */

@@ -1,3 +1,4 @@
+#include <string.h>
 #include <unistd.h>
 #include "clock.h"
 #include "interrupt.h"
@@ -9,38 +10,74 @@ static lua_State *signal_state;
 
 #define CHECK_EVERY 1000 /* instructions between clock checks */
 
+#define ARMED (LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT)
+
+/* The watch whose deadline has passed, innermost first (an outer task's
+ * timeout holds while it runs a nested flow), or NULL. */
+static lf_watch *overdue(void) {
+  double now = 0;
+  for (lf_watch *w = current; w; w = w->outer) {
+    if (w->deadline <= 0) continue;
+    if (!w->timed_out) {
+      if (now == 0) now = lf_monotonic();
+      if (now < w->deadline) continue;
+    }
+    return w;
+  }
+  return NULL;
+}
+
+static int any_deadline(void) {
+  for (lf_watch *w = current; w; w = w->outer)
+    if (w->deadline > 0) return 1;
+  return 0;
+}
+
+/* luaflow's own code (the CLI, the sugar, C functions) is never interrupted
+ * outside a task body: it has to finish the run's bookkeeping. The user's
+ * Lua code is, at its next instruction. */
+static int in_luaflow(lua_State *L, lua_Debug *ar) {
+  if (!lua_getinfo(L, "S", ar) || ar->what[0] == 'C') return 1;
+  return ar->source[0] == '=' && strncmp(ar->source + 1, "luaflow", 7) == 0;
+}
+
 static void watch_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lf_watch *w = current;
-  if (w) {
+  if (current) {
     if (lf_cancel_signal) {
-      w->cancelled = 1;
-      lua_sethook(L, watch_hook, LUA_MASKCOUNT, 1); /* re-arm: pcall cannot swallow it */
+      current->cancelled = 1;
+      lua_sethook(L, watch_hook, ARMED, 1); /* re-armed: a pcall cannot swallow it */
       lua_pushliteral(L, "Flow run was cancelled.");
       lua_error(L);
     }
-    if (w->deadline > 0 && (w->timed_out || lf_monotonic() >= w->deadline)) {
+    lf_watch *w = overdue();
+    if (w) {
       w->timed_out = 1;
-      lua_sethook(L, watch_hook, LUA_MASKCOUNT, 1);
+      lua_sethook(L, watch_hook, ARMED, 1);
       lua_pushliteral(L, "Execution timed out.");
       lua_error(L);
     }
     return;
   }
-  if (lf_cancel_signal && lf_runs_active == 0) {
+  if (!lf_cancel_signal) {
     lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  /* cancelled: inside a run the runner stops at its next step; outside one
+   * the script itself is interrupted, and stays so */
+  if (lf_runs_active == 0 && !in_luaflow(L, ar)) {
+    lua_sethook(L, watch_hook, ARMED, 1);
     lua_pushliteral(L, "interrupted");
     lua_error(L);
   }
-  /* inside a run but between task bodies: the runner cancels at its next step */
-  lua_sethook(L, NULL, 0, 0);
 }
 
 static void on_signal(int sig) {
   if (lf_cancel_signal) _exit(128 + sig); /* a second signal: exit at once */
   lf_cancel_signal = sig;
-  if (signal_state)
-    lua_sethook(signal_state, watch_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  /* lua_sethook is safe here (lua.c does the same) */
+  if (signal_state) lua_sethook(signal_state, watch_hook, ARMED, 1);
+  lf_watch *w = current;
+  if (w && w->L != signal_state) lua_sethook(w->L, watch_hook, ARMED, 1);
 }
 
 void lf_interrupt_install(lua_State *L) {
@@ -54,6 +91,7 @@ void lf_interrupt_install(lua_State *L) {
 }
 
 void lf_watch_begin(lua_State *L, lf_watch *w, double timeout) {
+  w->L = L;
   w->deadline = timeout > 0 ? lf_monotonic() + timeout : 0;
   w->timed_out = w->cancelled = 0;
   w->outer = current;
@@ -61,12 +99,17 @@ void lf_watch_begin(lua_State *L, lf_watch *w, double timeout) {
   w->prev_mask = lua_gethookmask(L);
   w->prev_count = lua_gethookcount(L);
   current = w;
-  if (w->deadline > 0) lua_sethook(L, watch_hook, LUA_MASKCOUNT, CHECK_EVERY);
+  if (lf_cancel_signal)
+    lua_sethook(L, watch_hook, ARMED, 1);
+  else if (any_deadline())
+    lua_sethook(L, watch_hook, LUA_MASKCOUNT, CHECK_EVERY);
 }
 
 void lf_watch_end(lua_State *L, lf_watch *w) {
   current = w->outer;
-  if (current && current->deadline > 0)
+  if (lf_cancel_signal || (current && current->timed_out))
+    lua_sethook(L, watch_hook, ARMED, 1); /* the enclosing body must stop too */
+  else if (any_deadline())
     lua_sethook(L, watch_hook, LUA_MASKCOUNT, CHECK_EVERY);
   else if (w->prev_hook != watch_hook)
     lua_sethook(L, w->prev_hook, w->prev_mask, w->prev_count);

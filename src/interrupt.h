@@ -16,6 +16,7 @@ void lf_interrupt_install(lua_State *L);
 
 /* Watches one task body. */
 typedef struct lf_watch {
+  lua_State *L;    /* the thread running the body */
   double deadline; /* monotonic seconds; 0: no timeout */
   int timed_out;
   int cancelled;

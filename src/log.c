@@ -1,5 +1,6 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <strings.h>
 #include <string.h>
 #include "clock.h"
@@ -43,14 +44,23 @@ void lf_log_write(int level, const char *logger, const char *msg, size_t len) {
   fflush(stderr);
 }
 
+/* The whole message is formatted (and so redacted) before anything is cut:
+ * a secret must not be shown in part. */
 void lf_log(int level, const char *logger, const char *fmt, ...) {
   if (!lf_log_enabled(level)) return;
-  char buf[2048];
+  char buf[2048], *msg = buf;
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
-  lf_log_write(level, logger, buf, (size_t)n);
+  if ((size_t)n >= sizeof buf) {
+    msg = malloc((size_t)n + 1);
+    if (!msg) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  lf_log_write(level, logger, msg, (size_t)n);
+  if (msg != buf) free(msg);
 }

@@ -33,6 +33,7 @@ typedef struct {
   uint32_t n;
 } lf_boxes;
 void lf_boxes_init(lua_State *L, lf_boxes *b);
+void lf_boxes_done(lf_boxes *b); /* the run is over (innermost first) */
 /* The box on top of the stack belongs to the run from now on; pops it. */
 void lf_boxes_keep(lua_State *L, lf_boxes *b);
 void lf_boxes_push(lua_State *L, lf_boxes *b, lf_state *s);
@@ -85,8 +86,9 @@ struct lf_flow;
 struct lf_task *lf_check_task(lua_State *L, int idx);
 struct lf_flow *lf_check_flow(lua_State *L, int idx);
 
-/* The message of the last LF_ERROR (or a default). */
+/* The message of the last LF_ERROR (or a default), cleared before each call. */
 const char *lf_handler_error_text(void);
+void lf_handler_error_reset(void);
 void lf_open_api(lua_State *L);
 
 /* The flow's index (1-based) of the task at `task`, or 0. */

@@ -470,10 +470,11 @@ static int flow_add_edge(lua_State *L) {
   lf_flow *f = lf_check_flow(L, 1);
   lf_check_task(L, 2);
   lf_check_task(L, 3);
-  int key = (int)luaL_optinteger(L, 4, 0);
+  lua_Integer key = luaL_optinteger(L, 4, 0);
+  luaL_argcheck(L, key >= 0 && key <= LF_MAX_ARGS, 4, "argument position out of range");
   int up = task_index(L, 1, 2), down = task_index(L, 1, 3);
   if (!up || !down) return luaL_error(L, "task is not in the flow");
-  add_edge(L, f, up, down, key);
+  add_edge(L, f, up, down, (int)key);
   return 0;
 }
 

@@ -289,7 +289,7 @@ static const char **collect_recipients(lua_State *L, int idx, size_t *n) {
     if (lua_type(L, idx) == LUA_TSTRING)
       lua_pushvalue(L, idx);
     else
-      lua_geti(L, idx, (lua_Integer)i);
+      lua_rawgeti(L, idx, (lua_Integer)i); /* raw: the length measured stays true */
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_error(L, "smtp_send: recipient %d must be a string, got a %s", (int)i,
                  luaL_typename(L, -1));
@@ -306,7 +306,7 @@ static const char **collect_recipients(lua_State *L, int idx, size_t *n) {
     if (lua_type(L, idx) == LUA_TSTRING)
       lua_pushvalue(L, idx);
     else
-      lua_geti(L, idx, (lua_Integer)i);
+      lua_rawgeti(L, idx, (lua_Integer)i); /* raw: the length measured stays true */
     size_t l;
     const char *s = lua_tolstring(L, -1, &l);
     if (!s) luaL_error(L, "smtp_send: recipients changed while read");

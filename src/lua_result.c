@@ -51,7 +51,7 @@ static int key_index(lua_State *L, int res, int key) {
 static int result_index(lua_State *L) {
   check_result(L, 1);
   int i = key_index(L, 1, 2);
-  if (!i) return 0;
+  if (!i || i > check_result(L, 1)->n) return 0; /* a task added after the run */
   lua_getiuservalue(L, 1, 1);
   lua_rawgeti(L, -1, i);
   return 1;
@@ -133,7 +133,7 @@ static int core_result_iter(lua_State *L) {
 static int core_result_run_count(lua_State *L) {
   lf_result *res = check_result(L, 1);
   int i = key_index(L, 1, 2);
-  if (!i) return 0;
+  if (!i || i > res->n) return 0;
   lua_pushinteger(L, res->data[res->n + i - 1]);
   return 1;
 }

@@ -22,7 +22,9 @@ static const lf_kind signal_kind[LF_NSIGNALS] = {
 
 lf_signal lf_signal_of(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return LF_SIG_NONE;
-  lua_getfield(L, -1, "__luaflow_signal");
+  lua_pushliteral(L,
+                  "__luaflow_signal"); /* raw: an error's metatable may have an __index */
+  lua_rawget(L, -2);
   lua_Integer code = lua_tointeger(L, -1);
   lua_pop(L, 2);
   return code > 0 && code < LF_NSIGNALS ? (lf_signal)code : LF_SIG_NONE;
@@ -82,7 +84,8 @@ static void copy_fields(lua_State *L, int sig, lf_state *s) {
 
 static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
   if (code == LF_SIG_ENDRUN) {
-    lua_getfield(L, sig, "state");
+    lua_pushliteral(L, "state");
+    lua_rawget(L, sig);
     lf_state *s = lf_test_state(L, -1);
     if (!s) {
       lua_pop(L, 1);
@@ -92,7 +95,8 @@ static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
   }
   size_t len = 0;
   const char *msg = NULL;
-  lua_getfield(L, sig, "message");
+  lua_pushliteral(L, "message");
+  lua_rawget(L, sig);
   if (!lua_isnil(L, -1)) msg = lf_safe_tostring(L, -1, &len);
   int allocated = 0;
   if (msg) msg = lf_redact(msg, len, &len, &allocated); /* secrets never reach a state */
@@ -109,9 +113,11 @@ static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
   }
   copy_fields(L, sig, s);
   /* result: the `result` given when the signal was built, else the signal */
-  if (lua_getfield(L, sig, "_has_result") != LUA_TNIL)
-    lua_getfield(L, sig, "result");
-  else
+  lua_pushliteral(L, "_has_result");
+  if (lua_rawget(L, sig) != LUA_TNIL) {
+    lua_pushliteral(L, "result");
+    lua_rawget(L, sig);
+  } else
     lua_pushvalue(L, sig);
   lua_remove(L, -2);
   lf_box_new(L, s, -1);

@@ -42,12 +42,32 @@ lf_state *lf_check_state(lua_State *L, int idx) {
  * its slot in the run's table (no hashing), alive until the run ends ---- */
 
 static uint32_t last_gen;
+/* The generations of the runs in progress, innermost last: runs nest. A
+ * state another live run has a slot for keeps it; this run finds such a
+ * state's box by its address instead (a hash entry, the rare case). */
+#define LF_MAX_NESTED 64
+static uint32_t live[LF_MAX_NESTED];
+static int nlive;
+
+static int gen_is_live(uint32_t gen) {
+  if (nlive > LF_MAX_NESTED) return 1; /* deeper than we track: assume so */
+  for (int i = 0; i < nlive; i++)
+    if (live[i] == gen) return 1;
+  return 0;
+}
 
 void lf_boxes_init(lua_State *L, lf_boxes *b) {
   lua_newtable(L);
   b->table = lua_gettop(L);
   b->gen = ++last_gen ? last_gen : ++last_gen; /* 0 means "no slot" */
   b->n = 0;
+  if (nlive < LF_MAX_NESTED) live[nlive] = b->gen;
+  nlive++;
+}
+
+void lf_boxes_done(lf_boxes *b) {
+  if (b->gen && nlive > 0) nlive--;
+  b->gen = 0;
 }
 
 void lf_boxes_keep(lua_State *L, lf_boxes *b) {
@@ -55,11 +75,13 @@ void lf_boxes_keep(lua_State *L, lf_boxes *b) {
   lf_state *s = box->s;
   if (s->gen == b->gen) {
     lua_pop(L, 1);
-    return;
+  } else if (s->gen != 0 && gen_is_live(s->gen)) {
+    lua_rawsetp(L, b->table, s);
+  } else {
+    s->gen = b->gen;
+    s->slot = ++b->n;
+    lua_rawseti(L, b->table, s->slot);
   }
-  s->gen = b->gen;
-  s->slot = ++b->n;
-  lua_rawseti(L, b->table, s->slot);
 }
 
 void lf_boxes_push(lua_State *L, lf_boxes *b, lf_state *s) {
@@ -67,6 +89,8 @@ void lf_boxes_push(lua_State *L, lf_boxes *b, lf_state *s) {
     lua_rawgeti(L, b->table, s->slot);
     return;
   }
+  if (s->gen != 0 && lua_rawgetp(L, b->table, s) != LUA_TNIL) return;
+  if (s->gen != 0) lua_pop(L, 1);
   lf_box_new(L, lf_state_ref(s), 0);
   lua_pushvalue(L, -1);
   lf_boxes_keep(L, b);
@@ -192,9 +216,9 @@ static int check_class(lua_State *L, int idx) {
     return k;
   }
   if (lua_type(L, idx) == LUA_TTABLE && lua_getfield(L, idx, "_kind") == LUA_TNUMBER) {
-    int k = (int)lua_tointeger(L, -1);
+    lua_Integer k = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    return k;
+    if (k >= 0 && k < LF_NKINDS && k != LF_META) return (int)k;
   }
   return luaL_typeerror(L, idx, "state class");
 }
@@ -255,34 +279,39 @@ static int class_call(lua_State *L) {
       msg = luaL_checklstring(L, -1, &len);
     lua_replace(L, 1); /* keep the message string alive in slot 1 */
   }
-  lf_state *s = lf_state_newl((lf_kind)kind, msg, len);
-  if (!s) return luaL_error(L, "not enough memory");
-  if (lf_kind_is_scheduled_family((lf_kind)kind) && kind != LF_PAUSED) {
-    s->has_start = 1;
-    s->start_time = lf_now();
-  }
-  if (kind == LF_RETRYING) s->run_count = lf_current_run_count(L);
-  if (kind == LF_LOOPED) s->loop_count = lf_current_loop_count(L);
-  int result_idx = 0;
+  /* every option is read and checked before the state exists: a bad one
+   * raises with nothing to free */
+  int has_start = 0, result_idx = 0;
+  double start = 0;
+  lua_Integer run_count = -1, loop_count = -1;
   if (opts) {
-    int has;
-    double t = opt_time_field(L, opts, "start_time", &has);
-    if (has) {
-      if (!lf_kind_is_scheduled_family((lf_kind)kind)) {
-        lf_state_release(s);
-        return lf_raise(L, "%s has no start_time", lf_kind_name(kind));
-      }
-      s->has_start = 1;
-      s->start_time = t;
+    start = opt_time_field(L, opts, "start_time", &has_start);
+    if (has_start && !lf_kind_is_scheduled_family((lf_kind)kind))
+      return lf_raise(L, "%s has no start_time", lf_kind_name(kind));
+    if (lua_getfield(L, opts, "run_count") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1)) return lf_raise(L, "run_count must be an integer");
+      run_count = lua_tointeger(L, -1);
     }
-    if (lua_getfield(L, opts, "run_count") != LUA_TNIL)
-      s->run_count = (int32_t)lua_tointeger(L, -1);
-    if (lua_getfield(L, opts, "loop_count") != LUA_TNIL)
-      s->loop_count = (int32_t)lua_tointeger(L, -1);
+    if (lua_getfield(L, opts, "loop_count") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1)) return lf_raise(L, "loop_count must be an integer");
+      loop_count = lua_tointeger(L, -1);
+    }
     lua_pop(L, 2);
     lua_getfield(L, opts, "result");
     result_idx = lua_gettop(L);
   }
+  lf_state *s = lf_state_newl((lf_kind)kind, msg, len);
+  if (!s) return luaL_error(L, "not enough memory");
+  if (has_start || (lf_kind_is_scheduled_family((lf_kind)kind) && kind != LF_PAUSED)) {
+    s->has_start = 1;
+    s->start_time = has_start ? start : lf_now();
+  }
+  s->run_count = run_count >= 0        ? (int32_t)run_count
+                 : kind == LF_RETRYING ? lf_current_run_count(L)
+                                       : 1;
+  s->loop_count = loop_count >= 0     ? (int32_t)loop_count
+                  : kind == LF_LOOPED ? lf_current_loop_count(L)
+                                      : 1;
   lf_box_new(L, s, result_idx);
   return 1;
 }

@@ -43,8 +43,8 @@ typedef struct lf_run {
   int done_head, ndone, cap_done;
   void *block;                        /* the arrays above, one allocation */
   lf_state *scheduled, *fs, *not_run; /* the flow's states, held until the end */
-  lf_state **ups; /* scratch: distinct upstream states of one task */
-  int cur;        /* the task being run, -1 for the flow */
+  lf_state **ups;                     /* scratch: distinct upstream states of one task */
+  int cur;                            /* the task being run, -1 for the flow */
   lf_state *loop_state;
 } lf_run;
 

@@ -409,13 +409,14 @@ static int run_protected(lua_State *L) {
 
 /* Releases every state the run still holds and frees its arrays. */
 static void release_run(lf_run *r) {
+  lf_boxes_done(&r->boxes);
   if (r->st)
     for (int i = 0; i < r->n; i++)
       lf_state_release(r->st[i]);
   for (int k = 0; k < r->ndone; k++)
     lf_state_release(r->done[(r->done_head + k) % r->cap_done].state);
-  lf_state *held[] = {r->pending, r->running, r->success, r->loop_state,
-                      r->scheduled, r->fs,    r->not_run};
+  lf_state *held[] = {r->pending,   r->running, r->success, r->loop_state,
+                      r->scheduled, r->fs,      r->not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);
   free(r->timers);
@@ -490,6 +491,7 @@ static int context_get(lua_State *L) {
       lf_boxes_push_result(L, &boxes, r->loop_state);
     else
       lua_pushnil(L);
+    r->boxes.n = boxes.n; /* a slot it took is the run's from now on */
   } else if (strcmp(key, "task_name") == 0)
     lua_pushstring(L, lf_run_object(r, i)->name);
   else if (strcmp(key, "flow_name") == 0)

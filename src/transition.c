@@ -13,6 +13,10 @@ void lf_handler_error(const lf_object *obj, const char *message) {
            message ? message : "C handler failed");
 }
 
+void lf_handler_error_reset(void) {
+  handler_error[0] = '\0';
+}
+
 const char *lf_handler_error_text(void) {
   return handler_error[0] ? handler_error : "C handler failed";
 }
@@ -61,7 +65,7 @@ typedef struct {
 /* Calls C handler hd; returns 0 to go on, 1 when it failed (chain ends). */
 static int call_c_handler(lf_chain *c, lf_object *obj, lf_handler *hd) {
   lf_state *out = NULL;
-  handler_error[0] = '\0';
+  lf_handler_error_reset();
   int rc = hd->fn(obj, c->old, c->next, &out, hd->ud);
   if (rc == LF_KEEP) return 0;
   if (rc == LF_REPLACE && out) {
