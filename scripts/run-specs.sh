@@ -12,16 +12,24 @@ export LUAFLOW_LOG_LEVEL=${LUAFLOW_LOG_LEVEL:-CRITICAL}
 export LUA_PATH="$PWD/spec/?.lua;$PWD/spec/support/?.lua;;"
 if [ -n "${LUAFLOW_SANITIZE:-}" ]; then
   # The sanitizer runtime must come first when lua5.4 loads an ASan module;
-  # lua5.4 itself is not built with LSan in mind, the luaflow binary is.
+  # leaks are looked for in the busted process and in every child.
   export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LUAFLOW_CHILD_ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-lua5.4 /usr/bin/busted -o TAP "${@:-spec}" | tee "$out"
+lua5.4 /usr/bin/busted -o TAP "${@:-spec}" >"$out" 2>&1
+status=$?
+cat "$out"
 passed=$(grep -c '^ok ' "$out")
 failed=$(grep -c '^not ok ' "$out")
+# busted's own exit status counts too: a crash, or a leak or sanitizer report
+# when the process ends, fails the run even with every spec passed
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  echo "busted exited with status $status after the specs (see above)"
+  failed=1
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

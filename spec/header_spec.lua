@@ -8,7 +8,8 @@ local function compile(compiler, lang, source, defines)
   f:write(source)
   f:close()
   local flags = "-Wall -Wextra -Werror -fsyntax-only"
-  local cmd = ("%s -x %s %s %s -I'%s/include' $(pkg-config --cflags lua5.4) '%s' 2>&1")
+  -- the compiler runs without the sanitizer runtime the specs may preload
+  local cmd = ("env -u LD_PRELOAD -u ASAN_OPTIONS %s -x %s %s %s -I'%s/include' $(pkg-config --cflags lua5.4) '%s' 2>&1")
     :format(compiler, lang == "c" and "c" or "c++", flags, defines or "", root, path)
   local p = io.popen(cmd)
   local out = p:read("a")

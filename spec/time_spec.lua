@@ -550,7 +550,8 @@ f:add_edge(a, gate)
       local child_asan = os.getenv("LUAFLOW_CHILD_ASAN_OPTIONS")
       if child_asan then env = "env " .. cli.quote("ASAN_OPTIONS=" .. child_asan) .. " " end
       local inner = env .. cli.quote(cli.bin) .. " run " .. cli.quote(path)
-      local cmd = ("printf %s | script -qec %s /dev/null >%s 2>&1")
+      -- script(1) itself runs without the sanitizer runtime the specs preload
+      local cmd = ("printf %s | env -u LD_PRELOAD -u ASAN_OPTIONS script -qec %s /dev/null >%s 2>&1")
                   :format(cli.quote(answer .. "\n"), cli.quote(inner), cli.quote(out))
       local _, how, n = os.execute(cmd)
       return (cli.read(out) or ""):gsub("\r", ""), how == "exit" and n or 128 + n

@@ -42,6 +42,13 @@ static int ensure_init(void) {
   return init_rc == CURLE_OK ? 0 : -1;
 }
 
+/* When the process ends, or the Lua module is unloaded (lua_close unloads
+ * C modules), libcurl's global state (TLS libraries included) is released. */
+__attribute__((destructor)) static void global_cleanup(void) {
+  if (init_rc == CURLE_OK) curl_global_cleanup();
+  init_rc = CURLE_FAILED_INIT;
+}
+
 /* {=== Small helpers ===} */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {

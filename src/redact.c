@@ -110,8 +110,21 @@ char *lf_redact(const char *text, size_t len, size_t *out_len, int *allocated) {
   return cur;
 }
 
+static _Thread_local char *last; /* the log filter's buffer, reused */
+
+/* The secrets live as long as the process, or until the Lua module is
+ * unloaded (lua_close unloads C modules): then they are freed. */
+__attribute__((destructor)) static void redact_free(void) {
+  for (int i = 0; i < nsecrets; i++)
+    free(secrets[i].text);
+  free(secrets);
+  secrets = NULL;
+  nsecrets = cap = 0;
+  free(last);
+  last = NULL;
+}
+
 const char *lf_redact_filter(const char *msg, size_t len, size_t *out_len) {
-  static _Thread_local char *last;
   free(last);
   last = NULL;
   int allocated;
