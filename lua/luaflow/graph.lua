@@ -169,7 +169,14 @@ ref_mt.__index = function(r, k)
 end
 ref_mt.__tostring = function(r) return tostring(rawget(r, "_task")) end
 ref_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
-function ref_methods.set_upstream(r, u, key) rawget(r, "_flow"):add_edge(u, r, key) end
+function ref_methods.set_upstream(r, u, key)
+  local f = rawget(r, "_flow")
+  -- the common case inside a builder: two references of the flow being built
+  if key == nil and is_ref(u) and rawget(u, "_flow") == f and current_builder() == f then
+    return core.flow_add_edge(f, rawget(u, "_task"), rawget(r, "_task"), 0)
+  end
+  f:add_edge(u, r, key)
+end
 function ref_methods.set_downstream(r, d, key) rawget(r, "_flow"):add_edge(r, d, key) end
 function ref_methods.task(r) return rawget(r, "_task") end
 
