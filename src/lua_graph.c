@@ -216,12 +216,6 @@ static lf_task *copy_task(lua_State *L, int idx) {
   return t;
 }
 
-static int task_copy(lua_State *L) {
-  lf_check_task(L, 1);
-  copy_task(L, 1);
-  return 1;
-}
-
 static int task_gc(lua_State *L) {
   lf_task *t = lf_check_task(L, 1);
   if (t->owns_name) free(t->obj.name);
@@ -258,11 +252,6 @@ static int task_set_name(lua_State *L) {
   return 0;
 }
 
-static int task_named(lua_State *L) {
-  lua_pushboolean(L, lf_check_task(L, 1)->named);
-  return 1;
-}
-
 static int task_fn(lua_State *L) {
   lf_check_task(L, 1);
   lua_getiuservalue(L, 1, LF_UV_SPEC);
@@ -289,13 +278,6 @@ static void set_const(lua_State *L, int task, lf_task *t, int pos, int value) {
   lua_rawseti(L, -2, pos);
   lua_pop(L, 1);
   if (pos > t->nconsts) t->nconsts = pos;
-}
-
-/* core.task_set_const(t, pos, value) */
-static int task_set_const(lua_State *L) {
-  lf_task *t = lf_check_task(L, 1);
-  set_const(L, 1, t, (int)luaL_checkinteger(L, 2), 3);
-  return 0;
 }
 
 /* core.task_mark_parameter(t): prints as <Parameter: NAME>. */
@@ -630,16 +612,13 @@ void lf_open_graph(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"new_task", task_new},
-                                 {"task_copy", task_copy},
                                  {"task_name", task_name},
                                  {"task_set_name", task_set_name},
-                                 {"task_named", task_named},
                                  {"task_fn", task_fn},
                                  {"task_origin", task_origin},
                                  {"make_task_call", make_task_call},
                                  {"flow_tasks", flow_tasks},
                                  {"flow_index", flow_index},
-                                 {"task_set_const", task_set_const},
                                  {"task_mark_parameter", task_mark_parameter},
                                  {"new_flow", flow_new},
                                  {"flow_name", flow_name},

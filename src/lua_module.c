@@ -83,11 +83,6 @@ static int core_log_level(lua_State *L) {
   return 1;
 }
 
-static int core_where(lua_State *L) {
-  lf_push_where(L);
-  return 1;
-}
-
 static int core_raise(lua_State *L) {
   return lf_raise(L, "%s", luaL_checkstring(L, 1));
 }
@@ -99,13 +94,6 @@ static int core_is_state(lua_State *L) {
 
 static int core_signal_of(lua_State *L) {
   lua_pushinteger(L, lf_signal_of(L, 1));
-  return 1;
-}
-
-static int core_load_embedded(lua_State *L) {
-  const lf_lua_source *src = find_source(luaL_checkstring(L, 1));
-  if (!src) return luaL_error(L, "no embedded module '%s'", lua_tostring(L, 1));
-  if (load_embedded(L, src) != LUA_OK) return lua_error(L);
   return 1;
 }
 
@@ -186,11 +174,9 @@ static void open_core(lua_State *L) {
                                  {"log", core_log},
                                  {"set_log_level", core_set_log_level},
                                  {"log_level", core_log_level},
-                                 {"where", core_where},
                                  {"raise", core_raise},
                                  {"is_state", core_is_state},
                                  {"signal_of", core_signal_of},
-                                 {"load_embedded", core_load_embedded},
                                  {"cpu_time", core_cpu_time},
                                  {"mem", core_mem},
                                  {"add_secret", core_add_secret},

@@ -138,11 +138,6 @@ static int core_result_run_count(lua_State *L) {
   return 1;
 }
 
-static int core_is_result(lua_State *L) {
-  lua_pushboolean(L, luaL_testudata(L, 1, LF_RESULT_MT) != NULL);
-  return 1;
-}
-
 void lf_open_result(lua_State *L) {
   static const luaL_Reg meta[] = {{"__index", result_index},
                                   {"__pairs", result_pairs},
@@ -154,7 +149,6 @@ void lf_open_result(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"result_iter", core_result_iter},
                                  {"result_run_count", core_result_run_count},
-                                 {"is_result", core_is_result},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
