@@ -38,3 +38,22 @@ describe("triggers over many upstreams", function()
     assert.are.equal("Success", fan_in(20000, 0, triggers.all_successful).name)
   end)
 end)
+
+describe("a task's plain error in the log", function()
+  local cli = require("cli")
+
+  it("comes with the task's own stack traceback, at ERROR", function()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local function deep() error("deep trouble") end
+local t = luaflow.task{ name = "t" }(function() deep() end)
+return luaflow.Flow("f", function() t() end)
+]])
+    local r = cli.run({ "run", path }, { env = { LUAFLOW_LOG_LEVEL = "ERROR" } })
+    assert.are.equal(1, r.code)
+    assert.is_truthy(r.stderr:find("Exception encountered during task execution! ", 1, true))
+    assert.is_truthy(r.stderr:find("deep trouble\nstack traceback:", 1, true))
+    assert.is_truthy(r.stderr:find("in upvalue 'deep'", 1, true) or r.stderr:find("in local 'deep'", 1, true))
+    assert.is_nil(r.stderr:find("flow_run", 1, true)) -- the engine's own frames are cut
+  end)
+end)

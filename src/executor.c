@@ -7,16 +7,41 @@
 #include "log.h"
 #include "run.h"
 
+static const char traceback_key = 0; /* the last plain error's traceback */
+
+/* The body's message handler: a plain error's traceback is taken while its
+ * stack still exists (for the ERROR log line); the error value itself is
+ * kept as it is, since it becomes the Failed state's result. */
+static int body_msgh(lua_State *L) {
+  lua_settop(L, 1);
+  if (lf_signal_of(L, 1) == LF_SIG_NONE && lf_log_enabled(LF_LOG_ERROR) &&
+      lua_checkstack(L, 4)) {
+    luaL_traceback(L, L, NULL, 1);
+    /* the task's own frames: cut where the engine called the body */
+    size_t len;
+    const char *tb = lua_tolstring(L, -1, &len);
+    const char *cut = strstr(tb, "\n\t[C]: in ?");
+    if (cut) lua_pushlstring(L, tb, (size_t)(cut - tb));
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_key);
+    lua_settop(L, 1);
+  }
+  return 1;
+}
+
 static void log_signal(lf_run *r, int err_idx, lf_signal sig) {
   lua_State *L = r->L;
   err_idx = lua_absindex(L, err_idx);
   if (sig == LF_SIG_NONE) {
     if (lf_log_enabled(LF_LOG_ERROR)) {
       const char *msg = lf_safe_tostring(L, err_idx, NULL);
+      lua_rawgetp(L, LUA_REGISTRYINDEX, &traceback_key);
+      const char *tb = lua_tostring(L, -1);
       lf_log(LF_LOG_ERROR, "luaflow.TaskRunner",
-             "Task '%s': Exception encountered during task execution! %s",
-             lf_run_object(r, r->cur)->name, msg);
-      lua_pop(L, 1);
+             "Task '%s': Exception encountered during task execution! %s%s%s",
+             lf_run_object(r, r->cur)->name, msg, tb ? "\n" : "", tb ? tb : "");
+      lua_pop(L, 2);
+      lua_pushnil(L);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_key);
     }
   } else if (lf_log_enabled(LF_LOG_INFO)) {
     lua_getmetatable(L, err_idx);
@@ -40,6 +65,8 @@ lf_state *lf_run_body(lf_run *r, int i, int *end) {
   for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
     if (r->up_key[k] > nargs) nargs = r->up_key[k];
   if (!lua_checkstack(L, nargs + 8)) luaL_error(L, "too many task arguments");
+  lua_pushcfunction(L, body_msgh);
+  int msgh = lua_gettop(L);
   lf_run_push_spec(r, i, LF_SPEC_FN);
   int fn = lua_gettop(L);
   if (t->nconsts) {
@@ -61,7 +88,7 @@ lf_state *lf_run_body(lf_run *r, int i, int *end) {
   lf_state *s;
   lf_watch watch;
   lf_watch_begin(L, &watch, t->timeout);
-  int rc = lua_pcall(L, nargs, 1, 0);
+  int rc = lua_pcall(L, nargs, 1, msgh);
   lf_watch_end(L, &watch);
   if (watch.cancelled || lf_cancel_signal) {
     s = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
