@@ -385,6 +385,27 @@ int lf_flow_copy_index(lua_State *L, int flow, int bare) {
   return found;
 }
 
+/* core.flow_resolve(f, x) -> the task of f that x stands for: a reference's
+ * task, a task of f, or the one copy of a bare task; nil when none (a bare
+ * task with several copies is an error naming it). */
+static int flow_resolve(lua_State *L) {
+  lf_check_flow(L, 1);
+  lua_settop(L, 2);
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "_task");
+    lua_rawget(L, 2);
+    return luaL_testudata(L, -1, LF_TASK_MT) ? 1 : 0;
+  }
+  if (!luaL_testudata(L, 2, LF_TASK_MT)) return 0;
+  if (task_index(L, 1, 2)) return 1; /* x itself */
+  int i = lf_flow_copy_index(L, 1, 2);
+  if (!i) return 0;
+  lua_getiuservalue(L, 1, 1);
+  lua_getfield(L, -1, "tasks");
+  lua_rawgeti(L, -1, i);
+  return 1;
+}
+
 static int flow_index(lua_State *L) {
   lf_check_flow(L, 1);
   if (!luaL_testudata(L, 2, LF_TASK_MT)) return 0;
@@ -619,6 +640,7 @@ void lf_open_graph(lua_State *L) {
                                  {"make_task_call", make_task_call},
                                  {"flow_tasks", flow_tasks},
                                  {"flow_index", flow_index},
+                                 {"flow_resolve", flow_resolve},
                                  {"task_mark_parameter", task_mark_parameter},
                                  {"new_flow", flow_new},
                                  {"flow_name", flow_name},

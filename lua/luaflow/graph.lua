@@ -41,23 +41,8 @@ M.is_ref = is_ref
 local origin_of = core.task_origin
 
 -- The task in `flow` that x stands for: a reference, a task of the flow, or a
--- bare task the flow holds exactly one copy of. nil when none.
-local function resolve(flow, x)
-  if is_ref(x) then return rawget(x, "_task") end
-  if not is_task(x) then return nil end
-  if core.flow_index(flow, x) then return x end
-  local found
-  for _, t in ipairs(core.flow_tasks(flow)) do
-    if origin_of(t) == x then
-      if found then
-        raise(("%s was called more than once in %s; use the reference a call returned")
-              :format(tostring(x), tostring(flow)))
-      end
-      found = t
-    end
-  end
-  return found
-end
+-- bare task the flow holds exactly one copy of (several: an error). nil when none.
+local resolve = core.flow_resolve
 M.resolve = resolve
 
 local function current_builder()
@@ -71,13 +56,6 @@ task_mt.__index = function(t, k)
   return task_methods[k]
 end
 task_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
-
--- A call site's name when it is an identifier (mission_critical_task, extract).
-local function call_site_name(level)
-  local info = debug.getinfo(level, "n")
-  local name = info and info.name
-  if name and name:match("^[%a_][%w_]*$") then return name end
-end
 
 local function get_item_task(flow, up, key)
   local t = core.new_task({ name = "GetItem", fn = function(v) return v[key] end })
