@@ -327,29 +327,25 @@ static void build_adjacency(lf_run *r) {
   }
 }
 
-/* The run itself, in protected mode: run_protected(r, flow, order, resume,
- * approve) -> the flow's final state, whose result maps every task to its
- * final state. Its Lua values live in this frame. */
+/* The run itself, in protected mode: run_protected(r, flow, resume, approve)
+ * -> the flow's final state, whose result maps every task to its final
+ * state. Its Lua values live in this frame. */
 static int run_protected(lua_State *L) {
   lf_run *r = lua_touserdata(L, 1);
   r->flow_ud = 2;
-  if (!lua_isnil(L, 5)) r->approve_idx = 5;
-  lua_settop(L, 5);
+  if (!lua_isnil(L, 4)) r->approve_idx = 4;
+  lua_settop(L, 4);
   lua_getiuservalue(L, 2, 1);
   lua_getfield(L, -1, "tasks");
   r->tasks_t = lua_gettop(L);
   lf_boxes_init(L, &r->boxes);
   lua_pushvalue(L, r->boxes.table);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
-  for (int k = 0; k < r->n; k++) {
-    lua_rawgeti(L, 3, k + 1);
-    r->order[k] = (int)lua_tointeger(L, -1) - 1;
+  for (int k = 0; k < r->n; k++)
     r->rank[r->order[k]] = k;
-    lua_pop(L, 1);
-  }
-  if (lua_istable(L, 4))
-    for (lua_Integer k = 1, n = luaL_len(L, 4); k <= n; k++) {
-      lua_rawgeti(L, 4, k);
+  if (lua_istable(L, 3))
+    for (lua_Integer k = 1, n = luaL_len(L, 3); k <= n; k++) {
+      lua_rawgeti(L, 3, k);
       lua_Integer i = lua_tointeger(L, -1);
       if (i >= 1 && i <= r->n) r->flags[i - 1] |= F_RESUME;
       lua_pop(L, 1);
@@ -424,17 +420,16 @@ static void release_run(lf_run *r) {
   free(r->block);
 }
 
-/* core.flow_run(flow, order, resume_indices, approve) -> the flow's final
- * state, whose result maps every task to its final state. `order` comes from
- * core.flow_order (the Lua side reports cycles). Whatever happens inside the
- * run (even a Lua error that escapes it), the run's C memory is released and
- * the registry keys of the enclosing run are put back. */
+/* core.flow_run(flow, resume_indices, approve) -> the flow's final state,
+ * whose result maps every task to its final state; or nil and the indices of
+ * the tasks on a cycle (nothing ran). Whatever happens inside the run (even a
+ * Lua error that escapes it), the run's C memory is released and the registry
+ * keys of the enclosing run are put back. */
 static int flow_run(lua_State *L) {
   lf_run run = {0}, *r = &run;
   r->L = L;
   r->flow = lf_check_flow(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 4);
+  lua_settop(L, 3);
   r->n = r->flow->ntasks;
   r->cur = -1;
   r->pending = lf_state_static(LF_PENDING, NULL);
@@ -444,6 +439,18 @@ static int flow_run(lua_State *L) {
     release_run(r);
     return luaL_error(L, "not enough memory");
   }
+  int ncycle = 0, rc = lf_flow_order(r->flow, r->order, &ncycle);
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_createtable(L, ncycle, 0);
+    for (int k = 0; k < ncycle; k++) {
+      lua_pushinteger(L, r->order[k] + 1);
+      lua_rawseti(L, -2, k + 1);
+    }
+    release_run(r);
+    if (rc == -2) return luaL_error(L, "not enough memory");
+    return 2;
+  }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
   int outer = lua_gettop(L);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
@@ -452,9 +459,9 @@ static int flow_run(lua_State *L) {
   lf_runs_active++;
   lua_pushcfunction(L, run_protected);
   lua_pushlightuserdata(L, r);
-  for (int k = 1; k <= 4; k++)
+  for (int k = 1; k <= 3; k++)
     lua_pushvalue(L, k);
-  int rc = lua_pcall(L, 5, 1, 0);
+  rc = lua_pcall(L, 4, 1, 0);
   lf_runs_active--;
   lua_pushvalue(L, outer);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);

@@ -244,18 +244,25 @@ function flow_methods.set_reference_tasks(f, list)
   core.flow_set_reference(f, indices)
 end
 
--- The Parameters of a flow, by name.
+-- The Parameters of a flow, by name; worked out again only when the flow
+-- has gained tasks since (a run of a big flow must not pay a scan each time).
+local parameter_cache = setmetatable({}, { __mode = "k" })
 function M.flow_parameters(f)
+  local tasks = core.flow_tasks(f)
+  local cached = parameter_cache[f]
+  if cached and cached.n == #tasks then return cached.specs end
   local found = {}
-  for _, t in ipairs(core.flow_tasks(f)) do
-    local spec = M.parameters[t] or M.parameters[origin_of(t) or false]
-    if spec then found[spec.name] = spec end
+  if next(M.parameters) then
+    for _, t in ipairs(tasks) do
+      local spec = M.parameters[t] or M.parameters[origin_of(t) or false]
+      if spec then found[spec.name] = spec end
+    end
   end
+  parameter_cache[f] = { n = #tasks, specs = found }
   return found
 end
 
--- Task -> State maps (flow results, trigger's by_task) accept references and
--- bare tasks too.
+-- A trigger's by_task (task -> State) accepts references and bare tasks too.
 local task_map_mt = {
   __index = function(map, k)
     if is_ref(k) then return rawget(map, rawget(k, "_task")) end
@@ -308,7 +315,6 @@ function flow_methods.run(f, opts)
   if M.hooks.before_run then M.hooks.before_run(f, opts, params) end
   for k, v in pairs(opts.parameters or {}) do params[k] = v end
   params = run_parameters(f, params)
-  local order = M.order(f)
   local resume = {}
   for i, t in ipairs(opts.resume or {}) do
     local task = resolve(f, t)
@@ -317,9 +323,10 @@ function flow_methods.run(f, opts)
   end
   M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets,
                           run_id = M.new_run_id() }
-  local ok, state = pcall(core.flow_run, f, order, resume, M.hooks.approve)
+  local ok, state, cycle = pcall(core.flow_run, f, resume, M.hooks.approve)
   table.remove(M.runs)
   if not ok then error(state, 0) end
+  if not state then cycle_error(f, cycle) end
   M.ran = M.ran or setmetatable({}, { __mode = "k" })
   M.ran[f] = true
   if M.hooks.after_run then M.hooks.after_run(f, state) end
