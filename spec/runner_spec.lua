@@ -57,3 +57,25 @@ return luaflow.Flow("f", function() t() end)
     assert.is_nil(r.stderr:find("flow_run", 1, true)) -- the engine's own frames are cut
   end)
 end)
+
+describe("the command line, more", function()
+  local cli = require("cli")
+
+  it("passes --param flag=false as the boolean false", function()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local p = luaflow.Parameter("flag")
+local t = luaflow.task{ name = "t" }(function(v) print(type(v), tostring(v)) end)
+return luaflow.Flow("f", function() t(p) end)
+]])
+    local r = cli.run({ "run", path, "--param", "flag=false" })
+    assert.are.equal(0, r.code)
+    assert.are.equal("boolean\tfalse\n", r.stdout)
+  end)
+
+  it("prints the usage for `luaflow run --help` and exits 0", function()
+    local r = cli.run({ "run", "--help" }, { no_input = false })
+    assert.are.equal(0, r.code)
+    assert.is_truthy(r.stdout:find("usage: luaflow run FILE", 1, true))
+  end)
+end)

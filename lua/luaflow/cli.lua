@@ -63,6 +63,7 @@ local function parse(args)
     if a:sub(1, 2) == "--" and #a > 2 then
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)
+      if name == "help" then return { cmd = "help" } end
       local kind = allowed[name]
       if not kind then usage_error(("unknown option '--%s' for '%s'"):format(name, cmd)) end
       if kind == "flag" then
@@ -95,7 +96,7 @@ local function parse(args)
     local name, value = p:match("^([^=]+)=(.*)$")
     if not name then usage_error(("--param expects NAME=VALUE, got '%s'"):format(p)) end
     local ok, decoded = pcall(json.decode, value)
-    o.params[name] = ok and decoded or value
+    if ok then o.params[name] = decoded else o.params[name] = value end -- `false` stays false
   end
   return o
 end
