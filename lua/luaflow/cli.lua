@@ -51,11 +51,11 @@ local OPTIONS = {
 
 local function parse(args)
   local cmd = args[1]
-  if cmd == nil then usage_error("no command given (try 'luaflow --help')") end
+  if cmd == nil then usage_error("no command given") end
   if cmd == "--help" or cmd == "-h" or cmd == "help" then return { cmd = "help" } end
   if cmd == "--version" or cmd == "-V" or cmd == "version" then return { cmd = "version" } end
   local allowed = OPTIONS[cmd]
-  if not allowed then usage_error(("unknown command '%s' (try 'luaflow --help')"):format(cmd)) end
+  if not allowed then usage_error(("unknown command '%s'"):format(cmd)) end
   local o = { cmd = cmd, param = {}, resume = {} }
   local i = 2
   while i <= #args do
@@ -342,7 +342,9 @@ local function cmd_check(o)
       err(tostring(e))
       return EXIT_USAGE
     end
-    lines[#lines + 1] = ("%s: %d tasks, %d edges"):format(tostring(f), #f:tasks(), #f:edges())
+    local nt, ne = #f:tasks(), #f:edges()
+    lines[#lines + 1] = ("%s: %d task%s, %d edge%s"):format(tostring(f), nt, nt == 1 and "" or "s",
+                                                           ne, ne == 1 and "" or "s")
   end
   for _, l in ipairs(lines) do print(l) end
   print(("%s: %d flow%s OK"):format(o.file, #graph.flows, #graph.flows == 1 and "" or "s"))
@@ -403,8 +405,7 @@ function M.main(args)
     return code
   end
   if getmetatable(code) == Usage then
-    err(code.msg)
-    io.stderr:write(USAGE, "\n")
+    err(code.msg .. " (see 'luaflow --help')")
   else
     err(tostring(code))
   end
