@@ -87,3 +87,54 @@ describe("bad values", function()
     assert.is_nil(core.result_run_count(state.result, late))
   end)
 end)
+
+describe("second review", function()
+  local cli = require("cli")
+
+  it("redacts a secret holding quotes, backslashes and newlines from --json", function()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local t = luaflow.task{ name = "t" }(function() return luaflow.secrets.get("pw") end)
+local f = luaflow.Flow("f", function() t() end)
+f:run{ secrets = { pw = "pa\"ss\\wo\nrd9" } }
+]])
+    local r = cli.run({ "run", path, "--json", "-" }, { env = { LUAFLOW_LOG_LEVEL = "ERROR" } })
+    assert.are.equal(0, r.code)
+    local line = luaflow.json.decode(r.stdout)
+    assert.are.equal("****", line.tasks[1].result)
+  end)
+
+  it("hides a secret's form-encoded (+) and lower-case %xx forms too", function()
+    local t = Task{ name = "t", fn = function()
+      local s = luaflow.secrets.get("phrase")
+      local form = s:gsub(" ", "+"):gsub("/", "%%2F")           -- open+sesame%2Fnow
+      local lower = s:gsub(" ", "%%20"):gsub("/", "%%2f")       -- open%20sesame%2fnow
+      error("sent " .. form .. " and " .. lower, 0)
+    end }
+    local state = Flow{ name = "f", tasks = { t } }:run{ secrets = { phrase = "open sesame/now" } }
+    assert.are.equal('Failed("Error during execution of task: sent **** and ****")',
+                     tostring(state.result[t]))
+  end)
+
+  it("does not name a task after a method call site (o:m())", function()
+    local o = { m = luaflow.task(function(_) return 1 end) }
+    local f = Flow("g", function() o:m() end)
+    assert.are.equal("task", f:tasks()[1].name)
+  end)
+
+  it("shows a trigger's plain error as error text in the Slack payload", function()
+    local up = Task{ name = "up" }
+    local down = Task{ name = "down", trigger = function() error("terr", 0) end }
+    local f = Flow{ name = "f", tasks = { up, down } }
+    f:add_edge(up, down)
+    local s = f:run().result[down]
+    local payload = luaflow.notifications.slack_payload(down, s)
+    assert.are.equal("```terr```", payload.attachments[1].fields[1].value)
+  end)
+
+  it("refuses to read a secret while a flow is being built, as Prefect 1 does", function()
+    local ok, err = pcall(Flow, "b", function() luaflow.secrets.get("X") end)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("Secrets should only be retrieved during a Flow run", 1, true))
+  end)
+end)

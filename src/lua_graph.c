@@ -504,8 +504,9 @@ static int task_call(lua_State *L) {
   if (!t->named) { /* named after the call site: mission_critical_task(1, 1) */
     lua_Debug ar;
     const char *name = "task";
+    /* a method call (o:m()) does not name a task (API.md section 10) */
     if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&
-        is_identifier(ar.name))
+        strcmp(ar.namewhat, "method") != 0 && is_identifier(ar.name))
       name = ar.name;
     rename_task(L, t, name);
     t->named = 1;

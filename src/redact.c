@@ -36,9 +36,10 @@ static int add_one(const char *value, size_t len) {
   return 1;
 }
 
-/* The form a secret takes inside a URL query or form body. */
-static char *url_encode(const char *s, size_t len, size_t *out_len) {
-  static const char hex[] = "0123456789ABCDEF";
+/* A form a secret takes inside a URL or a form body: %XX escapes in upper
+ * or lower case, and a space as %20 or as +. */
+static char *url_encode(const char *s, size_t len, size_t *out_len, int lower, int plus) {
+  const char *hex = lower ? "0123456789abcdef" : "0123456789ABCDEF";
   char *out = malloc(len * 3 + 1);
   if (!out) return NULL;
   size_t n = 0;
@@ -46,6 +47,8 @@ static char *url_encode(const char *s, size_t len, size_t *out_len) {
     unsigned char c = (unsigned char)s[i];
     if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
       out[n++] = (char)c;
+    } else if (c == ' ' && plus) {
+      out[n++] = '+';
     } else {
       out[n++] = '%';
       out[n++] = hex[c >> 4];
@@ -60,10 +63,11 @@ static char *url_encode(const char *s, size_t len, size_t *out_len) {
 int lf_redact_add(const char *value, size_t len) {
   if (len < LF_REDACT_MIN) return 0;
   if (!add_one(value, len)) return 0;
-  size_t elen;
-  char *enc = url_encode(value, len, &elen);
-  if (enc) {
-    if (elen != len) add_one(enc, elen);
+  for (int form = 0; form < 4; form++) {
+    size_t elen;
+    char *enc = url_encode(value, len, &elen, form & 1, form & 2);
+    if (!enc) continue;
+    if (elen != len || memcmp(enc, value, len) != 0) add_one(enc, elen);
     free(enc);
   }
   return 1;

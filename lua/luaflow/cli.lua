@@ -149,8 +149,10 @@ local function json_line(flow, state)
     if result ~= nil and encodable(result) then entry.result = result end
     tasks[#tasks + 1] = entry
   end
-  return json.encode({ flow = flow.name, state = state.name, message = state.message or json.null,
-                       tasks = json.array(tasks) })
+  -- redacted before encoding: a secret's escaped form would not be found after
+  local doc = { flow = flow.name, state = state.name, message = state.message or json.null,
+                tasks = json.array(tasks) }
+  return json.encode(luaflow.secrets.redacted(doc))
 end
 
 local function dot_quote(s)
@@ -258,7 +260,7 @@ local function cmd_run(o)
   graph.hooks.after_run = function(flow, state)
     outcomes[#outcomes + 1] = { flow = flow, state = state }
     if json_out then
-      json_out:write(core.redact(json_line(flow, state)), "\n")
+      json_out:write(json_line(flow, state), "\n")
       json_out:flush()
     end
   end

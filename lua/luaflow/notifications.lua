@@ -54,7 +54,8 @@ local function wanted(cfg, state)
 end
 
 local ENGINE_ERROR_PREFIXES = { "Error during execution of task: ",
-                                "Unexpected error while calling state handlers: " }
+                                "Unexpected error while calling state handlers: ",
+                                "Unexpected error while checking task trigger: " }
 
 -- The error text of a Failed state made from a plain (non-signal) error.
 local function error_text(state)
@@ -70,13 +71,8 @@ local function error_text(state)
   end
 end
 
--- Redacts every string in a payload (tables are rebuilt, keys kept).
 local function redacted(v)
-  if type(v) == "string" then return core.redact(v) end
-  if type(v) ~= "table" or v == json.null then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = redacted(x) end
-  return setmetatable(out, getmetatable(v))
+  return require("luaflow.secrets").redacted(v)
 end
 
 local function failure(cfg, what, obj, reason)

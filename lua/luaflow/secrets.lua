@@ -78,6 +78,9 @@ end
 
 function M.get(name)
   if type(name) ~= "string" or name == "" then core.raise("a secret name must be a non-empty string") end
+  if #package.loaded["luaflow.graph"].building > 0 then -- as Prefect 1
+    core.raise("Secrets should only be retrieved during a Flow run, not while building a Flow.")
+  end
   local value
   local given = current_run_secrets()
   if given then value = given[name] end
@@ -102,4 +105,18 @@ secret_mt.__tostring = function(self) return ("<Secret: %s>"):format(self.name) 
 function M.Secret(name) return setmetatable({ name = name }, secret_mt) end
 
 M.redact = core.redact
+
+-- A copy of v with every string in it redacted (tables rebuilt, keys and
+-- metatables kept): what goes into --json lines and notifier payloads.
+function M.redacted(v, seen)
+  if type(v) == "string" then return core.redact(v) end
+  if type(v) ~= "table" or v == core.json.null then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local out = {}
+  seen[v] = out
+  for k, x in pairs(v) do out[k] = M.redacted(x, seen) end
+  return setmetatable(out, getmetatable(v))
+end
+
 return M
