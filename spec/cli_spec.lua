@@ -443,14 +443,7 @@ return luaflow.Flow("retried", function() flaky() end)
   end)
 
   describe("paused tasks", function()
-    local gated = [[
-local luaflow = require("luaflow")
-local a = luaflow.Task{name = "a", fn = function() print("MARK-a") end}
-local gate = luaflow.Task{name = "gate", trigger = luaflow.triggers.manual_only,
-                          fn = function() print("MARK-gate") end}
-local f = luaflow.Flow{name = "approval", tasks = {a, gate}}
-f:add_edge(a, gate)
-]]
+    local gated = util.GATED_FLOW
 
     it("exits 3 while a manual_only task waits, the flow staying Running", function()
       local r = cli.run({ "run", cli.write_flow(gated), "--json", "-" })

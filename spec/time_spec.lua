@@ -501,14 +501,7 @@ describe("pausing", function()
   end)
 
   describe("under luaflow run", function()
-    local gated = [[
-local luaflow = require("luaflow")
-local a = luaflow.Task{name = "a", fn = function() print("MARK-a") end}
-local gate = luaflow.Task{name = "gate", trigger = luaflow.triggers.manual_only,
-                          fn = function() print("MARK-gate") end}
-local f = luaflow.Flow{name = "approval", tasks = {a, gate}}
-f:add_edge(a, gate)
-]]
+    local gated = util.GATED_FLOW
     after_each(cli.cleanup)
 
     it("without a terminal (stdin /dev/null) ends with exit 3, listing the paused task", function()

@@ -85,7 +85,6 @@ typedef struct {
 } lf_trigger_result;
 lf_trigger_result lf_trigger_check(int trigger, lf_state *const *states, int n,
                                    double at_least, double at_most, int resume);
-const char *lf_trigger_name(int trigger);
 
 /* Kahn's algorithm taking, among ready tasks, the one added first. Fills
  * order[ntasks]; returns 0, or -1 on a cycle (order then holds the tasks on

@@ -18,8 +18,6 @@ typedef struct {
   lf_state *s;
 } lf_box;
 
-/* Pushes a new box for s (a state without a result, or a copy without it). */
-void lf_push_state(lua_State *L, lf_state *s);
 /* Boxes a new state s (taking over the caller's reference) with the value at
  * result_idx as its result (0: none); leaves the box on the stack. */
 void lf_box_new(lua_State *L, lf_state *s, int result_idx);
@@ -104,6 +102,5 @@ int lf_open_states(lua_State *L);
 int lf_open_time(lua_State *L);
 void lf_open_graph(lua_State *L);
 void lf_open_runner(lua_State *L);
-void lf_open_triggers(lua_State *L);
 
 #endif

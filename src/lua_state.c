@@ -19,10 +19,6 @@ void lf_box_new(lua_State *L, lf_state *s, int result_idx) {
   }
 }
 
-void lf_push_state(lua_State *L, lf_state *s) {
-  lf_box_new(L, lf_state_ref(s), 0);
-}
-
 lf_state *lf_test_state(lua_State *L, int idx) {
   lf_box *b = lua_touserdata(L, idx);
   if (!b || !lua_getmetatable(L, idx)) return NULL;

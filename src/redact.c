@@ -73,10 +73,6 @@ int lf_redact_add(const char *value, size_t len) {
   return 1;
 }
 
-int lf_redact_count(void) {
-  return nsecrets;
-}
-
 static const char *find(const char *hay, size_t n, const char *needle, size_t m) {
   return m <= n ? memmem(hay, n, needle, m) : NULL;
 }

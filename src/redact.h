@@ -9,7 +9,6 @@
  * refused (returns 0) since hiding them would mangle ordinary text. */
 #define LF_REDACT_MIN 6
 int lf_redact_add(const char *value, size_t len);
-int lf_redact_count(void);
 /* Returns text with every secret replaced: either `text` itself (nothing to
  * hide) or a buffer the caller frees; *out_len is set either way. */
 char *lf_redact(const char *text, size_t len, size_t *out_len, int *allocated);

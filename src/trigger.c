@@ -2,23 +2,6 @@
 #include "graph.h"
 #include "state.h"
 
-static const char *const names[LF_NTRIGGERS] = {
-    [LF_TRIGGER_LUA] = "custom",
-    [LF_TRIGGER_ALL_SUCCESSFUL] = "all_successful",
-    [LF_TRIGGER_ALL_FAILED] = "all_failed",
-    [LF_TRIGGER_ANY_SUCCESSFUL] = "any_successful",
-    [LF_TRIGGER_ANY_FAILED] = "any_failed",
-    [LF_TRIGGER_ALL_FINISHED] = "all_finished",
-    [LF_TRIGGER_MANUAL_ONLY] = "manual_only",
-    [LF_TRIGGER_NOT_ALL_SKIPPED] = "not_all_skipped",
-    [LF_TRIGGER_SOME_SUCCESSFUL] = "some_successful",
-    [LF_TRIGGER_SOME_FAILED] = "some_failed",
-};
-
-const char *lf_trigger_name(int trigger) {
-  return trigger >= 0 && trigger < LF_NTRIGGERS ? names[trigger] : "?";
-}
-
 static int count(lf_state *const *states, int n, lf_kind cls) {
   int c = 0;
   for (int i = 0; i < n; i++)

@@ -44,4 +44,15 @@ function M.run_one(t)
   return state, state.result[t]
 end
 
+-- A flow file: task "a" prints MARK-a, then "gate" (manual_only) prints
+-- MARK-gate once approved.
+M.GATED_FLOW = [[
+local luaflow = require("luaflow")
+local a = luaflow.Task{name = "a", fn = function() print("MARK-a") end}
+local gate = luaflow.Task{name = "gate", trigger = luaflow.triggers.manual_only,
+                          fn = function() print("MARK-gate") end}
+local f = luaflow.Flow{name = "approval", tasks = {a, gate}}
+f:add_edge(a, gate)
+]]
+
 return M
