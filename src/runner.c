@@ -93,10 +93,15 @@ static void begin(lf_run *r, int i) {
  * comes back as an event (on_outcome). This inline executor runs the body at
  * once; worker executors will deliver the same events later. */
 static void executor_submit(lf_run *r, int i) {
-  if (r->ndone == r->cap_done) { /* grow the ring, oldest first */
+  lf_outcome done = {i, 0, NULL};
+  done.state = lf_run_body(r, i, &done.end); /* queued only once it exists */
+  if (r->ndone == r->cap_done) {             /* grow the ring, oldest first */
     int cap = r->cap_done;
     lf_outcome *grown = malloc((size_t)cap * 2 * sizeof *grown);
-    if (!grown) luaL_error(r->L, "not enough memory");
+    if (!grown) {
+      lf_state_release(done.state);
+      luaL_error(r->L, "not enough memory");
+    }
     for (int k = 0; k < r->ndone; k++)
       grown[k] = r->done[(r->done_head + k) % cap];
     free(r->done);
@@ -104,9 +109,7 @@ static void executor_submit(lf_run *r, int i) {
     r->done_head = 0;
     r->cap_done = cap * 2;
   }
-  lf_outcome *o = &r->done[(r->done_head + r->ndone++) % r->cap_done];
-  o->task = i;
-  o->state = lf_run_body(r, i, &o->end);
+  r->done[(r->done_head + r->ndone++) % r->cap_done] = done;
 }
 
 static void start_attempt(lf_run *r, int i) {
