@@ -46,8 +46,16 @@ const char *lf_safe_tostring(lua_State *L, int idx, size_t *len) {
   return lua_tolstring(L, -1, len);
 }
 
+/* The fields RETRY and PAUSE give their state (start_time, run_count): they
+ * are the state's own, not custom fields. */
+static int is_state_option(lf_signal code, const char *name) {
+  if (code != LF_SIG_RETRY && code != LF_SIG_PAUSE) return 0;
+  return strcmp(name, "start_time") == 0 ||
+         (code == LF_SIG_RETRY && strcmp(name, "run_count") == 0);
+}
+
 /* Copies the signal's scalar custom fields into the C state. */
-static void copy_fields(lua_State *L, int sig, lf_state *s) {
+static void copy_fields(lua_State *L, int sig, lf_signal code, lf_state *s) {
   lua_pushnil(L);
   while (lua_next(L, sig)) {
     if (lua_type(L, -2) == LUA_TSTRING) {
@@ -75,7 +83,7 @@ static void copy_fields(lua_State *L, int sig, lf_state *s) {
         break;
       }
       if (v.type != LF_FIELD_NONE && strcmp(name, "message") != 0 &&
-          strcmp(name, "result") != 0 && name[0] != '_')
+          strcmp(name, "result") != 0 && name[0] != '_' && !is_state_option(code, name))
         lf_state_add_field(s, name, &v);
     }
     lua_pop(L, 1);
@@ -104,14 +112,22 @@ static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
   if (allocated) free((char *)msg);
   lua_settop(L, sig);
   if (!s) luaL_error(L, "not enough memory");
-  if (code == LF_SIG_RETRY) {
-    s->has_start = 1;
-    s->start_time = lf_now();
-    s->run_count = lf_current_run_count(L);
+  if (code == LF_SIG_RETRY || code == LF_SIG_PAUSE) {
+    /* RETRY is due now unless given a start_time; PAUSE waits for approval */
+    double start;
+    lua_pushliteral(L, "start_time");
+    lua_rawget(L, sig);
+    s->has_start = lf_to_time(L, -1, &start) || code == LF_SIG_RETRY;
+    s->start_time = lf_to_time(L, -1, &start) ? start : lf_now();
+    lua_pushliteral(L, "run_count");
+    lua_rawget(L, sig);
+    s->run_count = code == LF_SIG_RETRY && lua_isinteger(L, -1) ? (int32_t)lua_tointeger(L, -1)
+                                                                : lf_current_run_count(L);
+    lua_settop(L, sig);
   } else if (code == LF_SIG_LOOP) {
     s->loop_count = lf_current_loop_count(L);
   }
-  copy_fields(L, sig, s);
+  copy_fields(L, sig, code, s);
   /* result: the `result` given when the signal was built, else the signal */
   lua_pushliteral(L, "_has_result");
   if (lua_rawget(L, sig) != LUA_TNIL) {

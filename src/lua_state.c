@@ -144,7 +144,9 @@ static int state_concat(lua_State *L) {
   return 1;
 }
 
-/* Prefect's equality: same class, same result, same scheduling fields. */
+/* Prefect's equality: same class, same result, same scheduling fields. The
+ * results compare with Lua's ==, so a result that is itself a State compares
+ * by this same rule (and the message is left out at every level). */
 static int state_eq(lua_State *L) {
   lf_state *a = lf_test_state(L, 1), *b = lf_test_state(L, 2);
   int eq = a && b && a->kind == b->kind && a->run_count == b->run_count &&
@@ -153,7 +155,7 @@ static int state_eq(lua_State *L) {
   if (eq) {
     lua_getiuservalue(L, 1, 1);
     lua_getiuservalue(L, 2, 1);
-    eq = lua_rawequal(L, -1, -2);
+    eq = lua_compare(L, -1, -2, LUA_OPEQ);
   }
   lua_pushboolean(L, eq);
   return 1;

@@ -45,7 +45,7 @@ typedef struct lf_run {
   lf_state *scheduled, *fs, *not_run; /* the flow's states, held until the end */
   lf_state **ups;                     /* scratch: distinct upstream states of one task */
   int cur;                            /* the task being run, -1 for the flow */
-  lf_state *loop_state;
+  lf_state **loop_st;                 /* each task's last Looped state, or NULL */
 } lf_run;
 
 static inline lf_object *lf_run_object(lf_run *r, int i) {

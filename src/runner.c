@@ -141,9 +141,10 @@ static void on_outcome(lf_run *r, lf_outcome o) {
   } else if (!end && s->kind == LF_LOOPED) {
     /* LOOP: run again with the loop's result in the context; the Pending
      * between iterations is not a transition of its own (as in Prefect). */
-    lf_state_release(r->loop_state);
-    r->loop_state = lf_state_ref(s);
+    lf_state_release(r->loop_st[i]);
+    r->loop_st[i] = lf_state_ref(s);
     r->loops[i]++;
+    r->attempt[i] = 1; /* each iteration counts its own attempts (as Prefect) */
     char msg[64];
     snprintf(msg, sizeof msg, "Looping task (on loop index %d)", r->loops[i] - 1);
     lf_state *p = lf_state_new(LF_PENDING, msg);
@@ -274,7 +275,7 @@ static void schedule(lf_run *r) {
 static int layout(lf_run *r) {
   int n = r->n, e = r->flow->nedges;
   size_t ints = (size_t)n * 7 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
-  size_t size = ints * sizeof(int) + (size_t)n * 2 * sizeof(lf_state *) + (size_t)n + 64 +
+  size_t size = ints * sizeof(int) + (size_t)n * 3 * sizeof(lf_state *) + (size_t)n + 64 +
                 ((size_t)n + 63) / 64 * sizeof(uint64_t) + 8;
   char *p = calloc(1, size);
   if (!p) return -1;
@@ -282,6 +283,8 @@ static int layout(lf_run *r) {
   r->st = (lf_state **)p;
   p += (size_t)n * sizeof(lf_state *);
   r->ups = (lf_state **)p;
+  p += (size_t)n * sizeof(lf_state *);
+  r->loop_st = (lf_state **)p;
   p += (size_t)n * sizeof(lf_state *);
   int *ip = (int *)p;
   r->order = ip, ip += n;
@@ -410,12 +413,13 @@ static int run_protected(lua_State *L) {
 static void release_run(lf_run *r) {
   lf_boxes_done(&r->boxes);
   if (r->st)
-    for (int i = 0; i < r->n; i++)
+    for (int i = 0; i < r->n; i++) {
       lf_state_release(r->st[i]);
+      lf_state_release(r->loop_st[i]);
+    }
   for (int k = 0; k < r->ndone; k++)
     lf_state_release(r->done[(r->done_head + k) % r->cap_done].state);
-  lf_state *held[] = {r->pending,   r->running, r->success, r->loop_state,
-                      r->scheduled, r->fs,      r->not_run};
+  lf_state *held[] = {r->pending, r->running, r->success, r->scheduled, r->fs, r->not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);
   free(r->timers);
@@ -497,8 +501,8 @@ static int context_get(lua_State *L) {
     lf_boxes boxes = r->boxes; /* its table lives in the run's frame: reach it by key */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
     boxes.table = lua_gettop(L);
-    if (r->loop_state)
-      lf_boxes_push_result(L, &boxes, r->loop_state);
+    if (r->loop_st[i])
+      lf_boxes_push_result(L, &boxes, r->loop_st[i]);
     else
       lua_pushnil(L);
     r->boxes.n = boxes.n; /* a slot it took is the run's from now on */

@@ -56,6 +56,7 @@ lf_trigger_result lf_trigger_check(int trigger, lf_state *const *states, int n,
   case LF_TRIGGER_SOME_SUCCESSFUL:
   case LF_TRIGGER_SOME_FAILED: {
     int ok = trigger == LF_TRIGGER_SOME_SUCCESSFUL;
+    if (n == 0) return pass; /* as Prefect: no upstreams, nothing to count */
     double c = count(states, n, ok ? LF_SUCCESS : LF_FAILED);
     if (bound(at_least, n, 0) <= c && c <= bound(at_most, n, n)) return pass;
     return fail(ok ? "Trigger was \"some_successful\" but thresholds were not met."

@@ -57,10 +57,18 @@ task_mt.__index = function(t, k)
 end
 task_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
 
+-- ref[key] in a builder: a GetItem task. A key that is a task's result (a
+-- reference, or an uncalled task) is a second data edge, as in Prefect.
 local function get_item_task(flow, up, key)
-  local t = core.new_task({ name = "GetItem", fn = function(v) return v[key] end })
+  local key_task = is_ref(key) and rawget(key, "_task") or (is_task(key) and (resolve(flow, key) or key))
+  local fn = key_task and function(v, k) return v[k] end or function(v) return v[key] end
+  local t = core.new_task({ name = "GetItem", fn = fn })
   core.flow_add_task(flow, t)
   core.flow_add_edge(flow, up, t, 1)
+  if key_task then
+    core.flow_add_task(flow, key_task)
+    core.flow_add_edge(flow, key_task, t, 2)
+  end
   return t
 end
 

@@ -6,6 +6,17 @@ local M = {}
 local codes = { FAIL = 1, SUCCESS = 2, RETRY = 3, SKIP = 4, PAUSE = 5, LOOP = 6,
                 ENDRUN = 7, TRIGGERFAIL = 8, VALIDATIONFAIL = 9 }
 local OPTIONS = { message = true, result = true }
+-- Options that set the state's own fields, as Prefect's RETRY(start_time=...)
+local STATE_OPTIONS = { RETRY = { start_time = true, run_count = true }, PAUSE = { start_time = true } }
+local time_mt = getmetatable(core.time.now())
+
+local function check_state_option(name, k, v)
+  if k == "start_time" and not (getmetatable(v) == time_mt or (type(v) == "number" and v == v)) then
+    core.raise(("%s: start_time must be a time value or epoch seconds, got %s"):format(name, type(v)))
+  elseif k == "run_count" and not (math.type(v) == "integer" and v >= 0 and v < 0x7fffffff) then
+    core.raise(("%s: run_count must be a non-negative integer"):format(name))
+  end
+end
 
 local function printed(sig)
   local mt = getmetatable(sig)
@@ -19,7 +30,8 @@ local function concat(a, b)
   return tostring(a) .. tostring(b)
 end
 
--- FAIL("msg"), FAIL("msg", {result = x}), FAIL{message =, result =}, FAIL()
+-- FAIL("msg"), FAIL("msg", {result = x}), FAIL{message =, result =}, FAIL();
+-- RETRY also takes start_time and run_count, PAUSE start_time.
 local function build(mt, a, b)
   local sig = setmetatable({}, mt)
   local opts = b
@@ -30,8 +42,11 @@ local function build(mt, a, b)
   end
   if opts ~= nil then
     if type(opts) ~= "table" then core.raise(mt.__name .. ": options must be a table") end
+    local own = STATE_OPTIONS[mt.__name]
     for k, v in pairs(opts) do
-      if not OPTIONS[k] then
+      if own and own[k] then
+        check_state_option(mt.__name, k, v)
+      elseif not OPTIONS[k] then
         core.raise(("unknown option '%s' for signal %s"):format(tostring(k), mt.__name))
       end
       sig[k] = v
