@@ -470,7 +470,7 @@ describe("built-in triggers called directly", function()
                          "some_successful", "some_failed"}) do
     local t = triggers[name]
     if name:sub(1, 5) == "some_" then t = t{at_least = 1} end
-    -- PREFECT1.md section 5: every one of them passes with no upstream at all.
+    -- As in Prefect 1, every one of them passes with no upstream at all.
     cases[#cases + 1] = {name .. " (no upstream)", t, {}, true}
   end
 
