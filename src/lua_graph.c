@@ -426,6 +426,25 @@ static void *grow(lua_State *L, void *p, int *cap, int need, size_t size) {
   return np;
 }
 
+#define IS_PARAMETER(t) ((t)->has_fn == 2)
+
+/* A flow holds one Parameter of each name (uv.parameters: name -> task). */
+static void claim_parameter_name(lua_State *L, int flow, int task, lf_task *t) {
+  lua_getiuservalue(L, flow, 1);
+  if (lua_getfield(L, -1, "parameters") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "parameters");
+  }
+  if (lua_getfield(L, -1, t->obj.name) != LUA_TNIL)
+    lf_raise(L, "%s already has a Parameter named \"%s\" (Parameter names are unique in a flow)",
+             luaL_tolstring(L, flow, NULL), t->obj.name);
+  lua_pushvalue(L, task);
+  lua_setfield(L, -3, t->obj.name);
+  lua_pop(L, 3);
+}
+
 /* Adds the task at `task` to the flow at `flow` once; returns its 1-based index. */
 static int add_task(lua_State *L, int flow, int task) {
   lf_flow *f = lua_touserdata(L, flow);
@@ -433,6 +452,7 @@ static int add_task(lua_State *L, int flow, int task) {
   int i = task_index(L, flow, task);
   if (i) return i;
   task = lua_absindex(L, task);
+  if (IS_PARAMETER(t)) claim_parameter_name(L, flow, task, t);
   f->tasks = grow(L, f->tasks, &f->cap_tasks, f->ntasks + 1, sizeof *f->tasks);
   f->tasks[f->ntasks++] = t;
   i = f->ntasks;
@@ -468,17 +488,37 @@ static void add_edge(lua_State *L, lf_flow *f, int up, int down, int key) {
   f->edges[f->nedges++] = e;
 }
 
+static int parameter_is_root(lua_State *L, int param) {
+  return lf_raise(L,
+                  "%s: Parameters must be root tasks and can not have upstream "
+                  "dependencies.",
+                  luaL_tolstring(L, param, NULL));
+}
+
 /* core.flow_add_edge(f, up, down, key): both tasks must be in f already. */
 static int flow_add_edge(lua_State *L) {
   lf_flow *f = lf_check_flow(L, 1);
   lf_check_task(L, 2);
-  lf_check_task(L, 3);
+  if (IS_PARAMETER(lf_check_task(L, 3))) return parameter_is_root(L, 3);
   lua_Integer key = luaL_optinteger(L, 4, 0);
   luaL_argcheck(L, key >= 0 && key <= LF_MAX_ARGS, 4, "argument position out of range");
   int up = task_index(L, 1, 2), down = task_index(L, 1, 3);
   if (!up || !down) return luaL_error(L, "task is not in the flow");
   add_edge(L, f, up, down, (int)key);
   return 0;
+}
+
+/* A reference to the task at `task` of the flow at `flow` (the ref metatable
+ * is upvalue 2 of task_call). */
+static int push_ref(lua_State *L, int task, int flow) {
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, task);
+  lua_setfield(L, -2, "_task");
+  lua_pushvalue(L, flow);
+  lua_setfield(L, -2, "_flow");
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, -2);
+  return 1;
 }
 
 /* t(args...) inside a builder (the Task __call): adds a copy of t to the
@@ -501,6 +541,16 @@ static int task_call(lua_State *L) {
   lua_rawgeti(L, lua_upvalueindex(1), depth);
   int flow = lua_gettop(L);
   lf_flow *f = lua_touserdata(L, flow);
+  if (IS_PARAMETER(t)) { /* as Prefect: the Parameter itself joins the flow */
+    if (nargs > 0) return parameter_is_root(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_pushvalue(L, flow);
+    lua_pushvalue(L, 1);
+    lua_call(L, 2, 1); /* the copy the flow may already hold */
+    int ci = lua_isnil(L, -1) ? 1 : lua_gettop(L);
+    add_task(L, flow, ci);
+    return push_ref(L, ci, flow);
+  }
   if (!t->named) { /* named after the call site: mission_critical_task(1, 1) */
     lua_Debug ar;
     const char *name = "task";
@@ -538,14 +588,7 @@ static int task_call(lua_State *L) {
     else
       set_const(L, ci, copy, i, arg);
   }
-  lua_createtable(L, 0, 2);
-  lua_pushvalue(L, ci);
-  lua_setfield(L, -2, "_task");
-  lua_pushvalue(L, flow);
-  lua_setfield(L, -2, "_flow");
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_setmetatable(L, -2);
-  return 1;
+  return push_ref(L, ci, flow);
 }
 
 /* core.make_task_call(building, ref_mt, resolve) -> the Task __call. */

@@ -229,11 +229,18 @@ local function cmd_run(o)
     end
     for k, v in pairs(o.params) do params[k] = v end
     local specs = graph.flow_parameters(flow)
+    local missing = {}
     for name, spec in pairs(specs) do
       local given = (opts.parameters or {})[name]
-      if spec.required and given == nil and params[name] == nil then
-        fatal(("%s: required parameter '%s' has no value (use --param %s=VALUE)"):format(tostring(flow), name, name))
-      end
+      if spec.required and given == nil and params[name] == nil then missing[#missing + 1] = name end
+    end
+    table.sort(missing)
+    if #missing == 1 then
+      fatal(("%s: required parameter '%s' has no value (use --param %s=VALUE)")
+            :format(tostring(flow), missing[1], missing[1]))
+    elseif #missing > 1 then
+      fatal(("%s: required parameters without a value: %s (use --param NAME=VALUE for each)")
+            :format(tostring(flow), table.concat(missing, ", ")))
     end
     for k in pairs(params) do if not specs[k] then params[k] = nil end end
     for name in pairs(resume_names) do

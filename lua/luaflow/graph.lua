@@ -129,19 +129,26 @@ function M.task(a, b)
   return t
 end
 
+-- A Parameter is required unless it has a default (as Prefect 1); a root
+-- task, one per name in a flow (src/lua_graph.c enforces both).
 function M.Parameter(name, opts)
   if type(name) ~= "string" or name == "" then raise("Parameter: a name is required") end
   opts = opts or {}
   check_options(opts, { default = true, required = true }, "Parameter")
-  local default = opts.default
+  local default, required = opts.default, opts.required
+  if required == nil then required = default == nil end
+  if type(required) ~= "boolean" then raise("Parameter: required must be a boolean") end
   local t = core.new_task({ name = name, fn = function()
     local run = M.runs[#M.runs]
     local v = run and run.parameters[name]
+    if v == nil and required then
+      error(require("luaflow.signals").FAIL(('Parameter "%s" was required but not provided.'):format(name)))
+    end
     if v == nil then v = default end
     return v
   end })
   core.task_mark_parameter(t)
-  M.parameters[t] = { name = name, default = default, required = opts.required == true }
+  M.parameters[t] = { name = name, default = default, required = required }
   return t
 end
 
@@ -300,6 +307,9 @@ end
 local function run_parameters(f, given)
   local specs = M.flow_parameters(f)
   local values, unexpected, missing = {}, {}, {}
+  for name, spec in pairs(specs) do -- defaults first, then the values given
+    if not spec.required then values[name] = spec.default end
+  end
   for k, v in pairs(given) do
     if specs[k] then values[k] = v else unexpected[k] = true end
   end
