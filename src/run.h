@@ -6,7 +6,9 @@
 #include "graph.h"
 #include "lua_core.h"
 
-enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4, F_ASKED = 8 };
+/* F_RESUME: approved in advance (resume=) until a pause uses it up;
+ * F_RESUMED: the task's current run started from Resume or a due Paused. */
+enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4, F_ASKED = 8, F_RESUMED = 16 };
 
 typedef struct {
   double due;

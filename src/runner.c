@@ -66,9 +66,13 @@ static void settle(lf_run *r, int i, int end) {
   finish(r, i);
 }
 
-/* A ready task (its upstreams are finished, or its retry is due). */
+/* A ready task: its upstreams are finished, or the Scheduled-family state it
+ * waits in (a retry, a Resume, a Paused with a start time) is due. As in
+ * Prefect, every run of a task checks its trigger; a run from Resume (or a
+ * due Paused) has luaflow.context.resume set, which passes manual_only. */
 static void begin(lf_run *r, int i) {
   lf_task *t = r->flow->tasks[i];
+  lf_state *s = r->st[i];
   r->cur = i;
   if (!(r->flags[i] & F_STARTED)) {
     r->flags[i] |= F_STARTED;
@@ -77,14 +81,18 @@ static void begin(lf_run *r, int i) {
     if (lf_log_enabled(LF_LOG_INFO))
       lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': Starting task run...",
              t->obj.name);
-    lf_state *fail = lf_check_trigger(r, i);
-    if (fail) {
-      move(r, i, fail);
-      finish(r, i); /* a trigger that does not pass is final */
-      return;
-    }
-  } else if (r->st[i]->kind == LF_RETRYING) {
-    r->attempt[i] = r->st[i]->run_count + 1;
+  } else if (s->kind == LF_RETRYING) {
+    r->attempt[i] = s->run_count + 1;
+  }
+  if (s->kind == LF_RESUME || s->kind == LF_PAUSED)
+    r->flags[i] |= F_RESUMED;
+  else
+    r->flags[i] &= (uint8_t)~F_RESUMED;
+  lf_state *fail = lf_check_trigger(r, i);
+  if (fail) { /* this run ends here; a Resume a handler made runs later */
+    int end = move(r, i, fail);
+    settle(r, i, end);
+    return;
   }
   start_attempt(r, i);
 }
@@ -497,6 +505,8 @@ static int context_get(lua_State *L) {
     lua_pushinteger(L, r->attempt[i]);
   else if (strcmp(key, "task_loop_count") == 0)
     lua_pushinteger(L, r->loops[i]);
+  else if (strcmp(key, "resume") == 0)
+    lua_pushboolean(L, (r->flags[i] & (F_RESUME | F_RESUMED)) != 0);
   else if (strcmp(key, "task_loop_result") == 0) {
     lf_boxes boxes = r->boxes; /* its table lives in the run's frame: reach it by key */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);

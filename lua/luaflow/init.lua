@@ -33,6 +33,21 @@ M.context = setmetatable({}, {
   __newindex = function() core.raise("luaflow.context is read-only") end,
 })
 
+-- luaflow.pause_task([message [, duration]]): pauses the task's body unless
+-- its pause was approved (luaflow.context.resume), as Prefect's pause_task.
+-- With a duration (seconds) the task resumes by itself when it has passed.
+function M.pause_task(message, duration)
+  if core.context_get("resume") then return end
+  local opts = { message = message or "Pause signal raised during task execution." }
+  if duration ~= nil then
+    if type(duration) ~= "number" or not (duration >= 0) or duration == math.huge then
+      core.raise("pause_task: duration must be a non-negative number of seconds")
+    end
+    opts.start_time = core.time.now() + duration
+  end
+  error(M.signals.PAUSE(opts))
+end
+
 M.log = {
   set_level = core.set_log_level,
   level = core.log_level,
