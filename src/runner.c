@@ -206,6 +206,75 @@ static lf_state *final_flow_state(lf_run *r) {
   return lf_run_state(r->L, LF_SUCCESS, "No reference tasks failed.");
 }
 
+/* Pushes the states of the flow's reference tasks (default: its terminal
+ * tasks, in topological order) as a list and as a task -> state map. */
+static void push_reference_states(lf_run *r) {
+  lua_State *L = r->L;
+  lf_flow *f = r->flow;
+  int n = 0;
+  lua_newtable(L);
+  lua_newtable(L);
+  for (int k = 0; k < (f->nrefs ? f->nrefs : r->n); k++) {
+    int i = f->nrefs ? f->refs[k] : r->order[k];
+    if (!f->nrefs && !is_terminal(r, i)) continue;
+    lf_boxes_push(L, &r->boxes, r->st[i]);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -4, ++n);
+    lua_rawgeti(L, r->tasks_t, i + 1);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+  }
+  luaL_setmetatable(L, "luaflow.TaskMap");
+}
+
+/* Flow{terminal_state_handler = fn}, as Prefect's: fn(flow, state, reference
+ * states, by_task) once the reference tasks have decided `final` (NULL: the
+ * flow stays Running). A State it returns replaces the state; an error or a
+ * signal is the step's outcome ("Unexpected error: ..." for a plain error).
+ * Returns the state the flow moves to (consuming `final`), or NULL. */
+static lf_state *terminal_state_handler(lf_run *r, lf_state *final) {
+  lua_State *L = r->L;
+  int top = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "luaflow.TerminalStateHandlers");
+  if (!lua_istable(L, -1)) {
+    lua_settop(L, top);
+    return final;
+  }
+  lua_pushvalue(L, r->flow_ud);
+  if (lua_rawget(L, -2) == LUA_TNIL) {
+    lua_settop(L, top);
+    return final;
+  }
+  lf_state *given = final ? final : r->fs, *s = NULL;
+  lua_pushvalue(L, r->flow_ud);
+  lf_boxes_push(L, &r->boxes, given);
+  push_reference_states(r);
+  int rc = lua_pcall(L, 4, 1, 0);
+  if (rc == LUA_OK && lua_toboolean(L, -1) && (s = lf_test_state(L, -1)) != NULL) {
+    lf_state_ref(s);
+    lf_run_keep_box(r); /* the replacement keeps its result for the run */
+  } else if (rc != LUA_OK || lua_toboolean(L, -1)) {
+    if (rc == LUA_OK)
+      lua_pushfstring(L, "terminal_state_handler returned a %s", luaL_typename(L, -1));
+    lf_signal sig;
+    s = lf_error_to_state(L, -1, LF_FAILED, "Unexpected error: ", &sig);
+    if (sig == LF_SIG_NONE) lf_log(LF_LOG_ERROR, "luaflow.FlowRunner", "%s", s->message);
+    lf_run_keep_box(r);
+    lf_state_ref(s);
+  }
+  lua_settop(L, top);
+  if (!s || s == given) { /* kept: the very same state */
+    lf_state_release(s);
+    return final;
+  }
+  lf_state_release(final);
+  if (s == r->fs) { /* back to the flow's own Running state: no change */
+    lf_state_release(s);
+    return NULL;
+  }
+  return s;
+}
+
 /* Paused -> Resume("Approval given to resume.") through the handlers. */
 static void resume_task(lf_run *r, int i) {
   r->cur = i;
@@ -386,7 +455,7 @@ static int run_protected(lua_State *L) {
       lf_log(LF_LOG_WARNING, "luaflow.FlowRunner", "Flow run was cancelled.");
       final = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
     } else {
-      final = final_flow_state(r);
+      final = terminal_state_handler(r, final_flow_state(r));
     }
     if (final) {
       lf_state *s = lf_transition(r, -1, r->fs, final, &end);

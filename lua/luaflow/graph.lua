@@ -8,7 +8,7 @@ local TASK_OPTIONS = { name = true, fn = true, state_handlers = true, on_failure
                        max_retries = true, retry_delay = true, trigger = true,
                        skip_on_upstream_skip = true, timeout = true, tags = true }
 local FLOW_OPTIONS = { name = true, tasks = true, state_handlers = true, on_failure = true,
-                       reference_tasks = true }
+                       reference_tasks = true, terminal_state_handler = true }
 local RUN_OPTIONS = { parameters = true, secrets = true, resume = true }
 
 local function check_options(opts, allowed, what)
@@ -30,6 +30,9 @@ M.flows = {}          -- every Flow built, in order, when M.record_flows is set 
 M.runs = {}           -- { parameters = } of the runs in progress, innermost last
 M.parameters = setmetatable({}, { __mode = "k" }) -- Parameter task -> spec
 M.hooks = {}          -- before_run(flow, opts), after_run(flow, state) (the CLI)
+-- flow -> its terminal_state_handler; the runner (src/runner.c) looks it up here
+local terminal_handlers = setmetatable({}, { __mode = "k" })
+debug.getregistry()["luaflow.TerminalStateHandlers"] = terminal_handlers
 
 -- ---- references: what a task call inside a builder returns ----
 local ref_mt = {}
@@ -393,6 +396,10 @@ function M.Flow(a, builder)
   if opts.name == nil or opts.name == "" then raise("A name must be provided for the flow.") end
   if type(opts.name) ~= "string" then raise("Flow: name must be a string") end
   if builder ~= nil and type(builder) ~= "function" then raise("Flow: the builder must be a function") end
+  local tsh = opts.terminal_state_handler
+  if tsh ~= nil and type(tsh) ~= "function" and not (type(tsh) == "table" and (getmetatable(tsh) or {}).__call) then
+    raise("Flow: terminal_state_handler must be a function, got " .. type(tsh))
+  end
   local f = core.new_flow(opts.name, opts.state_handlers, opts.on_failure)
   if opts.tasks then add_listed(f, opts.tasks, "tasks") end
   if builder then
@@ -402,6 +409,7 @@ function M.Flow(a, builder)
     if not ok then error(err, 0) end
   end
   if opts.reference_tasks then f:set_reference_tasks(opts.reference_tasks) end
+  terminal_handlers[f] = opts.terminal_state_handler
   M.order(f)
   if M.record_flows then M.flows[#M.flows + 1] = f end
   return f
