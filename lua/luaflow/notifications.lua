@@ -75,13 +75,9 @@ local function redacted(v)
   return require("luaflow.secrets").redacted(v)
 end
 
-local function failure(cfg, what, obj, reason)
+local function failure(what, obj, reason)
   local msg = ("%s notification for %s failed"):format(what, tostring(obj))
   if reason then msg = msg .. ": " .. core.redact(tostring(reason)) end
-  if cfg.raise_on_error == false then
-    core.log("WARNING", "luaflow.notifications", msg)
-    return
-  end
   error(msg, 0)
 end
 
@@ -92,12 +88,24 @@ end
 local function post_json(cfg, what, obj, url, payload)
   local ok, res = pcall(http().post, url, { json = redacted(payload), timeout = cfg.timeout or 10,
                                             ca_file = cfg.ca_file, verify = cfg.verify })
-  if not ok then return failure(cfg, what, obj, res) end
-  if res.status < 200 or res.status > 299 then return failure(cfg, what, obj, nil) end
+  if not ok then return failure(what, obj, res) end
+  if res.status < 200 or res.status > 299 then return failure(what, obj, nil) end
 end
 
--- Builds a notifier: `send(cfg, obj, old_state, new_state)` does the work.
-local function notifier(name, options, defaults, send)
+-- With raise_on_error = false nothing a delivery does fails the task (a
+-- missing secret, a bad value, the transport): it is logged as a WARNING.
+local function send_quietly(what, send, cfg, obj, old_state, new_state)
+  local ok, err = pcall(send, cfg, obj, old_state, new_state)
+  if ok then return end
+  local msg = core.redact(tostring(err))
+  local prefix = ("%s notification for %s failed"):format(what, tostring(obj))
+  if msg:sub(1, #prefix) ~= prefix then msg = prefix .. ": " .. msg end
+  core.log("WARNING", "luaflow.notifications", msg)
+end
+
+-- Builds a notifier: `send(cfg, obj, old_state, new_state)` does the work;
+-- `what` names it in failures ("Slack notification for <Task: t> failed").
+local function notifier(name, what, options, defaults, send)
   local function configure(opts)
     local cfg = {}
     for k, v in pairs(defaults) do cfg[k] = v end
@@ -108,7 +116,12 @@ local function notifier(name, options, defaults, send)
     cfg.only_states = classes(cfg.only_states, "only_states")
     cfg.ignore_states = classes(cfg.ignore_states, "ignore_states")
     return function(obj, old_state, new_state)
-      if wanted(cfg, new_state) then send(cfg, obj, old_state, new_state) end
+      if not wanted(cfg, new_state) then return new_state end
+      if cfg.raise_on_error == false then
+        send_quietly(what, send, cfg, obj, old_state, new_state)
+      else
+        send(cfg, obj, old_state, new_state)
+      end
       return new_state
     end
   end
@@ -134,8 +147,9 @@ local function with(extra)
   return t
 end
 
+-- Every secret a notifier reads is text (a URL, a user name, a password).
 local function secret(name)
-  return require("luaflow.secrets").get(name)
+  return require("luaflow.secrets").text(name)
 end
 
 -- ---- Slack ----
@@ -162,7 +176,7 @@ function M.slack_payload(obj, state)
   } }) }
 end
 
-M.slack_notifier = notifier("slack_notifier", with({ "webhook_secret" }),
+M.slack_notifier = notifier("slack_notifier", "Slack", with({ "webhook_secret" }),
   { webhook_secret = "SLACK_WEBHOOK_URL" },
   function(cfg, obj, _, new_state)
     local url = secret(cfg.webhook_secret)
@@ -200,7 +214,7 @@ function M.webhook_payload(obj, old_state, new_state)
   }
 end
 
-M.webhook_notifier = notifier("webhook_notifier", with({ "url_secret" }),
+M.webhook_notifier = notifier("webhook_notifier", "Webhook", with({ "url_secret" }),
   { url_secret = "WEBHOOK_URL" },
   function(cfg, obj, old_state, new_state)
     local url = secret(cfg.url_secret)
@@ -275,17 +289,19 @@ local function send_email(cfg, obj, _, new_state)
   if not cfg.smtp_url then core.raise("email_notifier: smtp_url is required") end
   local subject, text, html = M.email_content(obj, new_state)
   local message = M.email_message(from, to, core.redact(subject), core.redact(text), core.redact(html))
-  local ok, err = core.http.smtp_send({
+  -- called through pcall so that a bad value's error names no place inside luaflow
+  local called, ok, err = pcall(core.http.smtp_send, {
     url = cfg.smtp_url, starttls = cfg.starttls, username = username, password = password,
     from = from, to = to, message = message, timeout = cfg.timeout or 10,
     verify = cfg.verify, ca_file = cfg.ca_file,
   })
-  if not ok then failure(cfg, "Email", obj, err) end
+  if not called then err = (tostring(ok):gsub("^smtp_send: ", "")) end
+  if not called or not ok then failure("Email", obj, err) end
 end
 
 local EMAIL_OPTIONS = with({ "smtp_url", "from", "to", "username_secret", "password_secret", "starttls" })
-M.email_notifier = notifier("email_notifier", EMAIL_OPTIONS, {}, send_email)
-M.gmail_notifier = notifier("gmail_notifier", EMAIL_OPTIONS, {
+M.email_notifier = notifier("email_notifier", "Email", EMAIL_OPTIONS, {}, send_email)
+M.gmail_notifier = notifier("gmail_notifier", "Email", EMAIL_OPTIONS, {
   smtp_url = "smtps://smtp.gmail.com:465",
   username_secret = "EMAIL_USERNAME",
   password_secret = "EMAIL_PASSWORD",

@@ -76,7 +76,8 @@ local function current_run_secrets()
   end
 end
 
-function M.get(name)
+-- The secret's value as stored (a string is not decoded yet).
+local function stored(name)
   if type(name) ~= "string" or name == "" then core.raise("a secret name must be a non-empty string") end
   if #package.loaded["luaflow.graph"].building > 0 then -- as Prefect 1
     core.raise("Secrets should only be retrieved during a Flow run, not while building a Flow.")
@@ -94,9 +95,31 @@ function M.get(name)
   end
   if value == nil then core.raise(("Local Secret \"%s\" was not found."):format(name)) end
   if type(value) == "string" then remember(name, value) end -- the raw text is hidden too
-  value = decoded(value)
+  return value
+end
+
+function M.get(name)
+  local value = decoded(stored(name))
   remember(name, value)
   return value
+end
+
+-- A secret used where text is needed (a URL, a user name, a password): a
+-- JSON string is decoded, a number keeps the text it was stored as ("1.50"
+-- stays "1.50"; a number given as a Lua value is written as Lua does).
+function M.text(name)
+  local value = stored(name)
+  local v = decoded(value)
+  if type(v) == "string" then
+    remember(name, v)
+    return v
+  end
+  if math.type(v) then
+    if type(value) ~= "string" then value = tostring(value) end
+    remember(name, value)
+    return value
+  end
+  core.raise(("secret \"%s\" must be text or a number here, not a %s"):format(name, type(v)))
 end
 
 -- luaflow.Secret(name):get()
