@@ -150,6 +150,22 @@ describe("luaflow.pause_task", function()
     assert.are.equal(1, after)
   end)
 
+  it("goes on after an approval given when asked (the terminal prompt's way)", function()
+    local hooks = luaflow._graph.hooks
+    local asked, after = {}, 0
+    hooks.approve = function(t) asked[#asked + 1] = tostring(t); return true end
+    local t = Task{ name = "asked", fn = function()
+      luaflow.pause_task("may I?")
+      after = after + 1
+    end }
+    local ok, fs = pcall(function() return Flow{ name = "prompted", tasks = { t } }:run() end)
+    hooks.approve = nil
+    assert.is_true(ok, tostring(fs))
+    assert.are.same({ "<Task: asked>" }, asked)
+    assert.are.equal(1, after)
+    assert.are.equal(SUCCESS, tostring(fs.result[t]))
+  end)
+
   it("with a duration, resumes by itself when the time comes", function()
     local started, resumed_at
     local t = Task{ name = "t", fn = function()
