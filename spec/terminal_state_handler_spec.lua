@@ -19,12 +19,11 @@ describe("Flow{terminal_state_handler = fn}", function()
   it("is called once with the flow, the decided state and the reference tasks' states", function()
     local calls = {}
     local f, ok, bad
-    f, ok, bad = two_task_flow{ terminal_state_handler = function(flow, state, ref_states, by_task)
-      calls[#calls + 1] = { flow = flow, state = tostring(state), n = #ref_states,
-                            ok = tostring(by_task[ok]), bad = tostring(by_task[bad]) }
+    f, ok, bad = two_task_flow{ terminal_state_handler = function(flow, state, ref_states)
       local names = {}
       for k, s in ipairs(ref_states) do names[k] = s.name end
-      calls[#calls].names = table.concat(names, ",")
+      calls[#calls + 1] = { flow = flow, state = tostring(state), n = #ref_states, names = table.concat(names, ","),
+                            ok = tostring(ref_states[ok]), bad = tostring(ref_states[bad]) }
     end }
     local fs = f:run()
     assert.are.equal(1, #calls)
@@ -35,6 +34,46 @@ describe("Flow{terminal_state_handler = fn}", function()
     assert.are.equal('Success("Task run succeeded.")', calls[1].ok)
     assert.are.equal('Failed("Error during execution of task: broken")', calls[1].bad)
     assert.are.equal('Failed("Some reference tasks failed.")', tostring(fs))
+  end)
+
+  -- Prefect 1.4.1's own tests read the third argument as a task -> state map.
+  it("maps every task to its state for pairs(), as Prefect's tests read it", function()
+    local fake, fake_2 = Task{ name = "fake" }, Task{ name = "fake_2" }
+    local f = Flow{ name = "test", tasks = { fake, fake_2 }, terminal_state_handler = function(_, _, task_states)
+      for t, ts in pairs(task_states) do
+        if t.name == "fake_2" and ts:is_successful() then return S.Success("Custom message here") end
+      end
+    end }
+    f:add_edge(fake, fake_2)
+    assert.are.equal("Custom message here", f:run().message)
+  end)
+
+  it("lists the failed reference tasks, as the example in Prefect's docs does", function()
+    local failing = Task{ name = "FailingTask", fn = function() error("x") end }
+    local after = Task{ name = "after", trigger = triggers.always_run }
+    local f = Flow{ name = "docs", tasks = { failing, after }, reference_tasks = { failing },
+                    terminal_state_handler = function(_, state, task_states)
+      local failed, seen = {}, 0
+      for t, ts in pairs(task_states) do
+        seen = seen + 1
+        if ts:is_failed() then failed[#failed + 1] = t.name end
+      end
+      return S.Failed(("The following tasks failed: %s (of %d)"):format(table.concat(failed, ", "), seen))
+    end }
+    f:add_edge(failing, after)
+    assert.are.equal("The following tasks failed: FailingTask (of 2)", f:run().message)
+  end)
+
+  it("shows a task that never ran as Pending(\"Task not run.\")", function()
+    local seen
+    local gate = Task{ name = "gate", trigger = triggers.manual_only }
+    local later = Task{ name = "later" }
+    local f = Flow{ name = "not-run", tasks = { gate, later }, terminal_state_handler = function(_, _, states)
+      seen = tostring(states[later])
+    end }
+    f:add_edge(gate, later)
+    f:run()
+    assert.are.equal('Pending("Task not run.")', seen)
   end)
 
   it("replaces the state with a State it returns, before the flow's handlers see it", function()

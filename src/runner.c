@@ -206,29 +206,33 @@ static lf_state *final_flow_state(lf_run *r) {
   return lf_run_state(r->L, LF_SUCCESS, "No reference tasks failed.");
 }
 
-/* Pushes the states of the flow's reference tasks (default: its terminal
- * tasks, in topological order) as a list and as a task -> state map. */
+/* Pushes the reference tasks' states (default: the terminal tasks, in
+ * topological order) as a list that also maps every task to its state (see
+ * luaflow.ReferenceStates in graph.lua). */
 static void push_reference_states(lf_run *r) {
   lua_State *L = r->L;
   lf_flow *f = r->flow;
-  int n = 0;
+  if (!r->not_run) r->not_run = lf_run_state(L, LF_PENDING, "Task not run.");
+  lua_getfield(L, LUA_REGISTRYINDEX, "luaflow.ReferenceStates");
   lua_newtable(L);
-  lua_newtable(L);
-  for (int k = 0; k < (f->nrefs ? f->nrefs : r->n); k++) {
+  for (int k = 0, n = 0; k < (f->nrefs ? f->nrefs : r->n); k++) {
     int i = f->nrefs ? f->refs[k] : r->order[k];
-    if (!f->nrefs && !is_terminal(r, i)) continue;
-    lf_boxes_push(L, &r->boxes, r->st[i]);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -4, ++n);
+    if (f->nrefs || is_terminal(r, i)) {
+      lf_boxes_push(L, &r->boxes, r->st[i]);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  lua_createtable(L, 0, r->n);
+  for (int i = 0; i < r->n; i++) {
     lua_rawgeti(L, r->tasks_t, i + 1);
-    lua_insert(L, -2);
+    lf_boxes_push(L, &r->boxes, (r->flags[i] & F_STARTED) ? r->st[i] : r->not_run);
     lua_rawset(L, -3);
   }
-  luaL_setmetatable(L, "luaflow.TaskMap");
+  lua_call(L, 2, 1);
 }
 
 /* Flow{terminal_state_handler = fn}, as Prefect's: fn(flow, state, reference
- * states, by_task) once the reference tasks have decided `final` (NULL: the
+ * states) once the reference tasks have decided `final` (NULL: the
  * flow stays Running). A State it returns replaces the state; an error or a
  * signal is the step's outcome ("Unexpected error: ..." for a plain error).
  * Returns the state the flow moves to (consuming `final`), or NULL. */
@@ -249,7 +253,7 @@ static lf_state *terminal_state_handler(lf_run *r, lf_state *final) {
   lua_pushvalue(L, r->flow_ud);
   lf_boxes_push(L, &r->boxes, given);
   push_reference_states(r);
-  int rc = lua_pcall(L, 4, 1, 0);
+  int rc = lua_pcall(L, 3, 1, 0);
   if (rc == LUA_OK && lua_toboolean(L, -1) && (s = lf_test_state(L, -1)) != NULL) {
     lf_state_ref(s);
     lf_run_keep_box(r); /* the replacement keeps its result for the run */

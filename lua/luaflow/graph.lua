@@ -300,6 +300,22 @@ local task_map_mt = {
 }
 debug.getregistry()["luaflow.TaskMap"] = task_map_mt
 
+-- A terminal_state_handler's third argument: the reference tasks' States as a
+-- list (ipairs, #, [i]) and every task's State by task (pairs, [task]), so
+-- code written either way Prefect 1 has it works.
+local reference_lists = setmetatable({}, { __mode = "k" })
+local reference_states_mt = {
+  __index = function(map, k)
+    if math.type(k) == "integer" then return reference_lists[map][k] end
+    return task_map_mt.__index(map, k)
+  end,
+  __len = function(map) return #reference_lists[map] end,
+}
+debug.getregistry()["luaflow.ReferenceStates"] = function(list, map)
+  reference_lists[map] = list
+  return setmetatable(map, reference_states_mt)
+end
+
 local function sorted_names(set)
   local list = {}
   for k in pairs(set) do list[#list + 1] = k end
