@@ -56,7 +56,12 @@ end
 local task_methods = {}
 task_mt.__index = function(t, k)
   if k == "name" then return core.task_name(t) end
-  return task_methods[k]
+  local m = task_methods[k]
+  if m == nil and (k == "default" or k == "required") then -- a Parameter's, as in Prefect
+    local spec = M.parameters[t]
+    return spec and spec[k]
+  end
+  return m
 end
 task_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
 
@@ -239,6 +244,15 @@ end
 function flow_methods.tasks(f)
   local list = {}
   for i, t in ipairs(core.flow_tasks(f)) do list[i] = t end
+  return list
+end
+
+-- The flow's Parameters, in the order they joined it (Prefect's flow.parameters()).
+function flow_methods.parameters(f)
+  local list = {}
+  for _, t in ipairs(core.flow_tasks(f)) do
+    if M.parameters[t] then list[#list + 1] = t end
+  end
   return list
 end
 
