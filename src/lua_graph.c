@@ -438,8 +438,10 @@ static void claim_parameter_name(lua_State *L, int flow, int task, lf_task *t) {
     lua_setfield(L, -3, "parameters");
   }
   if (lua_getfield(L, -1, t->obj.name) != LUA_TNIL)
-    lf_raise(L, "%s already has a Parameter named \"%s\" (Parameter names are unique in a flow)",
-             luaL_tolstring(L, flow, NULL), t->obj.name);
+    lf_raise(
+        L,
+        "%s already has a Parameter named \"%s\" (Parameter names are unique in a flow)",
+        luaL_tolstring(L, flow, NULL), t->obj.name);
   lua_pushvalue(L, task);
   lua_setfield(L, -3, t->obj.name);
   lua_pop(L, 3);

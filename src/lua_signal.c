@@ -121,8 +121,9 @@ static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
     s->start_time = lf_to_time(L, -1, &start) ? start : lf_now();
     lua_pushliteral(L, "run_count");
     lua_rawget(L, sig);
-    s->run_count = code == LF_SIG_RETRY && lua_isinteger(L, -1) ? (int32_t)lua_tointeger(L, -1)
-                                                                : lf_current_run_count(L);
+    s->run_count = code == LF_SIG_RETRY && lua_isinteger(L, -1)
+                       ? (int32_t)lua_tointeger(L, -1)
+                       : lf_current_run_count(L);
     lua_settop(L, sig);
   } else if (code == LF_SIG_LOOP) {
     s->loop_count = lf_current_loop_count(L);

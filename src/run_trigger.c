@@ -84,7 +84,8 @@ lf_state *lf_check_trigger(lf_run *r, int i) {
             "behavior, consider setting `skip_on_upstream_skip = false` for "
             "this task.");
   if (t->trigger == LF_TRIGGER_LUA) return lua_trigger(r, i, nups);
-  lf_trigger_result res = lf_trigger_check(t->trigger, r->ups, nups, t->at_least,
-                                           t->at_most, r->flags[i] & (F_RESUME | F_RESUMED));
+  lf_trigger_result res =
+      lf_trigger_check(t->trigger, r->ups, nups, t->at_least, t->at_most,
+                       r->flags[i] & (F_RESUME | F_RESUMED));
   return res.pass ? NULL : trigger_signal_state(r, res.kind, res.message);
 }

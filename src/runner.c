@@ -500,7 +500,8 @@ static void release_run(lf_run *r) {
     }
   for (int k = 0; k < r->ndone; k++)
     lf_state_release(r->done[(r->done_head + k) % r->cap_done].state);
-  lf_state *held[] = {r->pending, r->running, r->success, r->scheduled, r->fs, r->not_run};
+  lf_state *held[] = {r->pending,   r->running, r->success,
+                      r->scheduled, r->fs,      r->not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);
   free(r->timers);
