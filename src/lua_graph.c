@@ -543,15 +543,10 @@ static int task_call(lua_State *L) {
   lua_rawgeti(L, lua_upvalueindex(1), depth);
   int flow = lua_gettop(L);
   lf_flow *f = lua_touserdata(L, flow);
-  if (IS_PARAMETER(t)) { /* as Prefect: the Parameter itself joins the flow */
+  if (IS_PARAMETER(t)) { /* as Prefect: the Parameter itself joins the flow, once */
     if (nargs > 0) return parameter_is_root(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(3));
-    lua_pushvalue(L, flow);
-    lua_pushvalue(L, 1);
-    lua_call(L, 2, 1); /* the copy the flow may already hold */
-    int ci = lua_isnil(L, -1) ? 1 : lua_gettop(L);
-    add_task(L, flow, ci);
-    return push_ref(L, ci, flow);
+    add_task(L, flow, 1);
+    return push_ref(L, 1, flow);
   }
   if (!t->named) { /* named after the call site: mission_critical_task(1, 1) */
     lua_Debug ar;
