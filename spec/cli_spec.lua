@@ -334,7 +334,7 @@ return luaflow.Flow("retried", function() flaky() end)
   end)
 
   describe("logs and prints", function()
-    local LOG = "^%[%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%+0000%] INFO %- luaflow%.FlowRunner | "
+    local LOG = "^%[%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d%+0000%] INFO %- luaflow%.FlowRunner | "
                 .. "Beginning Flow run for 'logdemo'$"
 
     local function log_lines(text)

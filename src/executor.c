@@ -47,8 +47,8 @@ static void log_signal(lf_run *r, int err_idx, lf_signal sig) {
     lua_getmetatable(L, err_idx);
     lua_getfield(L, -1, "__name");
     const char *msg = lf_safe_tostring(L, err_idx, NULL);
-    lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "%s signal raised: %s", lua_tostring(L, -2),
-           msg);
+    lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': %s signal raised: %s",
+           lf_run_object(r, r->cur)->name, lua_tostring(L, -2), msg);
     lua_pop(L, 3);
   }
 }

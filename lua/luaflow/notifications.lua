@@ -4,14 +4,18 @@
 local core = require("luaflow.core")
 local json = core.json
 local states = core.states
+local options = require("luaflow.options")
 
 local M = {}
 
 -- A handler that calls fn(obj, new_state) when check(new_state) is true, and
 -- keeps new_state.
 function M.callback_factory(fn, check)
-  if type(fn) ~= "function" and not getmetatable(fn) then core.raise("callback_factory: fn must be a function") end
-  if type(check) ~= "function" and not getmetatable(check) then core.raise("callback_factory: check must be a function") end
+  for _, arg in ipairs({ { "fn", fn }, { "check", check } }) do
+    if not options.is_callable(arg[2]) then
+      core.raise(("callback_factory(fn, check): %s must be a function (got %s)"):format(arg[1], options.describe(arg[2])))
+    end
+  end
   return function(obj, _, new_state)
     if check(new_state) == true then fn(obj, new_state) end
     return new_state
@@ -20,21 +24,12 @@ end
 
 -- ---- shared by the notifiers ----
 
-local function class_of(v, option)
-  if type(v) == "string" then
-    local cls = states[v]
-    if not cls or v:sub(1, 1) == "_" then core.raise(("%s: unknown state class '%s'"):format(option, v)) end
-    return cls
-  end
-  if type(v) == "table" and v._kind then return v end
-  core.raise(option .. ": expected state classes or class names")
-end
-
-local function classes(list, option)
+-- only_states / ignore_states (checked by luaflow.options) as a list of classes.
+local function classes(list)
   if list == nil then return nil end
   if type(list) ~= "table" or getmetatable(list) then list = { list } end
   local out = {}
-  for i, v in ipairs(list) do out[i] = class_of(v, option) end
+  for i, v in ipairs(list) do out[i] = type(v) == "string" and states[v] or v end
   return out
 end
 
@@ -97,16 +92,13 @@ local function post_json(cfg, what, obj, url, payload)
 end
 
 -- Builds a notifier: `send(cfg, obj, old_state, new_state)` does the work.
-local function notifier(name, options, defaults, send)
+local function notifier(name, defaults, send)
   local function configure(opts)
     local cfg = {}
     for k, v in pairs(defaults) do cfg[k] = v end
-    for k, v in pairs(opts or {}) do
-      if not options[k] then core.raise(("unknown option '%s' for %s"):format(tostring(k), name)) end
-      cfg[k] = v
-    end
-    cfg.only_states = classes(cfg.only_states, "only_states")
-    cfg.ignore_states = classes(cfg.ignore_states, "ignore_states")
+    for k, v in pairs(options.check(name, opts or {})) do cfg[k] = v end
+    cfg.only_states = classes(cfg.only_states)
+    cfg.ignore_states = classes(cfg.ignore_states)
     return function(obj, old_state, new_state)
       if wanted(cfg, new_state) then send(cfg, obj, old_state, new_state) end
       return new_state
@@ -115,23 +107,18 @@ local function notifier(name, options, defaults, send)
   local direct
   return setmetatable({ name = name }, {
     __call = function(_, a, b, c)
-      if b == nil and c == nil and (a == nil or (type(a) == "table" and not getmetatable(a))) then
+      if b == nil and c == nil then -- configuring: the engine always passes both states
+        if a ~= nil and (type(a) ~= "table" or getmetatable(a)) then
+          core.raise(("%s{...} takes a table of options (got %s)"):format(name, options.describe(a)))
+        end
         return configure(a)
       end
       direct = direct or configure(nil)
       return direct(a, b, c)
     end,
     __tostring = function() return "<notifier: " .. name .. ">" end,
+    __luaflow_kind = "notifier",
   })
-end
-
-local COMMON = { only_states = true, ignore_states = true, raise_on_error = true, timeout = true,
-                 ca_file = true, verify = true }
-local function with(extra)
-  local t = {}
-  for k in pairs(COMMON) do t[k] = true end
-  for _, k in ipairs(extra) do t[k] = true end
-  return t
 end
 
 local function secret(name)
@@ -162,7 +149,7 @@ function M.slack_payload(obj, state)
   } }) }
 end
 
-M.slack_notifier = notifier("slack_notifier", with({ "webhook_secret" }),
+M.slack_notifier = notifier("slack_notifier",
   { webhook_secret = "SLACK_WEBHOOK_URL" },
   function(cfg, obj, _, new_state)
     local url = secret(cfg.webhook_secret)
@@ -200,7 +187,7 @@ function M.webhook_payload(obj, old_state, new_state)
   }
 end
 
-M.webhook_notifier = notifier("webhook_notifier", with({ "url_secret" }),
+M.webhook_notifier = notifier("webhook_notifier",
   { url_secret = "WEBHOOK_URL" },
   function(cfg, obj, old_state, new_state)
     local url = secret(cfg.url_secret)
@@ -283,9 +270,8 @@ local function send_email(cfg, obj, _, new_state)
   if not ok then failure(cfg, "Email", obj, err) end
 end
 
-local EMAIL_OPTIONS = with({ "smtp_url", "from", "to", "username_secret", "password_secret", "starttls" })
-M.email_notifier = notifier("email_notifier", EMAIL_OPTIONS, {}, send_email)
-M.gmail_notifier = notifier("gmail_notifier", EMAIL_OPTIONS, {
+M.email_notifier = notifier("email_notifier", {}, send_email)
+M.gmail_notifier = notifier("gmail_notifier", {
   smtp_url = "smtps://smtp.gmail.com:465",
   username_secret = "EMAIL_USERNAME",
   password_secret = "EMAIL_PASSWORD",

@@ -42,7 +42,8 @@ local function build(mt, a, b)
 end
 
 for name, code in pairs(codes) do
-  local mt = { __luaflow_signal = code, __name = name, __tostring = printed, __concat = concat }
+  local mt = { __luaflow_signal = code, __name = name, __tostring = printed, __concat = concat,
+               __luaflow_kind = "signal" }
   local class = { name = name }
   if name == "ENDRUN" then
     setmetatable(class, { __call = function(_, state)
