@@ -85,6 +85,7 @@ lf_state *lf_run_body(lf_run *r, int i, int *end) {
       lf_boxes_push_result(L, &r->boxes, r->st[r->up_task[k]]);
       lua_replace(L, fn + r->up_key[k]);
     }
+  if (t->has_tables) lf_table_args_expand(r, i, fn, nargs);
   lf_state *s;
   lf_watch watch;
   lf_watch_begin(L, &watch, t->timeout);

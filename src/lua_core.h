@@ -89,6 +89,9 @@ const char *lf_handler_error_text(void);
 void lf_handler_error_reset(void);
 void lf_open_api(lua_State *L);
 
+/* Keeps the luaflow.table_args module (at idx) for the runs to come. */
+void lf_table_args_set(lua_State *L, int idx);
+
 /* The flow's index (1-based) of the task at `task`, or 0. */
 int lf_flow_task_index(lua_State *L, int flow, int task);
 /* The index of the one copy of the bare task at `bare` (0: none; several raise). */

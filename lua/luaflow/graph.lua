@@ -55,7 +55,7 @@ end
 
 -- t(args...) in a builder (C: src/lua_graph.c task_call) adds a copy of t
 -- with data edges from the references among args and constants for the rest.
-task_mt.__call = core.make_task_call(M.building, ref_mt, resolve)
+task_mt.__call = core.make_task_call(M.building, ref_mt, resolve, require("luaflow.table_args"))
 
 function task_methods.run(t, ...)
   if not is_task(t) then options.self_error("task", "run") end
