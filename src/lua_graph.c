@@ -482,18 +482,27 @@ static int flow_add_edge(lua_State *L) {
   return 0;
 }
 
+/* Whether the running task call was written o:m(...). */
+static int is_method_call(lua_State *L) {
+  lua_Debug ar;
+  return lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.namewhat &&
+         strcmp(ar.namewhat, "method") == 0;
+}
+
 /* A table argument at `arg` (position pos of the copy at ci): when it holds
  * references or tasks, its template becomes the constant and each upstream
  * task an edge (key -pos: "inside argument pos"); returns 0 when it holds
  * none (it is then a plain constant). */
 static int table_arg(lua_State *L, int flow, int ci, lf_task *copy, int arg, int pos) {
   lf_flow *f = lua_touserdata(L, flow);
-  lua_pushvalue(L, lua_upvalueindex(4)); /* scan(t, flow, ref_mt, resolve) */
+  lua_pushvalue(L, lua_upvalueindex(4)); /* scan(t, flow, ref_mt, resolve, self, copy) */
   lua_pushvalue(L, arg);
   lua_pushvalue(L, flow);
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, lua_upvalueindex(3));
-  lua_call(L, 4, 2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, ci);
+  lua_call(L, 6, 2);
   if (lua_isnil(L, -2)) {
     lua_pop(L, 2);
     return 0;
@@ -556,8 +565,8 @@ static int task_call(lua_State *L) {
         lua_getfield(L, arg, "_task");
         up = add_task(L, flow, -1);
         lua_pop(L, 1);
-      } else if (table_arg(L, flow, ci, copy, arg, i)) {
-        continue;
+      } else if (!(i == 1 && is_method_call(L)) && table_arg(L, flow, ci, copy, arg, i)) {
+        continue; /* o:m() passes o as self, not as data */
       }
     } else if (luaL_testudata(L, arg, LF_TASK_MT)) {
       lua_pushvalue(L, lua_upvalueindex(3));

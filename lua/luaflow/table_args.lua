@@ -23,9 +23,11 @@ local getmetatable_raw, setmetatable_raw = debug.getmetatable, debug.setmetatabl
 local node_mt = { __name = "luaflow.TableArg" }
 M.node_mt = node_mt
 
--- scan(t, flow, ref_mt, resolve) -> nil when t holds no reference or task;
--- else its template and the list of the distinct upstream tasks it names.
-function M.scan(root, flow, ref_mt, resolve)
+-- scan(t, flow, ref_mt, resolve, self, copy) -> nil when t holds no
+-- reference or task; else its template and the list of the distinct upstream
+-- tasks it names. `self` is the task being called and `copy` its copy in the
+-- flow: neither is an upstream of itself.
+function M.scan(root, flow, ref_mt, resolve, self, copy)
   local seen = { [root] = true }
   local order = { root }      -- every table reachable from root
   local parents = {}          -- child table -> list of tables holding it
@@ -49,7 +51,7 @@ function M.scan(root, flow, ref_mt, resolve)
         seen[x] = true
         order[#order + 1] = x
       end
-    elseif tx == "userdata" and getmetatable_raw(x) == task_mt then
+    elseif tx == "userdata" and getmetatable_raw(x) == task_mt and x ~= self and x ~= copy then
       local t = resolve(flow, x) or x -- an uncalled task joins the flow, as an argument does
       upstream[x] = t
       direct[holder] = true
