@@ -43,13 +43,14 @@ static void log_retry(lf_run *r, int i, const lf_state *failed) {
   else
     snprintf(in, sizeof in, "%.0fm %.0fs", floor(wait / 60), fmod(wait, 60));
   lf_format_log_stamp(s->start_time, due, sizeof due);
-  static const char plain[] = "Error during execution of task: "; /* the error is enough */
+  /* a plain error's text is enough */
+  static const char plain[] = "Error during execution of task: ";
   const char *why = failed->message ? failed->message : lf_kind_name(failed->kind);
   if (strncmp(why, plain, sizeof plain - 1) == 0) why += sizeof plain - 1;
   lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
          "Task '%s': attempt %d of %d failed: %s; retrying in %s (at %s)",
-         lf_run_object(r, i)->name, r->attempt[i], r->flow->tasks[i]->max_retries + 1, why,
-         in, due);
+         lf_run_object(r, i)->name, r->attempt[i], r->flow->tasks[i]->max_retries + 1,
+         why, in, due);
 }
 
 static void finish(lf_run *r, int i) {
