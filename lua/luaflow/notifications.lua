@@ -84,11 +84,32 @@ local function http()
   return require("luaflow.http")
 end
 
-local function post_json(cfg, what, obj, url, payload)
+-- What a non-2xx answer most likely means, and what to do about it.
+local function status_hint(status, secret_name)
+  local where = ("the URL in secret %q"):format(secret_name)
+  if status == 404 or status == 410 then
+    return ("no webhook at that address: check %s (it may have been revoked)"):format(where)
+  elseif status == 401 or status == 403 then
+    return ("the service refused the request: check %s and its permissions"):format(where)
+  elseif status == 429 then
+    return "rate limited by the service: send fewer notifications (only_states = {...})"
+  elseif status >= 500 then
+    return "the service failed: try again later (raise_on_error = false lets the task go on)"
+  elseif status >= 400 then
+    return "the service refused the payload"
+  end
+  return ("unexpected answer: check %s"):format(where)
+end
+
+local function post_json(cfg, what, obj, url, payload, secret_name)
   local ok, res = pcall(http().post, url, { json = redacted(payload), timeout = cfg.timeout or 10,
                                             ca_file = cfg.ca_file, verify = cfg.verify })
   if not ok then return failure(cfg, what, obj, res) end
-  if res.status < 200 or res.status > 299 then return failure(cfg, what, obj, nil) end
+  if res.status < 200 or res.status > 299 then
+    local origin = core.http.origin(url) or "the server"
+    return failure(cfg, what, obj, ("HTTP %d from %s; %s"):format(res.status, origin,
+                                                                   status_hint(res.status, secret_name)))
+  end
 end
 
 -- Builds a notifier: `send(cfg, obj, old_state, new_state)` does the work.
@@ -153,7 +174,7 @@ M.slack_notifier = notifier("slack_notifier",
   { webhook_secret = "SLACK_WEBHOOK_URL" },
   function(cfg, obj, _, new_state)
     local url = secret(cfg.webhook_secret)
-    post_json(cfg, "Slack", obj, url, M.slack_payload(obj, new_state))
+    post_json(cfg, "Slack", obj, url, M.slack_payload(obj, new_state), cfg.webhook_secret)
   end)
 
 -- ---- generic webhook ----
@@ -191,7 +212,7 @@ M.webhook_notifier = notifier("webhook_notifier",
   { url_secret = "WEBHOOK_URL" },
   function(cfg, obj, old_state, new_state)
     local url = secret(cfg.url_secret)
-    post_json(cfg, "Webhook", obj, url, M.webhook_payload(obj, old_state, new_state))
+    post_json(cfg, "Webhook", obj, url, M.webhook_payload(obj, old_state, new_state), cfg.url_secret)
   end)
 
 -- ---- e-mail ----
