@@ -64,11 +64,21 @@ function task_methods.run(t, ...)
   return (fn(...))
 end
 
+-- u of t:set_upstream(u) (or d of set_downstream(d)) must stand for a task.
+local function check_other(method, x)
+  if not (is_task(x) or is_ref(x)) then
+    raise(("%s(%s): %s must be a task or the result of a task call (got %s)")
+          :format(method, method == "set_upstream" and "u" or "d", method == "set_upstream" and "u" or "d",
+                  describe(x)))
+  end
+end
+
 -- Inside a builder: an edge in the flow being built.
 function task_methods.set_upstream(t, u, key)
   if not is_task(t) or (u == nil and options.dot_call("set_upstream")) then
     options.self_error("task", "set_upstream")
   end
+  check_other("set_upstream", u)
   local flow = current_builder()
   if not flow then raise("set_upstream outside a flow builder: use flow:add_edge(upstream, downstream)") end
   flow:add_edge(u, t, key)
@@ -78,6 +88,7 @@ function task_methods.set_downstream(t, d, key)
   if not is_task(t) or (d == nil and options.dot_call("set_downstream")) then
     options.self_error("task", "set_downstream")
   end
+  check_other("set_downstream", d)
   local flow = current_builder()
   if not flow then raise("set_downstream outside a flow builder: use flow:add_edge(upstream, downstream)") end
   flow:add_edge(t, d, key)
@@ -151,6 +162,7 @@ function ref_methods.set_upstream(r, u, key)
   if not is_ref(r) or (u == nil and options.dot_call("set_upstream")) then
     options.self_error("task result", "set_upstream")
   end
+  check_other("set_upstream", u)
   local f = rawget(r, "_flow")
   -- the common case inside a builder: two references of the flow being built
   if key == nil and is_ref(u) and rawget(u, "_flow") == f and current_builder() == f then
@@ -162,6 +174,7 @@ function ref_methods.set_downstream(r, d, key)
   if not is_ref(r) or (d == nil and options.dot_call("set_downstream")) then
     options.self_error("task result", "set_downstream")
   end
+  check_other("set_downstream", d)
   rawget(r, "_flow"):add_edge(r, d, key)
 end
 function ref_methods.task(r) return rawget(r, "_task") end

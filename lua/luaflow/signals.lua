@@ -29,7 +29,10 @@ local function build(mt, a, b)
     sig.message = a
   end
   if opts ~= nil then
-    if type(opts) ~= "table" then core.raise(mt.__name .. ": options must be a table") end
+    if type(opts) ~= "table" then
+      core.raise(("%s(message, opts): opts must be a table such as {result = x} (got %s)")
+                 :format(mt.__name, require("luaflow.options").describe(opts)))
+    end
     for k, v in pairs(opts) do
       if not OPTIONS[k] then
         core.raise(("unknown option '%s' for signal %s"):format(tostring(k), mt.__name))

@@ -13,6 +13,10 @@ local raise_as = { TriggerFailed = signals.TRIGGERFAIL, Paused = signals.PAUSE,
 local trigger_mt = { __luaflow_kind = "trigger" }
 trigger_mt.__index = trigger_mt
 trigger_mt.__call = function(self, states)
+  if states ~= nil and type(states) ~= "table" then
+    core.raise(("%s(states, by_task): states must be a list of upstream states (got %s)")
+               :format(self.name, require("luaflow.options").describe(states)))
+  end
   local ok, kind, msg = core.trigger_check(self._trigger_id, states or {}, self.at_least,
                                            self.at_most, false)
   if ok then return true end
