@@ -230,6 +230,36 @@ return luaflow.Flow{name = "hooked", tasks = {t}}
                       .. "or pass flow:run{secrets = {SLACK_WEBHOOK_URL = ...}}" }, hints)
   end)
 
+  it("keeps its exact text when the script runs the flow itself (no line of flow:run() in it)", function()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local t = luaflow.Task{name = "notify", state_handlers = {luaflow.notifications.slack_notifier}}
+local state = luaflow.Flow{name = "hooked", tasks = {t}}:run()
+print(state.result[t].message)
+]])
+    local r = cli.run({ "run", path }, { env = { LUAFLOW_SECRET_SLACK_WEBHOOK_URL = false } })
+    assert.are.equal(1, r.code, r.stderr)
+    assert.are.equal('Unexpected error while calling state handlers: Local Secret "SLACK_WEBHOOK_URL" was not found.\n',
+                     r.stdout)
+  end)
+
+  it("an embedding program gets the same hint through lf_engine_error", function()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local t = luaflow.Task{name = "notify", state_handlers = {luaflow.notifications.webhook_notifier}}
+return luaflow.Flow{name = "hooked", tasks = {t}}
+]])
+    local saved = cli.bin
+    cli.bin = ("%s/%s/examples/run_flow"):format(cli.root, os.getenv("LUAFLOW_BUILD") or "build")
+    local ok, r = pcall(cli.run, { path }, { env = { LUAFLOW_SECRET_WEBHOOK_URL = false } })
+    cli.bin = saved
+    assert(ok, r)
+    assert.are.equal(1, r.code, r.stderr)
+    assert.is_true(has(r.stderr, 'run_flow: hint: secret "WEBHOOK_URL" was not found: set LUAFLOW_SECRET_WEBHOOK_URL'),
+                   r.stderr)
+    assert.is_nil(r.stderr:find("luaflow/[%w_]+%.lua"), r.stderr)
+  end)
+
   it("a name that is not an identifier gets its environment form and a quoted key", function()
     local path = cli.write_flow('local v = require("luaflow").secrets.get("slack-url")\n')
     local r = cli.run({ "run", path }, { env = { LUAFLOW_SECRET_SLACK_URL = false } })

@@ -1,4 +1,4 @@
--- The luaflow command line (API.md sections 9 and 10), driven as a subprocess.
+-- The luaflow command line, driven as a subprocess.
 local cli = require("cli")
 local luaflow = require("luaflow")
 local json = luaflow.json

@@ -543,7 +543,7 @@ static int task_call(lua_State *L) {
   if (!t->named) { /* named after the call site: mission_critical_task(1, 1) */
     lua_Debug ar;
     const char *name = "task";
-    /* a method call (o:m()) does not name a task (API.md section 10) */
+    /* a method call (o:m()) does not name a task */
     if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&
         strcmp(ar.namewhat, "method") != 0 && is_identifier(ar.name))
       name = ar.name;

@@ -432,6 +432,13 @@ static int run_protected(lua_State *L) {
   return 1;
 }
 
+int lf_is_run_frame(lua_State *L, lua_Debug *ar) {
+  lua_getinfo(L, "f", ar);
+  int is_run = lua_tocfunction(L, -1) == run_protected;
+  lua_pop(L, 1);
+  return is_run;
+}
+
 /* Releases every state the run still holds and frees its arrays. */
 static void release_run(lf_run *r) {
   lf_boxes_done(&r->boxes);

@@ -1,4 +1,4 @@
--- The luaflow command line (API.md section 9): parses arguments, loads the
+-- The luaflow command line (docs/reference.md, "The command line"): parses arguments, loads the
 -- user's script, picks the flow to run, writes --json lines, decides the exit code.
 local luaflow = require("luaflow")
 local core = require("luaflow.core")
@@ -109,6 +109,7 @@ local function usage_error(msg) error(setmetatable({ msg = msg }, Usage), 0) end
 local current_command -- the command being parsed, for "see 'luaflow run --help'"
 local Stop = {} -- flow:run() under check/graph: stops the script there
 local flow_named -- defined with the commands
+local secret_hints -- defined before main
 
 -- CLI messages never show a secret that has been read. An embedding program
 -- (src/embed.c) collects them instead of printing (M.report).
@@ -595,7 +596,7 @@ function M.run_file(path, params)
 end
 
 -- One line for each secret the script asked for and did not find.
-local function secret_hints()
+secret_hints = function()
   local secrets = luaflow.secrets
   for _, name in ipairs(secrets.missing) do
     local key = name:match("^[%a_][%w_]*$") and name or ("[%q]"):format(name)

@@ -1,4 +1,4 @@
--- require("luaflow"): the public module (API.md section 1).
+-- require("luaflow"): the public module (docs/reference.md).
 local core = require("luaflow.core")
 local graph = require("luaflow.graph")
 

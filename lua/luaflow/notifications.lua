@@ -1,4 +1,4 @@
--- Notifications (API.md section 7): state handlers that tell the world.
+-- Notifications: state handlers that tell the world.
 -- Every notifier is usable directly (state_handlers = {slack_notifier}) or
 -- configured (slack_notifier{only_states = {"Failed"}} returns a handler).
 local core = require("luaflow.core")

@@ -1,4 +1,4 @@
--- Secrets (API.md section 7): from flow:run{secrets=}, then LUAFLOW_SECRET_<NAME>,
+-- Secrets: from flow:run{secrets=}, then LUAFLOW_SECRET_<NAME>,
 -- then a JSON secrets file. Every string secret read is redacted from what
 -- luaflow prints (src/redact.c).
 local core = require("luaflow.core")
