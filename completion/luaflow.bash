@@ -28,16 +28,18 @@ _luaflow_file() {
   done
 }
 
-# Names that follow `pattern` as a quoted string in the file: Flow("etl", ...),
-# Flow{name = "etl", ...}, Parameter("n", ...).
+# Names a flow file gives as quoted strings: Flow("etl", ...) and
+# Flow{name = "etl", ...}; Parameter("n", ...); task("load", ...) and
+# Task{name = "load", ...}. Every one on a line counts.
 _luaflow_names() {
-  local file=$1 kind=$2
+  local file=$1 kind=$2 pattern
   [[ -r $file ]] || return
   case $kind in
-    flow) sed -n -E "s/.*Flow *[({] *(name *= *)?[\"']([^\"']+)[\"'].*/\\2/p" -- "$file" ;;
-    parameter) sed -n -E "s/.*Parameter *\\( *[\"']([^\"']+)[\"'].*/\\1/p" -- "$file" ;;
-    task) sed -n -E "s/.*(name *= *|task *\\( *)[\"']([^\"']+)[\"'].*/\\2/p" -- "$file" ;;
+    flow) pattern="Flow *[({] *(name *= *)?[\"'][^\"']+[\"']" ;;
+    parameter) pattern="Parameter *\\( *[\"'][^\"']+[\"']" ;;
+    task) pattern="[Tt]ask *[({] *(name *= *)?[\"'][^\"']+[\"']" ;;
   esac
+  grep -oE -- "$pattern" "$file" | sed -E "s/.*[\"']([^\"']+)[\"']\$/\\1/"
 }
 
 _luaflow() {
