@@ -191,7 +191,7 @@ luaflow.log.info("fine")
   local function on_terminal(env)
     local path = cli.write_flow(src)
     local out = cli.tmpname()
-    local cmd = ("env LUAFLOW_LOG_LEVEL=INFO %s script -qec %s %s >/dev/null 2>&1 </dev/null"):format(
+    local cmd = ("env -u LD_PRELOAD LUAFLOW_LOG_LEVEL=INFO %s script -qec %s %s >/dev/null 2>&1 </dev/null"):format(
       env or "", cli.quote(cli.quote(cli.bin) .. " run --no-input " .. cli.quote(path)), cli.quote(out))
     assert.is_true(os.execute(cmd) == true, cmd)
     return util.read(out) or ""

@@ -9,8 +9,10 @@ local has = util.has
 local root = cli.root
 local build = os.getenv("LUAFLOW_BUILD") or "build"
 
+-- System tools (bash, groff, luarocks) run without the sanitizer runtime
+-- that check-mem preloads; luaflow's own binaries carry theirs.
 local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
+  local p = io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1")
   local out = p:read("a")
   local ok = p:close()
   return ok, out

@@ -401,8 +401,8 @@ function M.Flow(a, builder)
   else
     raise(("Flow() takes a name and a builder function, or a table of options (got %s)"):format(describe(a)))
   end
-  if opts.name == nil or opts.name == "" then raise("A name must be provided for the flow.") end
   options.check("Flow", opts)
+  if opts.name == nil or opts.name == "" then raise("A name must be provided for the flow.") end
   if builder ~= nil and type(builder) ~= "function" then
     raise(("Flow(name, builder): the builder must be a function(flow) (got %s)"):format(describe(builder)))
   end

@@ -202,7 +202,7 @@ M.specs = {
   Task = { name = C.string, fn = C.callable, state_handlers = C.handlers, on_failure = C.callable,
            max_retries = C.count, retry_delay = C.seconds, trigger = C.trigger,
            skip_on_upstream_skip = C.boolean, timeout = C.positive_seconds, tags = C.strings },
-  Flow = { name = C.name, tasks = C.tasks, state_handlers = C.handlers, on_failure = C.callable,
+  Flow = { name = C.string, tasks = C.tasks, state_handlers = C.handlers, on_failure = C.callable,
            reference_tasks = C.tasks },
   ["flow:run"] = { parameters = C.named_values, secrets = C.named_values, resume = C.tasks },
   Parameter = { default = C.any, required = C.boolean },
