@@ -90,10 +90,11 @@ install: all
 	install -m 644 include/luaflow.h $(PREFIX)/include/luaflow.h
 	install -m 644 $(BUILD)/luaflow.so $(PREFIX)/lib/lua/5.4/luaflow.so
 	install -d $(PREFIX)/share/man/man1 $(PREFIX)/share/bash-completion/completions \
-	  $(PREFIX)/share/luaflow/types
+	  $(PREFIX)/share/luaflow/types $(PREFIX)/share/doc/luaflow
 	install -m 644 docs/luaflow.1 $(PREFIX)/share/man/man1/luaflow.1
 	install -m 644 completion/luaflow.bash $(PREFIX)/share/bash-completion/completions/luaflow
 	install -m 644 types/luaflow.lua $(PREFIX)/share/luaflow/types/luaflow.lua
+	install -m 644 docs/reference.md $(PREFIX)/share/doc/luaflow/reference.md
 
 # `luarocks make` (luaflow-*.rockspec): the Lua module alone, into LIBDIR.
 rock: $(BUILD)/luaflow.so

@@ -195,6 +195,25 @@ end)
 describe("no message shows a path inside luaflow", function()
   after_each(cli.cleanup)
 
+  it("a task that misuses the API: its ERROR line and traceback show the user's frames only", function()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local function fetch() local v = luaflow.secrets.get(3); return v end
+local t = luaflow.task("t", function()
+  local v = fetch()
+  return v
+end)
+return luaflow.Flow("tb", function() t() end)
+]])
+    local r = cli.run({ "run", path }, { env = { LUAFLOW_LOG_LEVEL = "ERROR" } })
+    assert.are.equal(1, r.code, r.stderr)
+    assert.is_true(util.has(r.stderr, "Task 't': Exception encountered during task execution! " .. path
+                                      .. ":2: a secret name must be a non-empty string"), r.stderr)
+    assert.is_true(util.has(r.stderr, "\n\t" .. path .. ":4: in "), r.stderr)
+    assert.is_nil(r.stderr:find(INTERNAL), r.stderr)
+    assert.is_nil(r.stderr:find("in function 'luaflow.", 1, true), r.stderr)
+  end)
+
   -- Each snippet's error, through `luaflow run` and in-process: the user's
   -- path, and never one of luaflow's own modules.
   local snippets = {

@@ -47,7 +47,8 @@ describe("make install", function()
     assert.is_true(has(text, "EXIT STATUS"))
   end)
 
-  it("installs the LuaLS annotations and bash completion", function()
+  it("installs the LuaLS annotations, bash completion and the reference", function()
+    assert.are.equal(util.read(root .. "/docs/reference.md"), util.read(prefix .. "/share/doc/luaflow/reference.md"))
     assert.are.equal(util.read(root .. "/types/luaflow.lua"), util.read(prefix .. "/share/luaflow/types/luaflow.lua"))
     assert.are.equal(util.read(root .. "/completion/luaflow.bash"),
                      util.read(prefix .. "/share/bash-completion/completions/luaflow"))

@@ -9,6 +9,26 @@
 
 static const char traceback_key = 0; /* the last plain error's traceback */
 
+/* Replaces the traceback on top of the stack by its lines outside luaflow's
+ * own modules (chunks "luaflow/...", functions "luaflow.*"): the user reads
+ * their own frames. */
+static void drop_internal_frames(lua_State *L) {
+  size_t len;
+  const char *tb = lua_tolstring(L, -1, &len), *end = tb + len;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const char *line = tb; line < end;) {
+    const char *nl = memchr(line, '\n', (size_t)(end - line));
+    const char *next = nl ? nl + 1 : end;
+    static const char chunk[] = "\tluaflow/", fn[] = "\t[C]: in function 'luaflow.";
+    if (strncmp(line, chunk, sizeof chunk - 1) != 0 && strncmp(line, fn, sizeof fn - 1) != 0)
+      luaL_addlstring(&b, line, (size_t)(next - line));
+    line = next;
+  }
+  luaL_pushresult(&b);
+  lua_remove(L, -2);
+}
+
 /* The body's message handler: a plain error's traceback is taken while its
  * stack still exists (for the ERROR log line); the error value itself is
  * kept as it is, since it becomes the Failed state's result. */
@@ -22,6 +42,7 @@ static int body_msgh(lua_State *L) {
     const char *tb = lua_tolstring(L, -1, &len);
     const char *cut = strstr(tb, "\n\t[C]: in ?");
     if (cut) lua_pushlstring(L, tb, (size_t)(cut - tb));
+    drop_internal_frames(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_key);
     lua_settop(L, 1);
   }

@@ -17,7 +17,8 @@ usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE
        luaflow --version
 
 Run 'luaflow COMMAND --help' for a command's options and the environment
-variables it reads. The reference is docs/reference.md; man luaflow.
+variables it reads; 'man luaflow' for all of them. The Lua reference is
+reference.md (docs/ in the sources, share/doc/luaflow/ once installed).
 
 Exit codes: 0 every flow run succeeded, 1 a flow run did not, 2 usage, script or
 validation error, 3 a flow waits for approval of paused tasks, 130/143 interrupted.]]
