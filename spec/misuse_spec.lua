@@ -64,6 +64,8 @@ describe("option values are checked where they are given", function()
       { "local t = Task{trigger = 'all_failed'} -- <",
         "trigger must be one of luaflow.triggers or a function(states, by_task) (got the string \"all_failed\"): "
           .. "write trigger = luaflow.triggers.all_failed" },
+      { "local t = Task{trigger = luaflow.triggers.some_failed} -- <",
+        "trigger = luaflow.triggers.some_failed needs its bounds: write trigger = luaflow.triggers.some_failed{at_least = 1}" },
       { "local t = Task{skip_on_upstream_skip = 'no'} -- <",
         "skip_on_upstream_skip must be true or false (got the string \"no\")" },
       { "local t = Task{tags = 'etl'} -- <", "tags must be a list of strings, not a string: write tags = {\"etl\"}" },

@@ -136,6 +136,13 @@ end
 
 -- A trigger: one of luaflow.triggers or a function(states, by_task).
 C.trigger = function(v, option)
+  local triggers = require("luaflow.triggers")
+  for _, name in ipairs({ "some_successful", "some_failed" }) do
+    if v == triggers[name] then
+      return ("%s = luaflow.triggers.%s needs its bounds: write %s = luaflow.triggers.%s{at_least = 1}")
+        :format(option, name, option, name)
+    end
+  end
   if is_callable(v) then return end
   local msg = ("%s must be one of luaflow.triggers or a function(states, by_task) (got %s)")
     :format(option, M.describe(v))
