@@ -12,26 +12,7 @@ local reference = assert(util.read(root .. "/docs/reference.md"), "docs/referenc
 local readme = assert(util.read(root .. "/README.md"))
 local manpage = assert(util.read(root .. "/docs/luaflow.1"))
 
--- "path.to.fn" for every function and callable value reachable from the module.
-local function public_paths()
-  local list, seen = {}, {}
-  local function walk(t, prefix, depth)
-    if seen[t] or depth > 3 then return end
-    seen[t] = true
-    for k, v in pairs(t) do
-      if type(k) == "string" and not k:match("^_") then
-        local path = prefix .. "." .. k
-        local mt = getmetatable(v)
-        local callable = type(v) == "function" or (type(mt) == "table" and rawget(mt, "__call") ~= nil)
-        if callable then list[#list + 1] = path end
-        if type(v) == "table" and not callable then walk(v, path, depth + 1) end
-      end
-    end
-  end
-  walk(luaflow, "luaflow", 0)
-  table.sort(list)
-  return list
-end
+local function public_paths() return util.public_functions(luaflow, "luaflow") end
 
 -- A man page's text with its escapes undone ("\-" is "-").
 local function man_text(s) return (s:gsub("\\%-", "-"):gsub("\\f[BIR]", "")) end
@@ -61,7 +42,7 @@ describe("docs/reference.md", function()
       "tasks", "edges", "task_states", "is", "json", "raise_for_status", "timestamp", "get",
     }
     local state = luaflow.states.Failed()
-    local predicates = debug.getupvalue(getmetatable(state).__index, 1) and select(2, debug.getupvalue(getmetatable(state).__index, 1))
+    local _, predicates = debug.getupvalue(getmetatable(state).__index, 1) -- the methods table
     for name in pairs(predicates) do methods[#methods + 1] = name end
     for _, name in ipairs(methods) do
       assert.is_true(has(reference, ":" .. name .. "(") or has(reference, "`" .. name .. "("), name)

@@ -125,26 +125,9 @@ describe("LuaLS annotations (types/luaflow.lua)", function()
     assert.is_truthy(loadfile(path))
   end)
 
-  -- Every function (or callable value) reachable from the module.
-  local function public(t, prefix, out, seen)
-    if seen[t] then return out end
-    seen[t] = true
-    for k, v in pairs(t) do
-      if type(k) == "string" and not k:match("^_") then
-        local p = prefix .. "." .. k
-        local mt = getmetatable(v)
-        local callable = type(v) == "function" or (type(mt) == "table" and rawget(mt, "__call") ~= nil)
-        if callable then out[#out + 1] = { path = p, fn = type(v) == "function" } end
-        if type(v) == "table" and not callable and not k:match("^%u") then public(v, p, out, seen) end
-      end
-    end
-    return out
-  end
-
   it("annotates every public function of the module", function()
     local missing = {}
-    for _, entry in ipairs(public(luaflow, "luaflow", {}, {})) do
-      local p = entry.path
+    for _, p in ipairs(util.public_functions(luaflow, "luaflow")) do
       local parent, name = p:match("^(.*)%.([^.]+)$")
       local short = parent:match("([^.]+)$")
       local annotated = has(text, "function " .. p .. "(")

@@ -234,14 +234,9 @@ end
 
 -- The user's frame nearest the error: "/path/flow.lua:12: ", or nil.
 local function user_where()
-  for level = 3, 200 do
-    local info = debug.getinfo(level, "Sl")
-    if not info then return nil end
-    if info.currentline > 0 and info.what ~= "C" and not info.source:match("^=luaflow") then
-      local src = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
-      return ("%s:%d: "):format(src, info.currentline)
-    end
-  end
+  local source, line = require("luaflow.options").user_frame()
+  if not source then return nil end
+  return ("%s:%d: "):format(source:sub(1, 1) == "@" and source:sub(2) or source, line)
 end
 
 local function traceback_handler(e)

@@ -299,7 +299,8 @@ end
 
 -- ---- methods called with '.' instead of ':' ----
 
--- The user's frame (the first outside luaflow's own modules): source, line.
+-- The user's frame nearest the caller (the first outside luaflow's own
+-- modules): its source and current line, or nil.
 local function user_frame()
   for level = 2, 64 do
     local info = debug.getinfo(level, "Sl")
@@ -323,6 +324,8 @@ local function source_line(source, n)
   f:close()
   return found
 end
+
+M.user_frame = user_frame
 
 -- The text of the user's line that called into luaflow, or nil.
 function M.user_line()
