@@ -21,7 +21,8 @@ static void drop_internal_frames(lua_State *L) {
     const char *nl = memchr(line, '\n', (size_t)(end - line));
     const char *next = nl ? nl + 1 : end;
     static const char chunk[] = "\tluaflow/", fn[] = "\t[C]: in function 'luaflow.";
-    if (strncmp(line, chunk, sizeof chunk - 1) != 0 && strncmp(line, fn, sizeof fn - 1) != 0)
+    if (strncmp(line, chunk, sizeof chunk - 1) != 0 &&
+        strncmp(line, fn, sizeof fn - 1) != 0)
       luaL_addlstring(&b, line, (size_t)(next - line));
     line = next;
   }
