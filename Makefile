@@ -7,14 +7,15 @@ WARNINGS = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -MMD -MP $(WARNINGS) $(CFLAGS) \
-             $(SANFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS))
+             $(SANFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+             $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 LIBS     = $(shell pkg-config --libs $(PKGS)) -lm -ldl
 
 LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_sources.o
 LUA_SRCS = $(sort $(wildcard lua/luaflow/*.lua))
 
-.PHONY: all examples test check-mem bench install clean deps format
+.PHONY: all examples test check-mem bench install clean deps format rock rock-install
 
 all: $(BUILD)/luaflow $(BUILD)/luaflow.so $(BUILD)/libluaflow.a
 
@@ -45,10 +46,12 @@ $(BUILD)/luaflow: $(BUILD)/obj/main.o $(BUILD)/libluaflow.a
 # The Lua C module: `require("luaflow")` from plain lua5.4 (lua symbols come
 # from the host interpreter).
 $(BUILD)/luaflow.so: $(LIB_OBJS)
-	$(CC) $(SANFLAGS) -shared -o $@ $^ $(shell pkg-config --libs libcurl) -lm
+	$(CC) $(SANFLAGS) -shared -o $@ $^ $(if $(CURL_LIBDIR),-L$(CURL_LIBDIR)) -lcurl -lm
 
-# Everything built needs the Debian packages first (pkg-config flags included).
-$(BUILD)/obj: | deps
+# Everything built needs the Debian packages first (pkg-config flags included);
+# a LuaRocks build (DEPS=) leaves the system alone.
+DEPS ?= deps
+$(BUILD)/obj: | $(DEPS)
 	@mkdir -p $@
 
 # The C examples: a handler module (links nothing of luaflow) and an embedding program.
@@ -86,6 +89,19 @@ install: all
 	install -m 644 $(BUILD)/libluaflow.a $(PREFIX)/lib/libluaflow.a
 	install -m 644 include/luaflow.h $(PREFIX)/include/luaflow.h
 	install -m 644 $(BUILD)/luaflow.so $(PREFIX)/lib/lua/5.4/luaflow.so
+	install -d $(PREFIX)/share/man/man1 $(PREFIX)/share/bash-completion/completions \
+	  $(PREFIX)/share/luaflow/types $(PREFIX)/share/doc/luaflow
+	install -m 644 docs/luaflow.1 $(PREFIX)/share/man/man1/luaflow.1
+	install -m 644 completion/luaflow.bash $(PREFIX)/share/bash-completion/completions/luaflow
+	install -m 644 types/luaflow.lua $(PREFIX)/share/luaflow/types/luaflow.lua
+	install -m 644 docs/reference.md $(PREFIX)/share/doc/luaflow/reference.md
+
+# `luarocks make` (luaflow-*.rockspec): the Lua module alone, into LIBDIR.
+rock: $(BUILD)/luaflow.so
+
+rock-install:
+	install -d $(LIBDIR)
+	install -m 644 $(BUILD)/luaflow.so $(LIBDIR)/luaflow.so
 
 format:
 	clang-format -i src/*.c src/*.h include/*.h tools/*.c examples/*/*.c spec/support/*.c

@@ -1,4 +1,4 @@
--- make bench: luaflow's run phase against its floor (DESIGN.md, "The bar").
+-- make bench: luaflow's run phase against its floor (a plain Lua loop making the same calls).
 -- Run by scripts/bench.sh under the counting malloc (bench/memcount.c).
 local luaflow = require("luaflow")
 local core = require("luaflow.core")
@@ -136,7 +136,7 @@ for _, n in ipairs(SIZES) do
   end
 end
 
--- Verdicts (DESIGN.md): ratio <= 2 at RATIO_N for every shape and variant;
+-- Verdicts: ratio <= 2 at RATIO_N for every shape and variant;
 -- N=1e6 within 1.5x of N=1e4 per task; <= 400 bytes per task at 1e6.
 local function find(shape, v, n)
   for _, x in ipairs(results) do

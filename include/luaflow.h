@@ -1,4 +1,4 @@
-/* luaflow: the public C API (API.md section 8). Usable from C and C++.
+/* luaflow: the public C API (docs/reference.md, "The C API"). Usable from C and C++.
  *
  * States are immutable, refcounted C values. A C state handler reads them
  * without entering Lua:

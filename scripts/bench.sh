@@ -1,5 +1,5 @@
 #!/bin/sh
-# make bench: the benchmark table and its verdict line (DESIGN.md, "The bar").
+# make bench: the benchmark table and its verdict line (run phase against its floor).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${LUAFLOW_BUILD:-build}

@@ -1,7 +1,7 @@
--- The C API (API.md section 8) seen from its users: C state handlers from the
+-- The C API seen from its users: C state handlers from the
 -- example module examples/c_handler/handlers.c (the same handler rules as Lua
--- handlers, API.md section 4), the embedding program examples/embed/run_flow.c,
--- the registry after a run (API.md section 10) and the versioned function table.
+-- handlers, the contract), the embedding program examples/embed/run_flow.c,
+-- the registry after a run and the versioned function table.
 local cli = require("cli")
 local util = require("util")
 local recorder, run_one = util.recorder, util.run_one

@@ -1,4 +1,4 @@
--- The luaflow command line (API.md sections 9 and 10), driven as a subprocess.
+-- The luaflow command line, driven as a subprocess.
 local cli = require("cli")
 local luaflow = require("luaflow")
 local json = luaflow.json
@@ -334,7 +334,7 @@ return luaflow.Flow("retried", function() flaky() end)
   end)
 
   describe("logs and prints", function()
-    local LOG = "^%[%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%+0000%] INFO %- luaflow%.FlowRunner | "
+    local LOG = "^%[%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%.%d%d%d%+0000%] INFO %- luaflow%.FlowRunner | "
                 .. "Beginning Flow run for 'logdemo'$"
 
     local function log_lines(text)

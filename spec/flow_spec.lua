@@ -1,4 +1,4 @@
--- Tasks and flows (API.md sections 1, 2, 3, 6 and 10): building, naming,
+-- Tasks and flows: building, naming,
 -- edges, order, parameters, runs and the errors bad input draws.
 local luaflow = require("luaflow")
 local Task, Flow, task, Parameter = luaflow.Task, luaflow.Flow, luaflow.task, luaflow.Parameter
@@ -832,7 +832,7 @@ describe("flow:run()", function()
     assert.are.equal(7, state.result[r].result.n)
   end)
 
-  -- API.md 10: results live as long as the user keeps the states, and nothing
+  -- the contract: results live as long as the user keeps the states, and nothing
   -- of a run stays behind them.
   it("lets results be collected once the state is dropped", function()
     local weak = setmetatable({}, {__mode = "v"})
@@ -900,7 +900,7 @@ describe("max_retries and retry_delay", function()
     assert_contains(error_of(function() return Task{max_retries = true, retry_delay = 1} end), "max_retries")
   end)
 
-  -- API.md says "integer >= 0" (Prefect 1 itself accepted 2.5).
+  -- the contract says "integer >= 0" (Prefect 1 itself accepted 2.5).
   it("rejects a max_retries that is not an integer, naming it", function()
     assert_contains(error_of(function() return Task{max_retries = 2.5, retry_delay = 1} end), "max_retries")
   end)

@@ -1,5 +1,4 @@
--- State handlers on tasks and flows (API.md sections 3, 4 and 10; where API.md is
--- silent, PREFECT1.md sections 3, 4 and 6).
+-- State handlers on tasks and flows.
 local luaflow = require("luaflow")
 local util = require("util")
 local recorder, run_one = util.recorder, util.run_one
@@ -106,7 +105,7 @@ describe("state handlers", function()
     end)
 
     it("a failure that succeeds on retry ends Success after five transitions", function()
-      -- PREFECT1.md 6.3: Running, Failed, Retrying, Running, Success.
+      -- Prefect 1: Running, Failed, Retrying, Running, Success.
       local log = {}
       local t = Task{name = "t", max_retries = 1, retry_delay = 0, state_handlers = {recorder(log)},
                      fn = function()
@@ -200,7 +199,7 @@ describe("state handlers", function()
     end)
 
     it("replaces the state with a returned State, which later handlers see", function()
-      -- PREFECT1.md 3.2: Success -> Skipped("swapped") makes the task end Skipped.
+      -- Prefect 1: Success -> Skipped("swapped") makes the task end Skipped.
       local log = {}
       local function swap(_, _, new)
         if new:is_successful() then return S.Skipped("swapped") end
@@ -253,7 +252,7 @@ describe("state handlers", function()
                      state_handlers = {function() error("handler broke", 0) end}}
       local fs, ts = run_one(t)
       assert.are.equal('Failed("Unexpected error while calling state handlers: handler broke")', tostring(ts))
-      assert.are.equal("handler broke", ts.result) -- PREFECT1.md 3.2: result = the error
+      assert.are.equal("handler broke", ts.result) -- Prefect 1: result = the error
       assert.is_false(ran)
       assert.are.equal('Failed("Some reference tasks failed.")', tostring(fs))
     end)
@@ -298,7 +297,7 @@ describe("state handlers", function()
         'Running("Starting task run.") -> Success("Task run succeeded.")',
       }, before)
       assert.are.same({'Pending() -> Running("Starting task run.")'}, after)
-      -- PREFECT1.md 3.2: on_failure does not fire for a handler error.
+      -- Prefect 1: on_failure does not fire for a handler error.
       assert.are.equal(0, failures)
       assert.are.equal(HANDLER_ERROR .. "stop", ts.message)
     end)
@@ -319,7 +318,7 @@ describe("state handlers", function()
 
   describe("a handler raising a signal", function()
     it("PAUSE ends the task Paused, with no retry and no later handler call", function()
-      -- PREFECT1.md 3.2 (test_task_handlers_respect_signals).
+      -- Prefect 1 (test_task_handlers_respect_signals).
       local log, n = {}, {calls = 0}
       local function pauser(_, _, new)
         if new:is_failed() then error(signals.PAUSE("Pausing.")) end
@@ -330,7 +329,7 @@ describe("state handlers", function()
       assert.are.equal('Paused("Pausing.")', tostring(ts))
       assert.are.equal(1, n.calls)
       assert.are.same({'Pending() -> Running("Starting task run.")'}, log)
-      -- A task waiting for approval keeps the flow Running (API.md section 10).
+      -- A task waiting for approval keeps the flow Running.
       assert.are.equal('Running("Running flow.")', tostring(fs))
     end)
 
@@ -343,7 +342,7 @@ describe("state handlers", function()
       local fs, ts = run_one(t)
       assert.are.equal('Success("short-circuit")', tostring(ts))
       assert.is_false(ran)
-      assert.are.same({}, log) -- PREFECT1.md 3.2: no handler is called for that state
+      assert.are.same({}, log) -- Prefect 1: no handler is called for that state
       assert.are.equal('Success("All reference tasks succeeded.")', tostring(fs))
     end)
 
@@ -359,7 +358,7 @@ describe("state handlers", function()
     end)
 
     it("FAIL on Pending -> Running ends the task Failed without running the body or retrying", function()
-      -- PREFECT1.md 3.2: the run step sees a non-Running state, so no retry.
+      -- Prefect 1: the run step sees a non-Running state, so no retry.
       local log, n = {}, {calls = 0}
       local function refuse(_, _, new)
         if new:is_running() then
@@ -416,7 +415,7 @@ describe("state handlers", function()
     end)
 
     it("RETRY on a Failed state makes the task run again, ignoring max_retries", function()
-      -- PREFECT1.md 3.2 (test_task_handlers_handle_retry_signals).
+      -- Prefect 1 (test_task_handlers_handle_retry_signals).
       local calls = 0
       local t = Task{name = "t", fn = function()
                        calls = calls + 1
@@ -585,7 +584,7 @@ describe("state handlers", function()
 
   describe("a flow handler replacing Running", function()
     it("keeps the flow from running its tasks", function()
-      -- PREFECT1.md 6.1: the flow-run step ends when the state is not Running.
+      -- Prefect 1: the flow-run step ends when the state is not Running.
       local ran = false
       local a = Task{name = "a", fn = function() ran = true end}
       local state = Flow{name = "f", tasks = {a}, state_handlers = {function(_, _, new)
@@ -633,7 +632,7 @@ describe("state handlers", function()
       local t = Task{name = "t", fn = function() error("x", 0) end, max_retries = 1, retry_delay = 0,
                      state_handlers = {function() counts[#counts + 1] = luaflow.context.task_run_count end}}
       run_one(t)
-      -- PREFECT1.md 4.4: the Failed -> Retrying call still belongs to attempt 1.
+      -- Prefect 1: the Failed -> Retrying call still belongs to attempt 1.
       assert.are.same({1, 1, 1, 2, 2}, counts)
     end)
 

@@ -1,4 +1,4 @@
--- luaflow.http (API.md section 7) and the SMTP transport under it, against
+-- luaflow.http and the SMTP transport under it, against
 -- real servers on 127.0.0.1 (spec/support/receiver.c).
 local luaflow = require("luaflow")
 local receiver = require("receiver")

@@ -121,8 +121,13 @@ end)
 
 describe("a notifier's failure", function()
   it("shows no place inside luaflow's own code", function()
+    -- a bad value is refused where the notifier is made, at the user's line
+    local ok, err = pcall(N.email_notifier, { smtp_url = "smtp://127.0.0.1:9", to = "x@y.test", from = 5 })
+    assert.is_false(ok)
+    assert.is_nil(tostring(err):find(INTERNAL), err)
+    -- a delivery that fails names the notifier and the task, not luaflow's code
     local t = Task{ name = "m", state_handlers = { N.email_notifier{ smtp_url = "smtp://127.0.0.1:9", to = "x@y.test",
-                                                                    from = 5 } } }
+                                                                    timeout = 2 } } }
     local _, ts = run_one(t, {})
     assert.is_true(ts:is_failed())
     assert.is_truthy(ts.message:find("Email notification for <Task: m> failed", 1, true), ts.message)

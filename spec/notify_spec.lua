@@ -1,6 +1,4 @@
--- Notifications, secrets and redaction (API.md section 7, and sections 4 and 10
--- where they name notifiers, secrets and redaction; where API.md is silent,
--- PREFECT1.md sections 7 and 8), against real loopback servers
+-- Notifications, secrets and redaction, against real loopback servers
 -- (spec/support/receiver.lua) and the CLI as a subprocess (spec/support/cli.lua).
 local luaflow = require("luaflow")
 local count = require("util").count
@@ -29,7 +27,7 @@ local function bodies(records)
   return out
 end
 
--- Prefect 1's Slack payload as API.md section 7 gives it.
+-- Prefect 1's Slack payload as the contract gives it.
 local function slack(name, class, color, message)
   local fields = {}
   if message ~= nil then fields[1] = { title = "Message", value = message, short = false } end
@@ -347,7 +345,7 @@ return luaflow.Flow{name = "tolerant", tasks = {t}}
       return Flow{ name = "hooks", tasks = { ok, bad }, state_handlers = { h } }
     end
 
-    it("posts the exact document of API.md section 7, null for missing values", function()
+    it("posts the exact document of the contract, null for missing values", function()
       local r = receiver.start{ proto = "http" }
       local f = hook_flow(r)
       local fs = f:run{ secrets = { MY_HOOK = r:url("/events/x9SecretPath") } }

@@ -1,6 +1,6 @@
 -- luaflow.signals: building signals, printing them, and what each one does
 -- when a task body raises it; plus plain errors of every Lua type.
--- Contract: API.md sections 3-5 and 10; PREFECT1.md sections 2 and 4 where API.md is silent.
+-- Contract: the contract; Prefect 1's behaviour where the contract is silent.
 local luaflow = require("luaflow")
 local S = luaflow.states
 local signals = luaflow.signals
@@ -86,7 +86,7 @@ describe("luaflow.signals", function()
     end)
 
     -- Prefect 2.2: a keyword the state does not know is an error at construction;
-    -- API.md 2: a typo must never be silent.
+    -- the contract: a typo must never be silent.
     it("reject an unknown option, naming it (Prefect)", function()
       local ok, err = pcall(FAIL, "m", { reslut = 1 })
       assert.is_false(ok)
@@ -200,7 +200,7 @@ describe("luaflow.signals", function()
       assert.is_true(ts:is_skipped())
       assert.is_true(ts:is_successful())
       assert.is_true(rawequal(sig, ts.result))
-      -- Skipped is a Success (API.md 3), so the flow counts it as succeeded.
+      -- Skipped is a Success, so the flow counts it as succeeded.
       assert.are.equal('Success("All reference tasks succeeded.")', tostring(flow_state))
       local _, ts2 = run_raising(SKIP())
       assert.are.equal("Skipped()", tostring(ts2))
@@ -226,7 +226,7 @@ describe("luaflow.signals", function()
       assert.are.equal('Success("All reference tasks succeeded.")', tostring(flow_state))
       assert.is_not_nil(retrying)
       assert.are.equal('Retrying("again")', tostring(retrying))
-      -- API.md 10 / Prefect: RETRY's run_count is the current attempt.
+      -- the contract / Prefect: RETRY's run_count is the current attempt.
       assert.are.equal(1, retrying.run_count)
       assert.is_true(rawequal(sig, retrying.result))
       assert.is_true(math.abs(retrying.start_time:timestamp() - os.time()) <= 2)
@@ -274,7 +274,7 @@ describe("luaflow.signals", function()
       assert.is_nil(ts.start_time)
       assert.is_true(rawequal(sig, ts.result))
       assert.are.equal(1, runs)
-      -- API.md 10: with a task still Paused the flow stays Running("Running flow.").
+      -- the contract: with a task still Paused the flow stays Running("Running flow.").
       assert.are.equal('Running("Running flow.")', tostring(flow_state))
       assert.are.same({
         'Pending() -> Running("Starting task run.")',
@@ -417,7 +417,7 @@ describe("luaflow.signals", function()
       assert.are.equal("second", ts.result)
     end)
 
-    it("retries TRIGGERFAIL and VALIDATIONFAIL raised in the body (API.md 4)", function()
+    it("retries TRIGGERFAIL and VALIDATIONFAIL raised in the body", function()
       for _, cls in ipairs({ TRIGGERFAIL, VALIDATIONFAIL }) do
         local runs = 0
         local _, ts = run_one(function()

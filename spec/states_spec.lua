@@ -1,10 +1,10 @@
 -- luaflow.states: the state classes, their hierarchy, predicates, constructors,
 -- fields, printed forms, time values and equality.
--- Contract: API.md sections 3 and 10; PREFECT1.md section 1 where API.md is silent.
+-- Contract: the contract; Prefect 1's behaviour where the contract is silent.
 local luaflow = require("luaflow")
 local S = luaflow.states
 
--- Every class and its parent (API.md 3, PREFECT1.md 1.1).
+-- Every class and its parent.
 local PARENT = {
   State = nil,
   Pending = "State",
@@ -43,7 +43,7 @@ local PREDICATES = {
 }
 
 -- The predicates that are true for each class; every other one is false.
--- PREFECT1.md 1.4 (test_state_is_methods) plus API.md 3 for is_paused and
+-- Prefect 1 (test_state_is_methods) plus the contract for is_paused and
 -- is_cancelled, which Prefect 1.4 does not list.
 local TRUE_FOR = {
   State = {},
@@ -118,7 +118,7 @@ describe("luaflow.states", function()
       end
     end)
 
-    it("makes Skipped a Success and Cancelled not a Failed (API.md 3)", function()
+    it("makes Skipped a Success and Cancelled not a Failed", function()
       assert.is_true(S.Skipped():is(S.Success))
       assert.is_true(S.Skipped():is("Success"))
       assert.is_false(S.Cancelled():is(S.Failed))
@@ -186,7 +186,7 @@ describe("luaflow.states", function()
       end
     end)
 
-    it("accepts every documented field on every class (API.md 10)", function()
+    it("accepts every documented field on every class", function()
       for _, name in ipairs(CLASSES) do
         local ok, err = pcall(S[name], { message = "m", result = 1 })
         assert.is_true(ok, name .. ": " .. tostring(err))
@@ -304,7 +304,7 @@ describe("luaflow.states", function()
       end
     end)
 
-    it("does not escape quotes in the message (API.md 10)", function()
+    it("does not escape quotes in the message", function()
       local msg = 'Trigger was "all_successful" but some of the upstream tasks failed.'
       assert.are.equal('TriggerFailed("' .. msg .. '")', tostring(S.TriggerFailed(msg)))
       assert.are.equal('Paused("Trigger function is "manual_only"")',

@@ -1,7 +1,6 @@
 -- The time-dependent parts of the state machine (issue 3): retries that wait
--- without blocking the others, timeouts, pausing and cancellation (API.md
--- sections 3, 4, 6, 9 and 10; where API.md is silent, PREFECT1.md sections 3,
--- 4 and 6.3). Seed examples 04 and 06 are covered by seed_spec.lua.
+-- without blocking the others, timeouts, pausing and cancellation (where the
+-- contract is silent, Prefect 1's behaviour). Seed examples 04 and 06 are covered by seed_spec.lua.
 local luaflow = require("luaflow")
 local cli = require("cli")
 local Task, Flow, task = luaflow.Task, luaflow.Flow, luaflow.task

@@ -1,11 +1,10 @@
 -- luaflow.triggers, skip_on_upstream_skip, user-written triggers, reference tasks and
--- the final flow state (API.md sections 3, 6 and 10; trigger messages and threshold
--- arithmetic from PREFECT1.md section 5, the final state from PREFECT1.md 6.2).
+-- the final flow state.
 local luaflow = require("luaflow")
 local Task, Flow, task = luaflow.Task, luaflow.Flow, luaflow.task
 local S, signals, triggers = luaflow.states, luaflow.signals, luaflow.triggers
 
--- Prefect 1's trigger failure messages (PREFECT1.md section 5).
+-- Prefect 1's trigger failure messages (Prefect 1's behaviour).
 local MSG = {
   all_successful = 'Trigger was "all_successful" but some of the upstream tasks failed.',
   all_failed = 'Trigger was "all_failed" but some of the upstream tasks succeeded.',
@@ -72,7 +71,7 @@ describe("triggers in a flow", function()
     {"all_failed passes when every upstream failed", {"fail", "fail"}, {trigger = triggers.all_failed}},
     {"all_failed fails when one upstream succeeded", {"fail", "success"},
      {trigger = triggers.all_failed}, trigger_failed("all_failed")},
-    -- PREFECT1.md section 5: a Skipped upstream makes all_failed fail.
+    -- Prefect 1: a Skipped upstream makes all_failed fail.
     {"all_failed fails when one upstream was skipped", {"fail", "skip"},
      {trigger = triggers.all_failed, skip_on_upstream_skip = false}, trigger_failed("all_failed")},
     {"any_successful passes with one success", {"fail", "success"}, {trigger = triggers.any_successful}},
@@ -90,7 +89,7 @@ describe("triggers in a flow", function()
      'Skipped("All upstreams were skipped")'},
     {"not_all_skipped fails when an upstream failed", {"skip", "fail"},
      {trigger = triggers.not_all_skipped, skip_on_upstream_skip = false}, trigger_failed("not_all_skipped")},
-    -- some_*: a bound of 1 or more is a count, below 1 a fraction (PREFECT1.md section 5).
+    -- some_*: a bound of 1 or more is a count, below 1 a fraction (Prefect 1's behaviour).
     {"some_successful{at_least=2} passes with 2 of 3 successful", {"success", "success", "fail"},
      {trigger = triggers.some_successful{at_least = 2}}},
     {"some_successful{at_least=2} fails with 1 of 3 successful", {"success", "fail", "fail"},
@@ -134,8 +133,8 @@ describe("triggers in a flow", function()
   end)
 
   it("a TriggerFailed from a built-in trigger has the TRIGGERFAIL signal as its result", function()
-    -- API.md section 5: a state made from a signal has the signal as its result;
-    -- PREFECT1.md 4.3 (13): the result is the TRIGGERFAIL object.
+    -- the contract: a state made from a signal has the signal as its result;
+    -- Prefect 1: the result is the TRIGGERFAIL object.
     local state = run_down({"fail"})
     assert.are.equal('TRIGGERFAIL("' .. MSG.all_successful .. '")', tostring(state.result))
   end)
@@ -146,7 +145,7 @@ describe("triggers in a flow", function()
       function(_, old, new) log[#log + 1] = tostring(old) .. " -> " .. tostring(new) end}})
     assert.is_false(ran)
     assert.are.equal(trigger_failed("all_successful"), tostring(state))
-    -- PREFECT1.md 4.3 (13): a single handler call.
+    -- Prefect 1: a single handler call.
     assert.are.same({"Pending() -> " .. trigger_failed("all_successful")}, log)
   end)
 
@@ -204,14 +203,14 @@ describe("manual_only", function()
   end)
 
   it("gives the Paused state the PAUSE signal as its result", function()
-    -- PREFECT1.md 4.3 (16): result = the PAUSE signal.
+    -- Prefect 1: result = the PAUSE signal.
     local gate = Task{name = "gate", trigger = triggers.manual_only}
     local state = Flow{name = "manual", tasks = {gate}}:run()
     assert.are.equal('PAUSE("Trigger function is "manual_only"")', tostring(state.result[gate].result))
   end)
 
   it("ignores the upstream states: a failed upstream still pauses, and resume runs it", function()
-    -- PREFECT1.md section 5: manual_only ignores the upstream states.
+    -- Prefect 1: manual_only ignores the upstream states.
     local up = upstream("fail", 1)
     local gate = Task{name = "gate", trigger = triggers.manual_only}
     local f = Flow{name = "manual", tasks = {up, gate}}
@@ -274,7 +273,7 @@ describe("skip_on_upstream_skip", function()
   end)
 
   it("skips even when another upstream failed and any_failed would pass", function()
-    -- PREFECT1.md 4.2 step 4: an upstream skip wins over every trigger.
+    -- Prefect 1 step 4: an upstream skip wins over every trigger.
     local state, ran = run_down({"skip", "fail"}, {trigger = triggers.any_failed})
     assert.is_false(ran)
     assert.are.equal(UPSTREAM_SKIPPED, state.message)
@@ -321,7 +320,7 @@ describe("user-written triggers", function()
   end)
 
   it("returning false gives a TriggerFailed whose result is a TRIGGERFAIL signal", function()
-    -- PREFECT1.md 4.2 step 9: the engine raises TRIGGERFAIL("Trigger failed").
+    -- Prefect 1 step 9: the engine raises TRIGGERFAIL("Trigger failed").
     local state = run_down({"success"}, {trigger = function() return false end})
     assert.are.equal('TRIGGERFAIL("Trigger failed")', tostring(state.result))
   end)
@@ -456,7 +455,7 @@ describe("built-in triggers called directly", function()
     {"not_all_skipped", triggers.not_all_skipped, {skip_, ok_}, true},
     {"not_all_skipped", triggers.not_all_skipped, {skip_, S.Skipped()}, 'SKIP("All upstreams were skipped")'},
     {"not_all_skipped", triggers.not_all_skipped, {skip_, fail_}, 'TRIGGERFAIL("' .. MSG.not_all_skipped .. '")'},
-    -- PREFECT1.md section 5: an empty set counts as all skipped.
+    -- Prefect 1: an empty set counts as all skipped.
     {"not_all_skipped", triggers.not_all_skipped, {}, 'SKIP("All upstreams were skipped")'},
     {"some_successful{at_least=0.5}", triggers.some_successful{at_least = 0.5}, {ok_, fail_}, true},
     {"some_successful{at_least=0.5}", triggers.some_successful{at_least = 0.5}, {ok_, fail_, S.Failed()},

@@ -38,11 +38,16 @@ void lf_format_iso(double t, char *buf, size_t n) {
   snprintf(buf, n, "%s.%06ld+00:00", day, usec);
 }
 
+/* 2026-11-29 07:21:19.123+0000 (milliseconds, truncated) */
 void lf_format_log_stamp(double t, char *buf, size_t n) {
-  time_t sec = (time_t)floor(t);
+  double whole = floor(t);
+  time_t sec = (time_t)whole;
+  int ms = (int)((t - whole) * 1000);
   struct tm tm;
   gmtime_r(&sec, &tm);
-  strftime(buf, n, "%Y-%m-%d %H:%M:%S+0000", &tm);
+  char day[32];
+  strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
+  snprintf(buf, n, "%s.%03d+0000", day, ms > 999 ? 999 : ms);
 }
 
 void lf_sleep(double seconds) {

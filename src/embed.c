@@ -112,6 +112,7 @@ static char *copy_string(lua_State *L, int idx) {
 /* Copies the runs table ({flow=, state=}, ...) at idx into C records. */
 static void record_runs(lf_engine *e, int idx) {
   lua_State *L = e->L;
+  int top = lua_gettop(L); /* the values above idx (the messages) stay */
   int n = (int)luaL_len(L, idx);
   e->runs = calloc((size_t)n + 1, sizeof *e->runs);
   if (!e->runs) return;
@@ -149,7 +150,7 @@ static void record_runs(lf_engine *e, int idx) {
       r->ntasks++;
       lua_pop(L, 3);
     }
-    lua_settop(L, idx);
+    lua_settop(L, top);
   }
 }
 

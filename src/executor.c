@@ -9,6 +9,27 @@
 
 static const char traceback_key = 0; /* the last plain error's traceback */
 
+/* Replaces the traceback on top of the stack by its lines outside luaflow's
+ * own modules (chunks "luaflow/...", functions "luaflow.*"): the user reads
+ * their own frames. */
+static void drop_internal_frames(lua_State *L) {
+  size_t len;
+  const char *tb = lua_tolstring(L, -1, &len), *end = tb + len;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const char *line = tb; line < end;) {
+    const char *nl = memchr(line, '\n', (size_t)(end - line));
+    const char *next = nl ? nl + 1 : end;
+    static const char chunk[] = "\tluaflow/", fn[] = "\t[C]: in function 'luaflow.";
+    if (strncmp(line, chunk, sizeof chunk - 1) != 0 &&
+        strncmp(line, fn, sizeof fn - 1) != 0)
+      luaL_addlstring(&b, line, (size_t)(next - line));
+    line = next;
+  }
+  luaL_pushresult(&b);
+  lua_remove(L, -2);
+}
+
 /* The body's message handler: a plain error's traceback is taken while its
  * stack still exists (for the ERROR log line); the error value itself is
  * kept as it is, since it becomes the Failed state's result. */
@@ -22,6 +43,7 @@ static int body_msgh(lua_State *L) {
     const char *tb = lua_tolstring(L, -1, &len);
     const char *cut = strstr(tb, "\n\t[C]: in ?");
     if (cut) lua_pushlstring(L, tb, (size_t)(cut - tb));
+    drop_internal_frames(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_key);
     lua_settop(L, 1);
   }
@@ -47,8 +69,8 @@ static void log_signal(lf_run *r, int err_idx, lf_signal sig) {
     lua_getmetatable(L, err_idx);
     lua_getfield(L, -1, "__name");
     const char *msg = lf_safe_tostring(L, err_idx, NULL);
-    lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "%s signal raised: %s", lua_tostring(L, -2),
-           msg);
+    lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': %s signal raised: %s",
+           lf_run_object(r, r->cur)->name, lua_tostring(L, -2), msg);
     lua_pop(L, 3);
   }
 }
@@ -85,6 +107,7 @@ lf_state *lf_run_body(lf_run *r, int i, int *end) {
       lf_boxes_push_result(L, &r->boxes, r->st[r->up_task[k]]);
       lua_replace(L, fn + r->up_key[k]);
     }
+  if (t->has_tables) lf_table_args_expand(r, i, fn, nargs);
   lf_state *s;
   lf_watch watch;
   lf_watch_begin(L, &watch, t->timeout);

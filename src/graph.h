@@ -55,6 +55,7 @@ typedef struct lf_task {
   uint8_t trigger;
   double at_least, at_most; /* some_successful / some_failed bounds (<0: unset) */
   int nconsts;              /* highest argument position holding a constant */
+  uint8_t has_tables;       /* some constant is a table template (table_args.c) */
 } lf_task;
 
 /* The most arguments a task function is called with (Lua's own limit is

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
+#include <unistd.h>
 #include "clock.h"
 #include "log.h"
 
@@ -34,13 +35,36 @@ void lf_log_set_filter(lf_log_filter f) {
   log_filter = f;
 }
 
+/* The level as shown: coloured when stderr is a terminal (and NO_COLOR and
+ * TERM=dumb do not say otherwise), plain in files and pipes. */
+static const char *level_label(int level) {
+  static int colour = -1;
+  if (colour < 0) {
+    const char *term = getenv("TERM");
+    colour = isatty(2) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
+  }
+  if (!colour) return lf_log_level_name(level);
+  switch (level) {
+  case LF_LOG_DEBUG:
+    return "\033[2mDEBUG\033[0m";
+  case LF_LOG_INFO:
+    return "\033[32mINFO\033[0m";
+  case LF_LOG_WARNING:
+    return "\033[33mWARNING\033[0m";
+  case LF_LOG_ERROR:
+    return "\033[31mERROR\033[0m";
+  default:
+    return "\033[1;31mCRITICAL\033[0m";
+  }
+}
+
 void lf_log_write(int level, const char *logger, const char *msg, size_t len) {
   if (!lf_log_enabled(level)) return;
   if (log_filter) msg = log_filter(msg, len, &len);
   char stamp[40];
   lf_format_log_stamp(lf_now(), stamp, sizeof stamp);
-  fprintf(stderr, "[%s] %s - %s | %.*s\n", stamp, lf_log_level_name(level), logger,
-          (int)len, msg);
+  fprintf(stderr, "[%s] %s - %s | %.*s\n", stamp, level_label(level), logger, (int)len,
+          msg);
   fflush(stderr);
 }
 

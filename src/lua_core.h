@@ -65,8 +65,11 @@ lf_state *lf_error_to_state(lua_State *L, int idx, lf_kind plain_kind, const cha
 const char *lf_safe_tostring(lua_State *L, int idx, size_t *len);
 /* Raises msg prefixed with the first stack frame outside luaflow ("/path/f.lua:3: "). */
 int lf_raise(lua_State *L, const char *fmt, ...);
-/* Pushes "/path/f.lua:3: " for that frame, or "" when there is none. */
+/* Pushes "/path/f.lua:3: " for that frame, or "" when there is none (or
+ * when the engine, not the user's code, made the call that failed). */
 void lf_push_where(lua_State *L);
+/* Whether stack frame ar is a flow run's own C frame (runner.c). */
+int lf_is_run_frame(lua_State *L, lua_Debug *ar);
 
 /* Current-run facts the state constructors default from. */
 int lf_current_run_count(lua_State *L);
@@ -88,6 +91,9 @@ struct lf_flow *lf_check_flow(lua_State *L, int idx);
 const char *lf_handler_error_text(void);
 void lf_handler_error_reset(void);
 void lf_open_api(lua_State *L);
+
+/* Keeps the luaflow.table_args module (at idx) for the runs to come. */
+void lf_table_args_set(lua_State *L, int idx);
 
 /* The flow's index (1-based) of the task at `task`, or 0. */
 int lf_flow_task_index(lua_State *L, int flow, int task);

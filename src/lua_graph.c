@@ -205,6 +205,7 @@ static lf_task *copy_task(lua_State *L, int idx) {
   t->owns_name = t->owns_handlers = 0;
   t->flow_id = 0;
   t->nconsts = 0;
+  t->has_tables = 0;
   lua_getiuservalue(L, idx, LF_UV_SPEC);
   lua_setiuservalue(L, -2, LF_UV_SPEC);
   if (lua_getiuservalue(L, idx, (int)origin_uv) ==
@@ -523,11 +524,49 @@ static int push_ref(lua_State *L, int task, int flow) {
   return 1;
 }
 
+/* Whether the running task call was written o:m(...). */
+static int is_method_call(lua_State *L) {
+  lua_Debug ar;
+  return lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.namewhat &&
+         strcmp(ar.namewhat, "method") == 0;
+}
+
+/* A table argument at `arg` (position pos of the copy at ci): when it holds
+ * references or tasks, its template becomes the constant and each upstream
+ * task an edge (key -pos: "inside argument pos"); returns 0 when it holds
+ * none (it is then a plain constant). */
+static int table_arg(lua_State *L, int flow, int ci, lf_task *copy, int arg, int pos) {
+  lf_flow *f = lua_touserdata(L, flow);
+  lua_pushvalue(L, lua_upvalueindex(4)); /* scan(t, flow, ref_mt, resolve, self, copy) */
+  lua_pushvalue(L, arg);
+  lua_pushvalue(L, flow);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, ci);
+  lua_call(L, 6, 2);
+  if (lua_isnil(L, -2)) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  set_const(L, ci, copy, pos, -2);
+  copy->has_tables = 1;
+  int down = task_index(L, flow, ci);
+  for (lua_Integer k = 1, n = luaL_len(L, -1); k <= n; k++) {
+    lua_rawgeti(L, -1, k);
+    add_edge(L, f, add_task(L, flow, -1), down, -pos);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return 1;
+}
+
 /* t(args...) inside a builder (the Task __call): adds a copy of t to the
- * flow being built, a data edge for each reference or task among args and a
- * constant for each other value; returns the copy's reference.
+ * flow being built, a data edge for each reference or task among args (or
+ * inside a table among args) and a constant for each other value; returns
+ * the copy's reference.
  * Upvalues: 1 the stack of flows being built, 2 the reference metatable,
- * 3 resolve(flow, task) for bare tasks. */
+ * 3 resolve(flow, task) for bare tasks, 4 luaflow.table_args.scan. */
 static int task_call(lua_State *L) {
   lf_task *t = lf_check_task(L, 1);
   int nargs = lua_gettop(L) - 1;
@@ -551,7 +590,7 @@ static int task_call(lua_State *L) {
   if (!t->named) { /* named after the call site: mission_critical_task(1, 1) */
     lua_Debug ar;
     const char *name = "task";
-    /* a method call (o:m()) does not name a task (API.md section 10) */
+    /* a method call (o:m()) does not name a task */
     if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&
         strcmp(ar.namewhat, "method") != 0 && is_identifier(ar.name))
       name = ar.name;
@@ -563,13 +602,18 @@ static int task_call(lua_State *L) {
   int down = add_task(L, flow, ci);
   for (int i = 1; i <= nargs; i++) {
     int arg = i + 1, up = 0;
-    if (lua_type(L, arg) == LUA_TTABLE && lua_getmetatable(L, arg)) {
-      int is_ref = lua_rawequal(L, -1, lua_upvalueindex(2));
-      lua_pop(L, 1);
+    if (lua_type(L, arg) == LUA_TTABLE) {
+      int is_ref = 0;
+      if (lua_getmetatable(L, arg)) {
+        is_ref = lua_rawequal(L, -1, lua_upvalueindex(2));
+        lua_pop(L, 1);
+      }
       if (is_ref) {
         lua_getfield(L, arg, "_task");
         up = add_task(L, flow, -1);
         lua_pop(L, 1);
+      } else if (!(i == 1 && is_method_call(L)) && table_arg(L, flow, ci, copy, arg, i)) {
+        continue; /* o:m() passes o as self, not as data */
       }
     } else if (luaL_testudata(L, arg, LF_TASK_MT)) {
       lua_pushvalue(L, lua_upvalueindex(3));
@@ -588,13 +632,17 @@ static int task_call(lua_State *L) {
   return push_ref(L, ci, flow);
 }
 
-/* core.make_task_call(building, ref_mt, resolve) -> the Task __call. */
+/* core.make_task_call(building, ref_mt, resolve, table_args) -> the Task __call. */
 static int make_task_call(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  lua_settop(L, 3);
-  lua_pushcclosure(L, task_call, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  lua_settop(L, 4);
+  lf_table_args_set(L, 4);
+  lua_getfield(L, 4, "scan");
+  lua_remove(L, 4);
+  lua_pushcclosure(L, task_call, 4);
   return 1;
 }
 

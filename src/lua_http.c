@@ -1,6 +1,6 @@
 /* luaflow.core.http: Lua bindings of http.c (perform, smtp_send, origin).
  *
- * Shape of every call (STYLE.md pitfall 1):
+ * Shape of every call:
  *   1. check every argument; raising is fine, nothing is held yet;
  *   2. copy what C needs into one scratch userdata (header lines, recipient
  *      list) or keep the Lua string at a fixed stack slot (url, body, message);

@@ -1,7 +1,7 @@
 /* luaflow.json: a small JSON encoder/decoder for Lua 5.4.
  *
  * Why our own: Debian's lua-cjson 2.1.0 reads every number as a float and
- * writes every empty table as {}, while the contract (API.md section 7) needs
+ * writes every empty table as {}, while luaflow needs
  * integers to stay integers and a way to write [].
  *
  * Memory: nothing here calls malloc, so a Lua error raised anywhere (a bad

@@ -181,6 +181,9 @@ void lf_push_where(lua_State *L) {
   lua_Debug ar;
   for (int level = 1; lua_getstack(L, level, &ar); level++) {
     lua_getinfo(L, "Sl", &ar);
+    /* luaflow's own code called by a run (a notifier, a trigger): the
+     * user's flow:run line below it is not where the mistake is */
+    if (strcmp(ar.what, "C") == 0 && lf_is_run_frame(L, &ar)) break;
     if (ar.currentline > 0 && !is_internal(&ar) && strcmp(ar.what, "C") != 0) {
       /* the full path of a file chunk, not the shortened short_src */
       const char *src = ar.source[0] == '@' ? ar.source + 1 : ar.short_src;

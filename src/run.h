@@ -103,6 +103,9 @@ lf_state *lf_transition(lf_run *r, int i, lf_state *old, lf_state *next, int *en
 /* executor.c: the inline executor runs a task body */
 lf_state *lf_run_body(lf_run *r, int i, int *end);
 
+/* table_args.c: task results inside table arguments, put in place */
+void lf_table_args_expand(lf_run *r, int i, int fn, int nargs);
+
 /* run_trigger.c: skip on upstream skip and the task's trigger */
 lf_state *lf_check_trigger(lf_run *r, int i);
 

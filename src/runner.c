@@ -30,6 +30,29 @@ int lf_current_loop_count(lua_State *L) {
 
 /* ---- the task pipeline ---- */
 
+/* The INFO line of a failed attempt that will be retried (`failed` is the
+ * failed state, task i is now Retrying). */
+static void log_retry(lf_run *r, int i, const lf_state *failed) {
+  lf_state *s = r->st[i];
+  if (!lf_log_enabled(LF_LOG_INFO) || s->kind != LF_RETRYING || !s->has_start) return;
+  char due[48], in[32];
+  double wait = s->start_time - lf_now();
+  if (wait < 0) wait = 0;
+  if (wait < 60)
+    snprintf(in, sizeof in, "%.3g s", wait);
+  else
+    snprintf(in, sizeof in, "%.0fm %.0fs", floor(wait / 60), fmod(wait, 60));
+  lf_format_log_stamp(s->start_time, due, sizeof due);
+  /* a plain error's text is enough */
+  static const char plain[] = "Error during execution of task: ";
+  const char *why = failed->message ? failed->message : lf_kind_name(failed->kind);
+  if (strncmp(why, plain, sizeof plain - 1) == 0) why += sizeof plain - 1;
+  lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
+         "Task '%s': attempt %d of %d failed: %s; retrying in %s (at %s)",
+         lf_run_object(r, i)->name, r->attempt[i], r->flow->tasks[i]->max_retries + 1,
+         why, in, due);
+}
+
 static void finish(lf_run *r, int i) {
   lf_state *s = r->st[i];
   if (lf_log_enabled(LF_LOG_INFO))
@@ -145,7 +168,10 @@ static void on_outcome(lf_run *r, lf_outcome o) {
     retry->has_start = 1;
     retry->start_time = lf_now() + t->retry_delay;
     retry->run_count = r->attempt[i];
+    lf_state *failed = lf_state_ref(s);
     end = move(r, i, retry);
+    log_retry(r, i, failed);
+    lf_state_release(failed);
   } else if (!end && s->kind == LF_LOOPED) {
     /* LOOP: run again with the loop's result in the context; the Pending
      * between iterations is not a transition of its own (as in Prefect). */
@@ -488,6 +514,13 @@ static int run_protected(lua_State *L) {
   r->fs->has_result = 1;
   lua_settop(L, fbox);
   return 1;
+}
+
+int lf_is_run_frame(lua_State *L, lua_Debug *ar) {
+  lua_getinfo(L, "f", ar);
+  int is_run = lua_tocfunction(L, -1) == run_protected;
+  lua_pop(L, 1);
+  return is_run;
 }
 
 /* Releases every state the run still holds and frees its arrays. */

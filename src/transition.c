@@ -6,6 +6,8 @@
 #include "run.h"
 
 static char handler_error[1024];
+/* Where the handler that returned a bad value was defined, for the ERROR line. */
+static char bad_return_where[512];
 
 void lf_handler_error(const lf_object *obj, const char *message) {
   (void)obj;
@@ -34,8 +36,9 @@ static lf_state *handler_failure(lf_run *r, lf_object *obj, int err_idx, lf_sign
   lf_state *s = lf_error_to_state(r->L, err_idx, LF_FAILED,
                                   "Unexpected error while calling state handlers: ", sig);
   if (*sig == LF_SIG_NONE)
-    lf_log(LF_LOG_ERROR, obj->is_flow ? "luaflow.FlowRunner" : "luaflow.TaskRunner", "%s",
-           s->message);
+    lf_log(LF_LOG_ERROR, obj->is_flow ? "luaflow.FlowRunner" : "luaflow.TaskRunner",
+           "%s '%s': %s%s", object_label(obj), obj->name, s->message, bad_return_where);
+  bad_return_where[0] = '\0';
   lf_run_keep_box(r);
   return lf_state_ref(s);
 }
@@ -77,6 +80,22 @@ static int call_c_handler(lf_chain *c, lf_object *obj, lf_handler *hd) {
   if (rc == LF_REPLACE) lf_handler_error(obj, "C handler replaced the state with NULL");
   c->c_failed = 1;
   return 1;
+}
+
+/* Notes where Lua handler h of object i was defined, so the ERROR line about
+ * its bad return value can send the user there. */
+static void note_bad_return(lf_run *r, int i, int h) {
+  lua_State *L = r->L;
+  lua_Debug ar;
+  lf_run_push_spec(r, i, LF_SPEC_HANDLERS);
+  lua_rawgeti(L, -1, h);
+  lua_remove(L, -2);
+  if (lua_isfunction(L, -1) && lua_getinfo(L, ">S", &ar) && ar.source[0] == '@')
+    snprintf(bad_return_where, sizeof bad_return_where,
+             " (the handler defined at %s:%d must return nil, false or a State)",
+             ar.source + 1, ar.linedefined);
+  else
+    lua_pop(L, 1);
 }
 
 /* What a Lua handler returned (on top of the stack, popped): nil or false
@@ -129,7 +148,10 @@ static int run_chain(lua_State *L) {
       continue;
     }
     const char *bad = take_result(L, r, c);
-    if (bad) return luaL_error(L, "state handler returned a %s", bad);
+    if (bad) {
+      note_bad_return(r, c->i, hd->lua);
+      return luaL_error(L, "state handler returned a %s", bad);
+    }
   }
   return 0;
 }
@@ -167,6 +189,7 @@ lf_state *lf_transition(lf_run *r, int i, lf_state *old, lf_state *next, int *en
       rc = lua_pcall(L, 3, 1, 0);
       const char *bad = rc == LUA_OK ? take_result(L, r, &c) : NULL;
       if (bad) {
+        note_bad_return(r, i, obj->handlers[0].lua);
         lua_pushfstring(L, "state handler returned a %s", bad);
         rc = LUA_ERRRUN;
       }

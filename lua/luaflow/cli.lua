@@ -1,4 +1,4 @@
--- The luaflow command line (API.md section 9): parses arguments, loads the
+-- The luaflow command line (docs/reference.md, "The command line"): parses arguments, loads the
 -- user's script, picks the flow to run, writes --json lines, decides the exit code.
 local luaflow = require("luaflow")
 local core = require("luaflow.core")
@@ -8,20 +8,109 @@ local json = luaflow.json
 local M = {}
 
 local USAGE = [[
-usage: luaflow run FILE [--param NAME=VALUE]... [--json PATH|-] [--log-level LEVEL]
-                        [--secrets FILE] [--no-input] [--resume TASK]...
-       luaflow check FILE      validate the flows FILE builds, run nothing
-       luaflow graph FILE      print the flows FILE builds as Graphviz DOT
-       luaflow --version | --help
+usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE]
+                        [--json PATH|-] [--log-level LEVEL] [--secrets FILE]
+                        [--no-input] [--resume TASK]...
+       luaflow check FILE [--flow NAME]   list the flows FILE builds, run no task
+       luaflow graph FILE [--flow NAME]   print the flows FILE builds as Graphviz DOT
+       luaflow help [COMMAND]             this text, or one command's options
+       luaflow --version
+
+Run 'luaflow COMMAND --help' for a command's options and the environment
+variables it reads; 'man luaflow' for all of them. The Lua reference is
+reference.md (docs/ in the sources, share/doc/luaflow/ once installed).
 
 Exit codes: 0 every flow run succeeded, 1 a flow run did not, 2 usage, script or
 validation error, 3 a flow waits for approval of paused tasks, 130/143 interrupted.]]
+
+-- What `luaflow COMMAND --help` prints.
+local HELP = {
+  run = [[
+usage: luaflow run FILE [options]
+
+Runs the Lua script FILE. If the script returns a Flow it did not run, that flow
+runs; otherwise, if FILE defined exactly one Flow and never ran it, that one runs.
+Flows the script runs itself (flow:run()) run as they are called.
+
+Options:
+  --flow NAME           run the flow named NAME among those FILE defines (when it
+                        defines several); the script's own flow:run() calls still run
+  --param NAME=VALUE    a value for the Parameter NAME of every flow run; VALUE is
+                        JSON when it parses (3 is an integer, [1,2] a list), else
+                        the text itself; repeatable; a name that matches no
+                        Parameter stops the run (exit 2); values a script passes
+                        in flow:run{parameters=} win
+  --param-file FILE     Parameter values from a JSON object ({"n": 3, "day": "mon"});
+                        --param NAME=VALUE wins over the file's NAME
+  --json PATH|-         write one JSON line per flow run to PATH (- for stdout):
+                        {"flow", "state", "message", "tasks": [{"name", "state",
+                        "message", "run_count", "result"}]}
+  --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
+  --secrets FILE        read secrets from the JSON object in FILE (refused when its
+                        group or others may read it: chmod 600 FILE)
+  --no-input            never ask on the terminal whether a paused task may resume
+  --resume TASK         approve the pause of the task named TASK in advance;
+                        repeatable
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_LOG_LEVEL     the log level when --log-level is not given
+  LUAFLOW_SECRET_<NAME> the secret NAME (upper-cased, other characters made _)
+  LUAFLOW_SECRETS_FILE  the secrets file when --secrets is not given
+  NO_COLOR, TERM        set NO_COLOR (or TERM=dumb) for log levels without colour
+  LUA_PATH, LUA_CPATH   where the script's require() looks for modules
+
+Exit codes: 0 every flow run succeeded (or none ran), 1 a flow run did not,
+2 usage, script or validation error, 3 a flow waits for approval of paused
+tasks, 130 SIGINT, 143 SIGTERM.]],
+  check = [[
+usage: luaflow check FILE [options]
+
+Runs the top-level code of the Lua script FILE with every flow:run() made to
+stop it (no task runs, but the script's own code up to there does), then checks
+every Flow built so far (cycles, options) and lists its tasks in run order, its
+edges and its Parameters (with their defaults, and which are required).
+
+Options:
+  --flow NAME           list only the flow named NAME
+  --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_LOG_LEVEL     the log level when --log-level is not given
+  LUA_PATH, LUA_CPATH   where the script's require() looks for modules
+
+Exit codes: 0 every flow is valid, 2 a script or validation error (naming the
+file and line).]],
+  graph = [[
+usage: luaflow graph FILE [options]
+
+Runs the top-level code of the Lua script FILE with every flow:run() made to
+stop it (no task runs, but the script's own code up to there does), then prints
+every Flow built so far as a Graphviz DOT digraph: one node per task, one edge
+per dependency, labelled with the argument it feeds ("arg 1", "in arg 1" for a
+result inside a table argument).
+
+Options:
+  --flow NAME           print only the flow named NAME
+  --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_LOG_LEVEL     the log level when --log-level is not given
+  LUA_PATH, LUA_CPATH   where the script's require() looks for modules
+
+Example: luaflow graph flow.lua | dot -Tsvg -o flow.svg]],
+}
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 
 local Usage = {}
 local function usage_error(msg) error(setmetatable({ msg = msg }, Usage), 0) end
+local current_command -- the command being parsed, for "see 'luaflow run --help'"
 local Stop = {} -- flow:run() under check/graph: stops the script there
+local flow_named -- defined with the commands
+local secret_hints -- defined before main
 
 -- CLI messages never show a secret that has been read. An embedding program
 -- (src/embed.c) collects them instead of printing (M.report).
@@ -42,30 +131,57 @@ local function fatal(msg)
 end
 
 -- ---- arguments ----
+
+-- --param-file FILE: a JSON object of Parameter values.
+local function read_param_file(path)
+  local f, why = io.open(path, "r")
+  if not f then usage_error(("--param-file: cannot read '%s': %s"):format(path, why)) end
+  local text = f:read("a")
+  f:close()
+  local ok, values = pcall(json.decode, text)
+  if not ok then
+    usage_error(("--param-file '%s' is not valid JSON: %s"):format(path, tostring(values)))
+  end
+  if type(values) ~= "table" or getmetatable(values) ~= nil then -- arrays carry a mark
+    usage_error(("--param-file '%s' must hold a JSON object of NAME: value pairs"):format(path))
+  end
+  return values
+end
 local OPTIONS = {
-  run = { param = "list", json = "value", ["log-level"] = "value", secrets = "value",
-          ["no-input"] = "flag", resume = "list" },
-  check = { ["log-level"] = "value" },
-  graph = { ["log-level"] = "value" },
+  run = { param = "list", ["param-file"] = "value", json = "value", ["log-level"] = "value",
+          secrets = "value", ["no-input"] = "flag", resume = "list", flow = "value" },
+  check = { ["log-level"] = "value", flow = "value" },
+  graph = { ["log-level"] = "value", flow = "value" },
 }
+M.OPTIONS, M.HELP = OPTIONS, HELP -- the man page and completion specs read them
 
 local function parse(args)
   local cmd = args[1]
   if cmd == nil then usage_error("no command given") end
-  if cmd == "--help" or cmd == "-h" or cmd == "help" then return { cmd = "help" } end
+  if cmd == "--help" or cmd == "-h" then return { cmd = "help" } end
+  if cmd == "help" then
+    if args[2] ~= nil and not HELP[args[2]] then usage_error(("unknown command '%s'"):format(args[2])) end
+    return { cmd = "help", topic = args[2] }
+  end
   if cmd == "--version" or cmd == "-V" or cmd == "version" then return { cmd = "version" } end
   local allowed = OPTIONS[cmd]
   if not allowed then usage_error(("unknown command '%s'"):format(cmd)) end
   local o = { cmd = cmd, param = {}, resume = {} }
+  current_command = cmd
   local i = 2
   while i <= #args do
     local a = args[i]
+    if a == "-h" then return { cmd = "help", topic = cmd } end
     if a:sub(1, 2) == "--" and #a > 2 then
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)
-      if name == "help" then return { cmd = "help" } end
+      if name == "help" then return { cmd = "help", topic = cmd } end
       local kind = allowed[name]
-      if not kind then usage_error(("unknown option '--%s' for '%s'"):format(name, cmd)) end
+      if not kind then
+        local guess = require("luaflow.options").suggest(name, allowed)
+        usage_error(("unknown option '--%s' for '%s'%s"):format(name, cmd,
+                    guess and (" (did you mean '--%s'?)"):format(guess) or ""))
+      end
       if kind == "flag" then
         if value then usage_error(("option '--%s' takes no value"):format(name)) end
         o[name] = true
@@ -92,6 +208,7 @@ local function parse(args)
     end
   end
   o.params = {}
+  if o["param-file"] then o.params = read_param_file(o["param-file"]) end
   for _, p in ipairs(o.param) do
     local name, value = p:match("^([^=]+)=(.*)$")
     if not name then usage_error(("--param expects NAME=VALUE, got '%s'"):format(p)) end
@@ -115,12 +232,22 @@ local function absolute(path)
   return (pwd or ".") .. "/" .. path
 end
 
+-- The user's frame nearest the error: "/path/flow.lua:12: ", or nil.
+local function user_where()
+  local source, line = require("luaflow.options").user_frame()
+  if not source then return nil end
+  return ("%s:%d: "):format(source:sub(1, 1) == "@" and source:sub(2) or source, line)
+end
+
 local function traceback_handler(e)
   if getmetatable(e) == Stop or getmetatable(e) == Usage then return e end
   if type(e) ~= "string" then
     local ok, s = pcall(tostring, e)
     e = ok and s or ("(error object is a %s value)"):format(type(e))
   end
+  -- an error raised inside luaflow's own Lua code is shown at the user's line
+  local inside = e:match("^luaflow/[%w_]+%.lua:%d+: ()")
+  if inside then e = (user_where() or "") .. e:sub(inside) end
   return e
 end
 
@@ -169,12 +296,32 @@ local function write_dot(out, flow)
   for _, e in ipairs(core.flow_edges(flow)) do
     out:write("  t", e[1], " -> t", e[2])
     if e[3] > 0 then out:write(" [label=", dot_quote("arg " .. e[3]), "]") end
+    if e[3] < 0 then out:write(" [label=", dot_quote("in arg " .. -e[3]), "]") end
     out:write(";\n")
   end
   out:write("}\n")
 end
 
 -- ---- commands ----
+
+-- The one Flow named `name` among those the script built (--flow NAME).
+flow_named = function(name, file)
+  local found, names, known = {}, {}, {}
+  for _, f in ipairs(graph.flows) do
+    names[#names + 1] = ("'%s'"):format(f.name)
+    known[f.name] = true
+    if f.name == name then found[#found + 1] = f end
+  end
+  if #found == 1 then return found[1] end
+  if #found > 1 then
+    usage_error(("--flow %s: %s defines %d flows of that name; give them distinct names")
+                :format(name, file, #found))
+  end
+  local guess = require("luaflow.options").suggest(name, known)
+  usage_error(("--flow %s: %s defines no flow of that name (%s)%s"):format(name, file,
+              #names > 0 and ("its flows: " .. table.concat(names, ", ")) or "it defines no flow",
+              guess and (": did you mean --flow %s?"):format(guess) or ""))
+end
 local function all_parameter_names()
   local names = {}
   for _, f in ipairs(graph.flows) do
@@ -286,7 +433,10 @@ local function cmd_run(o)
     return EXIT_USAGE
   end
   local to_run
-  if graph.is_flow(value) and not (graph.ran or {})[value] then
+  if o.flow then
+    to_run = flow_named(o.flow, o.file)
+    if (graph.ran or {})[to_run] then to_run = nil end
+  elseif graph.is_flow(value) and not (graph.ran or {})[value] then
     to_run = value
   elseif #outcomes == 0 then
     local unrun = {}
@@ -298,7 +448,7 @@ local function cmd_run(o)
     elseif #unrun > 1 then
       local names = {}
       for i, f in ipairs(unrun) do names[i] = tostring(f) end
-      usage_error(("%s defines several flows and runs none: %s (return the one to run)")
+      usage_error(("%s defines several flows and runs none: %s (choose one with --flow NAME, or return it)")
                   :format(o.file, table.concat(names, ", ")))
     end
   end
@@ -342,27 +492,83 @@ local function load_only(o)
   return true
 end
 
+-- The flows check/graph show: all, or the one --flow names.
+local function chosen_flows(o)
+  if o.flow then return { flow_named(o.flow, o.file) } end
+  return graph.flows
+end
+
+local function plural(n, word)
+  return ("%d %s%s"):format(n, word, n == 1 and "" or "s")
+end
+
+-- check's listing of one flow: its tasks in run order, its edges and its
+-- Parameters. Raises on a cycle.
+local function describe_flow(f, out)
+  local tasks, order = core.flow_tasks(f), graph.order(f)
+  local edges = core.flow_edges(f)
+  out[#out + 1] = ("%s: %s, %s"):format(tostring(f), plural(#tasks, "task"), plural(#edges, "edge"))
+  local pos, count = {}, {}
+  for k, idx in ipairs(order) do
+    pos[idx] = k
+    local name = tasks[idx].name
+    count[name] = (count[name] or 0) + 1
+  end
+  local function label(idx) -- a name several tasks share gets its number
+    local name = tasks[idx].name
+    return count[name] > 1 and ("%s #%d"):format(name, pos[idx]) or name
+  end
+  local params = graph.flow_parameters(f)
+  if #order > 0 then out[#out + 1] = "  tasks, in run order:" end
+  for k, idx in ipairs(order) do
+    local t = tasks[idx]
+    out[#out + 1] = ("    %d. %s%s"):format(k, t.name,
+                                             tostring(t):match("^<Parameter") and " (Parameter)" or "")
+  end
+  if #edges > 0 then out[#out + 1] = "  edges:" end
+  for _, e in ipairs(edges) do
+    local how = e[3] > 0 and ("argument %d"):format(e[3])
+             or e[3] < 0 and ("inside argument %d"):format(-e[3]) or "state only"
+    out[#out + 1] = ("    %s -> %s (%s)"):format(label(e[1]), label(e[2]), how)
+  end
+  local names = {}
+  for name in pairs(params) do names[#names + 1] = name end
+  table.sort(names)
+  if #names > 0 then out[#out + 1] = "  parameters:" end
+  for _, name in ipairs(names) do
+    local spec = params[name]
+    local what
+    if spec.required then
+      what = "required"
+    elseif spec.default ~= nil then
+      local ok, text = pcall(json.encode, spec.default)
+      what = "default " .. (ok and text or tostring(spec.default))
+    else
+      what = "optional, no default"
+    end
+    out[#out + 1] = ("    %s: %s"):format(name, what)
+  end
+end
+
 local function cmd_check(o)
   if not load_only(o) then return EXIT_USAGE end
+  local flows = chosen_flows(o)
   local lines = {}
-  for _, f in ipairs(graph.flows) do
-    local ok, e = pcall(graph.order, f)
+  for _, f in ipairs(flows) do
+    local ok, e = pcall(describe_flow, f, lines)
     if not ok then
       err(tostring(e))
       return EXIT_USAGE
     end
-    local nt, ne = #f:tasks(), #f:edges()
-    lines[#lines + 1] = ("%s: %d task%s, %d edge%s"):format(tostring(f), nt, nt == 1 and "" or "s",
-                                                           ne, ne == 1 and "" or "s")
   end
   for _, l in ipairs(lines) do print(l) end
-  print(("%s: %d flow%s OK"):format(o.file, #graph.flows, #graph.flows == 1 and "" or "s"))
+  print(("%s: %s OK"):format(o.file, plural(#flows, "flow")))
   return EXIT_OK
 end
 
 local function cmd_graph(o)
   if not load_only(o) then return EXIT_USAGE end
-  for _, f in ipairs(graph.flows) do
+  for _, f in ipairs(chosen_flows(o)) do
     local ok, e = pcall(write_dot, io.stdout, f)
     if not ok then
       err(tostring(e))
@@ -388,7 +594,19 @@ function M.run_file(path, params)
     messages[#messages + 1] = getmetatable(code) == Usage and code.msg or tostring(code)
     code = EXIT_USAGE
   end
+  secret_hints()
   return code, M.outcomes, table.concat(messages, "\n")
+end
+
+-- One line for each secret the script asked for and did not find.
+secret_hints = function()
+  local secrets = luaflow.secrets
+  for _, name in ipairs(secrets.missing) do
+    local key = name:match("^[%a_][%w_]*$") and name or ("[%q]"):format(name)
+    M.report(("hint: secret \"%s\" was not found: set %s, give --secrets FILE (a JSON object), "
+              .. "or pass flow:run{secrets = {%s = ...}}"):format(name, secrets.env_name(name), key))
+  end
+  secrets.missing = {}
 end
 
 function M.main(args)
@@ -396,7 +614,7 @@ function M.main(args)
   local ok, code = pcall(function()
     local o = parse(args)
     if o.cmd == "help" then
-      print(USAGE)
+      print(o.topic and HELP[o.topic] or USAGE)
       return EXIT_OK
     elseif o.cmd == "version" then
       print("luaflow " .. luaflow.version)
@@ -409,12 +627,13 @@ function M.main(args)
       return cmd_graph(o)
     end
   end)
+  secret_hints()
   if ok then
     io.stdout:flush()
     return code
   end
   if getmetatable(code) == Usage then
-    err(code.msg .. " (see 'luaflow --help')")
+    err(code.msg .. (" (see 'luaflow %s--help')"):format(current_command and current_command .. " " or ""))
   else
     err(tostring(code))
   end

@@ -4,19 +4,8 @@ local core = require("luaflow.core")
 local M = {}
 local raise = core.raise
 
-local TASK_OPTIONS = { name = true, fn = true, state_handlers = true, on_failure = true,
-                       max_retries = true, retry_delay = true, trigger = true,
-                       skip_on_upstream_skip = true, timeout = true, tags = true }
-local FLOW_OPTIONS = { name = true, tasks = true, state_handlers = true, on_failure = true,
-                       reference_tasks = true, terminal_state_handler = true }
-local RUN_OPTIONS = { parameters = true, secrets = true, resume = true }
-
-local function check_options(opts, allowed, what)
-  if type(opts) ~= "table" then raise(what .. ": options must be a table") end
-  for k in pairs(opts) do
-    if not allowed[k] then raise(("unknown option '%s' for %s"):format(tostring(k), what)) end
-  end
-end
+local options = require("luaflow.options")
+local describe = options.describe
 
 local task_mt, flow_mt = core.task_mt, core.flow_mt
 local function is_task(v) return getmetatable(v) == task_mt end
@@ -35,7 +24,7 @@ local terminal_handlers = setmetatable({}, { __mode = "k" })
 debug.getregistry()["luaflow.TerminalStateHandlers"] = terminal_handlers
 
 -- ---- references: what a task call inside a builder returns ----
-local ref_mt = {}
+local ref_mt = { __luaflow_kind = "reference" }
 local ref_methods = {}
 local function new_ref(task, flow) return setmetatable({ _task = task, _flow = flow }, ref_mt) end
 local function is_ref(v) return getmetatable(v) == ref_mt end
@@ -82,22 +71,40 @@ end
 
 -- t(args...) in a builder (C: src/lua_graph.c task_call) adds a copy of t
 -- with data edges from the references among args and constants for the rest.
-task_mt.__call = core.make_task_call(M.building, ref_mt, resolve)
+task_mt.__call = core.make_task_call(M.building, ref_mt, resolve, require("luaflow.table_args"))
 
 function task_methods.run(t, ...)
+  if not is_task(t) then options.self_error("task", "run") end
   local fn = core.task_fn(t)
   if fn == nil then return nil end
   return (fn(...))
 end
 
+-- u of t:set_upstream(u) (or d of set_downstream(d)) must stand for a task.
+local function check_other(method, x)
+  if not (is_task(x) or is_ref(x)) then
+    raise(("%s(%s): %s must be a task or the result of a task call (got %s)")
+          :format(method, method == "set_upstream" and "u" or "d", method == "set_upstream" and "u" or "d",
+                  describe(x)))
+  end
+end
+
 -- Inside a builder: an edge in the flow being built.
 function task_methods.set_upstream(t, u, key)
+  if not is_task(t) or (u == nil and options.dot_call("set_upstream")) then
+    options.self_error("task", "set_upstream")
+  end
+  check_other("set_upstream", u)
   local flow = current_builder()
   if not flow then raise("set_upstream outside a flow builder: use flow:add_edge(upstream, downstream)") end
   flow:add_edge(u, t, key)
 end
 
 function task_methods.set_downstream(t, d, key)
+  if not is_task(t) or (d == nil and options.dot_call("set_downstream")) then
+    options.self_error("task", "set_downstream")
+  end
+  check_other("set_downstream", d)
   local flow = current_builder()
   if not flow then raise("set_downstream outside a flow builder: use flow:add_edge(upstream, downstream)") end
   flow:add_edge(t, d, key)
@@ -105,7 +112,7 @@ end
 
 function M.Task(opts)
   opts = opts or {}
-  check_options(opts, TASK_OPTIONS, "Task")
+  options.check("Task", opts)
   local t = core.new_task(opts)
   if opts.name == nil then core.task_set_name(t, "Task", true) end -- never named by a call site
   return t
@@ -121,14 +128,16 @@ function M.task(a, b)
   elseif type(a) == "table" then
     opts, fn = a, b
     if fn == nil then
-      check_options(opts, TASK_OPTIONS, "task")
+      options.check("task", opts)
       return function(f) return M.task(opts, f) end
     end
   else
-    raise("task: expected a function, a name or options")
+    raise(("task() takes a function, a name and a function, or options (got %s)"):format(describe(a)))
   end
-  if type(fn) ~= "function" then raise("task: expected a function") end
-  check_options(opts, TASK_OPTIONS, "task")
+  if type(fn) ~= "function" then
+    raise(("task(%s, fn): fn must be a function (got %s)"):format(type(a) == "string" and ("%q"):format(a) or "opts", describe(fn)))
+  end
+  options.check("task", opts)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.fn = fn
@@ -140,12 +149,13 @@ end
 -- A Parameter is required unless it has a default (as Prefect 1); a root
 -- task, one per name in a flow (src/lua_graph.c enforces both).
 function M.Parameter(name, opts)
-  if type(name) ~= "string" or name == "" then raise("Parameter: a name is required") end
+  if type(name) ~= "string" or name == "" then
+    raise(("Parameter(name [, opts]): the name must be a non-empty string (got %s)"):format(describe(name)))
+  end
   opts = opts or {}
-  check_options(opts, { default = true, required = true }, "Parameter")
+  options.check("Parameter", opts)
   local default, required = opts.default, opts.required
   if required == nil then required = default == nil end
-  if type(required) ~= "boolean" then raise("Parameter: required must be a boolean") end
   local t = core.new_task({ name = name, fn = function()
     local run = M.runs[#M.runs]
     local v = run and run.parameters[name]
@@ -171,6 +181,10 @@ end
 ref_mt.__tostring = function(r) return tostring(rawget(r, "_task")) end
 ref_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
 function ref_methods.set_upstream(r, u, key)
+  if not is_ref(r) or (u == nil and options.dot_call("set_upstream")) then
+    options.self_error("task result", "set_upstream")
+  end
+  check_other("set_upstream", u)
   local f = rawget(r, "_flow")
   -- the common case inside a builder: two references of the flow being built
   if key == nil and is_ref(u) and rawget(u, "_flow") == f and current_builder() == f then
@@ -178,7 +192,13 @@ function ref_methods.set_upstream(r, u, key)
   end
   f:add_edge(u, r, key)
 end
-function ref_methods.set_downstream(r, d, key) rawget(r, "_flow"):add_edge(r, d, key) end
+function ref_methods.set_downstream(r, d, key)
+  if not is_ref(r) or (d == nil and options.dot_call("set_downstream")) then
+    options.self_error("task result", "set_downstream")
+  end
+  check_other("set_downstream", d)
+  rawget(r, "_flow"):add_edge(r, d, key)
+end
 function ref_methods.task(r) return rawget(r, "_task") end
 
 -- ---- flows ----
@@ -203,9 +223,10 @@ function M.order(flow)
 end
 
 function flow_methods.add_task(f, t)
+  if not is_flow(f) then options.self_error("flow", "add_task") end
   local task = resolve(f, t)
   if not task then
-    if not is_task(t) then raise("add_task: expected a task, got " .. type(t)) end
+    if not is_task(t) then raise(("flow:add_task(t): t must be a task (got %s)"):format(describe(t))) end
     task = t
   end
   core.flow_add_task(f, task)
@@ -229,12 +250,15 @@ local function key_position(task, key)
     end
     raise(("%s has no parameter named '%s'"):format(tostring(task), key))
   end
-  raise("edge key must be a positive integer or a parameter name")
+  raise(("flow:add_edge(upstream, downstream, key): key must be an argument position (an integer >= 1) or a parameter name (got %s)"):format(describe(key)))
 end
 
 function flow_methods.add_edge(f, up, down, key)
-  local u = resolve(f, up) or (is_task(up) and up) or raise("add_edge: upstream must be a task")
-  local d = resolve(f, down) or (is_task(down) and down) or raise("add_edge: downstream must be a task")
+  if not is_flow(f) then options.self_error("flow", "add_edge") end
+  local u = resolve(f, up) or (is_task(up) and up)
+    or raise(("flow:add_edge(upstream, downstream): upstream must be a task (got %s)"):format(describe(up)))
+  local d = resolve(f, down) or (is_task(down) and down)
+    or raise(("flow:add_edge(upstream, downstream): downstream must be a task (got %s)"):format(describe(down)))
   core.flow_add_task(f, u)
   core.flow_add_task(f, d)
   core.flow_add_edge(f, u, d, key_position(d, key))
@@ -242,6 +266,7 @@ function flow_methods.add_edge(f, up, down, key)
 end
 
 function flow_methods.tasks(f)
+  if not is_flow(f) then options.self_error("flow", "tasks") end
   local list = {}
   for i, t in ipairs(core.flow_tasks(f)) do list[i] = t end
   return list
@@ -257,6 +282,7 @@ function flow_methods.parameters(f)
 end
 
 function flow_methods.edges(f)
+  if not is_flow(f) then options.self_error("flow", "edges") end
   local tasks = core.flow_tasks(f)
   local list = {}
   for i, e in ipairs(core.flow_edges(f)) do
@@ -266,7 +292,9 @@ function flow_methods.edges(f)
 end
 
 function flow_methods.set_reference_tasks(f, list)
-  if type(list) ~= "table" then raise("reference_tasks must be a list of tasks") end
+  if not is_flow(f) then options.self_error("flow", "set_reference_tasks") end
+  local problem = options.checks.tasks(list, "reference_tasks")
+  if problem then raise(problem) end
   local indices = {}
   for i, t in ipairs(list) do
     local task = resolve(f, t)
@@ -359,8 +387,9 @@ local function run_parameters(f, given)
 end
 
 function flow_methods.run(f, opts)
+  if not is_flow(f) then options.self_error("flow", "run") end
   opts = opts or {}
-  check_options(opts, RUN_OPTIONS, "flow:run")
+  options.check("flow:run", opts)
   if #M.building > 0 then raise("cannot run a flow inside a flow builder") end
   local params = {}
   if M.hooks.before_run then M.hooks.before_run(f, opts, params) end
@@ -401,15 +430,15 @@ end
 
 -- flow_state:task_states(): task, state in topological order.
 function M.task_states(state)
+  if not core.is_state(state) then options.self_error("state", "task_states") end
+  if state.result == nil then
+    raise(("%s has no task states: task_states() is for the state flow:run returns"):format(tostring(state)))
+  end
   return core.result_iter(state.result)
 end
 
-local function add_listed(f, list, what)
-  if type(list) ~= "table" then raise(what .. " must be a list") end
-  for _, t in ipairs(list) do
-    if not (is_task(t) or is_ref(t)) then raise(what .. ": expected tasks, got a " .. type(t)) end
-    flow_methods.add_task(f, t)
-  end
+local function add_listed(f, list)
+  for _, t in ipairs(list) do flow_methods.add_task(f, t) end
 end
 
 -- Flow{...}, Flow(name, builder), Flow(opts, builder)
@@ -420,18 +449,15 @@ function M.Flow(a, builder)
   elseif type(a) == "table" then
     opts = a
   else
-    raise("Flow: expected a name or options")
+    raise(("Flow() takes a name and a builder function, or a table of options (got %s)"):format(describe(a)))
   end
-  check_options(opts, FLOW_OPTIONS, "Flow")
+  options.check("Flow", opts)
   if opts.name == nil or opts.name == "" then raise("A name must be provided for the flow.") end
-  if type(opts.name) ~= "string" then raise("Flow: name must be a string") end
-  if builder ~= nil and type(builder) ~= "function" then raise("Flow: the builder must be a function") end
-  local tsh = opts.terminal_state_handler
-  if tsh ~= nil and type(tsh) ~= "function" and not (type(tsh) == "table" and (getmetatable(tsh) or {}).__call) then
-    raise("Flow: terminal_state_handler must be a function, got " .. type(tsh))
+  if builder ~= nil and type(builder) ~= "function" then
+    raise(("Flow(name, builder): the builder must be a function(flow) (got %s)"):format(describe(builder)))
   end
   local f = core.new_flow(opts.name, opts.state_handlers, opts.on_failure)
-  if opts.tasks then add_listed(f, opts.tasks, "tasks") end
+  if opts.tasks then add_listed(f, opts.tasks) end
   if builder then
     M.building[#M.building + 1] = f
     local ok, err = pcall(builder, f)

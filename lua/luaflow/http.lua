@@ -1,4 +1,4 @@
--- luaflow.http (API.md section 7): HTTP requests on libcurl.
+-- luaflow.http: HTTP requests on libcurl.
 --
 --   local http = require("luaflow").http
 --   local r = http.post(url, {json = {text = "hi"}, timeout = 5})

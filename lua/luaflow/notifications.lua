@@ -1,17 +1,21 @@
--- Notifications (API.md section 7): state handlers that tell the world.
+-- Notifications: state handlers that tell the world.
 -- Every notifier is usable directly (state_handlers = {slack_notifier}) or
 -- configured (slack_notifier{only_states = {"Failed"}} returns a handler).
 local core = require("luaflow.core")
 local json = core.json
 local states = core.states
+local options = require("luaflow.options")
 
 local M = {}
 
 -- A handler that calls fn(obj, new_state) when check(new_state) is true, and
 -- keeps new_state.
 function M.callback_factory(fn, check)
-  if type(fn) ~= "function" and not getmetatable(fn) then core.raise("callback_factory: fn must be a function") end
-  if type(check) ~= "function" and not getmetatable(check) then core.raise("callback_factory: check must be a function") end
+  for _, arg in ipairs({ { "fn", fn }, { "check", check } }) do
+    if not options.is_callable(arg[2]) then
+      core.raise(("callback_factory(fn, check): %s must be a function (got %s)"):format(arg[1], options.describe(arg[2])))
+    end
+  end
   return function(obj, _, new_state)
     if check(new_state) == true then fn(obj, new_state) end
     return new_state
@@ -20,21 +24,12 @@ end
 
 -- ---- shared by the notifiers ----
 
-local function class_of(v, option)
-  if type(v) == "string" then
-    local cls = states[v]
-    if not cls or v:sub(1, 1) == "_" then core.raise(("%s: unknown state class '%s'"):format(option, v)) end
-    return cls
-  end
-  if type(v) == "table" and v._kind then return v end
-  core.raise(option .. ": expected state classes or class names")
-end
-
-local function classes(list, option)
+-- only_states / ignore_states (checked by luaflow.options) as a list of classes.
+local function classes(list)
   if list == nil then return nil end
   if type(list) ~= "table" or getmetatable(list) then list = { list } end
   local out = {}
-  for i, v in ipairs(list) do out[i] = class_of(v, option) end
+  for i, v in ipairs(list) do out[i] = type(v) == "string" and states[v] or v end
   return out
 end
 
@@ -85,11 +80,32 @@ local function http()
   return require("luaflow.http")
 end
 
-local function post_json(cfg, what, obj, url, payload)
+-- What a non-2xx answer most likely means, and what to do about it.
+local function status_hint(status, secret_name)
+  local where = ("the URL in secret %q"):format(secret_name)
+  if status == 404 or status == 410 then
+    return ("no webhook at that address: check %s (it may have been revoked)"):format(where)
+  elseif status == 401 or status == 403 then
+    return ("the service refused the request: check %s and its permissions"):format(where)
+  elseif status == 429 then
+    return "rate limited by the service: send fewer notifications (only_states = {...})"
+  elseif status >= 500 then
+    return "the service failed: try again later (raise_on_error = false lets the task go on)"
+  elseif status >= 400 then
+    return "the service refused the payload"
+  end
+  return ("unexpected answer: check %s"):format(where)
+end
+
+local function post_json(cfg, what, obj, url, payload, secret_name)
   local ok, res = pcall(http().post, url, { json = redacted(payload), timeout = cfg.timeout or 10,
                                             ca_file = cfg.ca_file, verify = cfg.verify })
   if not ok then return failure(what, obj, res) end
-  if res.status < 200 or res.status > 299 then return failure(what, obj, nil) end
+  if res.status < 200 or res.status > 299 then
+    local origin = core.http.origin(url) or "the server"
+    return failure(what, obj, ("HTTP %d from %s; %s"):format(res.status, origin,
+                                                             status_hint(res.status, secret_name)))
+  end
 end
 
 -- With raise_on_error = false nothing a delivery does fails the task (a
@@ -105,16 +121,13 @@ end
 
 -- Builds a notifier: `send(cfg, obj, old_state, new_state)` does the work;
 -- `what` names it in failures ("Slack notification for <Task: t> failed").
-local function notifier(name, what, options, defaults, send)
+local function notifier(name, what, defaults, send)
   local function configure(opts)
     local cfg = {}
     for k, v in pairs(defaults) do cfg[k] = v end
-    for k, v in pairs(opts or {}) do
-      if not options[k] then core.raise(("unknown option '%s' for %s"):format(tostring(k), name)) end
-      cfg[k] = v
-    end
-    cfg.only_states = classes(cfg.only_states, "only_states")
-    cfg.ignore_states = classes(cfg.ignore_states, "ignore_states")
+    for k, v in pairs(options.check(name, opts or {})) do cfg[k] = v end
+    cfg.only_states = classes(cfg.only_states)
+    cfg.ignore_states = classes(cfg.ignore_states)
     return function(obj, old_state, new_state)
       if not wanted(cfg, new_state) then return new_state end
       if cfg.raise_on_error == false then
@@ -128,26 +141,20 @@ local function notifier(name, what, options, defaults, send)
   local direct
   return setmetatable({ name = name }, {
     __call = function(_, a, b, c)
-      if b == nil and c == nil and (a == nil or (type(a) == "table" and not getmetatable(a))) then
+      if b == nil and c == nil then -- configuring: the engine always passes both states
+        if a ~= nil and (type(a) ~= "table" or getmetatable(a)) then
+          core.raise(("%s{...} takes a table of options (got %s)"):format(name, options.describe(a)))
+        end
         return configure(a)
       end
       direct = direct or configure(nil)
       return direct(a, b, c)
     end,
     __tostring = function() return "<notifier: " .. name .. ">" end,
+    __luaflow_kind = "notifier",
   })
 end
 
-local COMMON = { only_states = true, ignore_states = true, raise_on_error = true, timeout = true,
-                 ca_file = true, verify = true }
-local function with(extra)
-  local t = {}
-  for k in pairs(COMMON) do t[k] = true end
-  for _, k in ipairs(extra) do t[k] = true end
-  return t
-end
-
--- Every secret a notifier reads is text (a URL, a user name, a password).
 local function secret(name)
   return require("luaflow.secrets").text(name)
 end
@@ -176,11 +183,11 @@ function M.slack_payload(obj, state)
   } }) }
 end
 
-M.slack_notifier = notifier("slack_notifier", "Slack", with({ "webhook_secret" }),
+M.slack_notifier = notifier("slack_notifier", "Slack",
   { webhook_secret = "SLACK_WEBHOOK_URL" },
   function(cfg, obj, _, new_state)
     local url = secret(cfg.webhook_secret)
-    post_json(cfg, "Slack", obj, url, M.slack_payload(obj, new_state))
+    post_json(cfg, "Slack", obj, url, M.slack_payload(obj, new_state), cfg.webhook_secret)
   end)
 
 -- ---- generic webhook ----
@@ -214,11 +221,11 @@ function M.webhook_payload(obj, old_state, new_state)
   }
 end
 
-M.webhook_notifier = notifier("webhook_notifier", "Webhook", with({ "url_secret" }),
+M.webhook_notifier = notifier("webhook_notifier", "Webhook",
   { url_secret = "WEBHOOK_URL" },
   function(cfg, obj, old_state, new_state)
     local url = secret(cfg.url_secret)
-    post_json(cfg, "Webhook", obj, url, M.webhook_payload(obj, old_state, new_state))
+    post_json(cfg, "Webhook", obj, url, M.webhook_payload(obj, old_state, new_state), cfg.url_secret)
   end)
 
 -- ---- e-mail ----
@@ -299,9 +306,8 @@ local function send_email(cfg, obj, _, new_state)
   if not called or not ok then failure("Email", obj, err) end
 end
 
-local EMAIL_OPTIONS = with({ "smtp_url", "from", "to", "username_secret", "password_secret", "starttls" })
-M.email_notifier = notifier("email_notifier", "Email", EMAIL_OPTIONS, {}, send_email)
-M.gmail_notifier = notifier("gmail_notifier", "Email", EMAIL_OPTIONS, {
+M.email_notifier = notifier("email_notifier", "Email", {}, send_email)
+M.gmail_notifier = notifier("gmail_notifier", "Email", {
   smtp_url = "smtps://smtp.gmail.com:465",
   username_secret = "EMAIL_USERNAME",
   password_secret = "EMAIL_PASSWORD",

@@ -1,4 +1,4 @@
--- Secrets (API.md section 7): from flow:run{secrets=}, then LUAFLOW_SECRET_<NAME>,
+-- Secrets: from flow:run{secrets=}, then LUAFLOW_SECRET_<NAME>,
 -- then a JSON secrets file. Every string secret read is redacted from what
 -- luaflow prints (src/redact.c).
 local core = require("luaflow.core")
@@ -7,6 +7,7 @@ local json = core.json
 local M = {}
 local file_path, file_values -- the secrets file and its decoded contents
 local warned = {}             -- secrets too short to hide, warned about once
+M.missing = {}                -- names asked for and not found, in order (the CLI's hints)
 
 -- LUAFLOW_SECRET_<NAME>: upper-cased, every character not a letter or digit made _.
 function M.env_name(name)
@@ -93,7 +94,13 @@ local function stored(name)
     local file = load_file()
     if file then value = file[name] end
   end
-  if value == nil then core.raise(("Local Secret \"%s\" was not found."):format(name)) end
+  if value == nil then
+    if not M.missing[name] then
+      M.missing[name] = true
+      M.missing[#M.missing + 1] = name
+    end
+    core.raise(("Local Secret \"%s\" was not found."):format(name))
+  end
   if type(value) == "string" then remember(name, value) end -- the raw text is hidden too
   return value
 end

@@ -41,7 +41,10 @@ local function build(mt, a, b)
     sig.message = a
   end
   if opts ~= nil then
-    if type(opts) ~= "table" then core.raise(mt.__name .. ": options must be a table") end
+    if type(opts) ~= "table" then
+      core.raise(("%s(message, opts): opts must be a table such as {result = x} (got %s)")
+                 :format(mt.__name, require("luaflow.options").describe(opts)))
+    end
     local own = STATE_OPTIONS[mt.__name]
     for k, v in pairs(opts) do
       if own and own[k] then
@@ -57,7 +60,8 @@ local function build(mt, a, b)
 end
 
 for name, code in pairs(codes) do
-  local mt = { __luaflow_signal = code, __name = name, __tostring = printed, __concat = concat }
+  local mt = { __luaflow_signal = code, __name = name, __tostring = printed, __concat = concat,
+               __luaflow_kind = "signal" }
   local class = { name = name }
   if name == "ENDRUN" then
     setmetatable(class, { __call = function(_, state)

@@ -10,9 +10,13 @@ local ids = { all_successful = 1, all_failed = 2, any_successful = 3, any_failed
 local raise_as = { TriggerFailed = signals.TRIGGERFAIL, Paused = signals.PAUSE,
                    Skipped = signals.SKIP }
 
-local trigger_mt = {}
+local trigger_mt = { __luaflow_kind = "trigger" }
 trigger_mt.__index = trigger_mt
 trigger_mt.__call = function(self, states)
+  if states ~= nil and type(states) ~= "table" then
+    core.raise(("%s(states, by_task): states must be a list of upstream states (got %s)")
+               :format(self.name, require("luaflow.options").describe(states)))
+  end
   local ok, kind, msg = core.trigger_check(self._trigger_id, states or {}, self.at_least,
                                            self.at_most, false)
   if ok then return true end
@@ -32,13 +36,7 @@ M.always_run = M.all_finished
 
 local function bounded(name)
   return function(opts)
-    opts = opts or {}
-    for k, v in pairs(opts) do
-      if k ~= "at_least" and k ~= "at_most" then
-        core.raise(("unknown option '%s' for %s"):format(tostring(k), name))
-      end
-      if type(v) ~= "number" or v < 0 then core.raise(name .. ": " .. k .. " must be a non-negative number") end
-    end
+    opts = require("luaflow.options").check(name, opts or {})
     return builtin(name, opts.at_least, opts.at_most)
   end
 end

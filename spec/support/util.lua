@@ -29,6 +29,28 @@ function M.has(text, piece)
   return text:find(piece, 1, true) ~= nil
 end
 
+-- "luaflow.x.y" for every function and callable value reachable from the
+-- module (names starting with "_" left out), sorted.
+function M.public_functions(module, name)
+  local list, seen = {}, {}
+  local function walk(t, prefix)
+    if seen[t] then return end
+    seen[t] = true
+    for k, v in pairs(t) do
+      if type(k) == "string" and not k:match("^_") then
+        local path = prefix .. "." .. k
+        local mt = getmetatable(v)
+        local callable = type(v) == "function" or (type(mt) == "table" and rawget(mt, "__call") ~= nil)
+        if callable then list[#list + 1] = path end
+        if type(v) == "table" and not callable and not k:match("^%u") then walk(v, path) end
+      end
+    end
+  end
+  walk(module, name)
+  table.sort(list)
+  return list
+end
+
 -- A state handler that appends "old -> new" to log (prefixed with tag when
 -- given) and keeps the state.
 function M.recorder(log, tag)
