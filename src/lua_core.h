@@ -108,5 +108,6 @@ int lf_open_states(lua_State *L);
 int lf_open_time(lua_State *L);
 void lf_open_graph(lua_State *L);
 void lf_open_runner(lua_State *L);
+void lf_open_codec(lua_State *L);
 
 #endif

@@ -833,6 +833,12 @@ static void push_shared(lua_State *L, const char *key) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
+void lf_json_push_shared(lua_State *L, int which) {
+  push_shared(L, which == LF_JSON_NULL       ? NULL_KEY
+                 : which == LF_JSON_ARRAY_MT ? ARRAY_MT_KEY
+                                             : OBJECT_MT_KEY);
+}
+
 int luaopen_luaflow_json(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"encode", json_encode},

@@ -199,6 +199,8 @@ static void open_core(lua_State *L) {
   lua_setfield(L, -2, "json");
   luaopen_luaflow_http(L);
   lua_setfield(L, -2, "http");
+  lf_open_codec(L);
+  lua_setfield(L, -2, "codec");
   lua_pushstring(L, LUAFLOW_VERSION);
   lua_setfield(L, -2, "version");
 }

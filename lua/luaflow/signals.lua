@@ -3,6 +3,9 @@
 local core = require("luaflow.core")
 
 local M = {}
+-- code -> metatable: the codec (src/codec.c) gives a signal that crosses
+-- between Lua states the target state's own class.
+M._metatables = {}
 local codes = { FAIL = 1, SUCCESS = 2, RETRY = 3, SKIP = 4, PAUSE = 5, LOOP = 6,
                 ENDRUN = 7, TRIGGERFAIL = 8, VALIDATIONFAIL = 9 }
 local OPTIONS = { message = true, result = true }
@@ -62,6 +65,7 @@ end
 for name, code in pairs(codes) do
   local mt = { __luaflow_signal = code, __name = name, __tostring = printed, __concat = concat,
                __luaflow_kind = "signal" }
+  M._metatables[code] = mt
   local class = { name = name }
   if name == "ENDRUN" then
     setmetatable(class, { __call = function(_, state)
