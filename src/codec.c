@@ -344,17 +344,18 @@ static char *enc_room(lf_encoder *E, size_t n) {
   return b->data + b->len;
 }
 
-void lf_enc_write(lf_encoder *E, const void *p, size_t n) {
+/* Inside this file the writers are static, so they inline despite -fPIC. */
+static void enc_write(lf_encoder *E, const void *p, size_t n) {
   memcpy(enc_room(E, n), p, n);
   E->out->len += n;
 }
 
-void lf_enc_byte(lf_encoder *E, unsigned char c) {
+static void enc_byte(lf_encoder *E, unsigned char c) {
   *enc_room(E, 1) = (char)c;
   E->out->len++;
 }
 
-void lf_enc_varint(lf_encoder *E, uint64_t v) {
+static void enc_varint(lf_encoder *E, uint64_t v) {
   unsigned char *o = (unsigned char *)enc_room(E, 10), *start = o;
   while (v >= 0x80) {
     *o++ = (unsigned char)(v | 0x80);
@@ -362,6 +363,18 @@ void lf_enc_varint(lf_encoder *E, uint64_t v) {
   }
   *o++ = (unsigned char)v;
   E->out->len += (size_t)(o - start);
+}
+
+void lf_enc_write(lf_encoder *E, const void *p, size_t n) {
+  enc_write(E, p, n);
+}
+
+void lf_enc_byte(lf_encoder *E, unsigned char c) {
+  enc_byte(E, c);
+}
+
+void lf_enc_varint(lf_encoder *E, uint64_t v) {
+  enc_varint(E, v);
 }
 
 static void put_u32(char *o, uint32_t v) {
@@ -375,21 +388,25 @@ static void enc_u32(lf_encoder *E, uint32_t v) {
 }
 
 static void enc_f64(lf_encoder *E, double d) {
+  char *o = enc_room(E, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(o, &d, 8);
+#else
   uint64_t bits;
   memcpy(&bits, &d, 8);
-  char *o = enc_room(E, 8);
   for (int i = 0; i < 8; i++)
     o[i] = (char)(bits >> (8 * i));
+#endif
   E->out->len += 8;
 }
 
 static void enc_zigzag(lf_encoder *E, int64_t v) {
-  lf_enc_varint(E, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+  enc_varint(E, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
 static void enc_lstring(lf_encoder *E, const char *s, size_t n) {
-  lf_enc_varint(E, n);
-  lf_enc_write(E, s, n);
+  enc_varint(E, n);
+  enc_write(E, s, n);
 }
 
 /* {=== Encoder: the walk ===} */
@@ -522,7 +539,7 @@ static void enc_canon_table(lf_encoder *E) {
   uint32_t nhash = E->nkeys - kbase;
   qsort(E->keys + kbase, nhash, sizeof *E->keys, cmp_keys);
   if (m > UINT32_MAX) luaL_error(L, "table too large");
-  lf_enc_byte(E, T_TABLE);
+  enc_byte(E, T_TABLE);
   enc_u32(E, (uint32_t)m);
   enc_u32(E, nhash);
   lf_frame *f = lf_enc_open(E, F_CANON);
@@ -539,14 +556,14 @@ static void enc_table(lf_encoder *E) {
     int globals = lua_rawequal(L, -1, -2);
     lua_pop(L, 1);
     if (globals) {
-      lf_enc_byte(E, T_GLOBALS);
+      enc_byte(E, T_GLOBALS);
       lua_pop(L, 1);
       return;
     }
     if (lf_names_find(L, -1, &E->names_checked)) {
       size_t n;
       const char *name = lua_tolstring(L, -1, &n);
-      lf_enc_byte(E, T_NAMED);
+      enc_byte(E, T_NAMED);
       enc_lstring(E, name, n);
       lua_pop(L, 2);
       return;
@@ -555,8 +572,8 @@ static void enc_table(lf_encoder *E) {
   const void *p = lua_topointer(L, -1);
   uint64_t k;
   if (lf_ptrmap_get(&E->refs, p, &k)) {
-    lf_enc_byte(E, T_REF);
-    lf_enc_varint(E, k);
+    enc_byte(E, T_REF);
+    enc_varint(E, k);
     lua_pop(L, 1);
     return;
   }
@@ -565,7 +582,7 @@ static void enc_table(lf_encoder *E) {
     enc_canon_table(E);
     return;
   }
-  lf_enc_byte(E, T_TABLE);
+  enc_byte(E, T_TABLE);
   size_t hdr = E->out->len;
   enc_u32(E, 0);
   enc_u32(E, 0);
@@ -580,27 +597,27 @@ static void enc_state(lf_encoder *E, lf_state *s) {
   const void *p = lua_topointer(L, -1);
   uint64_t k;
   if (lf_ptrmap_get(&E->refs, p, &k)) {
-    lf_enc_byte(E, T_REF);
-    lf_enc_varint(E, k);
+    enc_byte(E, T_REF);
+    enc_varint(E, k);
     lua_pop(L, 1);
     return;
   }
   lf_ptrmap_put(L, &E->refs, p, E->nrefs++);
-  lf_enc_byte(E, T_STATE);
-  lf_enc_byte(E, s->kind);
-  lf_enc_byte(E, (unsigned char)((s->message ? 1 : 0) | (s->has_start ? 2 : 0) |
-                                 (s->has_result ? 4 : 0)));
+  enc_byte(E, T_STATE);
+  enc_byte(E, s->kind);
+  enc_byte(E, (unsigned char)((s->message ? 1 : 0) | (s->has_start ? 2 : 0) |
+                              (s->has_result ? 4 : 0)));
   if (s->message) enc_lstring(E, s->message, strlen(s->message));
   enc_zigzag(E, s->run_count);
   enc_zigzag(E, s->loop_count);
   if (s->has_start) enc_f64(E, s->start_time);
-  lf_enc_varint(E, s->nfields);
+  enc_varint(E, s->nfields);
   for (int i = 0; i < s->nfields; i++) {
     const lf_field *fd = &s->fields[i];
     enc_lstring(E, fd->name, strlen(fd->name));
-    lf_enc_byte(E, (unsigned char)fd->v.type);
+    enc_byte(E, (unsigned char)fd->v.type);
     if (fd->v.type == LF_FIELD_BOOL)
-      lf_enc_byte(E, fd->v.b != 0);
+      enc_byte(E, fd->v.b != 0);
     else if (fd->v.type == LF_FIELD_INT)
       enc_zigzag(E, fd->v.i);
     else if (fd->v.type == LF_FIELD_FLOAT)
@@ -618,7 +635,7 @@ static void enc_userdata(lf_encoder *E) {
   int null = lua_rawequal(L, -1, -2);
   lua_pop(L, 1);
   if (null) {
-    lf_enc_byte(E, T_NULL);
+    enc_byte(E, T_NULL);
     lua_pop(L, 1);
     return;
   }
@@ -629,7 +646,7 @@ static void enc_userdata(lf_encoder *E) {
   }
   double t;
   if (luaL_testudata(L, -1, LF_TIME_MT) && lf_to_time(L, -1, &t)) {
-    lf_enc_byte(E, T_TIME);
+    enc_byte(E, T_TIME);
     enc_f64(E, t);
     lua_pop(L, 1);
     return;
@@ -637,7 +654,7 @@ static void enc_userdata(lf_encoder *E) {
   if ((E->flags & LF_CODEC_FUNCTIONS) && lf_names_find(L, -1, &E->names_checked)) {
     size_t n;
     const char *name = lua_tolstring(L, -1, &n);
-    lf_enc_byte(E, T_NAMED);
+    enc_byte(E, T_NAMED);
     enc_lstring(E, name, n);
     lua_pop(L, 2);
     return;
@@ -651,24 +668,24 @@ static void enc_value(lf_encoder *E) {
   lua_State *L = E->L;
   switch (lua_type(L, -1)) {
   case LUA_TNIL:
-    lf_enc_byte(E, T_NIL);
+    enc_byte(E, T_NIL);
     break;
   case LUA_TBOOLEAN:
-    lf_enc_byte(E, lua_toboolean(L, -1) ? T_TRUE : T_FALSE);
+    enc_byte(E, lua_toboolean(L, -1) ? T_TRUE : T_FALSE);
     break;
   case LUA_TNUMBER:
     if (lua_isinteger(L, -1)) {
-      lf_enc_byte(E, T_INT);
+      enc_byte(E, T_INT);
       enc_zigzag(E, lua_tointeger(L, -1));
     } else {
-      lf_enc_byte(E, T_FLOAT);
+      enc_byte(E, T_FLOAT);
       enc_f64(E, lua_tonumber(L, -1));
     }
     break;
   case LUA_TSTRING: {
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    lf_enc_byte(E, T_STRING);
+    enc_byte(E, T_STRING);
     enc_lstring(E, s, n);
     break;
   }
@@ -700,7 +717,7 @@ static int enc_meta(lf_encoder *E, lf_frame *f) {
   lua_State *L = E->L;
   f->phase = P_DONE;
   if (!lua_getmetatable(L, f->slot)) {
-    lf_enc_byte(E, META_NONE);
+    enc_byte(E, META_NONE);
     return 0;
   }
   for (int mark = LF_JSON_ARRAY_MT; mark <= LF_JSON_OBJECT_MT; mark++) {
@@ -708,7 +725,7 @@ static int enc_meta(lf_encoder *E, lf_frame *f) {
     int same = lua_rawequal(L, -1, -2);
     lua_pop(L, 1);
     if (same) {
-      lf_enc_byte(E, mark == LF_JSON_ARRAY_MT ? META_ARRAY : META_OBJECT);
+      enc_byte(E, mark == LF_JSON_ARRAY_MT ? META_ARRAY : META_OBJECT);
       lua_pop(L, 1);
       return 0;
     }
@@ -718,20 +735,20 @@ static int enc_meta(lf_encoder *E, lf_frame *f) {
   lua_Integer code = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
   lua_pop(L, 1);
   if (code > 0 && code < LF_NSIGNALS) {
-    lf_enc_byte(E, META_SIGNAL);
-    lf_enc_byte(E, (unsigned char)code);
+    enc_byte(E, META_SIGNAL);
+    enc_byte(E, (unsigned char)code);
     lua_pop(L, 1);
     return 0;
   }
   if (lf_names_find(L, -1, &E->names_checked)) {
     size_t n;
     const char *name = lua_tolstring(L, -1, &n);
-    lf_enc_byte(E, META_NAMED);
+    enc_byte(E, META_NAMED);
     enc_lstring(E, name, n);
     lua_pop(L, 2);
     return 0;
   }
-  lf_enc_byte(E, META_VALUE);
+  enc_byte(E, META_VALUE);
   f->what = W_META;
   return 1;
 }
@@ -823,9 +840,9 @@ static int encode_protected(lua_State *L) {
   E->idx = 2;
   lua_pushnil(L); /* the canonical key scratch, made when needed */
   E->scratch = lua_gettop(L);
-  lf_enc_write(E, "LFC", 3);
-  lf_enc_byte(E, VERSION);
-  lf_enc_varint(E, (uint64_t)E->nvalues);
+  enc_write(E, "LFC", 3);
+  enc_byte(E, VERSION);
+  enc_varint(E, (uint64_t)E->nvalues);
   lf_frame *root = lf_push_frame(L, &E->fr, F_ROOT);
   root->n = (uint32_t)E->nvalues;
   while (E->fr.n) {
@@ -892,18 +909,23 @@ int lf_dec_fail(lf_decoder *D, const char *what) {
                     (lua_Integer)(D->p - D->start), what);
 }
 
-const unsigned char *lf_dec_take(lf_decoder *D, size_t n) {
+static const unsigned char *dec_take(lf_decoder *D, size_t n) {
   if ((size_t)(D->end - D->p) < n) lf_dec_fail(D, "truncated");
   const unsigned char *p = D->p;
   D->p += n;
   return p;
 }
 
-static unsigned dec_byte(lf_decoder *D) {
-  return *lf_dec_take(D, 1);
+const unsigned char *lf_dec_take(lf_decoder *D, size_t n) {
+  return dec_take(D, n);
 }
 
-uint64_t lf_dec_varint(lf_decoder *D) {
+static unsigned dec_byte(lf_decoder *D) {
+  return *dec_take(D, 1);
+}
+
+static uint64_t dec_varint(lf_decoder *D) {
+  if (D->p < D->end && *D->p < 0x80) return *D->p++;
   uint64_t v = 0;
   for (int shift = 0; shift < 70; shift += 7) {
     unsigned c = dec_byte(D);
@@ -914,32 +936,40 @@ uint64_t lf_dec_varint(lf_decoder *D) {
   return (uint64_t)lf_dec_fail(D, "bad varint");
 }
 
+uint64_t lf_dec_varint(lf_decoder *D) {
+  return dec_varint(D);
+}
+
 static uint32_t dec_u32(lf_decoder *D) {
-  const unsigned char *p = lf_dec_take(D, 4);
+  const unsigned char *p = dec_take(D, 4);
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
          (uint32_t)p[3] << 24;
 }
 
 static double dec_f64(lf_decoder *D) {
-  const unsigned char *p = lf_dec_take(D, 8);
+  const unsigned char *p = dec_take(D, 8);
+  double d;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(&d, p, 8);
+#else
   uint64_t bits = 0;
   for (int i = 0; i < 8; i++)
     bits |= (uint64_t)p[i] << (8 * i);
-  double d;
   memcpy(&d, &bits, 8);
+#endif
   return d;
 }
 
 static int64_t dec_zigzag(lf_decoder *D) {
-  uint64_t u = lf_dec_varint(D);
+  uint64_t u = dec_varint(D);
   return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
 static const char *dec_lstring(lf_decoder *D, size_t *n) {
-  uint64_t len = lf_dec_varint(D);
+  uint64_t len = dec_varint(D);
   if (len > (uint64_t)(D->end - D->p)) lf_dec_fail(D, "truncated string");
   *n = (size_t)len;
-  return (const char *)lf_dec_take(D, (size_t)len);
+  return (const char *)dec_take(D, (size_t)len);
 }
 
 static size_t dec_left(const lf_decoder *D) {
@@ -985,7 +1015,7 @@ static int dec_state(lf_decoder *D) {
   if (run < INT32_MIN || run > INT32_MAX || loop < INT32_MIN || loop > INT32_MAX)
     lf_dec_fail(D, "bad state counts");
   double start = (bits & 2) ? dec_f64(D) : 0;
-  uint64_t nfields = lf_dec_varint(D);
+  uint64_t nfields = dec_varint(D);
   if (nfields > 65535 || nfields > dec_left(D)) lf_dec_fail(D, "bad state fields");
   if (luaL_getmetatable(L, LF_STATE_MT) != LUA_TTABLE)
     luaL_error(L,
@@ -1059,7 +1089,7 @@ static int dec_value(lf_decoder *D) {
     return 1;
   }
   case T_REF: {
-    uint64_t k = lf_dec_varint(D);
+    uint64_t k = dec_varint(D);
     if (k >= D->nrefs) lf_dec_fail(D, "bad reference");
     lua_rawgeti(L, D->refs, (lua_Integer)k + 1);
     return 1;
@@ -1089,11 +1119,12 @@ static int dec_value(lf_decoder *D) {
     dec_need_functions(D);
     size_t n;
     const char *name = dec_lstring(D, &n);
-    lf_names_resolve(L, name, n, 1);
+    lf_names_resolve(L, name, n, D->flags & LF_CODEC_TRUSTED);
     return 1;
   }
   case T_FUNCTION:
     dec_need_functions(D);
+    if (!(D->flags & LF_CODEC_TRUSTED)) lf_dec_fail(D, "bytecode in untrusted bytes");
     lf_dec_function(D);
     return 0;
   default:
@@ -1106,7 +1137,7 @@ static int dec_value(lf_decoder *D) {
 static void push_signal_mt(lf_decoder *D, unsigned code) {
   lua_State *L = D->L;
   static const char module[] = "luaflow.signals";
-  lf_names_resolve(L, module, sizeof module - 1, D->flags & LF_CODEC_FUNCTIONS);
+  lf_names_resolve(L, module, sizeof module - 1, D->flags & LF_CODEC_TRUSTED);
   if (lua_type(L, -1) != LUA_TTABLE || (lua_pushliteral(L, "_metatables"), 0) ||
       lua_rawget(L, -2) != LUA_TTABLE || lua_rawgeti(L, -1, code) != LUA_TTABLE)
     luaL_error(L, "cannot decode a signal: luaflow.signals has no class %d", (int)code);
@@ -1141,7 +1172,7 @@ static int dec_meta(lf_decoder *D, lf_frame *f) {
   case META_NAMED: {
     size_t n;
     const char *name = dec_lstring(D, &n);
-    lf_names_resolve(L, name, n, D->flags & LF_CODEC_FUNCTIONS);
+    lf_names_resolve(L, name, n, D->flags & LF_CODEC_TRUSTED);
     break;
   }
   case META_VALUE:
@@ -1225,10 +1256,10 @@ static int decode_protected(lua_State *L) {
   lua_settop(L, 0);
   lua_newtable(L);
   D->refs = 1;
-  const unsigned char *magic = lf_dec_take(D, 4);
+  const unsigned char *magic = dec_take(D, 4);
   if (memcmp(magic, "LFC", 3) != 0) lf_dec_fail(D, "not a luaflow value");
   if (magic[3] != VERSION) lf_dec_fail(D, "unknown format version");
-  uint64_t n = lf_dec_varint(D);
+  uint64_t n = dec_varint(D);
   if (n > dec_left(D) || !lua_checkstack(L, (int)n + 16))
     lf_dec_fail(D, "bad value count");
   lf_push_frame(L, &D->fr, F_ROOT)->n = (uint32_t)n;

@@ -23,8 +23,8 @@
  *
  * Nothing here raises: both calls run protected and return an error text.
  * The walk keeps its own stack (no C recursion); depth and size are bounded.
- * Decoding bytes from anywhere never crashes as long as LF_CODEC_FUNCTIONS is
- * off (bytecode and module loading are for trusted bytes only).
+ * Decoding bytes from anywhere never crashes as long as LF_CODEC_TRUSTED is
+ * off (bytecode and module loading are for bytes we made ourselves).
  */
 #ifndef LF_CODEC_H
 #define LF_CODEC_H
@@ -42,8 +42,15 @@ typedef struct {
 void lf_buf_free(lf_buf *b);
 
 enum {
-  LF_CODEC_CANONICAL = 1, /* encode: sorted keys, same value -> same bytes */
-  LF_CODEC_FUNCTIONS = 2, /* functions and module values cross (trusted bytes) */
+  /* encode: table keys in one total order, so equal values give equal bytes */
+  LF_CODEC_CANONICAL = 1,
+  /* encode: functions (with their upvalues) and module values cross;
+   * decode: accept them (a function also needs LF_CODEC_TRUSTED) */
+  LF_CODEC_FUNCTIONS = 2,
+  /* decode: the bytes come from our own encoder (a worker, the engine), so
+   * bytecode may be loaded and a module named in them may be `require`d.
+   * Without it only modules already loaded are used, and no code runs. */
+  LF_CODEC_TRUSTED = 4,
 };
 
 #define LF_CODEC_MAX_DEPTH 10000            /* tables, metatables, functions nested */

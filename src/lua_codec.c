@@ -2,7 +2,7 @@
  *   encode(v [, opts])           -> bytes | nil, message
  *   pack(opts, ...)              -> bytes of all the values | nil, message
  *   decode(bytes [, opts])       -> true, values... | false, message
- * opts: {canonical=, functions=, root=, max_depth=, max_size=}.
+ * opts: {canonical=, functions=, trusted=, root=, max_depth=, max_size=}.
  * Test helpers, each with a second lua_State of its own:
  *   _roundtrip(v [, opts])       -> bytes here, bytes re-encoded in a fresh
  *                                   state with luaflow, the value copied back
@@ -32,6 +32,7 @@ static void read_opts(lua_State *L, int idx, lf_codec_opts *o) {
     o->flags |= LF_CODEC_CANONICAL;
   if (lua_getfield(L, idx, "functions"), lua_toboolean(L, -1))
     o->flags |= LF_CODEC_FUNCTIONS;
+  if (lua_getfield(L, idx, "trusted"), lua_toboolean(L, -1)) o->flags |= LF_CODEC_TRUSTED;
   lua_getfield(L, idx, "max_depth");
   o->max_depth = (unsigned)luaL_optinteger(L, -1, 0);
   lua_getfield(L, idx, "max_size");
@@ -209,7 +210,7 @@ static int worker_close(lua_State *L) {
 
 /* Copies the values T's pcall left (its error or its results) back to L. */
 static int copy_back(lua_State *L, lua_State *T, int base, int ok) {
-  lf_codec_opts o = {0, 0, 0, ok ? "result %d" : "error"};
+  lf_codec_opts o = {LF_CODEC_TRUSTED, 0, 0, ok ? "result %d" : "error"};
   lf_buf b = LF_BUF_INIT;
   char err[LF_CODEC_ERRMAX];
   int n = lua_gettop(T) - base;
@@ -222,7 +223,7 @@ static int copy_back(lua_State *L, lua_State *T, int base, int ok) {
   }
   lua_settop(T, base);
   lua_pushboolean(L, ok);
-  n = lf_decode(L, b.data, b.len, NULL, err, sizeof err);
+  n = lf_decode(L, b.data, b.len, &o, err, sizeof err);
   lf_buf_free(&b);
   if (n < 0) return luaL_error(L, "%s", err);
   return n + 1;
@@ -233,15 +234,15 @@ static int worker_call(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_State *T = w->T;
   int nargs = lua_gettop(L) - 2;
-  lf_codec_opts fo = {LF_CODEC_FUNCTIONS, 0, 0, "function"};
-  lf_codec_opts ao = {0, 0, 0, "argument %d"};
+  lf_codec_opts fo = {LF_CODEC_FUNCTIONS | LF_CODEC_TRUSTED, 0, 0, "function"};
+  lf_codec_opts ao = {LF_CODEC_TRUSTED, 0, 0, "argument %d"};
   lf_buf fb = LF_BUF_INIT, ab = LF_BUF_INIT;
   char err[LF_CODEC_ERRMAX];
   int base = lua_gettop(T);
   if (lf_encode(L, 2, 1, &fo, &fb, err, sizeof err) != 0 ||
       lf_encode(L, 3, nargs, &ao, &ab, err, sizeof err) != 0 ||
       lf_decode(T, fb.data, fb.len, &fo, err, sizeof err) != 1 ||
-      lf_decode(T, ab.data, ab.len, NULL, err, sizeof err) != nargs) {
+      lf_decode(T, ab.data, ab.len, &ao, err, sizeof err) != nargs) {
     lf_buf_free(&fb);
     lf_buf_free(&ab);
     lua_settop(T, base);
