@@ -3,7 +3,8 @@
  * upvalues; values of loaded modules cross by name.
  *
  * Upvalues, in this order:
- *   - the globals table (_ENV)         -> the target's globals
+ *   - _ENV (whatever it holds: busted gives each spec file a table of its
+ *     own) and the globals table       -> the target's globals
  *   - a value found in a loaded module -> the target's own copy, by name
  *     (string.format, the luaflow table, luaflow.http.post, a function or
  *     table of a user's module: `require`d in the target on first use)
@@ -328,16 +329,22 @@ int lf_enc_upvalue(lf_encoder *E, lf_frame *f) {
   lua_State *L = E->L;
   if (f->i == f->n) return 0;
   f->i++;
+  const char *name = lua_getupvalue(L, f->slot, (int)f->i);
+  if (name && strcmp(name, "_ENV") == 0) { /* whatever it holds here (busted */
+    lua_pop(L, 1);                         /* gives each spec file its own) */
+    lf_enc_byte(E, T_GLOBALS);
+    return 2;
+  }
   void *id = lua_upvalueid(L, f->slot, (int)f->i);
   uint64_t owner;
   if (id && lf_ptrmap_get(&E->upvals, id, &owner)) {
+    lua_pop(L, 1);
     lf_enc_byte(E, T_JOIN);
     lf_enc_varint(E, owner >> 8);
     lf_enc_byte(E, (unsigned char)(owner & 0xff));
     return 2;
   }
   if (id) lf_ptrmap_put(L, &E->upvals, id, (uint64_t)f->ref << 8 | f->i);
-  lua_getupvalue(L, f->slot, (int)f->i);
   f->what = W_UPVALUE;
   return 1;
 }
