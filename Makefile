@@ -69,11 +69,15 @@ $(BUILD)/examples/run_flow: examples/embed/run_flow.c $(BUILD)/libluaflow.a
 $(BUILD)/receiver: spec/support/receiver.c | $(BUILD)/obj
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror $(SANFLAGS) -o $@ $< -lssl -lcrypto
 
-test: all examples $(BUILD)/receiver
+# The codec from plain C (bare lua_States, garbage input); spec/codec_spec.lua runs it.
+$(BUILD)/codec_test: spec/support/codec_test.c $(BUILD)/libluaflow.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow.a $(LIBS)
+
+test: all examples $(BUILD)/receiver $(BUILD)/codec_test
 	@LUAFLOW_BUILD=$(BUILD) ./scripts/run-specs.sh
 
 check-mem:
-	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all examples build-asan/receiver
+	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all examples build-asan/receiver build-asan/codec_test
 	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 ./scripts/run-specs.sh
 
 $(BUILD)/memcount.so: bench/memcount.c

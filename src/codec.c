@@ -57,11 +57,12 @@ static uint32_t ptr_hash(const void *p) {
   return (uint32_t)x;
 }
 
+/* Empty; the small table is cleared on the first put, so a call that meets
+ * no table pays nothing. */
 static void ptrmap_init(lf_ptrmap *m) {
-  m->slots = m->small;
-  m->mask = sizeof m->small / sizeof m->small[0] - 1;
+  m->slots = NULL;
+  m->mask = 0;
   m->count = 0;
-  memset(m->small, 0, sizeof m->small);
 }
 
 static void ptrmap_free(lf_ptrmap *m) {
@@ -69,6 +70,7 @@ static void ptrmap_free(lf_ptrmap *m) {
 }
 
 int lf_ptrmap_get(const lf_ptrmap *m, const void *key, uint64_t *val) {
+  if (!m->slots) return 0;
   for (uint32_t i = ptr_hash(key) & m->mask;; i = (i + 1) & m->mask) {
     if (m->slots[i].key == key) {
       *val = m->slots[i].val;
@@ -87,6 +89,11 @@ static void ptrmap_insert(lf_slot *slots, uint32_t mask, const void *key, uint64
 }
 
 void lf_ptrmap_put(lua_State *L, lf_ptrmap *m, const void *key, uint64_t val) {
+  if (!m->slots) {
+    memset(m->small, 0, sizeof m->small);
+    m->slots = m->small;
+    m->mask = sizeof m->small / sizeof m->small[0] - 1;
+  }
   if ((m->count + 1) * 2 > m->mask + 1) { /* keep it half empty */
     uint32_t size = (m->mask + 1) * 2;
     lf_slot *grown = size > (1u << 30) ? NULL : calloc(size, sizeof *grown);
@@ -315,6 +322,7 @@ static int enc_grow(lf_encoder *E, size_t n) {
     b->data = grown;
     b->cap = cap;
   }
+  E->end = b->cap < E->start + E->max_size ? b->cap : E->start + E->max_size;
   return 0;
 }
 
@@ -338,24 +346,27 @@ int lf_enc_try_write(lf_encoder *E, const void *p, size_t n) {
   return 0;
 }
 
-static char *enc_room(lf_encoder *E, size_t n) {
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+
+/* The hot path: room is there (E->end: the buffer's end or the size limit). */
+static inline char *enc_room(lf_encoder *E, size_t n) {
   lf_buf *b = E->out;
-  if (b->cap - b->len < n || b->len - E->start + n > E->max_size) lf_enc_reserve(E, n);
+  if (!LIKELY(n <= E->end - b->len)) lf_enc_reserve(E, n);
   return b->data + b->len;
 }
 
 /* Inside this file the writers are static, so they inline despite -fPIC. */
-static void enc_write(lf_encoder *E, const void *p, size_t n) {
+static inline void enc_write(lf_encoder *E, const void *p, size_t n) {
   memcpy(enc_room(E, n), p, n);
   E->out->len += n;
 }
 
-static void enc_byte(lf_encoder *E, unsigned char c) {
+static inline void enc_byte(lf_encoder *E, unsigned char c) {
   *enc_room(E, 1) = (char)c;
   E->out->len++;
 }
 
-static void enc_varint(lf_encoder *E, uint64_t v) {
+static inline void enc_varint(lf_encoder *E, uint64_t v) {
   unsigned char *o = (unsigned char *)enc_room(E, 10), *start = o;
   while (v >= 0x80) {
     *o++ = (unsigned char)(v | 0x80);
@@ -377,17 +388,17 @@ void lf_enc_varint(lf_encoder *E, uint64_t v) {
   enc_varint(E, v);
 }
 
-static void put_u32(char *o, uint32_t v) {
+static inline void put_u32(char *o, uint32_t v) {
   for (int i = 0; i < 4; i++)
     o[i] = (char)(v >> (8 * i));
 }
 
-static void enc_u32(lf_encoder *E, uint32_t v) {
+static inline void enc_u32(lf_encoder *E, uint32_t v) {
   put_u32(enc_room(E, 4), v);
   E->out->len += 4;
 }
 
-static void enc_f64(lf_encoder *E, double d) {
+static inline void enc_f64(lf_encoder *E, double d) {
   char *o = enc_room(E, 8);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   memcpy(o, &d, 8);
@@ -400,11 +411,11 @@ static void enc_f64(lf_encoder *E, double d) {
   E->out->len += 8;
 }
 
-static void enc_zigzag(lf_encoder *E, int64_t v) {
+static inline void enc_zigzag(lf_encoder *E, int64_t v) {
   enc_varint(E, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
-static void enc_lstring(lf_encoder *E, const char *s, size_t n) {
+static inline void enc_lstring(lf_encoder *E, const char *s, size_t n) {
   enc_varint(E, n);
   enc_write(E, s, n);
 }
@@ -872,13 +883,17 @@ int lf_encode(lua_State *L, int idx, int n, const lf_codec_opts *opts, lf_buf *o
     if (err && errlen) snprintf(err, errlen, "cannot copy %d values at once", n);
     return -1;
   }
-  lf_encoder E;
-  memset(&E, 0, sizeof E);
+  lf_encoder E; /* only the scalars are set: the small arrays stay uncleared */
+  E.L = L;
+  E.nrefs = E.nkeys = E.keycap = 0;
+  E.keys = NULL;
+  E.names_checked = 0;
   E.out = out;
   E.start = out->len;
   E.flags = opts ? opts->flags : 0;
   E.max_depth = opts && opts->max_depth ? opts->max_depth : LF_CODEC_MAX_DEPTH;
   E.max_size = opts && opts->max_size ? opts->max_size : LF_CODEC_MAX_SIZE;
+  E.end = out->len; /* the first write makes room */
   E.root = opts && opts->root ? opts->root : "value %d";
   E.nvalues = n;
   frames_init(&E.fr);
@@ -909,7 +924,7 @@ int lf_dec_fail(lf_decoder *D, const char *what) {
                     (lua_Integer)(D->p - D->start), what);
 }
 
-static const unsigned char *dec_take(lf_decoder *D, size_t n) {
+static inline const unsigned char *dec_take(lf_decoder *D, size_t n) {
   if ((size_t)(D->end - D->p) < n) lf_dec_fail(D, "truncated");
   const unsigned char *p = D->p;
   D->p += n;
@@ -920,11 +935,11 @@ const unsigned char *lf_dec_take(lf_decoder *D, size_t n) {
   return dec_take(D, n);
 }
 
-static unsigned dec_byte(lf_decoder *D) {
+static inline unsigned dec_byte(lf_decoder *D) {
   return *dec_take(D, 1);
 }
 
-static uint64_t dec_varint(lf_decoder *D) {
+static inline uint64_t dec_varint(lf_decoder *D) {
   if (D->p < D->end && *D->p < 0x80) return *D->p++;
   uint64_t v = 0;
   for (int shift = 0; shift < 70; shift += 7) {
@@ -940,13 +955,13 @@ uint64_t lf_dec_varint(lf_decoder *D) {
   return dec_varint(D);
 }
 
-static uint32_t dec_u32(lf_decoder *D) {
+static inline uint32_t dec_u32(lf_decoder *D) {
   const unsigned char *p = dec_take(D, 4);
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
          (uint32_t)p[3] << 24;
 }
 
-static double dec_f64(lf_decoder *D) {
+static inline double dec_f64(lf_decoder *D) {
   const unsigned char *p = dec_take(D, 8);
   double d;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -960,12 +975,12 @@ static double dec_f64(lf_decoder *D) {
   return d;
 }
 
-static int64_t dec_zigzag(lf_decoder *D) {
+static inline int64_t dec_zigzag(lf_decoder *D) {
   uint64_t u = dec_varint(D);
   return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
-static const char *dec_lstring(lf_decoder *D, size_t *n) {
+static inline const char *dec_lstring(lf_decoder *D, size_t *n) {
   uint64_t len = dec_varint(D);
   if (len > (uint64_t)(D->end - D->p)) lf_dec_fail(D, "truncated string");
   *n = (size_t)len;
@@ -984,8 +999,12 @@ lf_frame *lf_dec_open(lf_decoder *D, int kind) {
   return f;
 }
 
-/* Numbers the object at the top. */
+/* Numbers the object at the top (the object table is made on first use). */
 void lf_dec_keep(lf_decoder *D) {
+  if (D->nrefs == 0) {
+    lua_createtable(D->L, 4, 0);
+    lua_replace(D->L, D->refs);
+  }
   lua_pushvalue(D->L, -1);
   lua_rawseti(D->L, D->refs, (lua_Integer)++D->nrefs);
 }
@@ -1254,7 +1273,7 @@ static int decode_protected(lua_State *L) {
   lf_decoder *D = lua_touserdata(L, 1);
   D->L = L;
   lua_settop(L, 0);
-  lua_newtable(L);
+  lua_pushnil(L); /* the object table's slot */
   D->refs = 1;
   const unsigned char *magic = dec_take(D, 4);
   if (memcmp(magic, "LFC", 3) != 0) lf_dec_fail(D, "not a luaflow value");
@@ -1280,7 +1299,7 @@ static int decode_protected(lua_State *L) {
 int lf_decode(lua_State *L, const void *data, size_t len, const lf_codec_opts *opts,
               char *err, size_t errlen) {
   lf_decoder D;
-  memset(&D, 0, sizeof D);
+  D.nrefs = 0;
   D.start = D.p = data;
   D.end = D.start + len;
   D.flags = opts ? opts->flags : 0;

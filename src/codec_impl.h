@@ -41,7 +41,7 @@ typedef struct {
   uint32_t kbase; /* canonical: this frame's first key in the key scratch */
 } lf_frame;
 
-/* Pointer -> number, open addressing; the first 64 slots need no malloc. */
+/* Pointer -> number, open addressing; the first 32 slots need no malloc. */
 typedef struct {
   const void *key;
   uint64_t val;
@@ -49,7 +49,7 @@ typedef struct {
 typedef struct {
   lf_slot *slots;
   uint32_t mask, count;
-  lf_slot small[64];
+  lf_slot small[32];
 } lf_ptrmap;
 
 typedef struct {
@@ -66,6 +66,7 @@ typedef struct {
   size_t start;
   unsigned flags, max_depth;
   size_t max_size;
+  size_t end; /* writes up to here need no check: min(capacity, size limit) */
   const char *root;
   int idx, nvalues;
   int scratch; /* stack slot of the canonical key scratch table (or nil) */
