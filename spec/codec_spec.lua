@@ -566,6 +566,19 @@ describe("the value codec", function()
                       { codec.decode("LFC\1\1\6\0") })
     end)
 
+    it("works from plain C with bare lua_States (spec/support/codec_test.c)", function()
+      local cli = require("cli")
+      local build = os.getenv("LUAFLOW_BUILD") or "build"
+      local saved = cli.bin
+      cli.bin = (os.getenv("LUAFLOW_ROOT") or cli.root) .. "/" .. build .. "/codec_test"
+      local ok, r = pcall(cli.run, {})
+      cli.bin = saved
+      assert(ok, r)
+      assert.are.equal("", r.stderr)
+      assert.are.equal("ok\n", r.stdout)
+      assert.are.equal(0, r.code)
+    end)
+
     it("refuses functions and module values unless told the bytes are trusted", function()
       local bytes = assert(codec.encode(function() return 1 end, { functions = true }))
       local ok, err = codec.decode(bytes)

@@ -548,7 +548,7 @@ static void enc_canon_table(lf_encoder *E) {
     lua_rawseti(L, E->scratch, k.idx);
   }
   uint32_t nhash = E->nkeys - kbase;
-  qsort(E->keys + kbase, nhash, sizeof *E->keys, cmp_keys);
+  if (nhash > 1) qsort(E->keys + kbase, nhash, sizeof *E->keys, cmp_keys);
   if (m > UINT32_MAX) luaL_error(L, "table too large");
   enc_byte(E, T_TABLE);
   enc_u32(E, (uint32_t)m);

@@ -68,8 +68,9 @@ typedef struct {
 
 /* Appends the encoding of the n values at idx .. idx+n-1 of L to out (one
  * message: references shared between the values stay shared). opts may be
- * NULL. Returns 0, or -1 with out unchanged and a message in err (errlen
- * bytes, may be NULL/0). The stack of L is left as it was. */
+ * NULL. Returns 0, or -1 with out->len unchanged (its memory is still the
+ * caller's to free) and a message in err (errlen bytes, may be NULL/0). The
+ * stack of L is left as it was. */
 int lf_encode(lua_State *L, int idx, int n, const lf_codec_opts *opts, lf_buf *out,
               char *err, size_t errlen);
 

@@ -46,6 +46,7 @@ static int push_encoded(lua_State *L, int idx, int n, const lf_codec_opts *o) {
   lf_buf b = LF_BUF_INIT;
   char err[LF_CODEC_ERRMAX];
   if (lf_encode(L, idx, n, o, &b, err, sizeof err) != 0) {
+    lf_buf_free(&b);
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
@@ -131,6 +132,7 @@ static void encode_to(lua_State *L, int idx, const lf_codec_opts *o, lua_State *
   lf_buf b = LF_BUF_INIT;
   char err[LF_CODEC_ERRMAX];
   if (lf_encode(L, idx, 1, o, &b, err, sizeof err) != 0) {
+    lf_buf_free(&b);
     lua_pushstring(P, err);
     return;
   }
@@ -216,6 +218,7 @@ static int copy_back(lua_State *L, lua_State *T, int base, int ok) {
   int n = lua_gettop(T) - base;
   lua_settop(L, 1);
   if (lf_encode(T, base + 1, n, &o, &b, err, sizeof err) != 0) {
+    lf_buf_free(&b);
     lua_settop(T, base);
     lua_pushboolean(L, 0);
     lua_pushstring(L, err);
