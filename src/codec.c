@@ -493,6 +493,7 @@ static lf_canon_key *canon_key_slot(lf_encoder *E) {
  * keys are collected (C entries + the scratch table) and sorted. */
 static void enc_canon_table(lf_encoder *E) {
   lua_State *L = E->L;
+  luaL_checkstack(L, 8, "nested too deep");
   int t = lua_gettop(L);
   if (lua_isnil(L, E->scratch)) {
     lua_newtable(L);
@@ -879,7 +880,7 @@ static void copy_error(lua_State *L, char *err, size_t errlen) {
 int lf_encode(lua_State *L, int idx, int n, const lf_codec_opts *opts, lf_buf *out,
               char *err, size_t errlen) {
   idx = lua_absindex(L, idx);
-  if (n < 0 || !lua_checkstack(L, n + 4)) {
+  if (n < 0 || n > LF_CODEC_MAX_VALUES || !lua_checkstack(L, n + 4)) {
     if (err && errlen) snprintf(err, errlen, "cannot copy %d values at once", n);
     return -1;
   }
@@ -1279,7 +1280,7 @@ static int decode_protected(lua_State *L) {
   if (memcmp(magic, "LFC", 3) != 0) lf_dec_fail(D, "not a luaflow value");
   if (magic[3] != VERSION) lf_dec_fail(D, "unknown format version");
   uint64_t n = dec_varint(D);
-  if (n > dec_left(D) || !lua_checkstack(L, (int)n + 16))
+  if (n > dec_left(D) || n > LF_CODEC_MAX_VALUES || !lua_checkstack(L, (int)n + 16))
     lf_dec_fail(D, "bad value count");
   lf_push_frame(L, &D->fr, F_ROOT)->n = (uint32_t)n;
   while (D->fr.n) {
