@@ -55,6 +55,7 @@ enum {
 
 #define LF_CODEC_MAX_DEPTH 10000            /* tables, metatables, functions nested */
 #define LF_CODEC_MAX_SIZE ((size_t)1 << 30) /* encoded bytes */
+#define LF_CODEC_MAX_VALUES 100000          /* values in one message */
 #define LF_CODEC_ERRMAX 256                 /* a comfortable size for err */
 
 typedef struct {
