@@ -35,6 +35,7 @@
 
 static const char index_key = 0; /* registry: the name index */
 static const char stamp_key = 0; /* registry: package.loaded's size at the build */
+static const char dump_key = 0;  /* registry: function -> its dump (weak keys) */
 
 /* {=== The name index ===} */
 
@@ -191,15 +192,7 @@ void lf_names_refresh(lua_State *L) {
   lua_settop(L, top);
 }
 
-int lf_names_find(lua_State *L, int idx, int *checked) {
-  idx = lua_absindex(L, idx);
-  if (!*checked) {
-    *checked = 1;
-    int fresh = lua_rawgetp(L, LUA_REGISTRYINDEX, &stamp_key) == LUA_TNUMBER &&
-                lua_tointeger(L, -1) == loaded_count(L);
-    lua_pop(L, 1);
-    if (!fresh) lf_names_refresh(L);
-  }
+static int lookup(lua_State *L, int idx) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &index_key) != LUA_TTABLE) {
     lua_pop(L, 1);
     return 0;
@@ -211,6 +204,21 @@ int lf_names_find(lua_State *L, int idx, int *checked) {
   }
   lua_remove(L, -2);
   return 1;
+}
+
+/* A hit needs no check; the first miss of an encode checks that no module
+ * was loaded since the build (counting package.loaded is the costly part). */
+int lf_names_find(lua_State *L, int idx, int *checked) {
+  idx = lua_absindex(L, idx);
+  if (lookup(L, idx)) return 1;
+  if (*checked) return 0;
+  *checked = 1;
+  int fresh = lua_rawgetp(L, LUA_REGISTRYINDEX, &stamp_key) == LUA_TNUMBER &&
+              lua_tointeger(L, -1) == loaded_count(L);
+  lua_pop(L, 1);
+  if (fresh) return 0;
+  lf_names_refresh(L);
+  return lookup(L, idx);
 }
 
 /* "mod\0a\0b" as "mod.a.b", for messages. */
@@ -286,6 +294,54 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
   return lf_enc_try_write(ud, p, n) != 0;
 }
 
+/* The function at the top's dump (debug info kept), length first. A
+ * function's dump never changes, so it is kept (weak keys) for its next
+ * transfer: lua_dump is most of the cost of copying a small function. */
+static void write_dump(lf_encoder *E) {
+  lua_State *L = E->L;
+  int fn = lua_gettop(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dump_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &dump_key);
+  }
+  lua_pushvalue(L, fn);
+  size_t len;
+  if (lua_rawget(L, -2) == LUA_TSTRING) {
+    const char *dump = lua_tolstring(L, -1, &len);
+    if (len > UINT32_MAX) luaL_error(L, "function too large");
+    lf_enc_reserve(E, 4 + len);
+    for (int i = 0; i < 4; i++)
+      lf_enc_byte(E, (unsigned char)(len >> (8 * i)));
+    lf_enc_write(E, dump, len);
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pop(L, 1);
+  lf_enc_reserve(E, 4);
+  size_t hdr = E->out->len;
+  E->out->len += 4;
+  lua_pushvalue(L, fn);
+  if (lua_dump(L, dump_writer, E, 0) != 0) {
+    lf_enc_reserve(E, E->max_size); /* raises the size error */
+    luaL_error(L, "not enough memory");
+  }
+  lua_pop(L, 1);
+  len = E->out->len - hdr - 4;
+  if (len > UINT32_MAX) luaL_error(L, "function too large");
+  for (int i = 0; i < 4; i++)
+    E->out->data[hdr + i] = (char)(len >> (8 * i));
+  lua_pushvalue(L, fn);
+  lua_pushlstring(L, E->out->data + hdr + 4, len);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
 void lf_enc_function(lf_encoder *E) {
   lua_State *L = E->L;
   if (write_named(E)) return;
@@ -305,17 +361,7 @@ void lf_enc_function(lf_encoder *E) {
   uint32_t number = E->nrefs;
   lf_ptrmap_put(L, &E->refs, p, E->nrefs++);
   lf_enc_byte(E, T_FUNCTION);
-  lf_enc_reserve(E, 4);
-  size_t hdr = E->out->len;
-  E->out->len += 4;
-  if (lua_dump(L, dump_writer, E, 0) != 0) {
-    lf_enc_reserve(E, E->max_size); /* raises the size error */
-    luaL_error(L, "not enough memory");
-  }
-  size_t len = E->out->len - hdr - 4;
-  if (len > UINT32_MAX) luaL_error(L, "function too large");
-  for (int i = 0; i < 4; i++)
-    E->out->data[hdr + i] = (char)(len >> (8 * i));
+  write_dump(E);
   lua_Debug ar;
   lua_pushvalue(L, -1);
   lua_getinfo(L, ">u", &ar);
