@@ -422,6 +422,38 @@ static inline void enc_lstring(lf_encoder *E, const char *s, size_t n) {
 
 /* {=== Encoder: the walk ===} */
 
+/* The object at the top met before: writes REF and pops it (1). Else gives
+ * it the next number (E->nrefs - 1 afterwards) and returns 0. */
+int lf_enc_ref(lf_encoder *E) {
+  const void *p = lua_topointer(E->L, -1);
+  uint64_t k;
+  if (lf_ptrmap_get(&E->refs, p, &k)) {
+    enc_byte(E, T_REF);
+    enc_varint(E, k);
+    lua_pop(E->L, 1);
+    return 1;
+  }
+  lf_ptrmap_put(E->L, &E->refs, p, E->nrefs++);
+  return 0;
+}
+
+/* The value at the top found in a loaded module: writes tag and its name
+ * and pops it (1); else 0. */
+static int enc_name(lf_encoder *E, unsigned char tag) {
+  lua_State *L = E->L;
+  if (!lf_names_find(L, -1, &E->names_checked)) return 0;
+  size_t n;
+  const char *name = lua_tolstring(L, -1, &n);
+  enc_byte(E, tag);
+  enc_lstring(E, name, n);
+  lua_pop(L, 2);
+  return 1;
+}
+
+int lf_enc_named(lf_encoder *E) {
+  return enc_name(E, T_NAMED);
+}
+
 struct lf_canon_key {
   uint8_t rank; /* numbers, strings, booleans, null */
   uint8_t is_int;
@@ -572,24 +604,9 @@ static void enc_table(lf_encoder *E) {
       lua_pop(L, 1);
       return;
     }
-    if (lf_names_find(L, -1, &E->names_checked)) {
-      size_t n;
-      const char *name = lua_tolstring(L, -1, &n);
-      enc_byte(E, T_NAMED);
-      enc_lstring(E, name, n);
-      lua_pop(L, 2);
-      return;
-    }
+    if (lf_enc_named(E)) return;
   }
-  const void *p = lua_topointer(L, -1);
-  uint64_t k;
-  if (lf_ptrmap_get(&E->refs, p, &k)) {
-    enc_byte(E, T_REF);
-    enc_varint(E, k);
-    lua_pop(L, 1);
-    return;
-  }
-  lf_ptrmap_put(L, &E->refs, p, E->nrefs++);
+  if (lf_enc_ref(E)) return;
   if (E->flags & LF_CODEC_CANONICAL) {
     enc_canon_table(E);
     return;
@@ -605,16 +622,7 @@ static void enc_table(lf_encoder *E) {
 }
 
 static void enc_state(lf_encoder *E, lf_state *s) {
-  lua_State *L = E->L;
-  const void *p = lua_topointer(L, -1);
-  uint64_t k;
-  if (lf_ptrmap_get(&E->refs, p, &k)) {
-    enc_byte(E, T_REF);
-    enc_varint(E, k);
-    lua_pop(L, 1);
-    return;
-  }
-  lf_ptrmap_put(L, &E->refs, p, E->nrefs++);
+  if (lf_enc_ref(E)) return;
   enc_byte(E, T_STATE);
   enc_byte(E, s->kind);
   enc_byte(E, (unsigned char)((s->message ? 1 : 0) | (s->has_start ? 2 : 0) |
@@ -663,14 +671,7 @@ static void enc_userdata(lf_encoder *E) {
     lua_pop(L, 1);
     return;
   }
-  if ((E->flags & LF_CODEC_FUNCTIONS) && lf_names_find(L, -1, &E->names_checked)) {
-    size_t n;
-    const char *name = lua_tolstring(L, -1, &n);
-    enc_byte(E, T_NAMED);
-    enc_lstring(E, name, n);
-    lua_pop(L, 2);
-    return;
-  }
+  if ((E->flags & LF_CODEC_FUNCTIONS) && lf_enc_named(E)) return;
   lf_enc_fail(E, "userdata");
 }
 
@@ -752,14 +753,7 @@ static int enc_meta(lf_encoder *E, lf_frame *f) {
     lua_pop(L, 1);
     return 0;
   }
-  if (lf_names_find(L, -1, &E->names_checked)) {
-    size_t n;
-    const char *name = lua_tolstring(L, -1, &n);
-    enc_byte(E, META_NAMED);
-    enc_lstring(E, name, n);
-    lua_pop(L, 2);
-    return 0;
-  }
+  if (enc_name(E, META_NAMED)) return 0;
   enc_byte(E, META_VALUE);
   f->what = W_META;
   return 1;

@@ -104,6 +104,11 @@ lf_frame *lf_enc_open(lf_encoder *E, int kind);
 lf_frame *lf_dec_open(lf_decoder *D, int kind);
 /* Gives the object at the top the decoder's next object number. */
 void lf_dec_keep(lf_decoder *D);
+/* The object at the top met before: writes REF and pops it (1); else numbers
+ * it (E->nrefs - 1) and returns 0. */
+int lf_enc_ref(lf_encoder *E);
+/* The value at the top found in a loaded module: writes NAMED, pops it (1). */
+int lf_enc_named(lf_encoder *E);
 /* Raises "cannot copy a <kind> at <path of the value being written>". */
 int lf_enc_fail(lf_encoder *E, const char *kind);
 int lf_dec_fail(lf_decoder *D, const char *what);

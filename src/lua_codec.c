@@ -85,12 +85,18 @@ static int push_decoded(lua_State *L, const char *s, size_t len, const lf_codec_
   return n + 1;
 }
 
+/* (bytes [, opts]): the bytes and the options. */
+static const char *check_bytes(lua_State *L, size_t *len, lf_codec_opts *o) {
+  const char *s = luaL_checklstring(L, 1, len);
+  lua_settop(L, 2);
+  read_opts(L, 2, o);
+  return s;
+}
+
 static int codec_decode(lua_State *L) {
   size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
   lf_codec_opts o;
-  lua_settop(L, 2);
-  read_opts(L, 2, &o);
+  const char *s = check_bytes(L, &len, &o);
   return push_decoded(L, s, len, &o);
 }
 
@@ -175,10 +181,8 @@ static int codec_roundtrip(lua_State *L) {
 
 static int codec_bare_decode(lua_State *L) {
   size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
   lf_codec_opts o;
-  lua_settop(L, 2);
-  read_opts(L, 2, &o);
+  const char *s = check_bytes(L, &len, &o);
   lua_State *T = luaL_newstate();
   if (!T) return luaL_error(L, "not enough memory");
   char err[LF_CODEC_ERRMAX];

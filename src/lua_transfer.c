@@ -276,19 +276,6 @@ void lf_names_resolve(lua_State *L, const char *name, size_t len, int may_requir
 
 /* {=== Functions ===} */
 
-/* Writes the name of the value at the top when it has one; pops it then. */
-static int write_named(lf_encoder *E) {
-  lua_State *L = E->L;
-  if (!lf_names_find(L, -1, &E->names_checked)) return 0;
-  size_t n;
-  const char *name = lua_tolstring(L, -1, &n);
-  lf_enc_byte(E, T_NAMED);
-  lf_enc_varint(E, n);
-  lf_enc_write(E, name, n);
-  lua_pop(L, 2);
-  return 1;
-}
-
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
   (void)L;
   return lf_enc_try_write(ud, p, n) != 0;
@@ -344,22 +331,14 @@ static void write_dump(lf_encoder *E) {
 
 void lf_enc_function(lf_encoder *E) {
   lua_State *L = E->L;
-  if (write_named(E)) return;
-  const void *p = lua_topointer(L, -1);
-  uint64_t k;
-  if (lf_ptrmap_get(&E->refs, p, &k)) {
-    lf_enc_byte(E, T_REF);
-    lf_enc_varint(E, k);
-    lua_pop(L, 1);
-    return;
-  }
+  if (lf_enc_named(E)) return;
   if (lua_iscfunction(L, -1)) {
     lf_names_refresh(L); /* a module may have gained it since the index was built */
-    if (write_named(E)) return;
+    if (lf_enc_named(E)) return;
     lf_enc_fail(E, "C function");
   }
-  uint32_t number = E->nrefs;
-  lf_ptrmap_put(L, &E->refs, p, E->nrefs++);
+  if (lf_enc_ref(E)) return;
+  uint32_t number = E->nrefs - 1;
   lf_enc_byte(E, T_FUNCTION);
   write_dump(E);
   lua_Debug ar;

@@ -1,7 +1,7 @@
 /* The codec from plain C, with bare lua_States (no library opened): values
  * built with the C API round-trip bit for bit, and garbage never crashes the
- * decoder. Run by spec/codec_spec.lua; `codec_test bench [small|big]` prints
- * timings (CPU time).
+ * decoder. Run by spec/codec_spec.lua; `codec_test bench [small|big|function]`
+ * prints timings (CPU time).
  * Exit status 0 when every check held. */
 #include <math.h>
 #include <stdint.h>
@@ -12,6 +12,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <lualib.h>
 
 #include "codec.h"
 
@@ -225,9 +226,45 @@ done:
   lua_close(T);
 }
 
+/* A task body with a local helper and a module function, copied into a
+ * second state with the standard libraries (what a worker receives). */
+static void bench_function(void) {
+  static const char body[] = "local fmt = string.format\n"
+                             "local function helper(x) return fmt('%d', x) end\n"
+                             "return function(a) return helper(a) .. '!' end\n";
+  lua_State *L = luaL_newstate(), *T = luaL_newstate();
+  luaL_openlibs(L);
+  luaL_openlibs(T);
+  lf_buf b = LF_BUF_INIT;
+  char err[LF_CODEC_ERRMAX];
+  lf_codec_opts enc = {LF_CODEC_FUNCTIONS, 0, 0, "body"};
+  lf_codec_opts dec = {LF_CODEC_FUNCTIONS | LF_CODEC_TRUSTED, 0, 0, NULL};
+  if (luaL_loadstring(L, body) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) return;
+  int n = 100000;
+  double t0 = now();
+  for (int i = 0; i < n; i++) {
+    b.len = 0;
+    lf_encode(L, 1, 1, &enc, &b, err, sizeof err);
+  }
+  double t1 = now();
+  for (int i = 0; i < n; i++) {
+    lf_decode(T, b.data, b.len, &dec, err, sizeof err);
+    lua_settop(T, 0);
+  }
+  double t2 = now();
+  printf("task body with a helper (%zu bytes): encode %.0f ns, decode %.0f ns\n", b.len,
+         (t1 - t0) / n * 1e9, (t2 - t1) / n * 1e9);
+  lf_buf_free(&b);
+  lua_close(L);
+  lua_close(T);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "bench") == 0) {
-    bench(argc > 2 ? argv[2] : NULL);
+    if (argc > 2 && strcmp(argv[2], "function") == 0)
+      bench_function();
+    else
+      bench(argc > 2 ? argv[2] : NULL);
     return 0;
   }
   test_round_trip();
