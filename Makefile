@@ -2,7 +2,7 @@
 CC      ?= gcc
 BUILD   ?= build
 PREFIX  ?= /usr/local
-PKGS     = lua5.4 libcurl sqlite3
+PKGS     = lua5.4 libcurl sqlite3 zlib
 WARNINGS = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
@@ -47,7 +47,8 @@ $(BUILD)/luaflow: $(BUILD)/obj/main.o $(BUILD)/libluaflow.a
 # from the host interpreter).
 $(BUILD)/luaflow.so: $(LIB_OBJS)
 	$(CC) $(SANFLAGS) -shared -o $@ $^ $(if $(CURL_LIBDIR),-L$(CURL_LIBDIR)) -lcurl \
-	  $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) -lsqlite3 -lm -pthread
+	  $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) -lsqlite3 $(if $(ZLIB_LIBDIR),-L$(ZLIB_LIBDIR)) -lz \
+	  -lm -pthread
 
 # Everything built needs the Debian packages first (pkg-config flags included);
 # a LuaRocks build (DEPS=) leaves the system alone.
@@ -79,6 +80,10 @@ check-mem:
 
 $(BUILD)/memcount.so: bench/memcount.c
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -o $@ $< -ldl
+
+# The run store's own cost (engine-side appends, writer throughput, bytes a task).
+$(BUILD)/store_bench: bench/store_bench.c $(BUILD)/libluaflow.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow.a $(LIBS)
 
 bench: all examples $(BUILD)/memcount.so
 	@./scripts/bench.sh

@@ -18,6 +18,7 @@
 #include <lua.h>
 #include <string.h>
 #include "log.h"
+#include "state.h"
 #include "store.h"
 
 #define STORE_MT "luaflow.Store"
@@ -68,6 +69,18 @@ static double field_num(lua_State *L, int t, const char *key, double def) {
     luaL_error(L, "field '%s' must be a number (got %s)", key, luaL_typename(L, -1));
   lua_pop(L, 1);
   return isnum ? v : def;
+}
+
+static lf_kind field_kind(lua_State *L, int t, const char *key) {
+  size_t len;
+  lua_getfield(L, t, key);
+  const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  if (!name)
+    luaL_error(L, "field '%s' must be a state class (got %s)", key, luaL_typename(L, -1));
+  int k = lf_kind_from_name(name, len);
+  if (k < 0) luaL_error(L, "field '%s': unknown state class '%s'", key, name);
+  lua_pop(L, 1);
+  return (lf_kind)k;
 }
 
 static int field_int(lua_State *L, int t, const char *key, int def) {
@@ -207,7 +220,7 @@ static int run_task(lua_State *L) {
   t.index = field_int(L, 2, "index", 0);
   t.map_index = field_int(L, 2, "map_index", 0);
   t.name = field_str(L, 2, "name", 1);
-  t.state = field_str(L, 2, "state", 1);
+  t.state = field_kind(L, 2, "state");
   t.message = field_str(L, 2, "message", 0);
   t.run_count = field_int(L, 2, "run_count", 0);
   t.started = field_num(L, 2, "started", 0);
@@ -227,8 +240,8 @@ static int run_transition(lua_State *L) {
   t.map_index = field_int(L, 2, "map_index", 0);
   t.seq = field_int(L, 2, "seq", 0);
   t.name = field_str(L, 2, "name", 1);
-  t.old_state = field_str(L, 2, "old", 1);
-  t.new_state = field_str(L, 2, "new", 1);
+  t.old_state = field_kind(L, 2, "old");
+  t.new_state = field_kind(L, 2, "new");
   t.message = field_str(L, 2, "message", 0);
   t.time = field_num(L, 2, "time", 0);
   lf_store_record_transition(r, &t);
@@ -254,7 +267,7 @@ static int run_log(lua_State *L) {
 static int run_finish(lua_State *L) {
   lf_store_recorder *r = check_run(L);
   double ended = field_num(L, 2, "ended", 0);
-  const char *state = field_str(L, 2, "state", 1);
+  lf_kind state = field_kind(L, 2, "state");
   const char *message = field_str(L, 2, "message", 0);
   int exit_code = field_int(L, 2, "exit_code", -1);
   lf_store_end_run(r, ended, state, message, exit_code);
@@ -323,7 +336,7 @@ static void push_task(lua_State *L, const void *row) {
   set_int(L, "index", t->index);
   if (t->map_index) set_int(L, "map_index", t->map_index);
   set_str(L, "name", t->name);
-  set_str(L, "state", t->state);
+  set_str(L, "state", lf_kind_name(t->state));
   set_str(L, "message", t->message);
   set_int(L, "run_count", t->run_count);
   if (t->started) set_num(L, "started", t->started);
@@ -343,8 +356,8 @@ static void push_transition(lua_State *L, const void *row) {
   if (t->map_index) set_int(L, "map_index", t->map_index);
   set_int(L, "seq", t->seq);
   set_str(L, "name", t->name);
-  set_str(L, "old", t->old_state);
-  set_str(L, "new", t->new_state);
+  set_str(L, "old", lf_kind_name(t->old_state));
+  set_str(L, "new", lf_kind_name(t->new_state));
   set_str(L, "message", t->message);
   set_num(L, "time", t->time);
 }

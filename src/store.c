@@ -32,24 +32,51 @@ struct qblock {
 
 enum { REC_BEGIN, REC_TASK, REC_TRANSITION, REC_LOG, REC_END };
 
-/* A queued record: this head, nnum doubles, nstr string lengths, then the
- * strings (each NUL-terminated); the size is a multiple of 8. */
+/* A queued record: a fixed part by type, then its strings in order (each
+ * NUL-terminated; a length of NO_STR is a NULL string). Sizes are multiples
+ * of 8. State classes travel as one byte. */
 typedef struct {
   uint32_t size;
-  uint8_t type, nnum, nstr, pad;
+  uint8_t type, kind_a, kind_b, flag;
   lf_store_recorder *run;
 } rec_head;
 
 #define NO_STR UINT32_MAX
-#define MAX_STR 8
 
-/* A record read back by the writer. */
 typedef struct {
-  const rec_head *h;
-  const double *num;
-  const char *str[MAX_STR];
-  size_t len[MAX_STR];
-} rec_view;
+  rec_head h; /* kind_a: old, kind_b: new */
+  double time;
+  int32_t index, map_index, seq;
+  uint32_t len[2]; /* name, message */
+} rec_transition;
+
+typedef struct {
+  rec_head h; /* kind_a: state, flag: result stored */
+  double started, ended;
+  int32_t index, map_index, run_count;
+  uint32_t len[3]; /* name, message, result */
+} rec_task;
+
+typedef struct {
+  rec_head h;
+  double time;
+  int32_t level;
+  uint32_t len[2]; /* logger, message */
+} rec_log;
+
+typedef struct {
+  rec_head h; /* kind_a: final state */
+  double ended;
+  int32_t exit_code;
+  uint32_t len[1]; /* message */
+} rec_end;
+
+typedef struct {
+  rec_head h;
+  double started;
+  int32_t ntasks;
+  uint32_t len[6]; /* id, flow, script, parameters, executor, restart_of */
+} rec_begin;
 
 struct lf_store_recorder {
   lf_store *store;
@@ -111,23 +138,38 @@ static void set_failure(lf_store *s, const lf_store_error *err) {
   pthread_cond_broadcast(&s->done);
 }
 
-/* Copies one record into the queue. lens[i] == SIZE_MAX: strlen(str[i]). */
-static void append(lf_store_recorder *r, int type, const double *num, int nnum,
-                   const char *const *str, const size_t *lens, int nstr) {
-  lf_store *s = r->store;
-  uint32_t len[MAX_STR];
-  size_t size = sizeof(rec_head) + sizeof(double) * (size_t)nnum + 4 * (size_t)nstr;
-  for (int i = 0; i < nstr; i++) {
-    size_t n = !str[i] ? 0 : lens[i] == SIZE_MAX ? strlen(str[i]) : lens[i];
-    if (n >= NO_STR / 2) n = NO_STR / 2; /* a 2 GB message is cut, not the store */
-    len[i] = str[i] ? (uint32_t)n : NO_STR;
-    size += str[i] ? n + 1 : 0;
+/* String lengths for a record, NO_STR for NULL; returns their bytes with
+ * terminators. A string of 2 GB or more is cut (not the store). */
+static inline size_t measure(const char *const *str, const size_t *given, uint32_t *len,
+                             int n) {
+  size_t bytes = 0;
+  for (int i = 0; i < n; i++) {
+    if (!str[i]) {
+      len[i] = NO_STR;
+      continue;
+    }
+    size_t l = given && given[i] != SIZE_MAX ? given[i] : strlen(str[i]);
+    if (l >= NO_STR / 2) l = NO_STR / 2;
+    len[i] = (uint32_t)l;
+    bytes += l + 1;
   }
-  size = (size + 7) & ~(size_t)7;
+  return bytes;
+}
+
+/* Copies a record (its fixed part `fixed`, of `size` bytes, then n strings)
+ * into the queue. Inlined into each record function, where the sizes are
+ * constants. */
+static inline __attribute__((always_inline)) void
+push(lf_store_recorder *r, rec_head *fixed, size_t size, const char *const *str,
+     const uint32_t *len, int n, size_t text) {
+  lf_store *s = r->store;
+  size_t total = (size + text + 7) & ~(size_t)7;
+  fixed->size = (uint32_t)total;
+  fixed->run = r;
   pthread_mutex_lock(&s->mu);
   while (s->queued >= QUEUE_MAX && !s->failed && !s->closing)
     pthread_cond_wait(&s->space, &s->mu);
-  unsigned char *p = s->failed || s->closing ? NULL : reserve(s, size);
+  unsigned char *p = s->failed || s->closing ? NULL : reserve(s, total);
   if (!p) {
     if (!s->failed && !s->closing) {
       lf_store_error err;
@@ -137,29 +179,22 @@ static void append(lf_store_recorder *r, int type, const double *num, int nnum,
     pthread_mutex_unlock(&s->mu);
     return;
   }
-  rec_head *h = (rec_head *)p;
-  *h = (rec_head){(uint32_t)size, (uint8_t)type, (uint8_t)nnum, (uint8_t)nstr, 0, r};
-  memcpy(h + 1, num, sizeof(double) * (size_t)nnum);
-  unsigned char *o = p + sizeof *h + sizeof(double) * (size_t)nnum;
-  memcpy(o, len, 4 * (size_t)nstr);
-  o += 4 * (size_t)nstr;
-  for (int i = 0; i < nstr; i++) {
+  memcpy(p, fixed, size);
+  unsigned char *o = p + size;
+  for (int i = 0; i < n; i++) {
     if (len[i] == NO_STR) continue;
     memcpy(o, str[i], len[i]);
     o[len[i]] = '\0';
     o += len[i] + 1;
   }
   size_t before = s->queued;
-  s->queued += size;
+  s->queued += total;
   s->appended++;
   /* Wake the writer to start its clock, or early when a batch is full. */
   if (before == 0 || (before < BATCH_BYTES && s->queued >= BATCH_BYTES))
     pthread_cond_signal(&s->wake);
   pthread_mutex_unlock(&s->mu);
 }
-
-static const size_t STRLEN[MAX_STR] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX,
-                                       SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
 
 lf_store_recorder *lf_store_begin_run(lf_store *s, const lf_store_run *run) {
   if (!s || !s->recording || !run || !run->id || !run->id[0]) return NULL;
@@ -178,67 +213,78 @@ lf_store_recorder *lf_store_begin_run(lf_store *s, const lf_store_run *run) {
     free(r);
     return NULL;
   }
-  double num[] = {run->started, run->ntasks};
+  rec_begin b = {.h.type = REC_BEGIN, .started = run->started, .ntasks = run->ntasks};
   const char *str[] = {run->id,       run->flow ? run->flow : "",
                        run->script,   run->parameters,
                        run->executor, run->restart_of};
-  append(r, REC_BEGIN, num, 2, str, STRLEN, 6);
+  size_t text = measure(str, NULL, b.len, 6);
+  push(r, &b.h, sizeof b, str, b.len, 6, text);
   return r;
 }
 
 void lf_store_record_task(lf_store_recorder *r, const lf_store_task *t) {
   if (!r) return;
-  int stored = t->result_stored;
-  const char *result = t->result;
-  if (result && t->result_len > LF_STORE_RESULT_MAX) {
-    result = NULL; /* too long to keep: a restart runs the task again */
-    stored = 0;
+  rec_task k = {.h = {.type = REC_TASK,
+                      .kind_a = (uint8_t)t->state,
+                      .flag = (uint8_t)(t->result_stored != 0)},
+                .started = t->started,
+                .ended = t->ended,
+                .index = t->index,
+                .map_index = t->map_index,
+                .run_count = t->run_count};
+  const char *str[] = {t->name, t->message, t->result};
+  size_t given[] = {SIZE_MAX, SIZE_MAX, t->result_len};
+  if (t->result && t->result_len > LF_STORE_RESULT_MAX) {
+    str[2] = NULL; /* too long to keep: a restart runs the task again */
+    k.h.flag = 0;
   }
-  double num[] = {t->index, t->map_index, t->run_count, t->started, t->ended, stored};
-  const char *str[] = {t->name, t->state, t->message, result};
-  size_t lens[] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, t->result_len};
-  append(r, REC_TASK, num, 6, str, lens, 4);
+  size_t text = measure(str, given, k.len, 3);
+  push(r, &k.h, sizeof k, str, k.len, 3, text);
 }
 
 void lf_store_record_transition(lf_store_recorder *r, const lf_store_transition *t) {
   if (!r) return;
-  double num[] = {t->index, t->map_index, t->seq, t->time};
-  const char *str[] = {t->name, t->old_state, t->new_state, t->message};
-  append(r, REC_TRANSITION, num, 4, str, STRLEN, 4);
+  rec_transition k = {.h = {.type = REC_TRANSITION,
+                            .kind_a = (uint8_t)t->old_state,
+                            .kind_b = (uint8_t)t->new_state},
+                      .time = t->time,
+                      .index = t->index,
+                      .map_index = t->map_index,
+                      .seq = t->seq};
+  const char *str[] = {t->name, t->message};
+  size_t text = measure(str, NULL, k.len, 2);
+  push(r, &k.h, sizeof k, str, k.len, 2, text);
 }
 
 void lf_store_record_log(lf_store_recorder *r, const lf_store_log *l) {
   if (!r) return;
-  double num[] = {l->time, l->level};
+  rec_log k = {.h.type = REC_LOG, .time = l->time, .level = l->level};
   const char *str[] = {l->logger, l->message};
-  size_t lens[] = {SIZE_MAX, l->message_len};
-  append(r, REC_LOG, num, 2, str, lens, 2);
+  size_t given[] = {SIZE_MAX, l->message_len};
+  size_t text = measure(str, given, k.len, 2);
+  push(r, &k.h, sizeof k, str, k.len, 2, text);
 }
 
-void lf_store_end_run(lf_store_recorder *r, double ended, const char *state,
+void lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
                       const char *message, int exit_code) {
   if (!r) return;
-  double num[] = {ended, exit_code};
-  const char *str[] = {state, message};
-  append(r, REC_END, num, 2, str, STRLEN, 2);
+  rec_end k = {.h = {.type = REC_END, .kind_a = (uint8_t)state},
+               .ended = ended,
+               .exit_code = exit_code};
+  const char *str[] = {message};
+  size_t text = measure(str, NULL, k.len, 1);
+  push(r, &k.h, sizeof k, str, k.len, 1, text);
 }
 
 /* ---- the writer ---- */
 
-static void view(const rec_head *h, rec_view *v) {
-  v->h = h;
-  v->num = (const double *)(h + 1);
-  const uint32_t *len = (const uint32_t *)(v->num + h->nnum);
-  const char *p = (const char *)(len + h->nstr);
-  for (int i = 0; i < h->nstr; i++) {
-    if (len[i] == NO_STR) {
-      v->str[i] = NULL;
-      v->len[i] = 0;
-      continue;
-    }
-    v->str[i] = p;
-    v->len[i] = len[i];
-    p += len[i] + 1;
+/* The strings that follow a record's fixed part (size bytes). */
+static void strings(const rec_head *h, size_t size, const uint32_t *len, int n,
+                    const char **str) {
+  const char *p = (const char *)h + size;
+  for (int i = 0; i < n; i++) {
+    str[i] = len[i] == NO_STR ? NULL : p;
+    if (str[i]) p += len[i] + 1;
   }
 }
 
@@ -256,52 +302,60 @@ static void drop_recorder(lf_store *s, lf_store_recorder *r) {
   free(r);
 }
 
-static int write_chunk(lf_store *s, lf_store_recorder *r, int kind, lf_store_error *err) {
+static int write_chunk(lf_store *s, lf_store_recorder *r, int kind, lf_buf *zbuf,
+                       lf_store_error *err) {
   lf_buf *b = &r->chunk[kind];
   lf_codec_close(b);
   if (b->oom)
     return lf_store_fail(err, LF_STORE_EIO, "run store %s: out of memory", s->path);
+  const char *body = b->p;
+  size_t len = b->len, raw = 0;
+  if (len >= LF_CODEC_DEFLATE_MIN && lf_codec_deflate(b->p, b->len, zbuf) == 0) {
+    body = zbuf->p;
+    raw = len;
+    len = zbuf->len;
+  }
   long long key = r->new_key ? r->new_key : r->key;
-  int rc = s->be->insert_chunk(s->writer, key, kind, r->nrec[kind], b->p, b->len, err);
+  int rc = s->be->insert_chunk(s->writer, key, kind, r->nrec[kind], body, len, raw, err);
   lf_buf_reset(b);
   r->nrec[kind] = 0;
   return rc;
 }
 
 /* Encodes one task, transition or log record into its run's open chunk. */
-static int encode(lf_store *s, lf_store_recorder *r, const rec_view *v,
+static int encode(lf_store *s, lf_store_recorder *r, const rec_head *h, lf_buf *zbuf,
                   lf_store_error *err) {
-  const double *n = v->num;
+  const char *str[3];
   int kind;
-  switch (v->h->type) {
-  case REC_TASK: {
-    lf_store_task t = {(int)n[0], (int)n[1], v->str[0], v->str[1], v->str[2], (int)n[2],
-                       n[3],      n[4],      v->str[3], v->len[3], (int)n[5]};
+  if (h->type == REC_TASK) {
+    const rec_task *k = (const rec_task *)h;
+    strings(h, sizeof *k, k->len, 3, str);
+    lf_store_task t = {k->index, k->map_index,           str[0],     (lf_kind)h->kind_a,
+                       str[1],   k->run_count,           k->started, k->ended,
+                       str[2],   str[2] ? k->len[2] : 0, h->flag};
     lf_codec_task(&r->chunk[kind = LF_CHUNK_TASK], &t);
-    int k = t.state ? lf_kind_from_name(t.state, v->len[1]) : -1;
-    if (k >= 0) r->delta[k]++;
-    break;
-  }
-  case REC_TRANSITION: {
-    lf_store_transition t = {(int)n[0], (int)n[1], (int)n[2], v->str[0],
-                             v->str[1], v->str[2], v->str[3], n[3]};
+    if (h->kind_a < LF_NKINDS) r->delta[h->kind_a]++;
+  } else if (h->type == REC_TRANSITION) {
+    const rec_transition *k = (const rec_transition *)h;
+    strings(h, sizeof *k, k->len, 2, str);
+    lf_store_transition t = {k->index,           k->map_index,       k->seq, str[0],
+                             (lf_kind)h->kind_a, (lf_kind)h->kind_b, str[1], k->time};
     lf_codec_transition(&r->chunk[kind = LF_CHUNK_TRANSITION], &t);
-    break;
-  }
-  default: {
-    lf_store_log l = {n[0], (int)n[1], v->str[0], v->str[1], v->len[1]};
+  } else {
+    const rec_log *k = (const rec_log *)h;
+    strings(h, sizeof *k, k->len, 2, str);
+    lf_store_log l = {k->time, k->level, str[0], str[1], str[1] ? k->len[1] : 0};
     lf_codec_log(&r->chunk[kind = LF_CHUNK_LOG], &l);
   }
-  }
   r->nrec[kind]++;
-  return r->chunk[kind].len >= CHUNK_MAX ? write_chunk(s, r, kind, err) : 0;
+  return r->chunk[kind].len >= CHUNK_MAX ? write_chunk(s, r, kind, zbuf, err) : 0;
 }
 
 /* Brings a run's row up to date at the end of a batch. */
 static int update_run(lf_store *s, lf_store_recorder *r, lf_buf *scratch, double now,
                       lf_store_error *err) {
   for (int k = 0; k < LF_NCHUNKS; k++)
-    if (r->nrec[k] && write_chunk(s, r, k, err)) return -1;
+    if (r->nrec[k] && write_chunk(s, r, k, scratch, err)) return -1;
   lf_store_run_update u = {.heartbeat = now};
   int counts[LF_NKINDS], changed = 0;
   for (int k = 0; k < LF_NKINDS; k++) {
@@ -317,13 +371,14 @@ static int update_run(lf_store *s, lf_store_recorder *r, lf_buf *scratch, double
     u.counts_len = scratch->len;
   }
   if (r->end) {
-    rec_view v;
-    view(r->end, &v);
+    const rec_end *k = (const rec_end *)r->end;
+    const char *message;
+    strings(r->end, sizeof *k, k->len, 1, &message);
     u.end = 1;
-    u.ended = v.num[0];
-    u.exit_code = (int)v.num[1];
-    u.state = v.str[0];
-    u.message = v.str[1];
+    u.ended = k->ended;
+    u.exit_code = k->exit_code;
+    u.state = lf_kind_name((lf_kind)r->end->kind_a);
+    u.message = message;
   }
   return s->be->update_run(s->writer, r->new_key ? r->new_key : r->key, &u, err);
 }
@@ -363,17 +418,18 @@ static int write_batch(lf_store *s, qblock *blocks, lf_store_recorder **touched,
         r->next_touched = *touched;
         *touched = r;
       }
-      rec_view v;
-      view(h, &v);
       if (h->type == REC_BEGIN) {
-        lf_store_run run = {.id = v.str[0],
-                            .flow = v.str[1],
-                            .script = v.str[2],
-                            .parameters = v.str[3],
-                            .executor = v.str[4],
-                            .restart_of = v.str[5],
-                            .started = v.num[0],
-                            .ntasks = (int)v.num[1]};
+        const rec_begin *k = (const rec_begin *)h;
+        const char *str[6];
+        strings(h, sizeof *k, k->len, 6, str);
+        lf_store_run run = {.id = str[0],
+                            .flow = str[1],
+                            .script = str[2],
+                            .parameters = str[3],
+                            .executor = str[4],
+                            .restart_of = str[5],
+                            .started = k->started,
+                            .ntasks = k->ntasks};
         if (s->be->insert_run(s->writer, &run, &s->self, &r->new_key, err)) {
           if (err->code != LF_STORE_EINVAL) goto fail;
           r->new_rejected = 1; /* an id already recorded: this run is not */
@@ -381,7 +437,7 @@ static int write_batch(lf_store *s, qblock *blocks, lf_store_recorder **touched,
       } else if (h->type == REC_END) {
         r->end = h;
       } else if (!r->rejected && !r->new_rejected && (r->key || r->new_key)) {
-        if (encode(s, r, &v, err)) goto fail;
+        if (encode(s, r, h, scratch, err)) goto fail;
       }
     }
   }
@@ -604,10 +660,10 @@ static int make_parents(const char *path, lf_store_error *err) {
 }
 
 /* Makes the file ourselves so it is private (0600); SQLite gives its WAL and
- * index files the same mode. */
+ * index files the same mode. 1 when made, 0 when it was there, else -1. */
 static int create_file(const char *path, lf_store_error *err) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) return close(fd), 0;
+  if (fd >= 0) return close(fd), 1;
   if (errno == EEXIST) return 0;
   return lf_store_fail(err, errno_code(errno), "cannot create run store %s (%s)", path,
                        strerror(errno));
@@ -680,8 +736,9 @@ lf_store *lf_store_open(const char *path, const lf_store_options *opts,
   }
   int create = o.flags & LF_STORE_CREATE, record = o.flags & LF_STORE_RECORD;
   struct stat st;
+  int created = 0;
   if (create) {
-    if (make_parents(path, err) || create_file(path, err)) return NULL;
+    if (make_parents(path, err) || (created = create_file(path, err)) < 0) return NULL;
   } else if (stat(path, &st) != 0) {
     lf_store_fail(err, errno == ENOENT ? LF_STORE_ENOENT : LF_STORE_EIO,
                   "no run store at %s (%s)", path, strerror(errno));
@@ -727,6 +784,7 @@ lf_store *lf_store_open(const char *path, const lf_store_options *opts,
   return s;
 fail:
   free_store(s);
+  if (created) unlink(path); /* an empty file would only be in the way */
   return NULL;
 }
 

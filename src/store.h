@@ -93,12 +93,15 @@ typedef struct {
   int counts[LF_NKINDS]; /* finished tasks by final class */
 } lf_store_run;
 
+/* State classes are recorded as kinds and stored by name; a name this
+ * luaflow does not know reads back as LF_STATE. */
+
 /* A task (or a mapped child) at the end of its run. */
 typedef struct {
   int index;     /* 1-based position of the task in its flow */
   int map_index; /* 1-based index of a mapped child; 0: not a child */
   const char *name;
-  const char *state;   /* final class name (readers: the last one known) */
+  lf_kind state;       /* final class (readers: the last one known) */
   const char *message; /* NULL: none */
   int run_count;
   double started, ended; /* epoch seconds; 0: unknown */
@@ -116,8 +119,8 @@ typedef struct {
   int map_index; /* 1-based index of a mapped child; 0: not a child */
   int seq;       /* n-th transition of this object in the run, from 1 */
   const char *name;
-  const char *old_state, *new_state; /* class names */
-  const char *message;               /* new state's message; NULL: none */
+  lf_kind old_state, new_state;
+  const char *message; /* new state's message; NULL: none */
   double time;
 } lf_store_transition;
 
@@ -158,7 +161,7 @@ void lf_store_record_task(lf_store_recorder *r, const lf_store_task *t);
 void lf_store_record_transition(lf_store_recorder *r, const lf_store_transition *t);
 void lf_store_record_log(lf_store_recorder *r, const lf_store_log *l);
 /* Ends the run (exit_code -1: none); r must not be used afterwards. */
-void lf_store_end_run(lf_store_recorder *r, double ended, const char *state,
+void lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
                       const char *message, int exit_code);
 /* Waits until everything recorded before the call is committed. 0, or -1 with
  * *err set when recording has failed. */

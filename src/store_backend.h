@@ -29,7 +29,9 @@ typedef struct {
 } lf_store_raw_run;
 
 typedef int (*lf_store_run_cb)(const lf_store_raw_run *r, void *ud);
-typedef int (*lf_store_chunk_cb)(const char *body, size_t len, void *ud);
+/* raw: 0 when body is JSON text; else body is that JSON compressed (zlib) from
+ * raw bytes. */
+typedef int (*lf_store_chunk_cb)(const void *body, size_t len, size_t raw, void *ud);
 
 enum { LF_CHUNK_TASK, LF_CHUNK_TRANSITION, LF_CHUNK_LOG, LF_NCHUNKS };
 
@@ -76,7 +78,7 @@ typedef struct {
   int (*update_run)(lf_store_conn *c, long long key, const lf_store_run_update *u,
                     lf_store_error *err);
   int (*insert_chunk)(lf_store_conn *c, long long key, int kind, size_t n,
-                      const char *body, size_t len, lf_store_error *err);
+                      const void *body, size_t len, size_t raw, lf_store_error *err);
 
   /* Reading. find_runs: the run with this id, or (prefix) up to limit runs
    * whose id starts with it, newest first. */

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include "state.h"
 #include "store_codec.h"
 
@@ -126,47 +127,53 @@ static void buf_char(lf_buf *b, char c) {
   b->p[b->len++] = c;
 }
 
-/* ---- encoding ---- */
+/* ---- encoding ----
+ * Each record reserves its worst case first (a byte escapes to at most six),
+ * then writes through a cursor without further checks. */
 
-static void put_int(lf_buf *b, long long v) {
-  char tmp[24];
+static char *w_lit(char *o, const char *s, size_t n) {
+  memcpy(o, s, n);
+  return o + n;
+}
+
+static char *w_uint(char *o, unsigned long long u) {
+  char tmp[20];
   int n = 0;
-  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
   do {
     tmp[n++] = (char)('0' + u % 10);
     u /= 10;
   } while (u);
-  if (v < 0) tmp[n++] = '-';
-  if (!buf_reserve(b, (size_t)n)) return;
   while (n)
-    b->p[b->len++] = tmp[--n];
+    *o++ = tmp[--n];
+  return o;
 }
 
-/* Six decimals without printf (the writer formats a few per record). */
-static void put_time(lf_buf *b, double t) {
-  if (!isfinite(t) || fabs(t) > 9e12) {
-    lf_buf_add(b, "null", 4);
-    return;
+static char *w_int(char *o, long long v) {
+  if (v < 0) {
+    *o++ = '-';
+    return w_uint(o, 0ull - (unsigned long long)v);
   }
-  long long us = llround(t * 1e6);
+  return w_uint(o, (unsigned long long)v);
+}
+
+/* Six decimals without printf; null for what is not a time. */
+static char *w_time(char *o, double t) {
+  if (!isfinite(t) || fabs(t) > 9e12) return w_lit(o, "null", 4);
+  long long us = (long long)(t * 1e6 + (t < 0 ? -0.5 : 0.5));
   if (us < 0) {
-    buf_char(b, '-');
+    *o++ = '-';
     us = -us;
   }
-  put_int(b, us / 1000000);
-  char frac[6];
-  long long f = us % 1000000;
+  o = w_uint(o, (unsigned long long)us / 1000000);
+  *o++ = '.';
+  unsigned f = (unsigned)(us % 1000000);
   for (int i = 5; i >= 0; i--, f /= 10)
-    frac[i] = (char)('0' + f % 10);
-  buf_char(b, '.');
-  lf_buf_add(b, frac, 6);
+    o[i] = (char)('0' + f % 10);
+  return o + 6;
 }
 
-static void put_opt_time(lf_buf *b, double t) {
-  if (t == 0)
-    lf_buf_add(b, "null", 4);
-  else
-    put_time(b, t);
+static char *w_opt_time(char *o, double t) {
+  return t == 0 ? w_lit(o, "null", 4) : w_time(o, t);
 }
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
@@ -192,129 +199,141 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   return len;
 }
 
-static void put_str(lf_buf *b, const char *str, size_t len) {
+static char *w_str(char *o, const char *str, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str, *end = s + len;
-  buf_char(b, '"');
+  *o++ = '"';
   while (s < end) {
     const unsigned char *run = s;
     while (s < end && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\')
       s++;
-    lf_buf_add(b, (const char *)run, (size_t)(s - run));
+    o = w_lit(o, (const char *)run, (size_t)(s - run));
     if (s == end) break;
     unsigned c = *s;
     if (c >= 0x80) {
       size_t n = utf8_seq(s, (size_t)(end - s));
-      if (n)
-        lf_buf_add(b, (const char *)s, n);
-      else
-        lf_buf_add(b, "\\ufffd", 6);
+      o = n ? w_lit(o, (const char *)s, n) : w_lit(o, "\\ufffd", 6);
       s += n ? n : 1;
       continue;
     }
-    char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-    size_t n = 2;
+    *o++ = '\\';
     switch (c) {
     case '"':
     case '\\':
+      *o++ = (char)c;
       break;
     case '\n':
-      esc[1] = 'n';
+      *o++ = 'n';
       break;
     case '\r':
-      esc[1] = 'r';
+      *o++ = 'r';
       break;
     case '\t':
-      esc[1] = 't';
+      *o++ = 't';
       break;
     default:
-      memcpy(esc + 1, "u00", 3);
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      n = 6;
+      o = w_lit(o, "u00", 3);
+      *o++ = hex[c >> 4];
+      *o++ = hex[c & 15];
     }
-    lf_buf_add(b, esc, n);
     s++;
   }
-  buf_char(b, '"');
+  *o++ = '"';
+  return o;
 }
 
-static void put_opt_str(lf_buf *b, const char *s) {
-  if (s)
-    put_str(b, s, strlen(s));
-  else
-    lf_buf_add(b, "null", 4);
+static char *w_opt_str(char *o, const char *s, size_t len) {
+  return s ? w_str(o, s, len) : w_lit(o, "null", 4);
 }
 
-static void open_record(lf_buf *b) {
-  buf_char(b, b->len ? ',' : '[');
-  buf_char(b, '[');
+static size_t opt_len(const char *s) {
+  return s ? strlen(s) : 0;
 }
 
-static void put_map_index(lf_buf *b, int map_index) {
-  if (map_index > 0)
-    put_int(b, map_index);
-  else
-    lf_buf_add(b, "null", 4);
+/* Room for one record holding strings of `text` bytes in all; the cursor. */
+static char *open_record(lf_buf *b, size_t text) {
+  if (!buf_reserve(b, 160 + 6 * text)) return NULL;
+  char *o = b->p + b->len;
+  *o++ = b->len ? ',' : '[';
+  *o++ = '[';
+  return o;
+}
+
+static void close_record(lf_buf *b, char *o) {
+  *o++ = ']';
+  b->len = (size_t)(o - b->p);
+}
+
+static char *w_map_index(char *o, int map_index) {
+  return map_index > 0 ? w_int(o, map_index) : w_lit(o, "null", 4);
+}
+
+static char *w_kind(char *o, lf_kind k) {
+  const char *name = lf_kind_name(k);
+  return w_str(o, name, strlen(name));
 }
 
 void lf_codec_task(lf_buf *b, const lf_store_task *t) {
-  open_record(b);
-  put_int(b, t->index);
-  buf_char(b, ',');
-  put_map_index(b, t->map_index);
-  buf_char(b, ',');
-  put_opt_str(b, t->name ? t->name : "");
-  buf_char(b, ',');
-  put_opt_str(b, t->state ? t->state : "");
-  buf_char(b, ',');
-  put_opt_str(b, t->message);
-  buf_char(b, ',');
-  put_int(b, t->run_count);
-  buf_char(b, ',');
-  put_opt_time(b, t->started);
-  buf_char(b, ',');
-  put_opt_time(b, t->ended);
-  buf_char(b, ',');
-  if (t->result)
-    put_str(b, t->result, t->result_len);
-  else
-    lf_buf_add(b, "null", 4);
-  buf_char(b, ',');
-  buf_char(b, t->result_stored ? '1' : '0');
-  buf_char(b, ']');
+  size_t name = opt_len(t->name), msg = opt_len(t->message);
+  size_t result = t->result ? t->result_len : 0;
+  char *o = open_record(b, name + msg + result);
+  if (!o) return;
+  o = w_int(o, t->index);
+  *o++ = ',';
+  o = w_map_index(o, t->map_index);
+  *o++ = ',';
+  o = w_str(o, t->name ? t->name : "", name);
+  *o++ = ',';
+  o = w_kind(o, t->state);
+  *o++ = ',';
+  o = w_opt_str(o, t->message, msg);
+  *o++ = ',';
+  o = w_int(o, t->run_count);
+  *o++ = ',';
+  o = w_opt_time(o, t->started);
+  *o++ = ',';
+  o = w_opt_time(o, t->ended);
+  *o++ = ',';
+  o = w_opt_str(o, t->result, result);
+  *o++ = ',';
+  *o++ = t->result_stored ? '1' : '0';
+  close_record(b, o);
 }
 
 void lf_codec_transition(lf_buf *b, const lf_store_transition *t) {
-  open_record(b);
-  put_int(b, t->index);
-  buf_char(b, ',');
-  put_map_index(b, t->map_index);
-  buf_char(b, ',');
-  put_int(b, t->seq);
-  buf_char(b, ',');
-  put_opt_str(b, t->name ? t->name : "");
-  buf_char(b, ',');
-  put_opt_str(b, t->old_state ? t->old_state : "");
-  buf_char(b, ',');
-  put_opt_str(b, t->new_state ? t->new_state : "");
-  buf_char(b, ',');
-  put_opt_str(b, t->message);
-  buf_char(b, ',');
-  put_time(b, t->time);
-  buf_char(b, ']');
+  size_t name = opt_len(t->name), msg = opt_len(t->message);
+  char *o = open_record(b, name + msg);
+  if (!o) return;
+  o = w_int(o, t->index);
+  *o++ = ',';
+  o = w_map_index(o, t->map_index);
+  *o++ = ',';
+  o = w_int(o, t->seq);
+  *o++ = ',';
+  o = w_str(o, t->name ? t->name : "", name);
+  *o++ = ',';
+  o = w_kind(o, t->old_state);
+  *o++ = ',';
+  o = w_kind(o, t->new_state);
+  *o++ = ',';
+  o = w_opt_str(o, t->message, msg);
+  *o++ = ',';
+  o = w_time(o, t->time);
+  close_record(b, o);
 }
 
 void lf_codec_log(lf_buf *b, const lf_store_log *l) {
-  open_record(b);
-  put_time(b, l->time);
-  buf_char(b, ',');
-  put_int(b, l->level);
-  buf_char(b, ',');
-  put_opt_str(b, l->logger ? l->logger : "");
-  buf_char(b, ',');
-  put_str(b, l->message ? l->message : "", l->message ? l->message_len : 0);
-  buf_char(b, ']');
+  size_t logger = opt_len(l->logger), msg = l->message ? l->message_len : 0;
+  char *o = open_record(b, logger + msg);
+  if (!o) return;
+  o = w_time(o, l->time);
+  *o++ = ',';
+  o = w_int(o, l->level);
+  *o++ = ',';
+  o = w_str(o, l->logger ? l->logger : "", logger);
+  *o++ = ',';
+  o = w_str(o, l->message ? l->message : "", msg);
+  close_record(b, o);
 }
 
 void lf_codec_close(lf_buf *b) {
@@ -323,17 +342,41 @@ void lf_codec_close(lf_buf *b) {
 }
 
 void lf_codec_counts(lf_buf *b, const int counts[LF_NKINDS]) {
-  buf_char(b, '{');
-  int first = 1;
+  if (!buf_reserve(b, 2 + LF_NKINDS * 48)) return;
+  char *o = b->p + b->len;
+  *o++ = '{';
   for (int k = 0; k < LF_NKINDS; k++) {
     if (!counts[k]) continue;
-    if (!first) buf_char(b, ',');
-    first = 0;
-    put_opt_str(b, lf_kind_name((lf_kind)k));
-    buf_char(b, ':');
-    put_int(b, counts[k]);
+    if (o[-1] != '{') *o++ = ',';
+    o = w_kind(o, (lf_kind)k);
+    *o++ = ':';
+    o = w_int(o, counts[k]);
   }
-  buf_char(b, '}');
+  *o++ = '}';
+  b->len = (size_t)(o - b->p);
+}
+
+/* ---- compression ---- */
+
+int lf_codec_deflate(const char *in, size_t n, lf_buf *out) {
+  uLongf len = compressBound((uLong)n);
+  lf_buf_reset(out);
+  if (!buf_reserve(out, len)) return -1;
+  if (compress2((Bytef *)out->p, &len, (const Bytef *)in, (uLong)n, 1) != Z_OK) return -1;
+  out->len = len;
+  return 0;
+}
+
+char *lf_codec_inflate(const void *in, size_t n, size_t raw) {
+  char *out = malloc(raw + 1);
+  uLongf len = raw;
+  if (!out) return NULL;
+  if (uncompress((Bytef *)out, &len, in, (uLong)n) != Z_OK || len != raw) {
+    free(out);
+    return NULL;
+  }
+  out[raw] = '\0';
+  return out;
 }
 
 /* ---- decoding ---- */

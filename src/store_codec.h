@@ -8,8 +8,9 @@
  *   transition: [index, map_index|null, seq, name, old, new, message|null, time]
  *   log:        [time, level, logger, message]
  *
- * Times are epoch seconds with six decimals. Strings are JSON strings; bytes
- * that are not UTF-8 become U+FFFD. Lua-free. */
+ * Times are epoch seconds with six decimals; states are class names. Strings
+ * are JSON strings; bytes that are not UTF-8 become U+FFFD. A chunk of
+ * LF_CODEC_DEFLATE_MIN bytes or more is stored compressed (zlib). Lua-free. */
 #ifndef LF_STORE_CODEC_H
 #define LF_STORE_CODEC_H
 
@@ -45,6 +46,14 @@ void lf_codec_log(lf_buf *b, const lf_store_log *l);
 void lf_codec_close(lf_buf *b);
 /* {"Success":3,"Failed":1}: the non-zero counts by class name. */
 void lf_codec_counts(lf_buf *b, const int counts[LF_NKINDS]);
+
+/* zlib at its fastest level: JSON chunks shrink about tenfold, which costs the
+ * writer less than writing them out twice (WAL, then the database). */
+#define LF_CODEC_DEFLATE_MIN 1024
+int lf_codec_deflate(const char *in, size_t n, lf_buf *out); /* 0, or -1 */
+/* The raw bytes of a compressed chunk, NUL-terminated (malloc'ed); NULL when
+ * they do not inflate to exactly raw bytes. */
+char *lf_codec_inflate(const void *in, size_t n, size_t raw);
 
 /* ---- decoding ---- */
 typedef enum { LF_JNULL, LF_JNUM, LF_JSTR, LF_JBOOL } lf_jtype;

@@ -204,9 +204,19 @@ typedef struct {
   int (*row)(const lf_jval *v, int n, void *ud);
 } records_ctx;
 
-static int each_body(const char *body, size_t len, void *ud) {
+static int each_body(const void *body, size_t len, size_t raw, void *ud) {
   records_ctx *c = ud;
-  return lf_codec_each(body, len, c->a, c->row, c);
+  if (!raw) return lf_codec_each(body, len, c->a, c->row, c);
+  char *json = lf_codec_inflate(body, len, raw);
+  int rc = json ? lf_codec_each(json, raw, c->a, c->row, c) : -1;
+  free(json);
+  return rc;
+}
+
+/* A class by name; one this luaflow does not know is State. */
+static lf_kind kind_of(const lf_jval *v) {
+  int k = lf_kind_from_name(v->str, v->len);
+  return k < 0 ? LF_STATE : (lf_kind)k;
 }
 
 static double num_or_zero(const lf_jval *v) {
@@ -226,7 +236,7 @@ static int task_row(const lf_jval *v, int n, void *ud) {
   t->index = (int)v[0].num;
   t->map_index = (int)num_or_zero(&v[1]);
   t->name = v[2].str;
-  t->state = v[3].str;
+  t->state = kind_of(&v[3]);
   t->message = str_or_null(&v[4]);
   t->run_count = (int)num_or_zero(&v[5]);
   t->started = num_or_zero(&v[6]);
@@ -248,8 +258,8 @@ static int transition_row(const lf_jval *v, int n, void *ud) {
   t->map_index = (int)num_or_zero(&v[1]);
   t->seq = (int)v[2].num;
   t->name = v[3].str;
-  t->old_state = v[4].str;
-  t->new_state = v[5].str;
+  t->old_state = kind_of(&v[4]);
+  t->new_state = kind_of(&v[5]);
   t->message = str_or_null(&v[6]);
   t->time = v[7].num;
   return 0;
@@ -355,7 +365,7 @@ static int add_unfinished(vec *tasks, const lf_store_transition *tr, size_t ntr)
     for (; j < ntr && refs[j].index == refs[i].index &&
            refs[j].map_index == refs[i].map_index;
          j++)
-      running += strcmp(tr[refs[j].at].new_state, "Running") == 0;
+      running += tr[refs[j].at].new_state == LF_RUNNING;
     const lf_store_transition *first = &tr[refs[i].at], *last = &tr[refs[j - 1].at];
     lf_store_task key = {.index = first->index, .map_index = first->map_index};
     if (first->index > 0 &&

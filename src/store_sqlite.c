@@ -41,13 +41,15 @@ static const char *const migrations[] = {
     "CREATE INDEX runs_started ON runs(started);"
     "CREATE INDEX runs_flow ON runs(flow, started);"
     /* Tasks, transitions and log lines: one JSON array per run, kind and
-     * commit (store_codec.h has the record layouts). */
+     * commit (store_codec.h has the record layouts), compressed with zlib
+     * when it is large. */
     "CREATE TABLE records ("
     "  chunk INTEGER PRIMARY KEY,"
     "  run INTEGER NOT NULL REFERENCES runs(run) ON DELETE CASCADE,"
     "  kind TEXT NOT NULL CHECK (kind IN ('task', 'transition', 'log')),"
-    "  n INTEGER NOT NULL,"
-    "  body TEXT NOT NULL"
+    "  n INTEGER NOT NULL," /* records in the chunk */
+    "  size INTEGER,"       /* NULL: body is JSON text; else the */
+    "  body BLOB NOT NULL"  /* JSON's size, body being it deflated */
     ");"
     "CREATE INDEX records_run ON records(run, kind);"
     "CREATE TABLE cache ("
@@ -91,44 +93,7 @@ static const char *const migrations[] = {
     "  claimed_by TEXT,"   /* the sender holding it ... */
     "  claimed_until REAL" /* ... until its lease ends */
     ");"
-    "CREATE INDEX outbox_due ON outbox(next_attempt);"
-    /* The records as rows, for queries by hand (`sqlite3 luaflow.db`). */
-    "CREATE VIEW tasks AS SELECT r.id AS run_id,"
-    "  json_extract(j.value, '$[0]') AS task_index,"
-    "  json_extract(j.value, '$[1]') AS map_index,"
-    "  json_extract(j.value, '$[2]') AS name,"
-    "  json_extract(j.value, '$[3]') AS state,"
-    "  json_extract(j.value, '$[4]') AS message,"
-    "  json_extract(j.value, '$[5]') AS run_count,"
-    "  json_extract(j.value, '$[6]') AS started,"
-    "  json_extract(j.value, '$[7]') AS ended,"
-    "  json_extract(j.value, '$[8]') AS result,"
-    "  json_extract(j.value, '$[9]') AS result_stored"
-    "  FROM records c JOIN runs r ON r.run = c.run, json_each(c.body) j"
-    "  WHERE c.kind = 'task';"
-    "CREATE VIEW transitions AS SELECT r.id AS run_id,"
-    "  CASE json_extract(j.value, '$[0]') WHEN 0 THEN 'flow' ELSE 'task' END AS "
-    "object_kind,"
-    "  json_extract(j.value, '$[0]') AS object_index,"
-    "  json_extract(j.value, '$[1]') AS map_index,"
-    "  json_extract(j.value, '$[2]') AS seq,"
-    "  json_extract(j.value, '$[3]') AS name,"
-    "  json_extract(j.value, '$[4]') AS old_state,"
-    "  json_extract(j.value, '$[5]') AS new_state,"
-    "  json_extract(j.value, '$[6]') AS message,"
-    "  json_extract(j.value, '$[7]') AS time"
-    "  FROM records c JOIN runs r ON r.run = c.run, json_each(c.body) j"
-    "  WHERE c.kind = 'transition';"
-    "CREATE VIEW log_lines AS SELECT r.id AS run_id,"
-    "  json_extract(j.value, '$[0]') AS time,"
-    "  CASE json_extract(j.value, '$[1]') WHEN 10 THEN 'DEBUG' WHEN 20 THEN 'INFO'"
-    "    WHEN 30 THEN 'WARNING' WHEN 40 THEN 'ERROR' WHEN 50 THEN 'CRITICAL'"
-    "    ELSE json_extract(j.value, '$[1]') END AS level,"
-    "  json_extract(j.value, '$[2]') AS logger,"
-    "  json_extract(j.value, '$[3]') AS message"
-    "  FROM records c JOIN runs r ON r.run = c.run, json_each(c.body) j"
-    "  WHERE c.kind = 'log';",
-};
+    "CREATE INDEX outbox_due ON outbox(next_attempt);"};
 _Static_assert(sizeof migrations / sizeof migrations[0] == LF_STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
@@ -334,7 +299,8 @@ static lf_store_conn *sq_open(const char *path, int create, int write,
     sqlite3_busy_timeout(c->db, (int)(busy_timeout * 1000));
     c->readonly = sqlite3_db_readonly(c->db, "main") == 1;
     rc = check_schema(c, err) ? -1 : SQLITE_OK;
-    if (rc != SQLITE_OK && !write && err->code == LF_STORE_EIO) {
+    if (rc != SQLITE_OK && !write &&
+        (err->code == LF_STORE_EIO || err->code == LF_STORE_EREADONLY)) {
       /* A read-only directory: read the file as it is, without a WAL index. */
       char *uri = immutable_uri(path);
       sqlite3_close_v2(c->db);
@@ -443,15 +409,22 @@ static int sq_update_run(lf_store_conn *c, long long key, const lf_store_run_upd
 }
 
 static int sq_insert_chunk(lf_store_conn *c, long long key, int kind, size_t n,
-                           const char *body, size_t len, lf_store_error *err) {
-  if (prepared(c, &c->insert_chunk,
-               "INSERT INTO records(run, kind, n, body) VALUES (?1, ?2, ?3, ?4)", err))
+                           const void *body, size_t len, size_t raw,
+                           lf_store_error *err) {
+  if (prepared(
+          c, &c->insert_chunk,
+          "INSERT INTO records(run, kind, n, size, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+          err))
     return -1;
   sqlite3_stmt *st = c->insert_chunk;
   sqlite3_bind_int64(st, 1, key);
   sqlite3_bind_text(st, 2, chunk_kind[kind], -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, (long long)n);
-  sqlite3_bind_text64(st, 4, body, len, SQLITE_STATIC, SQLITE_UTF8);
+  if (raw) {
+    sqlite3_bind_int64(st, 4, (long long)raw);
+    sqlite3_bind_blob64(st, 5, body, len, SQLITE_STATIC);
+  } else
+    sqlite3_bind_text64(st, 5, body, len, SQLITE_STATIC, SQLITE_UTF8);
   return step_done(c, st, err);
 }
 
@@ -545,14 +518,16 @@ static int sq_each_chunk(lf_store_conn *c, long long key, int kind, lf_store_chu
                          void *ud, lf_store_error *err) {
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(
-      c->db, "SELECT body FROM records WHERE run = ?1 AND kind = ?2 ORDER BY chunk", -1,
-      &st, NULL);
+      c->db, "SELECT size, body FROM records WHERE run = ?1 AND kind = ?2 ORDER BY chunk",
+      -1, &st, NULL);
   if (rc != SQLITE_OK) return conn_fail(c, rc, err);
   sqlite3_bind_int64(st, 1, key);
   sqlite3_bind_text(st, 2, chunk_kind[kind], -1, SQLITE_STATIC);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *body = column_text(st, 0);
-    if (cb(body ? body : "[]", body ? (size_t)sqlite3_column_bytes(st, 0) : 2, ud)) {
+    long long raw = sqlite3_column_int64(st, 0);
+    const void *body = raw > 0 ? sqlite3_column_blob(st, 1) : sqlite3_column_text(st, 1);
+    size_t len = (size_t)sqlite3_column_bytes(st, 1);
+    if (cb(body ? body : "[]", body ? len : 2, raw > 0 ? (size_t)raw : 0, ud)) {
       sqlite3_finalize(st);
       return lf_store_fail(err, LF_STORE_ECORRUPT,
                            "run store %s is corrupt (a %s record cannot be read)",
@@ -575,8 +550,10 @@ static int sq_delete_runs(lf_store_conn *c, const long long *keys, size_t n,
     if (step_done(c, c->delete_run, err)) goto fail;
   }
   if (sq_commit(c, err)) goto fail;
-  /* Give the freed pages back to the file system. */
-  sqlite3_exec(c->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+  /* Give the freed pages back to the file system (the checkpoint is what
+   * shortens the file; it does less when other processes are reading). */
+  sqlite3_exec(c->db, "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE)", NULL,
+               NULL, NULL);
   return 0;
 fail:
   sq_rollback(c);
