@@ -751,6 +751,7 @@ lf_store *lf_store_open(const char *path, const lf_store_options *opts,
     return NULL;
   }
   s->be = &lf_store_sqlite;
+  s->owner = (long)getpid();
   s->flush_interval = o.flush_interval > 0 ? o.flush_interval : 0.05;
   s->busy_timeout = o.busy_timeout > 0 ? o.busy_timeout : 60;
   s->next_heartbeat = lf_monotonic() + LF_STORE_HEARTBEAT;
@@ -790,6 +791,9 @@ fail:
 
 int lf_store_close(lf_store *s, lf_store_error *err) {
   if (!s) return 0;
+  /* A forked child has no writer thread and must not touch the parent's
+   * connections: it only forgets the store. */
+  if ((long)getpid() != s->owner) return 0;
   if (s->recording) {
     pthread_mutex_lock(&s->mu);
     s->closing = 1;

@@ -10,6 +10,7 @@ typedef struct qblock qblock;
 
 struct lf_store {
   char *path;
+  long owner; /* the pid that opened it: a forked child leaves it alone */
   const lf_store_backend *be;
   lf_store_self self;
   char host[256], host_key[96];
