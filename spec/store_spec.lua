@@ -87,8 +87,8 @@ local function record_run(s, id, opts)
              result = tostring(i * 10)}
   end
   local final = opts.failing and "Failed" or "Success"
-  run:finish{ended = t0 + 100, state = final, exit_code = opts.failing and 1 or 0,
-             message = opts.failing and "Some reference tasks failed." or "All reference tasks succeeded."}
+  assert(run:finish{ended = t0 + 100, state = final, exit_code = opts.failing and 1 or 0,
+             message = opts.failing and "Some reference tasks failed." or "All reference tasks succeeded."})
 end
 
 describe("run store", function()
@@ -182,6 +182,7 @@ describe("run store", function()
       record_run(s, "9f0c1d2e-aaaa", { ntasks = 3, failing = 2 })
       assert(s:flush())
       local run = s:run("9f0c1d2e-aaaa")
+      assert.is_nil(s:failure())
       assert.are.same({ "9f0c1d2e-aaaa", "f", "/flows/f.lua", '{"n":3}', "Local", "Failed",
                         "Some reference tasks failed.", 1, 1700000000, 1700000100, 3 },
                       { run.id, run.flow, run.script, run.parameters, run.executor, run.state,
@@ -563,6 +564,8 @@ describe("run store", function()
       end
       assert.is_number(failed)
       assert.are.equal("run store " .. path .. ": the disk is full", s:failure())
+      assert.are.same({ nil, "run store " .. path .. ": the disk is full" },
+                      { run:log{ time = 1, logger = "l", message = "dropped" } })
       assert.is_nil(s:begin_run{ id = "next", flow = "f", started = 1 })
       local ok, err, ecode = s:close()
       assert.is_nil(ok)

@@ -203,6 +203,19 @@ static int store_begin_run(lua_State *L) {
   return 1;
 }
 
+/* What a record call returns: true, or nil and why recording stopped. */
+static int recorded(lua_State *L, int rc) {
+  if (rc == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_getiuservalue(L, 1, 1);
+  const char *f = lf_store_failure(*(lf_store **)lua_touserdata(L, -1));
+  lua_pushnil(L);
+  lua_pushstring(L, f ? f : "run store: not recording");
+  return 2;
+}
+
 static lf_store_recorder *check_run(lua_State *L) {
   run_box *b = luaL_checkudata(L, 1, RUN_MT);
   lua_getiuservalue(L, 1, 1);
@@ -229,8 +242,7 @@ static int run_task(lua_State *L) {
   lua_getfield(L, 2, "result_stored");
   t.result_stored = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
   lua_pop(L, 1);
-  lf_store_record_task(r, &t);
-  return 0;
+  return recorded(L, lf_store_record_task(r, &t));
 }
 
 static int run_transition(lua_State *L) {
@@ -244,8 +256,7 @@ static int run_transition(lua_State *L) {
   t.new_state = field_kind(L, 2, "new");
   t.message = field_str(L, 2, "message", 0);
   t.time = field_num(L, 2, "time", 0);
-  lf_store_record_transition(r, &t);
-  return 0;
+  return recorded(L, lf_store_record_transition(r, &t));
 }
 
 static int run_log(lua_State *L) {
@@ -260,8 +271,7 @@ static int run_log(lua_State *L) {
   l.logger = field_str(L, 2, "logger", 1);
   l.message = field_lstr(L, 2, "message", &l.message_len);
   if (!l.message) luaL_error(L, "field 'message' must be a string (got nil)");
-  lf_store_record_log(r, &l);
-  return 0;
+  return recorded(L, lf_store_record_log(r, &l));
 }
 
 static int run_finish(lua_State *L) {
@@ -270,9 +280,9 @@ static int run_finish(lua_State *L) {
   lf_kind state = field_kind(L, 2, "state");
   const char *message = field_str(L, 2, "message", 0);
   int exit_code = field_int(L, 2, "exit_code", -1);
-  lf_store_end_run(r, ended, state, message, exit_code);
+  int rc = lf_store_end_run(r, ended, state, message, exit_code);
   ((run_box *)lua_touserdata(L, 1))->r = NULL;
-  return 0;
+  return recorded(L, rc);
 }
 
 /* ---- reading ---- */

@@ -159,7 +159,7 @@ static inline size_t measure(const char *const *str, const size_t *given, uint32
 /* Copies a record (its fixed part `fixed`, of `size` bytes, then n strings)
  * into the queue. Inlined into each record function, where the sizes are
  * constants. */
-static inline __attribute__((always_inline)) void
+static inline __attribute__((always_inline)) int
 push(lf_store_recorder *r, rec_head *fixed, size_t size, const char *const *str,
      const uint32_t *len, int n, size_t text) {
   lf_store *s = r->store;
@@ -177,7 +177,7 @@ push(lf_store_recorder *r, rec_head *fixed, size_t size, const char *const *str,
       set_failure(s, &err);
     }
     pthread_mutex_unlock(&s->mu);
-    return;
+    return -1;
   }
   memcpy(p, fixed, size);
   unsigned char *o = p + size;
@@ -194,6 +194,7 @@ push(lf_store_recorder *r, rec_head *fixed, size_t size, const char *const *str,
   if (before == 0 || (before < BATCH_BYTES && s->queued >= BATCH_BYTES))
     pthread_cond_signal(&s->wake);
   pthread_mutex_unlock(&s->mu);
+  return 0;
 }
 
 lf_store_recorder *lf_store_begin_run(lf_store *s, const lf_store_run *run) {
@@ -218,12 +219,13 @@ lf_store_recorder *lf_store_begin_run(lf_store *s, const lf_store_run *run) {
                        run->script,   run->parameters,
                        run->executor, run->restart_of};
   size_t text = measure(str, NULL, b.len, 6);
-  push(r, &b.h, sizeof b, str, b.len, 6, text);
+  push(r, &b.h, sizeof b, str, b.len, 6,
+       text); /* dropped: the store failed, and says so */
   return r;
 }
 
-void lf_store_record_task(lf_store_recorder *r, const lf_store_task *t) {
-  if (!r) return;
+int lf_store_record_task(lf_store_recorder *r, const lf_store_task *t) {
+  if (!r) return -1;
   rec_task k = {.h = {.type = REC_TASK,
                       .kind_a = (uint8_t)t->state,
                       .flag = (uint8_t)(t->result_stored != 0)},
@@ -239,11 +241,11 @@ void lf_store_record_task(lf_store_recorder *r, const lf_store_task *t) {
     k.h.flag = 0;
   }
   size_t text = measure(str, given, k.len, 3);
-  push(r, &k.h, sizeof k, str, k.len, 3, text);
+  return push(r, &k.h, sizeof k, str, k.len, 3, text);
 }
 
-void lf_store_record_transition(lf_store_recorder *r, const lf_store_transition *t) {
-  if (!r) return;
+int lf_store_record_transition(lf_store_recorder *r, const lf_store_transition *t) {
+  if (!r) return -1;
   rec_transition k = {.h = {.type = REC_TRANSITION,
                             .kind_a = (uint8_t)t->old_state,
                             .kind_b = (uint8_t)t->new_state},
@@ -253,27 +255,27 @@ void lf_store_record_transition(lf_store_recorder *r, const lf_store_transition 
                       .seq = t->seq};
   const char *str[] = {t->name, t->message};
   size_t text = measure(str, NULL, k.len, 2);
-  push(r, &k.h, sizeof k, str, k.len, 2, text);
+  return push(r, &k.h, sizeof k, str, k.len, 2, text);
 }
 
-void lf_store_record_log(lf_store_recorder *r, const lf_store_log *l) {
-  if (!r) return;
+int lf_store_record_log(lf_store_recorder *r, const lf_store_log *l) {
+  if (!r) return -1;
   rec_log k = {.h.type = REC_LOG, .time = l->time, .level = l->level};
   const char *str[] = {l->logger, l->message};
   size_t given[] = {SIZE_MAX, l->message_len};
   size_t text = measure(str, given, k.len, 2);
-  push(r, &k.h, sizeof k, str, k.len, 2, text);
+  return push(r, &k.h, sizeof k, str, k.len, 2, text);
 }
 
-void lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
-                      const char *message, int exit_code) {
-  if (!r) return;
+int lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
+                     const char *message, int exit_code) {
+  if (!r) return -1;
   rec_end k = {.h = {.type = REC_END, .kind_a = (uint8_t)state},
                .ended = ended,
                .exit_code = exit_code};
   const char *str[] = {message};
   size_t text = measure(str, NULL, k.len, 1);
-  push(r, &k.h, sizeof k, str, k.len, 1, text);
+  return push(r, &k.h, sizeof k, str, k.len, 1, text);
 }
 
 /* ---- the writer ---- */

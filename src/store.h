@@ -154,15 +154,16 @@ int lf_store_env_path(char *buf, size_t n);
 /* ---- recording (any thread; never blocks on the database) ---------------- */
 
 /* Starts recording a run; NULL when the store has failed (see
- * lf_store_failure) or memory is short. Every record function accepts a NULL
- * recorder and then does nothing. */
+ * lf_store_failure) or memory is short. The record functions return 0 when
+ * the record is queued, -1 when it is dropped because recording has failed
+ * (the moment to warn, once); a NULL recorder is accepted and drops all. */
 lf_store_recorder *lf_store_begin_run(lf_store *s, const lf_store_run *run);
-void lf_store_record_task(lf_store_recorder *r, const lf_store_task *t);
-void lf_store_record_transition(lf_store_recorder *r, const lf_store_transition *t);
-void lf_store_record_log(lf_store_recorder *r, const lf_store_log *l);
+int lf_store_record_task(lf_store_recorder *r, const lf_store_task *t);
+int lf_store_record_transition(lf_store_recorder *r, const lf_store_transition *t);
+int lf_store_record_log(lf_store_recorder *r, const lf_store_log *l);
 /* Ends the run (exit_code -1: none); r must not be used afterwards. */
-void lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
-                      const char *message, int exit_code);
+int lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
+                     const char *message, int exit_code);
 /* Waits until everything recorded before the call is committed. 0, or -1 with
  * *err set when recording has failed. */
 int lf_store_flush(lf_store *s, lf_store_error *err);
