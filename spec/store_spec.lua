@@ -103,6 +103,12 @@ describe("run store", function()
     sh("rm -rf " .. util.quote(dir))
   end)
 
+  -- A new store in dir, recording; and its path.
+  local function fresh_store()
+    local path = dir .. "/luaflow.db"
+    return assert(store.open(path, { create = true, record = true })), path
+  end
+
   describe("schema", function()
     it("creates the file 0600 in new 0700 directories, at the current version", function()
       local path = dir .. "/state/luaflow/luaflow.db"
@@ -170,8 +176,7 @@ describe("run store", function()
     local s, path
 
     before_each(function()
-      path = dir .. "/luaflow.db"
-      s = assert(store.open(path, { create = true, record = true }))
+      s, path = fresh_store()
     end)
 
     after_each(function()
@@ -468,6 +473,28 @@ describe("run store", function()
       assert.are.equal(("not a database at all\n"):rep(200), util.read(path))
     end)
 
+    it("names the path at fault when it cannot be a store", function()
+      local cases = {
+        { dir, {}, "invalid", "run store " .. dir .. " is a directory, not a file" },
+        { dir, { create = true, record = true }, "invalid",
+          "run store " .. dir .. " is a directory, not a file" },
+        { dir .. "/f/x/luaflow.db", { create = true }, "io",
+          "cannot create directory " .. dir .. "/f for run store " .. dir
+          .. "/f/x/luaflow.db (Not a directory)" },
+        { "", { create = true }, "invalid", "run store: empty path" },
+      }
+      assert(io.open(dir .. "/f", "w")):close()
+      for _, c in ipairs(cases) do
+        local s, err, code = store.open(c[1], c[2])
+        assert.is_nil(s)
+        assert.are.same({ c[3], c[4] }, { code, err })
+      end
+      local ok, nul = pcall(store.open, dir .. "/a\0b", { create = true })
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to '[%w.]*open' %(path holds a NUL byte%)", nul)
+      assert.is_nil(io.open(dir .. "/a"))
+    end)
+
     it("refuses another program's SQLite database", function()
       local path = dir .. "/other.db"
       assert(assert(store.open(path, { create = true })):close())
@@ -589,8 +616,7 @@ describe("run store", function()
     local s, path
 
     before_each(function()
-      path = dir .. "/luaflow.db"
-      s = assert(store.open(path, { create = true, record = true }))
+      s, path = fresh_store()
     end)
 
     after_each(function()

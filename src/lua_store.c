@@ -108,7 +108,9 @@ static lf_store *check_store(lua_State *L) {
 }
 
 static int store_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  if (strlen(path) != len) luaL_argerror(L, 1, "path holds a NUL byte");
   lf_store_options o = {0};
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);

@@ -746,6 +746,10 @@ lf_store *lf_store_open(const char *path, const lf_store_options *opts,
                   "no run store at %s (%s)", path, strerror(errno));
     return NULL;
   }
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    lf_store_fail(err, LF_STORE_EINVAL, "run store %s is a directory, not a file", path);
+    return NULL;
+  }
   lf_store *s = calloc(1, sizeof *s);
   if (!s || !(s->path = strdup(path))) {
     free(s);

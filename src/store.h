@@ -151,7 +151,8 @@ int lf_store_schema_version(lf_store *s);
  * path can be made (no HOME, or too long for buf). */
 int lf_store_env_path(char *buf, size_t n);
 
-/* ---- recording (any thread; never blocks on the database) ---------------- */
+/* ---- recording (any thread; never waits for the database, only for the
+ * writer when it has fallen 64 MB behind) ---------------------------------- */
 
 /* Starts recording a run; NULL when the store has failed (see
  * lf_store_failure) or memory is short. The record functions return 0 when
