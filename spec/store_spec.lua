@@ -458,6 +458,35 @@ describe("run store", function()
     end)
   end)
 
+  describe("a run recorded on another machine", function()
+    it("is Running while its heartbeat is fresh, Crashed once it is stale", function()
+      if select(2, sh("command -v sqlite3")) ~= 0 then
+        pending("the sqlite3 command is not installed (scripts/install-deps.sh installs it)")
+        return
+      end
+      local s, path = fresh_store()
+      record_run(s, "done")
+      s:begin_run{ id = "remote", flow = "f", started = 1 }
+      assert(s:close())
+      local function set(sql)
+        local out, code = sh(("sqlite3 %s %s"):format(util.quote(path), util.quote(sql)))
+        assert(code == 0, out)
+      end
+      -- Another host: its pid means nothing here, only its heartbeat does.
+      set(("UPDATE runs SET host = 'elsewhere', host_key = 'other-boot/1', pid = %d,"
+           .. " heartbeat = %f WHERE id = 'remote'"):format(1, os.time()))
+      s = assert(store.open(path))
+      assert.are.equal("Running", s:run("remote").state)
+      assert.are.equal("elsewhere", s:run("remote").host)
+      assert(s:close())
+      set(("UPDATE runs SET heartbeat = %f WHERE id = 'remote'"):format(os.time() - store.STALE - 5))
+      s = assert(store.open(path))
+      assert.are.equal("Crashed", s:run("remote").state)
+      assert.are.equal("Success", s:run("done").state)
+      assert(s:close())
+    end)
+  end)
+
   describe("a store that cannot be used", function()
     it("gives one clear error for a file that is not a database", function()
       local path = dir .. "/luaflow.db"
