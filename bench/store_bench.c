@@ -110,6 +110,26 @@ int main(int argc, char **argv) {
          closed - appended, closed - wall0, (closed - wall0) / (double)n * 1e6);
   printf("  on disk: %lld bytes for the run, %.1f bytes a task\n", bytes,
          (double)bytes / (double)n);
+
+  /* Reading it back, as `luaflow runs show` and a restart will. */
+  lf_store *rd = lf_store_open(path, NULL, &err);
+  lf_store_rows tasks, transitions;
+  double r0 = now();
+  if (!rd || lf_store_run_tasks(rd, id, &tasks, &err) != 0) {
+    fprintf(stderr, "store_bench: %s\n", err.msg);
+    return 1;
+  }
+  double r1 = now();
+  if (lf_store_run_transitions(rd, id, &transitions, &err) != 0) {
+    fprintf(stderr, "store_bench: %s\n", err.msg);
+    return 1;
+  }
+  double r2 = now();
+  printf("  reading back: %zu tasks in %.3f s, %zu transitions in %.3f s\n", tasks.n,
+         r1 - r0, transitions.n, r2 - r1);
+  lf_store_rows_free(&tasks);
+  lf_store_rows_free(&transitions);
+  lf_store_close(rd, NULL);
   unlink(path);
   char aux[4200];
   snprintf(aux, sizeof aux, "%s-wal", path);

@@ -434,13 +434,22 @@ static char *put_utf8(char *o, unsigned cp) {
  * bounds the copy. */
 static int read_str(reader *r, lf_jval *v) {
   const char *s = ++r->p;
-  while (r->p < r->end && *r->p != '"')
+  int escaped = 0;
+  while (r->p < r->end && *r->p != '"') {
+    escaped |= *r->p == '\\';
     r->p += *r->p == '\\' ? 2 : 1;
+  }
   if (r->p >= r->end) return -1;
   size_t raw = (size_t)(r->p - s);
   r->p++;
   char *out = lf_arena_alloc(r->a, raw + 1), *o = out;
   if (!out) return -1;
+  if (!escaped) {
+    memcpy(out, s, raw);
+    out[raw] = '\0';
+    *v = (lf_jval){.type = LF_JSTR, .str = out, .len = raw};
+    return 0;
+  }
   for (const char *q = s; q < s + raw;) {
     if (*q != '\\') {
       *o++ = *q++;
@@ -496,38 +505,75 @@ static int read_str(reader *r, lf_jval *v) {
   return 0;
 }
 
+static int read_word(reader *r, const char *word, size_t n, lf_jtype type, double num,
+                     lf_jval *v) {
+  if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0) return -1;
+  r->p += n;
+  v->type = type;
+  v->num = num;
+  return 0;
+}
+
+/* A number. What we write (integers, times with six decimals) is read
+ * without strtod: digits / 10^k is exact below 2^53, and one division rounds
+ * correctly; anything else goes to strtod. */
+static int read_number(reader *r, lf_jval *v) {
+  const char *p = r->p, *end = r->end;
+  int neg = p < end && *p == '-';
+  p += neg;
+  unsigned long long digits = 0;
+  int ndigits = 0, frac = 0, dot = 0;
+  for (; p < end; p++) {
+    if (*p >= '0' && *p <= '9') {
+      digits = digits * 10 + (unsigned)(*p - '0');
+      ndigits++;
+      frac += dot;
+    } else if (*p == '.' && !dot)
+      dot = 1;
+    else
+      break;
+  }
+  if (!ndigits) return -1;
+  if (p < end && (*p == 'e' || *p == 'E' || *p == '+' || *p == '-')) ndigits = 99;
+  if (ndigits <= 19 && digits <= (1ull << 53) && frac <= 22) {
+    static const double pow10[] = {1,    1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    v->num = (double)digits / pow10[frac];
+    if (neg) v->num = -v->num;
+  } else {
+    char tmp[64];
+    size_t n = 0;
+    while (r->p + n < end && n < sizeof tmp - 1 && strchr("+-.eE0123456789", r->p[n]))
+      n++;
+    if (n == sizeof tmp - 1) return -1;
+    memcpy(tmp, r->p, n);
+    tmp[n] = '\0';
+    char *e;
+    v->num = strtod(tmp, &e);
+    if (e != tmp + n) return -1;
+    p = r->p + n;
+  }
+  v->type = LF_JNUM;
+  r->p = p;
+  return 0;
+}
+
 static int read_scalar(reader *r, lf_jval *v) {
   skip_ws(r);
   if (r->p >= r->end) return -1;
-  char c = *r->p;
-  if (c == '"') return read_str(r, v);
-  static const struct {
-    const char *word;
-    lf_jtype type;
-    double num;
-  } words[] = {{"null", LF_JNULL, 0}, {"true", LF_JBOOL, 1}, {"false", LF_JBOOL, 0}};
-  for (size_t i = 0; i < 3; i++) {
-    size_t n = strlen(words[i].word);
-    if ((size_t)(r->end - r->p) >= n && memcmp(r->p, words[i].word, n) == 0) {
-      r->p += n;
-      v->type = words[i].type;
-      v->num = words[i].num;
-      return 0;
-    }
+  switch (*r->p) {
+  case '"':
+    return read_str(r, v);
+  case 'n':
+    return read_word(r, "null", 4, LF_JNULL, 0, v);
+  case 't':
+    return read_word(r, "true", 4, LF_JBOOL, 1, v);
+  case 'f':
+    return read_word(r, "false", 5, LF_JBOOL, 0, v);
+  default:
+    return read_number(r, v);
   }
-  char tmp[48];
-  size_t n = 0;
-  while (r->p + n < r->end && n < sizeof tmp - 1 && strchr("+-.eE0123456789", r->p[n]))
-    n++;
-  if (!n || n == sizeof tmp - 1) return -1;
-  memcpy(tmp, r->p, n);
-  tmp[n] = '\0';
-  char *e;
-  v->num = strtod(tmp, &e);
-  if (e != tmp + n) return -1;
-  v->type = LF_JNUM;
-  r->p += n;
-  return 0;
 }
 
 /* Reads "x" (after skipping blanks); 0 when it is there. */

@@ -143,20 +143,24 @@ int lf_store_list_runs(lf_store *s, const lf_store_query *q, lf_store_rows *out,
 typedef struct {
   runs_ctx *c;
   long long key;
+  int finished;
 } keyed_ctx;
 
 static int collect_keyed(const lf_store_raw_run *raw, void *ud) {
   keyed_ctx *k = ud;
   k->key = raw->key;
+  k->finished = raw->run.state != NULL;
   return collect_run(raw, k->c);
 }
 
-/* Under read_mu: the run with exactly this id (c->v.n is 0 or 1). */
+/* Under read_mu: the run with exactly this id (c->v.n is 0 or 1); *finished
+ * (when not NULL) tells whether it ended. */
 static int exact_run(lf_store *s, const char *id, runs_ctx *c, long long *key,
-                     lf_store_error *err) {
-  keyed_ctx k = {c, 0};
+                     int *finished, lf_store_error *err) {
+  keyed_ctx k = {c, 0, 0};
   int rc = s->be->find_runs(s->reader, id, 0, 1, collect_keyed, &k, err);
   *key = k.key;
+  if (finished) *finished = k.finished;
   return rc;
 }
 
@@ -176,7 +180,7 @@ int lf_store_find_run(lf_store *s, const char *ref, lf_store_rows *out,
     if (rc == 0 && c.v.n == 0)
       rc = lf_store_fail(err, LF_STORE_ENOTFOUND, "no runs recorded in %s", s->path);
   } else {
-    rc = exact_run(s, ref, &c, &key, err);
+    rc = exact_run(s, ref, &c, &key, NULL, err);
     if (rc == 0 && c.v.n == 0) /* a prefix, then */
       rc = s->be->find_runs(s->reader, ref, 1, 6, collect_run, &c, err);
     if (rc == 0 && c.v.n == 0)
@@ -293,11 +297,14 @@ static int read_records(lf_store *s, long long key, int kind, records_ctx *c,
 }
 
 /* Under read_mu: the key of the run with this id. */
-static int key_of(lf_store *s, const char *run_id, long long *key, lf_store_error *err) {
+/* Under read_mu: the key of the run with this id; *finished (when not NULL)
+ * tells whether it ended. */
+static int key_of(lf_store *s, const char *run_id, long long *key, int *finished,
+                  lf_store_error *err) {
   runs_ctx c;
   runs_begin(s, &c);
   if (!(c.a = lf_arena_new())) return oom(s, err);
-  int rc = exact_run(s, run_id ? run_id : "", &c, key, err);
+  int rc = exact_run(s, run_id ? run_id : "", &c, key, finished, err);
   if (rc == 0 && c.v.n == 0)
     rc = lf_store_fail(err, LF_STORE_ENOTFOUND, "no run '%s' in %s", run_id, s->path);
   free(c.v.p);
@@ -312,7 +319,7 @@ static int read_run_records(lf_store *s, const char *run_id, int kind, lf_store_
   if (!(c.a = lf_arena_new())) return oom(s, err);
   long long key;
   pthread_mutex_lock(&s->read_mu);
-  int rc = key_of(s, run_id, &key, err);
+  int rc = key_of(s, run_id, &key, NULL, err);
   if (rc == 0) rc = read_records(s, key, kind, &c, err);
   pthread_mutex_unlock(&s->read_mu);
   if (rc == 0) return give_rows(s, &c.v, c.a, out, err);
@@ -400,10 +407,11 @@ int lf_store_run_tasks(lf_store *s, const char *run_id, lf_store_rows *out,
   if (!(c.a = lf_arena_new())) return oom(s, err);
   tr.a = c.a; /* the unfinished tasks' strings live in the result */
   long long key;
+  int finished = 0;
   pthread_mutex_lock(&s->read_mu);
-  int rc = key_of(s, run_id, &key, err);
+  int rc = key_of(s, run_id, &key, &finished, err);
   if (rc == 0) rc = read_records(s, key, LF_CHUNK_TASK, &c, err);
-  if (rc == 0) rc = read_records(s, key, LF_CHUNK_TRANSITION, &tr, err);
+  if (rc == 0 && !finished) rc = read_records(s, key, LF_CHUNK_TRANSITION, &tr, err);
   pthread_mutex_unlock(&s->read_mu);
   if (rc == 0) {
     qsort(c.v.p, c.v.n, sizeof(lf_store_task), cmp_task);
