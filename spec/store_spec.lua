@@ -458,30 +458,59 @@ describe("run store", function()
     end)
   end)
 
-  describe("a run recorded on another machine", function()
-    it("is Running while its heartbeat is fresh, Crashed once it is stale", function()
-      if select(2, sh("command -v sqlite3")) ~= 0 then
-        pending("the sqlite3 command is not installed (scripts/install-deps.sh installs it)")
-        return
-      end
-      local s, path = fresh_store()
-      record_run(s, "done")
+  describe("changed behind its back (with the sqlite3 command)", function()
+    local path
+
+    before_each(function()
+      if select(2, sh("command -v sqlite3")) ~= 0 then return end
+      local s
+      s, path = fresh_store()
+      record_run(s, "done", { ntasks = 300 })
       s:begin_run{ id = "remote", flow = "f", started = 1 }
       assert(s:close())
-      local function set(sql)
-        local out, code = sh(("sqlite3 %s %s"):format(util.quote(path), util.quote(sql)))
-        assert(code == 0, out)
+    end)
+
+    local function set(sql)
+      if not path then
+        pending("the sqlite3 command is not installed (scripts/install-deps.sh installs it)")
+        return false
       end
+      local out, code = sh(("sqlite3 %s %s"):format(util.quote(path), util.quote(sql)))
+      assert(code == 0, out)
+      return true
+    end
+
+    it("shows a run of another machine Running while its heartbeat is fresh, then Crashed", function()
       -- Another host: its pid means nothing here, only its heartbeat does.
-      set(("UPDATE runs SET host = 'elsewhere', host_key = 'other-boot/1', pid = %d,"
-           .. " heartbeat = %f WHERE id = 'remote'"):format(1, os.time()))
-      s = assert(store.open(path))
+      if not set(("UPDATE runs SET host = 'elsewhere', host_key = 'other-boot/1', pid = 1,"
+                  .. " heartbeat = %f WHERE id = 'remote'"):format(os.time())) then
+        return
+      end
+      local s = assert(store.open(path))
       assert.are.equal("Running", s:run("remote").state)
       assert.are.equal("elsewhere", s:run("remote").host)
       assert(s:close())
       set(("UPDATE runs SET heartbeat = %f WHERE id = 'remote'"):format(os.time() - store.STALE - 5))
       s = assert(store.open(path))
       assert.are.equal("Crashed", s:run("remote").state)
+      assert.are.equal("Success", s:run("done").state)
+      assert(s:close())
+    end)
+
+    it("reports a damaged record as corrupt, and reads the rest", function()
+      if not set("UPDATE records SET body = '[[1,null,1,\"t\"' , size = NULL WHERE kind = 'transition'"
+                 .. "; UPDATE records SET size = size + 1 WHERE kind = 'log'") then
+        return
+      end
+      local s = assert(store.open(path))
+      for _, read in ipairs({ "transitions", "logs" }) do
+        local rows, err, code = s[read](s, "done")
+        assert.is_nil(rows)
+        assert.are.equal("corrupt", code)
+        assert.are.equal(("run store %s is corrupt (a %s record cannot be read)")
+                         :format(path, read == "logs" and "log" or "transition"), err)
+      end
+      assert.are.equal(300, #s:tasks("done"))
       assert.are.equal("Success", s:run("done").state)
       assert(s:close())
     end)
