@@ -321,6 +321,18 @@ describe("run store", function()
       assert.are.equal(1, #s:tasks("next"))
     end)
 
+    it("commits a run that ends at once, not at the next flush interval", function()
+      local slow = assert(store.open(dir .. "/slow.db", { create = true, record = true,
+                                                          flush_interval = 30 }))
+      record_run(slow, "quick")
+      local reader = assert(store.open(dir .. "/slow.db"))
+      local deadline = os.time() + 10
+      while not reader:run("quick") and os.time() < deadline do sleep(0.02) end
+      assert.are.equal("Success", (reader:run("quick") or {}).state)
+      assert(reader:close())
+      assert(slow:close())
+    end)
+
     it("commits everything queued when closed, without a flush", function()
       local run = s:begin_run{ id = "big", flow = "f", started = 1 }
       for i = 1, 20000 do

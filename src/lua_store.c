@@ -11,9 +11,12 @@
  *   s:flush(); s:runs{flow =, state =, limit =}; s:run("last"); s:tasks(id)
  *   s:transitions(id); s:logs(id); s:prune{keep = 10} or {before = epoch}; s:close()
  *
- * Caller mistakes raise; a store that cannot do it returns nil, message, code
- * (code: "missing", "invalid", "not_found", "ambiguous", "not_a_store",
- * "corrupt", "read_only", "disk_full", "newer", "busy", "io"). */
+ * The record calls return true, or nil and why recording stopped. Caller
+ * mistakes raise; a store that cannot do what is asked returns nil, message,
+ * code (code: "missing", "invalid", "not_found", "ambiguous", "not_a_store",
+ * "corrupt", "read_only", "disk_full", "newer", "busy", "io"). Loaded from the
+ * luaflow module's library (Lua's C searcher finds luaopen_luaflow_store in
+ * luaflow.so); the CLI will register it with the engine's integration. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <string.h>

@@ -190,8 +190,11 @@ push(lf_store_recorder *r, rec_head *fixed, size_t size, const char *const *str,
   size_t before = s->queued;
   s->queued += total;
   s->appended++;
-  /* Wake the writer to start its clock, or early when a batch is full. */
-  if (before == 0 || (before < BATCH_BYTES && s->queued >= BATCH_BYTES))
+  /* Wake the writer to start its clock, early when a batch is full, and at
+   * once when a run ends. */
+  if (fixed->type == REC_END) s->flush_wanted = 1;
+  if (before == 0 || (before < BATCH_BYTES && s->queued >= BATCH_BYTES) ||
+      fixed->type == REC_END)
     pthread_cond_signal(&s->wake);
   pthread_mutex_unlock(&s->mu);
   return 0;

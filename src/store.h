@@ -5,9 +5,13 @@
  * Recording never slows the engine: the lf_store_record_* calls copy their
  * already-redacted strings into an in-memory queue (one mutex, no malloc per
  * record once the queue's blocks are warm) and return; a writer thread takes
- * the whole queue every flush interval (50 ms by default), or sooner when it
- * holds a megabyte, and commits it as one transaction. A crash (kill -9) loses
- * at most what was appended since the last commit: up to one flush interval.
+ * the whole queue every flush interval (50 ms by default), sooner when it
+ * holds a megabyte or a run ends, and commits it as one transaction, one row per run and
+ * kind of record (store_codec.h). What a kill -9 loses: the records appended
+ * since the writer last took the queue (at most one flush interval) and the
+ * batch it was committing at that moment (its transaction rolls back, whole);
+ * every earlier commit is on disk. A power cut may also lose the commits since
+ * the last checkpoint (synchronous=NORMAL), never the store's consistency.
  *
  * Threading rules:
  * - lf_store_begin_run, lf_store_record_*, lf_store_end_run, lf_store_flush and
