@@ -509,6 +509,42 @@ describe("run store", function()
       assert(s:close())
     end)
 
+    -- Another process holds the write lock for `seconds` (started in the background).
+    local function hold_lock(seconds)
+      local ready = dir .. "/locked"
+      run_cmd(("(echo 'BEGIN IMMEDIATE;'; touch %s; sleep %s; echo 'COMMIT;') | env -u LD_PRELOAD"
+               .. " sqlite3 %s >/dev/null 2>&1 &"):format(util.quote(ready), seconds, util.quote(path)))
+      while not io.open(ready) do sleep(0.02) end
+      sleep(0.2) -- sqlite3 has read its BEGIN by now
+    end
+
+    it("waits for another process's write lock, then commits everything", function()
+      if not set("SELECT 1") then return end
+      local s = assert(store.open(path, { record = true, flush_interval = 0.01 }))
+      hold_lock(1.5)
+      record_run(s, "patient", { ntasks = 50 })
+      assert(s:flush())
+      assert.is_nil(s:failure())
+      assert.are.equal(50, #s:tasks("patient"))
+      assert(s:close())
+    end)
+
+    it("gives up with one clear error when the lock is held past the busy timeout", function()
+      if not set("SELECT 1") then return end
+      local s = assert(store.open(path, { record = true, flush_interval = 0.01, busy_timeout = 0.3 }))
+      hold_lock(2)
+      record_run(s, "impatient")
+      local ok, err = s:flush()
+      assert.is_nil(ok)
+      assert.are.equal("run store " .. path .. " is locked by another process for too long", err)
+      assert.are.equal("busy", select(3, s:close()))
+      sleep(2) -- the lock is gone: what was committed before is intact
+      s = assert(store.open(path))
+      assert.are.equal("Success", s:run("done").state)
+      assert.are.equal("not_found", select(3, s:run("impatient")))
+      assert(s:close())
+    end)
+
     it("reports a damaged record as corrupt, and reads the rest", function()
       if not set("UPDATE records SET body = '[[1,null,1,\"t\"' , size = NULL WHERE kind = 'transition'"
                  .. "; UPDATE records SET size = size + 1 WHERE kind = 'log'") then
