@@ -116,12 +116,6 @@ static int buf_reserve(lf_buf *b, size_t n) {
   return 1;
 }
 
-void lf_buf_add(lf_buf *b, const char *s, size_t n) {
-  if (!buf_reserve(b, n)) return;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-}
-
 static void buf_char(lf_buf *b, char c) {
   if (!buf_reserve(b, 1)) return;
   b->p[b->len++] = c;

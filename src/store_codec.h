@@ -36,7 +36,6 @@ typedef struct {
 } lf_buf;
 void lf_buf_reset(lf_buf *b); /* len = 0, keeps the memory */
 void lf_buf_free(lf_buf *b);
-void lf_buf_add(lf_buf *b, const char *s, size_t n);
 
 /* Appends one record (with a leading ',' when the chunk has one already);
  * a chunk is "[" records "]", closed by lf_codec_close. */
