@@ -8,7 +8,8 @@ WARNINGS = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -MMD -MP $(WARNINGS) $(CFLAGS) \
              $(SANFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-             $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
+             $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) $(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR)) \
+             $(if $(ZLIB_INCDIR),-I$(ZLIB_INCDIR))
 LIBS     = $(shell pkg-config --libs $(PKGS)) -lm -ldl -pthread
 
 LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
