@@ -2,14 +2,15 @@
 CC      ?= gcc
 BUILD   ?= build
 PREFIX  ?= /usr/local
-PKGS     = lua5.4 libcurl
+PKGS     = lua5.4 libcurl sqlite3 zlib
 WARNINGS = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -MMD -MP $(WARNINGS) $(CFLAGS) \
              $(SANFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-             $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
-LIBS     = $(shell pkg-config --libs $(PKGS)) -lm -ldl
+             $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) $(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR)) \
+             $(if $(ZLIB_INCDIR),-I$(ZLIB_INCDIR))
+LIBS     = $(shell pkg-config --libs $(PKGS)) -lm -ldl -pthread
 
 LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_sources.o
@@ -46,7 +47,9 @@ $(BUILD)/luaflow: $(BUILD)/obj/main.o $(BUILD)/libluaflow.a
 # The Lua C module: `require("luaflow")` from plain lua5.4 (lua symbols come
 # from the host interpreter).
 $(BUILD)/luaflow.so: $(LIB_OBJS)
-	$(CC) $(SANFLAGS) -shared -o $@ $^ $(if $(CURL_LIBDIR),-L$(CURL_LIBDIR)) -lcurl -lm
+	$(CC) $(SANFLAGS) -shared -o $@ $^ $(if $(CURL_LIBDIR),-L$(CURL_LIBDIR)) -lcurl \
+	  $(if $(SQLITE_LIBDIR),-L$(SQLITE_LIBDIR)) -lsqlite3 $(if $(ZLIB_LIBDIR),-L$(ZLIB_LIBDIR)) -lz \
+	  -lm -pthread
 
 # Everything built needs the Debian packages first (pkg-config flags included);
 # a LuaRocks build (DEPS=) leaves the system alone.
@@ -82,6 +85,10 @@ check-mem:
 
 $(BUILD)/memcount.so: bench/memcount.c
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -o $@ $< -ldl
+
+# The run store's own cost (engine-side appends, writer throughput, bytes a task).
+$(BUILD)/store_bench: bench/store_bench.c $(BUILD)/libluaflow.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow.a $(LIBS)
 
 bench: all examples $(BUILD)/memcount.so
 	@./scripts/bench.sh

@@ -23,6 +23,8 @@ dependencies = {
 }
 external_dependencies = {
    CURL = { library = "curl" },
+   SQLITE = { header = "sqlite3.h", library = "sqlite3" },
+   ZLIB = { header = "zlib.h", library = "z" },
 }
 build = {
    type = "make",
@@ -33,6 +35,10 @@ build = {
       CFLAGS = "$(CFLAGS)",
       LUA_INCDIR = "$(LUA_INCDIR)",
       CURL_LIBDIR = "$(CURL_LIBDIR)",
+      SQLITE_INCDIR = "$(SQLITE_INCDIR)",
+      SQLITE_LIBDIR = "$(SQLITE_LIBDIR)",
+      ZLIB_INCDIR = "$(ZLIB_INCDIR)",
+      ZLIB_LIBDIR = "$(ZLIB_LIBDIR)",
    },
    install_target = "rock-install",
    install_variables = {

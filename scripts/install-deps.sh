@@ -2,7 +2,7 @@
 # Installs the Debian packages luaflow needs; touches nothing when all are present.
 set -eu
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted gcc make pkg-config
-      libssl-dev openssl bsdutils luarocks groff-base"
+      libssl-dev openssl bsdutils luarocks groff-base libsqlite3-dev zlib1g-dev sqlite3"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
