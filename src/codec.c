@@ -41,12 +41,6 @@ enum { META_NONE, META_ARRAY, META_OBJECT, META_SIGNAL, META_NAMED, META_VALUE }
 /* Frame phases. */
 enum { P_ARRAY, P_KEY, P_VALUE, P_META, P_METAVALUE, P_DONE };
 
-void lf_buf_free(lf_buf *b) {
-  free(b->data);
-  b->data = NULL;
-  b->len = b->cap = 0;
-}
-
 /* {=== Scratch: the pointer map and the frame stack ===} */
 
 static uint32_t ptr_hash(const void *p) {

@@ -32,14 +32,7 @@
 #include <stddef.h>
 #include <lua.h>
 
-/* One growable byte buffer: reuse it across calls (set len = 0). */
-typedef struct {
-  char *data;
-  size_t len, cap;
-} lf_buf;
-#define LF_BUF_INIT                                                                      \
-  { NULL, 0, 0 }
-void lf_buf_free(lf_buf *b);
+#include "buf.h"
 
 enum {
   /* encode: table keys in one total order, so equal values give equal bytes */

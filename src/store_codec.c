@@ -89,36 +89,9 @@ int lf_arena_adopt(lf_store_arena *a, void *p) {
 
 /* ---- buffer ---- */
 
-void lf_buf_reset(lf_buf *b) {
-  b->len = 0;
-  b->oom = 0;
-}
-
-void lf_buf_free(lf_buf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
-  b->oom = 0;
-}
-
-static int buf_reserve(lf_buf *b, size_t n) {
-  if (b->cap - b->len >= n) return 1;
-  size_t cap = b->cap ? b->cap : 4096;
-  while (cap - b->len < n)
-    cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p) {
-    b->oom = 1;
-    return 0;
-  }
-  b->p = p;
-  b->cap = cap;
-  return 1;
-}
-
 static void buf_char(lf_buf *b, char c) {
-  if (!buf_reserve(b, 1)) return;
-  b->p[b->len++] = c;
+  if (!lf_buf_reserve(b, 1)) return;
+  b->data[b->len++] = c;
 }
 
 /* ---- encoding ----
@@ -246,8 +219,8 @@ static size_t opt_len(const char *s) {
 
 /* Room for one record holding strings of `text` bytes in all; the cursor. */
 static char *open_record(lf_buf *b, size_t text) {
-  if (!buf_reserve(b, 160 + 6 * text)) return NULL;
-  char *o = b->p + b->len;
+  if (!lf_buf_reserve(b, 160 + 6 * text)) return NULL;
+  char *o = b->data + b->len;
   *o++ = b->len ? ',' : '[';
   *o++ = '[';
   return o;
@@ -255,7 +228,7 @@ static char *open_record(lf_buf *b, size_t text) {
 
 static void close_record(lf_buf *b, char *o) {
   *o++ = ']';
-  b->len = (size_t)(o - b->p);
+  b->len = (size_t)(o - b->data);
 }
 
 static char *w_map_index(char *o, int map_index) {
@@ -336,8 +309,8 @@ void lf_codec_close(lf_buf *b) {
 }
 
 void lf_codec_counts(lf_buf *b, const int counts[LF_NKINDS]) {
-  if (!buf_reserve(b, 2 + LF_NKINDS * 48)) return;
-  char *o = b->p + b->len;
+  if (!lf_buf_reserve(b, 2 + LF_NKINDS * 48)) return;
+  char *o = b->data + b->len;
   *o++ = '{';
   for (int k = 0; k < LF_NKINDS; k++) {
     if (!counts[k]) continue;
@@ -347,7 +320,7 @@ void lf_codec_counts(lf_buf *b, const int counts[LF_NKINDS]) {
     o = w_int(o, counts[k]);
   }
   *o++ = '}';
-  b->len = (size_t)(o - b->p);
+  b->len = (size_t)(o - b->data);
 }
 
 /* ---- compression ---- */
@@ -355,8 +328,8 @@ void lf_codec_counts(lf_buf *b, const int counts[LF_NKINDS]) {
 int lf_codec_deflate(const char *in, size_t n, lf_buf *out) {
   uLongf len = compressBound((uLong)n);
   lf_buf_reset(out);
-  if (!buf_reserve(out, len)) return -1;
-  if (compress2((Bytef *)out->p, &len, (const Bytef *)in, (uLong)n, 1) != Z_OK) return -1;
+  if (!lf_buf_reserve(out, len)) return -1;
+  if (compress2((Bytef *)out->data, &len, (const Bytef *)in, (uLong)n, 1) != Z_OK) return -1;
   out->len = len;
   return 0;
 }

@@ -15,6 +15,7 @@
 #define LF_STORE_CODEC_H
 
 #include <stddef.h>
+#include "buf.h"
 #include "store.h"
 
 /* ---- arena: many small allocations freed at once ---- */
@@ -27,15 +28,6 @@ void *lf_arena_alloc(lf_store_arena *a, size_t n); /* 8-aligned; NULL: no memory
 char *lf_arena_strndup(lf_store_arena *a, const char *s, size_t len);
 /* The arena frees p (a malloc'ed block) with the rest; 0, or -1 (p freed). */
 int lf_arena_adopt(lf_store_arena *a, void *p);
-
-/* ---- a growable byte buffer ---- */
-typedef struct {
-  char *p;
-  size_t len, cap;
-  int oom; /* an append failed for lack of memory */
-} lf_buf;
-void lf_buf_reset(lf_buf *b); /* len = 0, keeps the memory */
-void lf_buf_free(lf_buf *b);
 
 /* Appends one record (with a leading ',' when the chunk has one already);
  * a chunk is "[" records "]", closed by lf_codec_close. */

@@ -39,10 +39,10 @@ static int write_chunk(lf_store *s, lf_store_recorder *r, int kind, lf_buf *zbuf
   lf_codec_close(b);
   if (b->oom)
     return lf_store_fail(err, LF_STORE_EIO, "run store %s: out of memory", s->path);
-  const char *body = b->p;
+  const char *body = b->data;
   size_t len = b->len, raw = 0;
-  if (len >= LF_CODEC_DEFLATE_MIN && lf_codec_deflate(b->p, b->len, zbuf) == 0) {
-    body = zbuf->p;
+  if (len >= LF_CODEC_DEFLATE_MIN && lf_codec_deflate(b->data, b->len, zbuf) == 0) {
+    body = zbuf->data;
     raw = len;
     len = zbuf->len;
   }
@@ -98,7 +98,7 @@ static int update_run(lf_store *s, lf_store_recorder *r, lf_buf *scratch, double
     lf_codec_counts(scratch, counts);
     if (scratch->oom)
       return lf_store_fail(err, LF_STORE_EIO, "run store %s: out of memory", s->path);
-    u.counts = scratch->p;
+    u.counts = scratch->data;
     u.counts_len = scratch->len;
   }
   if (r->end) {
