@@ -110,10 +110,11 @@ lf_state *lf_run_body(lf_run *r, int i, int *end) {
   if (t->has_tables) lf_table_args_expand(r, i, fn, nargs);
   lf_state *s;
   lf_watch watch;
-  lf_watch_begin(L, &watch, t->timeout);
+  lf_watch_begin(L, &watch, t->timeout, LF_WATCH_BODY);
   int rc = lua_pcall(L, nargs, 1, msgh);
   lf_watch_end(L, &watch);
   if (watch.cancelled || lf_cancel_signal) {
+    lf_cancel_acknowledge();
     s = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
     *end = 1;
   } else if (watch.timed_out) {

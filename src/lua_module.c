@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "graph.h"
+#include "interrupt.h"
 #include "log.h"
 #include "lua_core.h"
 #include "lua_http.h"
@@ -189,6 +190,7 @@ static void open_core(lua_State *L) {
   luaL_setfuncs(L, fns, 0);
   lf_open_graph(L);
   lf_open_runner(L);
+  lf_open_interrupt(L);
   lf_open_api(L);
   lf_open_result(L);
   lf_open_states(L);

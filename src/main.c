@@ -4,6 +4,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include "interrupt.h"
 
 int luaopen_luaflow(lua_State *L);
 
@@ -33,22 +34,28 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+static lua_State *state; /* global: still reachable when an interrupted run exits */
+
 int main(int argc, char **argv) {
-  lua_State *L = luaL_newstate();
+  lf_interrupt_install(NULL); /* first: SIGINT/SIGTERM from now on end us with 130/143 */
+  lua_State *L = state = luaL_newstate();
   if (!L) {
     fprintf(stderr, "luaflow: cannot create a Lua state\n");
     return 2;
   }
+  lf_interrupt_install(L);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);
   int code = 2;
   if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
     code = (int)lua_tointeger(L, -1);
-  } else {
+  } else if (!lf_cancel_signal) {
     fprintf(stderr, "luaflow: %s\n", lua_tostring(L, -1));
   }
   fflush(stdout);
+  if (lf_cancel_signal) return 128 + lf_cancel_signal; /* promptly: exit frees it all */
+  lf_interrupt_install(NULL);
   lua_close(L);
   return code;
 }

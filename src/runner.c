@@ -482,6 +482,7 @@ static int run_protected(lua_State *L) {
     r->cur = -1;
     lf_state *final;
     if (lf_cancel_signal) {
+      lf_cancel_acknowledge(); /* the flow's handlers carry it from here */
       lf_log(LF_LOG_WARNING, "luaflow.FlowRunner", "Flow run was cancelled.");
       final = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
     } else {
@@ -578,13 +579,13 @@ static int flow_run(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   lua_pushlightuserdata(L, r);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
-  lf_runs_active++;
+  lf_run_enter();
   lua_pushcfunction(L, run_protected);
   lua_pushlightuserdata(L, r);
   for (int k = 1; k <= 3; k++)
     lua_pushvalue(L, k);
   rc = lua_pcall(L, 4, 1, 0);
-  lf_runs_active--;
+  lf_run_leave();
   lua_pushvalue(L, outer);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
   lua_pushvalue(L, outer + 1);

@@ -2,6 +2,7 @@
  * through its handlers here. */
 #include <stdio.h>
 #include <string.h>
+#include "interrupt.h"
 #include "log.h"
 #include "run.h"
 
@@ -63,6 +64,7 @@ typedef struct {
   lf_state *old;
   lf_state *next; /* owned: the state so far */
   int c_failed;   /* a C handler returned LF_ERROR (text in handler_error) */
+  int from, at;   /* the first handler to call; the one being called */
 } lf_chain;
 
 /* Calls C handler hd; returns 0 to go on, 1 when it failed (chain ends). */
@@ -131,8 +133,9 @@ static int run_chain(lua_State *L) {
   int handlers = lua_gettop(L);
   lf_run_push_object(r, c->i);
   int objv = lua_gettop(L);
-  for (int h = 0; h < obj->nhandlers; h++) {
+  for (int h = c->from; h < obj->nhandlers; h++) {
     lf_handler *hd = &obj->handlers[h];
+    c->at = h;
     if (hd->fn) {
       if (call_c_handler(c, obj, hd)) return 0;
       continue;
@@ -156,6 +159,46 @@ static int run_chain(lua_State *L) {
   return 0;
 }
 
+/* Calls the chain's handlers from c->from on, under a watch that lets
+ * SIGINT/SIGTERM stop them (*cancelled then). Returns the pcall's status,
+ * the error on the stack when it is not LUA_OK. */
+static int call_lua_handlers(lf_chain *c, int *cancelled) {
+  lf_run *r = c->r;
+  lua_State *L = r->L;
+  lf_object *obj = lf_run_object(r, c->i);
+  lf_watch watch;
+  lf_watch_begin(L, &watch, 0, LF_WATCH_HANDLER);
+  int rc;
+  if (c->from == 0 && obj->nhandlers == 1 && !obj->handlers[0].on_failure) {
+    /* one Lua handler: call it directly, without the chain's frame */
+    lf_run_push_spec(r, c->i, LF_SPEC_HANDLERS);
+    lua_rawgeti(L, -1, obj->handlers[0].lua);
+    lua_remove(L, -2);
+    lf_run_push_object(r, c->i);
+    lf_boxes_push(L, &r->boxes, c->old);
+    lf_boxes_push(L, &r->boxes, c->next);
+    rc = lua_pcall(L, 3, 1, 0);
+    const char *bad = rc == LUA_OK ? take_result(L, r, c) : NULL;
+    if (bad) {
+      note_bad_return(r, c->i, obj->handlers[0].lua);
+      lua_pushfstring(L, "state handler returned a %s", bad);
+      rc = LUA_ERRRUN;
+    }
+  } else {
+    int boxes = r->boxes.table, tasks = r->tasks_t, flow = r->flow_ud;
+    lua_pushcfunction(L, run_chain);
+    lua_pushlightuserdata(L, c);
+    lua_pushvalue(L, boxes);
+    lua_pushvalue(L, tasks);
+    lua_pushvalue(L, flow);
+    rc = lua_pcall(L, 4, 0, 0);
+    r->boxes.table = boxes, r->tasks_t = tasks, r->flow_ud = flow;
+  }
+  lf_watch_end(L, &watch);
+  *cancelled = watch.cancelled;
+  return rc;
+}
+
 /* The one transition function: object i goes from `old` to `next` through
  * its handlers, in order; each sees the same old state and the previous
  * one's result. Returns the state the object is now in (a reference the
@@ -170,38 +213,24 @@ lf_state *lf_transition(lf_run *r, int i, lf_state *old, lf_state *next, int *en
            "%s '%s': Handling state change from %s to %s", object_label(obj), obj->name,
            lf_kind_name(old->kind), lf_kind_name(next->kind));
   if (obj->nhandlers == 0) return next;
-  lf_chain c = {r, i, old, next, 0};
+  lf_chain c = {r, i, old, next, 0, 0, 0};
   if (obj->nlua == 0) { /* C handlers only: no Lua at all */
     for (int h = 0; h < obj->nhandlers && !call_c_handler(&c, obj, &obj->handlers[h]);
          h++)
       ;
   } else {
     if (!lua_checkstack(L, 16)) luaL_error(L, "stack overflow in the runner");
-    int top = lua_gettop(L), rc;
-    if (obj->nhandlers == 1 && !obj->handlers[0].on_failure) {
-      /* one Lua handler: call it directly, without the chain's frame */
-      lf_run_push_spec(r, i, LF_SPEC_HANDLERS);
-      lua_rawgeti(L, -1, obj->handlers[0].lua);
-      lua_remove(L, -2);
-      lf_run_push_object(r, i);
-      lf_boxes_push(L, &r->boxes, old);
-      lf_boxes_push(L, &r->boxes, c.next);
-      rc = lua_pcall(L, 3, 1, 0);
-      const char *bad = rc == LUA_OK ? take_result(L, r, &c) : NULL;
-      if (bad) {
-        note_bad_return(r, i, obj->handlers[0].lua);
-        lua_pushfstring(L, "state handler returned a %s", bad);
-        rc = LUA_ERRRUN;
-      }
-    } else {
-      int boxes = r->boxes.table, tasks = r->tasks_t, flow = r->flow_ud;
-      lua_pushcfunction(L, run_chain);
-      lua_pushlightuserdata(L, &c);
-      lua_pushvalue(L, boxes);
-      lua_pushvalue(L, tasks);
-      lua_pushvalue(L, flow);
-      rc = lua_pcall(L, 4, 0, 0);
-      r->boxes.table = boxes, r->tasks_t = tasks, r->flow_ud = flow;
+    int top = lua_gettop(L), cancelled;
+    int rc = call_lua_handlers(&c, &cancelled);
+    while (rc != LUA_OK && cancelled) {
+      /* SIGINT/SIGTERM stopped a handler: the object ends Cancelled through
+       * the handlers after it, which run to their end */
+      lua_settop(L, top);
+      lf_state_release(c.next);
+      c.next = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
+      *end = 1;
+      c.from = c.at + 1;
+      rc = c.from < obj->nhandlers ? call_lua_handlers(&c, &cancelled) : LUA_OK;
     }
     if (rc != LUA_OK) {
       lf_signal sig;

@@ -119,6 +119,7 @@ function M.report(msg)
 end
 
 local function err(msg)
+  if core.cancel_signal() then return end -- interrupted: nothing more to say
   M.report(core.redact(tostring(msg)))
 end
 
@@ -628,6 +629,10 @@ function M.main(args)
     end
   end)
   secret_hints()
+  if core.cancel_signal() then -- SIGINT/SIGTERM: 130/143, whatever stopped
+    io.stdout:flush()
+    return 128 + core.cancel_signal()
+  end
   if ok then
     io.stdout:flush()
     return code

@@ -413,6 +413,8 @@ function flow_methods.run(f, opts)
   if core.cancel_signal() then error("interrupted", 0) end -- SIGINT/SIGTERM stop the script too
   return state
 end
+-- SIGINT/SIGTERM outside a run wait while a run reports (its --json line)
+core.shield(flow_methods.run)
 
 -- A random UUID (version 4) naming one flow run.
 function M.new_run_id()
