@@ -574,53 +574,13 @@ end)
 describe("cancellation", function()
   after_each(cli.cleanup)
 
-  -- Starts `luaflow run --no-input FILE --json JSON` in the background; returns
-  -- a handle with the pid and the files the run writes.
-  local function spawn(source)
-    local dir = cli.tmpdir()
-    local h = {dir = dir, flow = cli.write_flow(source, dir), out = dir .. "/out",
-               err = dir .. "/err", json = dir .. "/runs.json", pidfile = dir .. "/pid",
-               codefile = dir .. "/code"}
-    local env = ""
-    local child_asan = os.getenv("LUAFLOW_CHILD_ASAN_OPTIONS")
-    if child_asan then env = "env " .. cli.quote("ASAN_OPTIONS=" .. child_asan) .. " " end
-    local run = ("%s%s run --no-input %s --json %s </dev/null >%s 2>%s")
-                :format(env, cli.quote(cli.bin), cli.quote(h.flow), cli.quote(h.json),
-                        cli.quote(h.out), cli.quote(h.err))
-    -- the subshell records the pid, waits for the run and records its exit code
-    local cmd = ("(%s & echo $! >%s; wait $!; echo $? >%s.tmp; mv %s.tmp %s) >/dev/null 2>&1 &")
-                :format(run, cli.quote(h.pidfile), cli.quote(h.codefile),
-                        cli.quote(h.codefile), cli.quote(h.codefile))
-    assert(os.execute(cmd))
-    h.pid = tonumber(wait_until(function()
-      local text = cli.read(h.pidfile)
-      return text and text:match("^%d+")
-    end, 5))
-    assert(h.pid, "the background run did not start")
-    return h
-  end
-
-  local function stdout_of(h) return cli.read(h.out) or "" end
-
-  -- Waits (bounded) for the run to exit; returns its code, killing it if it hangs.
-  local function wait_exit(h, limit)
-    local text = wait_until(function() return cli.read(h.codefile) end, limit or 8 * SLACK)
-    if not text then
-      os.execute("kill -KILL " .. h.pid .. " 2>/dev/null")
-      return nil
-    end
-    return tonumber(text:match("%d+"))
-  end
+  local proc = require("proc")
+  local function stdout_of(h) return proc.stdout(h) end
 
   local function cancel(h, sig)
-    local ready = wait_until(function() return has(stdout_of(h), "ready\n") end, 5 * SLACK)
-    if not ready then
-      os.execute("kill -KILL " .. h.pid .. " 2>/dev/null")
-      error("the task never printed ready; stderr: " .. (cli.read(h.err) or ""))
-    end
+    proc.wait_for(h, "ready\n")
     pause_briefly() -- let it spin
-    assert(os.execute(("kill -%s %d"):format(sig, h.pid)))
-    return wait_exit(h)
+    return (proc.signal(h, sig))
   end
 
   local function spinning_flow(body)
@@ -686,19 +646,19 @@ f:add_edge(spin, after)
   end
 
   it("SIGINT during a run: the running task and the flow end Cancelled, exit 130", function()
-    local h = spawn(spinning_flow("while true do end"))
+    local h = proc.spawn(spinning_flow("while true do end"))
     local code = cancel(h, "INT")
     check_cancelled(h, code, 130)
   end)
 
   it("SIGTERM does the same with exit 143", function()
-    local h = spawn(spinning_flow("while true do end"))
+    local h = proc.spawn(spinning_flow("while true do end"))
     local code = cancel(h, "TERM")
     check_cancelled(h, code, 143)
   end)
 
   it("a task that spins inside pcall is still cancelled", function()
-    local h = spawn(spinning_flow(
+    local h = proc.spawn(spinning_flow(
       "while true do pcall(function() local x = 0; for i = 1, 100 do x = x + i end end) end"))
     local code = cancel(h, "INT")
     check_cancelled(h, code, 130)

@@ -185,6 +185,10 @@ static void transfer_error(char *err, size_t errlen, const char *what, CURLcode 
                            char *errbuf, const url_parts *u, const char *url,
                            const char *const *extra) {
   const char *msg = curl_easy_strerror(rc);
+  if (rc == CURLE_ABORTED_BY_CALLBACK) { /* only the stop callback aborts */
+    set_err(err, errlen, "%s: interrupted", what);
+    return;
+  }
   chomp(errbuf);
   printable(errbuf);
   if (!errbuf[0] || !text_is_safe(errbuf, u, url, extra) || strcmp(errbuf, msg) == 0)
@@ -195,8 +199,21 @@ static void transfer_error(char *err, size_t errlen, const char *what, CURLcode 
     set_err(err, errlen, "%s: %s (%s)", what, msg, errbuf);
 }
 
+/* libcurl calls this at least once a second and after every wake-up (a
+ * signal ends its wait): a transfer stops as soon as the caller says so. */
+static int xfer_stop(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                     curl_off_t ulnow) {
+  (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+  return ((int (*)(void))ud)() ? 1 : 0;
+}
+
 static void set_timeouts_and_tls(CURL *c, double timeout, double connect_timeout,
-                                 int verify, const char *ca_file) {
+                                 int verify, const char *ca_file, int (*stop)(void)) {
+  if (stop) {
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xfer_stop);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)stop);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
                    seconds_to_ms(timeout, LF_HTTP_DEFAULT_TIMEOUT));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
@@ -462,7 +479,8 @@ int lf_http_perform(const lf_http_request *req, lf_http_response *res) {
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &hdrs);
   curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)body.max);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-  set_timeouts_and_tls(c, req->timeout, req->connect_timeout, req->verify, req->ca_file);
+  set_timeouts_and_tls(c, req->timeout, req->connect_timeout, req->verify, req->ca_file,
+                       req->stop);
   if (head) {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (sends_body) {
@@ -617,7 +635,8 @@ int lf_smtp_send(const lf_smtp_request *req, char *err, size_t errlen) {
   curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, smtp_debug_cb);
   curl_easy_setopt(c, CURLOPT_DEBUGDATA, &reply);
   curl_easy_setopt(c, CURLOPT_VERBOSE, 1L); /* feeds the debug hook only */
-  set_timeouts_and_tls(c, req->timeout, req->connect_timeout, req->verify, req->ca_file);
+  set_timeouts_and_tls(c, req->timeout, req->connect_timeout, req->verify, req->ca_file,
+                       req->stop);
 
   CURLcode crc = curl_easy_perform(c);
   if (crc != CURLE_OK) {

@@ -49,7 +49,9 @@ typedef struct {
   int verify; /* 1 (the default): check the peer's certificate and name; 0: don't */
   const char
       *ca_file; /* PEM bundle to verify against instead of the system's; NULL: system */
-  size_t max_body; /* 0: LF_HTTP_MAX_BODY */
+  size_t max_body;   /* 0: LF_HTTP_MAX_BODY */
+  int (*stop)(void); /* NULL, or polled during the transfer: nonzero ends it at once
+                        ("... failed: interrupted") */
 } lf_http_request;
 
 /* One response header, as received except that obs-folded continuation lines
@@ -98,6 +100,7 @@ typedef struct {
   double connect_timeout; /* as for HTTP */
   int verify;             /* as for HTTP; also applies to STARTTLS */
   const char *ca_file;    /* as for HTTP */
+  int (*stop)(void);      /* as for HTTP */
 } lf_smtp_request;
 
 /* Fills req with the defaults: no STARTTLS, no credentials, default

@@ -16,6 +16,7 @@
 #include <lua.h>
 
 #include "http.h"
+#include "interrupt.h"
 #include "lua_http.h"
 
 #define RESPONSE_MT "luaflow.HttpResponse"
@@ -242,7 +243,8 @@ static int http_perform(lua_State *L) {
   req.timeout = field_seconds(L, 1, "perform", "timeout");
   req.connect_timeout = field_seconds(L, 1, "perform", "connect_timeout");
   req.verify = field_bool(L, 1, "perform", "verify", 1);
-  lua_getfield(L, 1, "headers");                      /* slot 6 */
+  req.stop = lf_interrupt_due;   /* SIGINT/SIGTERM or the task's timeout */
+  lua_getfield(L, 1, "headers"); /* slot 6 */
   req.headers = collect_headers(L, 6, &req.nheaders); /* slot 7 */
   char origin[LF_HTTP_ERRLEN];
   lf_url_origin(req.url, origin, sizeof origin);
@@ -340,6 +342,7 @@ static int http_smtp_send(lua_State *L) {
   req.ca_file = field_string(L, 1, "smtp_send", "ca_file", NULL, 1);
   req.starttls = field_bool(L, 1, "smtp_send", "starttls", 0);
   req.verify = field_bool(L, 1, "smtp_send", "verify", 1);
+  req.stop = lf_interrupt_due;
   req.timeout = field_seconds(L, 1, "smtp_send", "timeout");
   req.connect_timeout = field_seconds(L, 1, "smtp_send", "connect_timeout");
   lua_getfield(L, 1, "to");

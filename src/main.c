@@ -36,6 +36,15 @@ static int pmain(lua_State *L) {
 
 static lua_State *state; /* global: still reachable when an interrupted run exits */
 
+/* Before the shared libraries' initialisers (libcurl's TLS stacks take tens
+ * of milliseconds): from the first moment SIGINT/SIGTERM end us with 130/143. */
+static void install_early(int argc, char **argv, char **envp) {
+  (void)argc, (void)argv, (void)envp;
+  lf_interrupt_install(NULL);
+}
+__attribute__((section(".preinit_array"),
+               used)) static void (*const early)(int, char **, char **) = install_early;
+
 int main(int argc, char **argv) {
   lf_interrupt_install(NULL); /* first: SIGINT/SIGTERM from now on end us with 130/143 */
   lua_State *L = state = luaL_newstate();

@@ -1,5 +1,6 @@
 /* Before a task runs: a skipped upstream skips it, then its trigger decides. */
 #include <string.h>
+#include "interrupt.h"
 #include "run.h"
 
 /* Gathers the states of task i's distinct upstream tasks, in edge order. */
@@ -59,7 +60,13 @@ static lf_state *lua_trigger(lf_run *r, int i, int nups) {
   }
   luaL_setmetatable(L, "luaflow.TaskMap");
   lf_state *s = NULL;
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+  lf_watch watch; /* SIGINT/SIGTERM stop a trigger that loops */
+  lf_watch_begin(L, &watch, 0, LF_WATCH_HANDLER);
+  int rc = lua_pcall(L, 2, 1, 0);
+  lf_watch_end(L, &watch);
+  if (watch.cancelled) {
+    s = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
+  } else if (rc != LUA_OK) {
     lf_signal sig;
     s = lf_error_to_state(L, -1, LF_TRIGGERFAILED,
                           "Unexpected error while checking task trigger: ", &sig);
