@@ -16,7 +16,8 @@ LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_sources.o
 LUA_SRCS = $(sort $(wildcard lua/luaflow/*.lua))
 
-.PHONY: all examples test check-mem bench install clean deps format rock rock-install
+.PHONY: all examples test check-mem bench install clean deps format rock rock-install \
+        fuzz fuzz-smoke fuzz-build fuzz-deps
 
 all: $(BUILD)/luaflow $(BUILD)/luaflow.so $(BUILD)/libluaflow.a
 
@@ -83,6 +84,38 @@ check-mem:
 	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all examples build-asan/receiver build-asan/codec_test
 	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 ./scripts/run-specs.sh
 
+# libFuzzer harnesses (fuzz/), built with Debian's clang under ASan and UBSan
+# into build-fuzz/; `make fuzz FUZZ_TIME=600` runs each that long, CI runs
+# `make fuzz-smoke` (20 s each). Only these targets need clang.
+FUZZ_BUILD = build-fuzz
+FUZZ_TIME ?= 600
+# the value codec's harness (issue 13) joins this list when the codec exists
+FUZZERS = json http_headers redact secrets
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Iinclude -Isrc \
+              $(shell pkg-config --cflags $(PKGS))
+
+fuzz-deps:
+	@./scripts/install-deps.sh fuzz
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g" \
+	  SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/libluaflow.a
+	@$(MAKE) --no-print-directory $(FUZZERS:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/libluaflow.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libluaflow.a $(LIBS)
+
+# the header parser is private to http.c: its harness compiles it in
+$(FUZZ_BUILD)/fuzz_http_headers: fuzz/fuzz_http_headers.c src/http.c src/http.h
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(shell pkg-config --libs libcurl)
+
+fuzz: fuzz-build
+	@FUZZ_TIME=$(FUZZ_TIME) ./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZERS)
+
+fuzz-smoke: fuzz-build
+	@FUZZ_TIME=20 ./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZERS)
+
 $(BUILD)/memcount.so: bench/memcount.c
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -o $@ $< -ldl
 
@@ -118,6 +151,6 @@ format:
 	clang-format -i src/*.c src/*.h include/*.h tools/*.c examples/*/*.c spec/support/*.c
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(FUZZ_BUILD)
 
 -include $(wildcard $(BUILD)/obj/*.d)

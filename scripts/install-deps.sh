@@ -3,6 +3,8 @@
 set -eu
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted gcc make pkg-config
       libssl-dev openssl bsdutils luarocks groff-base libsqlite3-dev zlib1g-dev sqlite3"
+# `install-deps.sh fuzz`: clang and its libFuzzer runtime, for make fuzz only
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -337,13 +337,15 @@ static int parse_headers(const char *block, size_t len, lf_http_response *res) {
       if (res->nheaders > 0) {
         while (p < le && is_ows(*p))
           p++;
+        while (le > p && is_ows(le[-1])) /* values never start or end blank */
+          le--;
         lf_http_header *h = &res->headers[res->nheaders - 1];
-        size_t old = strlen(h->value), add = (size_t)(le - p);
-        char *v = realloc(h->value, old + add + 2);
+        size_t old = strlen(h->value), add = (size_t)(le - p), sep = old && add ? 1 : 0;
+        char *v = realloc(h->value, old + sep + add + 1);
         if (!v) return -1;
-        v[old] = ' ';
-        memcpy(v + old + 1, p, add);
-        v[old + 1 + add] = '\0';
+        if (sep) v[old] = ' ';
+        memcpy(v + old + sep, p, add);
+        v[old + sep + add] = '\0';
         h->value = v;
       }
     } else {
