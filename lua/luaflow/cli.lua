@@ -242,9 +242,9 @@ end
 
 local function traceback_handler(e)
   if getmetatable(e) == Stop or getmetatable(e) == Usage then return e end
-  if type(e) ~= "string" then
+  if type(e) ~= "string" then -- error(nil), error(table): no position of their own
     local ok, s = pcall(tostring, e)
-    e = ok and s or ("(error object is a %s value)"):format(type(e))
+    e = (user_where() or "") .. (ok and s or ("(error object is a %s value)"):format(type(e)))
   end
   -- an error raised inside luaflow's own Lua code is shown at the user's line
   local inside = e:match("^luaflow/[%w_]+%.lua:%d+: ()")
@@ -257,7 +257,10 @@ local function run_script(path)
   local f = io.open(path, "r")
   if not f then usage_error(("cannot open '%s'"):format(path)) end
   f:close()
-  local chunk, msg = loadfile(absolute(path))
+  local chunk, msg = loadfile(absolute(path), "t") -- bytecode is never trusted
+  if not chunk and msg:find("binary chunk", 1, true) then
+    msg = absolute(path) .. ": precompiled Lua bytecode; luaflow runs Lua source files only"
+  end
   if not chunk then return false, msg end
   return xpcall(chunk, traceback_handler)
 end

@@ -391,6 +391,9 @@ function flow_methods.run(f, opts)
   opts = opts or {}
   options.check("flow:run", opts)
   if #M.building > 0 then raise("cannot run a flow inside a flow builder") end
+  for _, run in ipairs(M.runs) do -- a body or handler of f running f again
+    if run.flow == f then raise(("%s cannot run inside its own run"):format(tostring(f))) end
+  end
   local params = {}
   if M.hooks.before_run then M.hooks.before_run(f, opts, params) end
   for k, v in pairs(opts.parameters or {}) do params[k] = v end
