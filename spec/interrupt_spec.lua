@@ -49,6 +49,18 @@ describe("timeouts", function()
     assert.is_true(now() - t0 < 5 * SLACK, "took " .. (now() - t0))
   end)
 
+  it("a nested run waiting for a retry wakes at the enclosing task's deadline", function()
+    local inner = Task{name = "inner", max_retries = 1, retry_delay = 60, fn = function() error("once") end}
+    local outer = Task{name = "outer", timeout = 0.3, fn = function()
+      Flow{name = "nested", tasks = {inner}}:run()
+      return "done"
+    end}
+    local t0 = now()
+    local fs = Flow{name = "f", tasks = {outer}}:run()
+    assert.are.equal('TimedOut("Task timed out during execution.")', tostring(fs.result[outer]))
+    assert.is_true(now() - t0 < 5 * SLACK, "took " .. (now() - t0))
+  end)
+
   it("an inner task's timeout ends that task only; the outer body goes on", function()
     local inner = Task{name = "inner", fn = function() while true do end end, timeout = 0.2}
     local outer = Task{name = "outer", timeout = 30, fn = function()

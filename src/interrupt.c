@@ -372,6 +372,15 @@ int lf_interrupt_due(void) {
   return me->current && late_watch(me) != NULL;
 }
 
+double lf_watch_time_left(void) {
+  watcher *me = &self;
+  if (late_watch(me)) return 0;
+  double d = nearest(me);
+  if (d == 0) return -1;
+  double left = d - lf_monotonic();
+  return left > 0 ? left : 0;
+}
+
 /* ---- coroutines ---- */
 
 /* Calls the original coroutine.resume (at index orig) on co with the values

@@ -70,6 +70,11 @@ void lf_cancel_acknowledge(void);
  * (HTTP and SMTP transfers) poll it. */
 int lf_interrupt_due(void);
 
+/* Seconds until the nearest deadline of this thread's watches (0 when one
+ * has passed), or -1 when none has a deadline: a nested run's scheduler
+ * sleeps no longer than its enclosing task may run. */
+double lf_watch_time_left(void);
+
 /* Makes coroutine.resume and coroutine.wrap of L's globals visible to the
  * watches (a body that spins inside a coroutine stops too), and adds
  * shield(fn) to the table on top of the stack: while fn is running outside

@@ -366,6 +366,9 @@ static void schedule(lf_run *r) {
       break;
     }
     double wait = r->timers[0].due - lf_now();
+    double left = lf_watch_time_left(); /* a nested run: the enclosing task's timeout */
+    if (left == 0) luaL_error(r->L, "Execution timed out.");
+    if (left > 0 && left < wait) wait = left;
     if (wait > 0) lf_sleep(wait); /* nothing is ready: sleep until the next timer */
     double now = lf_now();
     while (r->ntimers > 0 && r->timers[0].due <= now) {
