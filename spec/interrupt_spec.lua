@@ -15,7 +15,23 @@ local function now() return luaflow.time.now():timestamp() end
 
 local CANCELLED = 'Cancelled("Flow run was cancelled.")'
 
+-- Runs task t alone; asserts it ends TimedOut within `limit` seconds.
+local function assert_times_out(t, limit)
+  local t0 = now()
+  local fs = Flow{name = "f", tasks = {t}}:run()
+  assert.are.equal('TimedOut("Task timed out during execution.")', tostring(fs.result[t]))
+  assert.is_true(now() - t0 < limit * SLACK, "took " .. (now() - t0))
+end
+
 describe("timeouts", function()
+  -- A task (timeout 0.3 s) whose body runs a nested flow of `inner`, then `after`.
+  local function outer_of(inner, after)
+    return Task{name = "outer", timeout = 0.3, fn = function()
+      Flow{name = "nested", tasks = {inner}}:run()
+      return after()
+    end}
+  end
+
   it("stop a body that spins inside a coroutine (wrap, resume, pcall inside)", function()
     local bodies = {
       function() coroutine.wrap(function() while true do end end)() end,
@@ -29,36 +45,18 @@ describe("timeouts", function()
       end,
     }
     for k, fn in ipairs(bodies) do
-      local t = Task{name = "t" .. k, fn = fn, timeout = 0.2}
-      local t0 = now()
-      local fs = Flow{name = "f", tasks = {t}}:run()
-      assert.are.equal('TimedOut("Task timed out during execution.")', tostring(fs.result[t]), "body " .. k)
-      assert.is_true(now() - t0 < 3 * SLACK, "body " .. k .. " took " .. (now() - t0))
+      assert_times_out(Task{name = "t" .. k, fn = fn, timeout = 0.2}, 3)
     end
   end)
 
   it("an outer task's timeout holds while it runs a nested flow whose task has a longer one", function()
     local inner = Task{name = "inner", fn = function() while true do end end, timeout = 60}
-    local outer = Task{name = "outer", timeout = 0.3, fn = function()
-      Flow{name = "nested", tasks = {inner}}:run()
-      while true do end
-    end}
-    local t0 = now()
-    local fs = Flow{name = "f", tasks = {outer}}:run()
-    assert.are.equal('TimedOut("Task timed out during execution.")', tostring(fs.result[outer]))
-    assert.is_true(now() - t0 < 5 * SLACK, "took " .. (now() - t0))
+    assert_times_out(outer_of(inner, function() while true do end end), 5)
   end)
 
   it("a nested run waiting for a retry wakes at the enclosing task's deadline", function()
     local inner = Task{name = "inner", max_retries = 1, retry_delay = 60, fn = function() error("once") end}
-    local outer = Task{name = "outer", timeout = 0.3, fn = function()
-      Flow{name = "nested", tasks = {inner}}:run()
-      return "done"
-    end}
-    local t0 = now()
-    local fs = Flow{name = "f", tasks = {outer}}:run()
-    assert.are.equal('TimedOut("Task timed out during execution.")', tostring(fs.result[outer]))
-    assert.is_true(now() - t0 < 5 * SLACK, "took " .. (now() - t0))
+    assert_times_out(outer_of(inner, function() return "done" end), 5)
   end)
 
   it("an inner task's timeout ends that task only; the outer body goes on", function()
@@ -315,13 +313,9 @@ luaflow.Flow{name = "f", tasks = {t}}
     assert.is_false(has(proc.stdout(h), "AFTER-POST"), proc.detail(h))
     check_json(h, "f", {{"t", "Cancelled"}})
 
-    local t = Task{name = "t", timeout = 0.3, fn = function()
+    assert_times_out(Task{name = "t", timeout = 0.3, fn = function()
       return luaflow.http.post(r:url("/hook"), {json = {}, timeout = 30})
-    end}
-    local t0 = now()
-    local fs = Flow{name = "f", tasks = {t}}:run()
-    assert.are.equal('TimedOut("Task timed out during execution.")', tostring(fs.result[t]))
-    assert.is_true(now() - t0 < 3 * SLACK, "took " .. (now() - t0))
+    end}, 3)
   end)
 end)
 
