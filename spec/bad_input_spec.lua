@@ -111,9 +111,10 @@ describe("bad input: the script itself", function()
 
   it("wrong option values name the file and line (run and check)", function()
     local cases = {
-      {"fn = 42", "fn must be a function"},
-      {"trigger = 42", "trigger must be a function, got number"},
-      {"state_handlers = {1, 2}", "state_handlers[1] is a number, not a function"},
+      {"fn = 42", "Task: fn must be a function (got the number 42)"},
+      {"trigger = 42", "Task: trigger must be one of luaflow.triggers or a function(states, by_task) (got the number 42)"},
+      {"state_handlers = {1, 2}",
+       "Task: state_handlers[1] must be a handler: a function, a notifier or a C handler (got the number 1)"},
     }
     for _, c in ipairs(cases) do
       for _, cmd in ipairs{"run", "check"} do
