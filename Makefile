@@ -89,8 +89,7 @@ check-mem:
 # `make fuzz-smoke` (20 s each). Only these targets need clang.
 FUZZ_BUILD = build-fuzz
 FUZZ_TIME ?= 600
-# the value codec's harness (issue 13) joins this list when the codec exists
-FUZZERS = json http_headers redact secrets
+FUZZERS = json http_headers redact secrets codec
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Iinclude -Isrc \
               $(shell pkg-config --cflags $(PKGS))
