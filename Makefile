@@ -97,9 +97,11 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Iinclude -Isrc \
 fuzz-deps:
 	@./scripts/install-deps.sh fuzz
 
+# (gcc's -Werror build judges the warnings; clang's own do not stop the fuzzers)
 fuzz-build: fuzz-deps
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g" \
-	  SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/libluaflow.a
+	  WARNINGS="-Wall -Wextra" SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	  $(FUZZ_BUILD)/libluaflow.a
 	@$(MAKE) --no-print-directory $(FUZZERS:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/libluaflow.a
