@@ -117,9 +117,17 @@ describe("luaflow.json", function()
       assert.are.equal('"\127"', json.encode("\127"))
     end)
 
-    it("passes UTF-8 and invalid UTF-8 through as bytes", function()
+    it("passes UTF-8 through and writes each byte that is not UTF-8 as \\u00XX", function()
       assert.are.equal('"héllo 😀"', json.encode("héllo 😀"))
-      assert.are.equal('"\xff\xfe\xc3"', json.encode("\xff\xfe\xc3"))
+      assert.are.equal([["\u00ff\u00fe\u00c3"]], json.encode("\xff\xfe\xc3"))
+      -- overlong forms, surrogates, code points above U+10FFFF, cut sequences
+      assert.are.equal([["\u00c0\u00af"]], json.encode("\xc0\xaf"))
+      assert.are.equal([["\u00ed\u00a0\u0080"]], json.encode("\xed\xa0\x80"))
+      assert.are.equal([["\u00f4\u0090\u0080\u0080"]], json.encode("\xf4\x90\x80\x80"))
+      assert.are.equal([["a\u00e2\u0082b€"]], json.encode("a\xe2\x82b€"))
+      assert.are.equal('"\u{10ffff}\u{d7ff}\u{e000}"', json.encode("\u{10ffff}\u{d7ff}\u{e000}"))
+      -- the reader sees each such byte as its Latin-1 character
+      assert.are.equal("ÿþ", json.decode(json.encode("\xff\xfe")))
       assert.are.equal("\xff\xfe", json.decode('"\xff\xfe"'))
     end)
 
@@ -149,11 +157,15 @@ describe("luaflow.json", function()
                        "invalid JSON at position 2: unpaired surrogate in \\u escape")
     end)
 
-    it("round-trips any byte string", function()
+    it("round-trips any UTF-8 string, and any byte string once read back", function()
       local bytes = {}
-      for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
-      local s = table.concat(bytes)
+      for i = 0, 127 do bytes[#bytes + 1] = string.char(i) end
+      local s = table.concat(bytes) .. "é€😀"
       assert.are.equal(s, json.decode(json.encode(s)))
+      for i = 128, 255 do bytes[#bytes + 1] = string.char(i) end
+      local once = json.decode(json.encode(table.concat(bytes)))
+      assert.is_truthy(utf8.len(once))
+      assert.are.equal(once, json.decode(json.encode(once)))
       local long = string.rep("abc\"\\\n", 10000)
       assert.are.equal(long, json.decode(json.encode(long)))
     end)

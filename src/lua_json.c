@@ -4,12 +4,16 @@
  * writes every empty table as {}, while luaflow needs
  * integers to stay integers and a way to write [].
  *
- * Memory: nothing here calls malloc, so a Lua error raised anywhere (a bad
- * value, a __tojson that fails, an allocation failure) leaks nothing. The
- * encoder writes into a userdata box at a fixed stack slot and grows it by
- * replacing the box; the decoder uses luaL_Buffer for escaped strings. The
- * only state is the null sentinel and the two marker metatables, which live in
- * the registry and reach the functions as upvalues.
+ * Output is always valid UTF-8 JSON: strings go through json_text.c, which
+ * escapes every byte that is not part of well-formed UTF-8 as \u00XX, and the
+ * text a __tojson metamethod returns is checked to be one JSON value and
+ * rewritten compactly (never spliced in as it is).
+ *
+ * Memory: the encoder writes into a malloc'ed buffer owned by a to-be-closed
+ * userdata (a session), so a Lua error raised anywhere (a bad value, a
+ * __tojson that fails, an allocation failure) leaks nothing. The decoder uses
+ * luaL_Buffer for escaped strings. The only state is the null sentinel and
+ * the two marker metatables, which live in the registry.
  */
 #include <limits.h>
 #include <math.h>
@@ -20,15 +24,16 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "json_text.h"
 #include "lua_json.h"
 
-/* Containers nested deeper than this are refused (cycles end here too). */
-#define JSON_MAX_DEPTH 1000
+#define JSON_MAX_DEPTH LF_JSON_MAX_DEPTH
 
 /* Registry keys: addresses of distinct constants, so no string key collides. */
 static const char NULL_KEY[] = "luaflow.json.null";
 static const char ARRAY_MT_KEY[] = "luaflow.json.array";
 static const char OBJECT_MT_KEY[] = "luaflow.json.object";
+#define SESSION_MT "luaflow.json.session"
 
 /* Every module function gets the same three upvalues. */
 #define UV_NULL lua_upvalueindex(1)
@@ -37,107 +42,56 @@ static const char OBJECT_MT_KEY[] = "luaflow.json.object";
 
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
 
+/* A marked array may have holes (written null) while at least half of its
+ * slots hold values; a sparser one ({[2^40] = 1}) is refused at once. */
+#define SPARSE_SLACK 16
+
+static void push_shared(lua_State *L, const char *key);
+
 /* {=== Encoder ===} */
 
 typedef struct {
   lua_State *L;
-  int slot;   /* stack index of the box that holds buf */
-  char *buf;  /* the box's memory */
-  size_t len; /* bytes written */
-  size_t cap; /* size of the box */
-  int pretty; /* {indent = true} */
-  int depth;  /* containers currently open */
+  lf_buf *b;
+  const lf_redactor *red; /* NULL: nothing to hide */
+  int null_idx;           /* stack index of json.null */
+  int pretty;             /* {indent = true} */
+  int depth;              /* containers currently open */
 } Encoder;
 
 enum { KIND_AUTO, KIND_ARRAY, KIND_OBJECT };
 
 static void enc_value(Encoder *E, int idx);
 
-/* Makes room for n more bytes. A bigger box replaces the old one in its slot,
- * so the stack above the slot is never disturbed. (luaL_Buffer needs its box at
- * the top of the stack at every call, which a recursive walk that keeps tables
- * and keys on the stack cannot promise.) */
-static void enc_reserve(Encoder *E, size_t n) {
-  size_t cap;
-  char *nb;
-  if (E->cap - E->len >= n) return;
-  if (n > ((size_t)-1 >> 2) - E->len) luaL_error(E->L, "encoded JSON too large");
-  cap = E->cap * 2;
-  if (cap < E->len + n) cap = E->len + n;
-  nb = lua_newuserdatauv(E->L, cap, 0);
-  memcpy(nb, E->buf, E->len); /* the old box is still in its slot here */
-  lua_replace(E->L, E->slot);
-  E->buf = nb;
-  E->cap = cap;
+static void enc_oom(Encoder *E) {
+  luaL_error(E->L, "not enough memory");
 }
 
 static void enc_write(Encoder *E, const char *s, size_t n) {
-  enc_reserve(E, n);
-  memcpy(E->buf + E->len, s, n);
-  E->len += n;
+  if (lf_buf_put(E->b, s, n) != 0) enc_oom(E);
 }
 
 static void enc_char(Encoder *E, char c) {
-  enc_reserve(E, 1);
-  E->buf[E->len++] = c;
+  if (lf_buf_putc(E->b, c) != 0) enc_oom(E);
 }
 
 /* Pretty printing: a new line indented for `level` open containers. */
 static void enc_newline(Encoder *E, int level) {
   size_t n = (size_t)level * 2;
   if (!E->pretty) return;
-  enc_reserve(E, n + 1);
-  E->buf[E->len++] = '\n';
-  memset(E->buf + E->len, ' ', n);
-  E->len += n;
+  if (lf_buf_reserve(E->b, n + 1) != 0) enc_oom(E);
+  E->b->data[E->b->len++] = '\n';
+  memset(E->b->data + E->b->len, ' ', n);
+  E->b->len += n;
 }
 
-/* Bytes >= 0x20 other than '"' and '\\' are copied as they are, so invalid
- * UTF-8 passes through unchanged. */
+/* A string, redacted first when there is something to hide. */
 static void enc_string(Encoder *E, const char *s, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  size_t i, run = 0;
-  enc_char(E, '"');
-  for (i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char esc[6] = {'\\', 0, '0', '0', 0, 0};
-    size_t n = 2;
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    enc_write(E, s + run, i - run);
-    run = i + 1;
-    switch (c) {
-    case '"':
-      esc[1] = '"';
-      break;
-    case '\\':
-      esc[1] = '\\';
-      break;
-    case '\b':
-      esc[1] = 'b';
-      break;
-    case '\f':
-      esc[1] = 'f';
-      break;
-    case '\n':
-      esc[1] = 'n';
-      break;
-    case '\r':
-      esc[1] = 'r';
-      break;
-    case '\t':
-      esc[1] = 't';
-      break;
-    default:
-      esc[1] = 'u';
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      n = 6;
-      break;
-    }
-    enc_write(E, esc, n);
-  }
-  enc_write(E, s + run, len - run);
-  enc_char(E, '"');
+  int allocated = 0;
+  char *shown = E->red ? lf_redact_with(E->red, s, len, &len, &allocated) : (char *)s;
+  int rc = lf_json_put_string(E->b, shown, len);
+  if (allocated) free(shown);
+  if (rc != 0) enc_oom(E);
 }
 
 static int is_number_char(char c) {
@@ -172,33 +126,63 @@ static size_t format_float(char *buf, size_t size, double x) {
   return j;
 }
 
+/* The JSON text of the number at idx in buf; 0 when it has none (NaN, inf). */
+size_t lf_json_number_text(lua_State *L, int idx, char buf[64]) {
+  if (lua_isinteger(L, idx)) {
+    lua_Integer v = lua_tointeger(L, idx);
+    char tmp[24];
+    size_t n = 0, k = 0;
+    lua_Unsigned u = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
+    do
+      tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0) buf[k++] = '-';
+    while (n > 0)
+      buf[k++] = tmp[--n];
+    return k;
+  }
+  double x = (double)lua_tonumber(L, idx);
+  if (!isfinite(x)) return 0;
+  return format_float(buf, 62, x); /* room for ".0" */
+}
+
+/* A number; one whose text shows a secret is written as the redacted text. */
 static void enc_number(Encoder *E, int idx) {
   char buf[64];
-  size_t n;
-  if (lua_isinteger(E->L, idx)) {
-    n = (size_t)snprintf(buf, sizeof buf, LUA_INTEGER_FMT,
-                         (LUAI_UACINT)lua_tointeger(E->L, idx));
-  } else {
-    double x = (double)lua_tonumber(E->L, idx);
-    if (!isfinite(x)) luaL_error(E->L, "cannot encode NaN/inf");
-    n = format_float(buf, sizeof buf - 2, x); /* room for ".0" */
+  size_t n = lf_json_number_text(E->L, idx, buf);
+  if (n == 0) luaL_error(E->L, "cannot encode NaN/inf");
+  if (E->red) {
+    int allocated = 0;
+    size_t shown_len;
+    char *shown = lf_redact_with(E->red, buf, n, &shown_len, &allocated);
+    if (allocated) {
+      int rc = lf_json_put_string(E->b, shown, shown_len);
+      free(shown);
+      if (rc != 0) enc_oom(E);
+      return;
+    }
   }
   enc_write(E, buf, n);
 }
 
 /* A value whose metatable has __tojson is written as the JSON text that
- * __tojson(value) returns. Returns 0 when there is no __tojson. */
+ * __tojson(value) returns, once it is known to be one valid JSON value
+ * (rewritten compactly, and redacted like any other string of the output).
+ * Returns 0 when there is no __tojson. */
 static int enc_tojson(Encoder *E, int idx) {
   lua_State *L = E->L;
   const char *s;
   size_t len;
+  lf_json_error err;
   if (luaL_getmetafield(L, idx, "__tojson") == LUA_TNIL) return 0;
   lua_pushvalue(L, idx);
   lua_call(L, 1, 1);
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "__tojson must return a string, not %s", luaL_typename(L, -1));
   s = lua_tolstring(L, -1, &len);
-  enc_write(E, s, len);
+  if (lf_json_rewrite(E->b, s, len, E->red, &err) != 0)
+    luaL_error(L, "__tojson returned invalid JSON at position %I: %s",
+               (LUAI_UACINT)(err.at + 1), err.what);
   lua_pop(L, 1);
   return 1;
 }
@@ -330,7 +314,7 @@ static void enc_object(Encoder *E, int idx, lua_Integer count) {
   for (i = 0; i < n; i++) {
     if (i > 0) enc_char(E, ',');
     enc_newline(E, E->depth);
-    enc_string(E, refs[i].s, refs[i].len);
+    enc_string(E, refs[i].s, refs[i].len); /* a key is redacted like a value */
     enc_write(E, ": ", E->pretty ? 2 : 1);
     lua_rawgeti(L, keys, refs[i].pos);
     lua_rawget(L, idx);
@@ -354,6 +338,9 @@ static void enc_table(Encoder *E, int idx) {
     kind = count > 0 && only_pos && max == count ? KIND_ARRAY : KIND_OBJECT;
   if (kind == KIND_ARRAY) {
     if (!only_pos) luaL_error(L, "cannot encode array with a key that is not 1, 2, ...");
+    if (max > SPARSE_SLACK && max / 2 > count)
+      luaL_error(L, "cannot encode sparse array (%I slots for %I values)",
+                 (LUAI_UACINT)max, (LUAI_UACINT)count);
     enc_array(E, idx, max);
   } else {
     enc_object(E, idx, count);
@@ -388,7 +375,7 @@ static void enc_value(Encoder *E, int idx) {
     break;
   case LUA_TUSERDATA:
   case LUA_TLIGHTUSERDATA:
-    if (lua_rawequal(L, idx, UV_NULL))
+    if (lua_rawequal(L, idx, E->null_idx))
       enc_write(E, "null", 4);
     else if (!enc_tojson(E, idx))
       luaL_error(L, "cannot encode %s value", luaL_typename(L, idx));
@@ -397,6 +384,49 @@ static void enc_value(Encoder *E, int idx) {
     luaL_error(L, "cannot encode %s value", luaL_typename(L, idx));
     break;
   }
+}
+
+void lf_json_encode_into(lua_State *L, int idx, lf_buf *b, const lf_redactor *red) {
+  Encoder E = {L, b, red, 0, 0, 0};
+  idx = lua_absindex(L, idx);
+  push_shared(L, NULL_KEY);
+  E.null_idx = lua_gettop(L);
+  enc_value(&E, idx);
+  lua_pop(L, 1);
+}
+
+/* {=== Encoding sessions ===}
+ * The buffer and the redaction snapshot of one encode call, in a userdata
+ * that frees them when it is closed or collected. */
+
+typedef struct {
+  lf_buf b;
+  const lf_redactor *red;
+} Session;
+
+static int session_close(lua_State *L) {
+  Session *S = luaL_checkudata(L, 1, SESSION_MT);
+  lf_buf_free(&S->b);
+  lf_redactor_release(S->red);
+  S->red = NULL;
+  return 0;
+}
+
+/* Pushes a new session, marked to be closed when the calling C function
+ * returns or raises. */
+static Session *push_session(lua_State *L, int redact) {
+  Session *S = lua_newuserdatauv(L, sizeof *S, 0);
+  memset(S, 0, sizeof *S);
+  if (luaL_newmetatable(L, SESSION_MT)) {
+    lua_pushcfunction(L, session_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, session_close);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_setmetatable(L, -2);
+  lua_toclose(L, -1);
+  if (redact) S->red = lf_redactor_acquire();
+  return S;
 }
 
 /* Reads encode's options table; unknown names are errors, never ignored. */
@@ -418,21 +448,25 @@ static int read_options(lua_State *L, int arg) {
   return pretty;
 }
 
+static int encode(lua_State *L, int pretty, int redact) {
+  lua_settop(L, 1);
+  Session *S = push_session(L, redact);
+  push_shared(L, NULL_KEY);
+  Encoder E = {L, &S->b, S->red, lua_gettop(L), pretty, 0};
+  enc_value(&E, 1);
+  lua_pushlstring(L, S->b.data ? S->b.data : "", S->b.len);
+  return 1; /* returning closes the session */
+}
+
 /* encode(value [, {indent = true}]) -> string */
 static int json_encode(lua_State *L) {
-  Encoder E;
   luaL_checkany(L, 1);
-  E.pretty = read_options(L, 2);
-  lua_settop(L, 2);
-  E.L = L;
-  E.len = 0;
-  E.cap = 256;
-  E.depth = 0;
-  E.buf = lua_newuserdatauv(L, E.cap, 0);
-  E.slot = lua_gettop(L);
-  enc_value(&E, 1);
-  lua_pushlstring(L, E.buf, E.len);
-  return 1;
+  return encode(L, read_options(L, 2), 0);
+}
+
+int lf_json_encode_redacted(lua_State *L) {
+  luaL_checkany(L, 1);
+  return encode(L, 0, 1);
 }
 
 /* {=== Decoder ===} */
@@ -481,61 +515,13 @@ static void dec_enter(Decoder *D) {
   luaL_checkstack(D->L, 6, "nesting too deep");
 }
 
-/* Reads the 4 hex digits of the \u escape at `at`. */
-static unsigned long dec_hex4(Decoder *D, const char *at) {
-  unsigned long v = 0;
-  int i;
-  if (D->end - at < 6) dec_eof(D);
-  for (i = 2; i < 6; i++) {
-    char c = at[i];
-    v <<= 4;
-    if (IS_DIGIT(c))
-      v |= (unsigned long)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v |= (unsigned long)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      v |= (unsigned long)(c - 'A' + 10);
-    else
-      dec_error(D, at, "invalid \\u escape");
-  }
-  return v;
-}
-
 /* Decodes the \u escape (or surrogate pair) at D->p into UTF-8. */
 static void dec_unicode(Decoder *D, luaL_Buffer *b) {
-  const char *at = D->p;
-  unsigned long cp = dec_hex4(D, at);
+  lf_json_error err;
   char out[4];
-  size_t n;
-  D->p += 6;
-  if (cp >= 0xDC00 && cp <= 0xDFFF) dec_error(D, at, "unpaired surrogate in \\u escape");
-  if (cp >= 0xD800 && cp <= 0xDBFF) {
-    unsigned long lo = 0;
-    if (D->end - D->p >= 6 && D->p[0] == '\\' && D->p[1] == 'u') lo = dec_hex4(D, D->p);
-    if (lo < 0xDC00 || lo > 0xDFFF) dec_error(D, at, "unpaired surrogate in \\u escape");
-    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-    D->p += 6;
-  }
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    n = 1;
-  } else if (cp < 0x800) {
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    n = 2;
-  } else if (cp < 0x10000) {
-    out[0] = (char)(0xE0 | (cp >> 12));
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
-    n = 3;
-  } else {
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    n = 4;
-  }
-  luaL_addlstring(b, out, n);
+  long cp = lf_json_unicode_escape(D->start, D->p, D->end, &D->p, &err);
+  if (cp < 0) dec_error(D, D->start + err.at, err.what);
+  luaL_addlstring(b, out, lf_utf8_encode((unsigned long)cp, out));
 }
 
 /* Pushes the string that starts at the '"' at D->p. Nothing else is pushed
@@ -611,35 +597,14 @@ static void dec_string(Decoder *D) {
  * copes with the locale's decimal point). */
 static void dec_number(Decoder *D) {
   lua_State *L = D->L;
-  const char *s = D->p, *q = s, *e = D->end;
+  const char *s = D->p, *q;
   char small[64];
   size_t len, ok;
-  if (*q == '-') q++;
-  if (q == e) dec_eof(D);
-  if (*q == '0') {
-    q++;
-    if (q < e && IS_DIGIT(*q)) dec_error(D, s, "invalid number (leading zero)");
-  } else if (IS_DIGIT(*q)) {
-    while (q < e && IS_DIGIT(*q))
-      q++;
-  } else {
-    dec_unexpected(D, q);
-  }
-  if (q < e && *q == '.') {
-    q++;
-    if (q == e) dec_eof(D);
-    if (!IS_DIGIT(*q)) dec_error(D, q, "expected a digit after '.'");
-    while (q < e && IS_DIGIT(*q))
-      q++;
-  }
-  if (q < e && (*q == 'e' || *q == 'E')) {
-    q++;
-    if (q < e && (*q == '+' || *q == '-')) q++;
-    if (q == e) dec_eof(D);
-    if (!IS_DIGIT(*q)) dec_error(D, q, "expected a digit in exponent");
-    while (q < e && IS_DIGIT(*q))
-      q++;
-  }
+  lf_json_error err;
+  q = lf_json_number_end(D->start, s, D->end, &err);
+  if (!q && strcmp(err.what, "unexpected character") == 0)
+    dec_unexpected(D, D->start + err.at);
+  if (!q) dec_error(D, D->start + err.at, err.what);
   len = (size_t)(q - s);
   if (len < sizeof small) {
     memcpy(small, s, len);

@@ -112,11 +112,14 @@ static int core_isatty(lua_State *L) {
   return 1;
 }
 
-/* core.add_secret(value) -> true when it will be redacted (long enough). */
+/* core.add_secret(value) -> true when it will be redacted (long enough).
+ * Raises when it cannot be hidden for lack of memory: it must not be used. */
 static int core_add_secret(lua_State *L) {
   size_t len;
   const char *v = luaL_checklstring(L, 1, &len);
-  lua_pushboolean(L, lf_redact_add(v, len));
+  int rc = lf_redact_add(v, len);
+  if (rc < 0) return luaL_error(L, "not enough memory to hide a secret");
+  lua_pushboolean(L, rc);
   return 1;
 }
 
