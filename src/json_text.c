@@ -57,10 +57,8 @@ size_t lf_utf8_encode(unsigned long cp, char out[4]) {
 /* {=== Writing strings ===} */
 
 /* 0: copied as it is; 1: escaped; 2: the start of a multi-byte sequence. */
-static inline int byte_class(unsigned char c) {
-  if (c >= 0x80) return 2;
-  return c < 0x20 || c == '"' || c == '\\';
-}
+static const unsigned char byte_class[256] = {
+    [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 2};
 
 static int put_escape(lf_buf *b, unsigned char c) {
   static const char hex[] = "0123456789abcdef";
@@ -95,7 +93,7 @@ int lf_json_put_escaped(lf_buf *b, const char *s, size_t len) {
   size_t i = 0, run = 0;
   if (lf_buf_reserve(b, len) != 0) return -1;
   while (i < len) {
-    int cls = byte_class(p[i]);
+    int cls = byte_class[p[i]];
     if (cls == 0) {
       i++;
       continue;

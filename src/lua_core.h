@@ -102,6 +102,11 @@ int lf_flow_copy_index(lua_State *L, int flow, int bare);
 /* A run's result (task -> state) from its states by task index at `states`. */
 void lf_result_new(lua_State *L, int n, const int *order, const int *counts, int states,
                    int flow);
+/* The run result at idx in task_states() order: *n positions, order[k] the
+ * task index (0-based) at position k, (*counts)[i] the run count of task i;
+ * NULL when idx is no result. Valid while the result lives. Its user values
+ * are its states by task index (1-based) and its flow. */
+const int *lf_result_order(lua_State *L, int idx, int *n, const int **counts);
 void lf_open_result(lua_State *L);
 
 int lf_open_states(lua_State *L);
@@ -109,5 +114,6 @@ int lf_open_time(lua_State *L);
 void lf_open_graph(lua_State *L);
 void lf_open_runner(lua_State *L);
 void lf_open_codec(lua_State *L);
+void lf_open_json_lines(lua_State *L); /* core.json_lines: the --json writer */
 
 #endif

@@ -253,6 +253,78 @@ static int cmp_keys(const void *a, const void *b) {
   return (x->len > y->len) - (x->len < y->len);
 }
 
+/* Raises unless the sorted keys are distinct (only 1 and "1" can meet). */
+static void check_distinct(lua_State *L, const KeyRef *refs, lua_Integer n) {
+  for (lua_Integer i = 1; i < n; i++) {
+    if (cmp_keys(&refs[i - 1], &refs[i]) == 0) {
+      lua_pushlstring(L, refs[i].s, refs[i].len);
+      luaL_error(L, "cannot encode table with both an integer and a string key \"%s\"",
+                 lua_tostring(L, -1));
+    }
+  }
+}
+
+/* Pushes the text of the key on top of the stack (integers as decimals). */
+static void push_key_text(lua_State *L) {
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    lua_pushvalue(L, -1);
+  } else if (lua_isinteger(L, -1)) {
+    lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, -1));
+  } else {
+    luaL_error(L, "cannot encode table key of type %s",
+               lua_type(L, -1) == LUA_TNUMBER ? "float" : luaL_typename(L, -1));
+  }
+}
+
+/* Writes the members of the table at idx in the order of refs. A key is
+ * found at stack index pos, or at keys[pos] when keys is not 0. */
+static void enc_members(Encoder *E, int idx, const KeyRef *refs, lua_Integer n,
+                        int keys) {
+  lua_State *L = E->L;
+  enc_char(E, '{');
+  for (lua_Integer i = 0; i < n; i++) {
+    if (i > 0) enc_char(E, ',');
+    enc_newline(E, E->depth);
+    enc_string(E, refs[i].s, refs[i].len); /* a key is redacted like a value */
+    enc_write(E, ": ", E->pretty ? 2 : 1);
+    if (keys)
+      lua_rawgeti(L, keys, refs[i].pos);
+    else
+      lua_pushvalue(L, (int)refs[i].pos);
+    lua_rawget(L, idx);
+    enc_value(E, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  enc_newline(E, E->depth - 1);
+  enc_char(E, '}');
+}
+
+/* Few keys: each key and its text stay on the stack (which keeps the texts
+ * alive) and the references sit in a C array; nothing is allocated. */
+#define SMALL_OBJECT 32
+
+static void enc_small_object(Encoder *E, int idx, lua_Integer count) {
+  lua_State *L = E->L;
+  KeyRef refs[SMALL_OBJECT];
+  lua_Integer n = 0;
+  int base = lua_gettop(L);
+  luaL_checkstack(L, 2 * SMALL_OBJECT + 4, "nesting too deep");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (n == count) luaL_error(L, "table changed while it was encoded");
+    push_key_text(L); /* stack: key, text */
+    refs[n].s = lua_tolstring(L, -1, &refs[n].len);
+    refs[n].pos = lua_gettop(L) - 1;
+    n++;
+    lua_pushvalue(L, -2); /* the key lua_next goes on from */
+  }
+  qsort(refs, (size_t)n, sizeof *refs, cmp_keys);
+  check_distinct(L, refs, n);
+  enc_members(E, idx, refs, n, 0);
+  lua_settop(L, base);
+}
+
 /* Writes the table at idx (with count keys) as an object with sorted keys;
  * integer keys are written as their decimal text. */
 static void enc_object(Encoder *E, int idx, lua_Integer count) {
@@ -266,6 +338,10 @@ static void enc_object(Encoder *E, int idx, lua_Integer count) {
     enc_write(E, "{}", 2);
     return;
   }
+  if (count <= SMALL_OBJECT) {
+    enc_small_object(E, idx, count);
+    return;
+  }
   if (count > INT_MAX / 2) luaL_error(L, "table too large to encode");
   /* stack: keys = {text1, key1, text2, key2, ...} */
   lua_createtable(L, (int)(count * 2), 0);
@@ -273,14 +349,7 @@ static void enc_object(Encoder *E, int idx, lua_Integer count) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      lua_pushvalue(L, -1);
-    } else if (lua_isinteger(L, -1)) {
-      lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, -1));
-    } else {
-      luaL_error(L, "cannot encode table key of type %s",
-                 lua_type(L, -1) == LUA_TNUMBER ? "float" : luaL_typename(L, -1));
-    }
+    push_key_text(L);
     total += lua_rawlen(L, -1);
     lua_rawseti(L, keys, 2 * n + 1);
     lua_pushvalue(L, -1);
@@ -303,26 +372,8 @@ static void enc_object(Encoder *E, int idx, lua_Integer count) {
     lua_pop(L, 1);
   }
   qsort(refs, (size_t)n, sizeof *refs, cmp_keys);
-  for (i = 1; i < n; i++) {
-    if (cmp_keys(&refs[i - 1], &refs[i]) == 0) { /* only 1 and "1" can meet */
-      lua_pushlstring(L, refs[i].s, refs[i].len);
-      luaL_error(L, "cannot encode table with both an integer and a string key \"%s\"",
-                 lua_tostring(L, -1));
-    }
-  }
-  enc_char(E, '{');
-  for (i = 0; i < n; i++) {
-    if (i > 0) enc_char(E, ',');
-    enc_newline(E, E->depth);
-    enc_string(E, refs[i].s, refs[i].len); /* a key is redacted like a value */
-    enc_write(E, ": ", E->pretty ? 2 : 1);
-    lua_rawgeti(L, keys, refs[i].pos);
-    lua_rawget(L, idx);
-    enc_value(E, lua_gettop(L));
-    lua_pop(L, 1);
-  }
-  enc_newline(E, E->depth - 1);
-  enc_char(E, '}');
+  check_distinct(L, refs, n);
+  enc_members(E, idx, refs, n, keys);
   lua_pop(L, 2);
 }
 

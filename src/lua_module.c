@@ -202,6 +202,9 @@ static void open_core(lua_State *L) {
   lua_setfield(L, -2, "time");
   luaopen_luaflow_json(L);
   lua_setfield(L, -2, "json");
+  lua_pushcfunction(L, lf_json_encode_redacted);
+  lua_setfield(L, -2, "json_redacted");
+  lf_open_json_lines(L);
   luaopen_luaflow_http(L);
   lua_setfield(L, -2, "http");
   lf_open_codec(L);

@@ -138,6 +138,14 @@ static int core_result_run_count(lua_State *L) {
   return 1;
 }
 
+const int *lf_result_order(lua_State *L, int idx, int *n, const int **counts) {
+  lf_result *res = luaL_testudata(L, idx, LF_RESULT_MT);
+  if (!res) return NULL;
+  *n = res->n;
+  *counts = res->data + res->n;
+  return res->data;
+}
+
 void lf_open_result(lua_State *L) {
   static const luaL_Reg meta[] = {{"__index", result_index},
                                   {"__pairs", result_pairs},

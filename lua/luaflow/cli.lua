@@ -266,26 +266,6 @@ local function run_script(path)
 end
 
 -- ---- output ----
-local function encodable(v)
-  local ok, text = pcall(json.encode, v)
-  return ok and text or nil
-end
-
-local function json_line(flow, state)
-  local tasks = {}
-  for t, s in state:task_states() do
-    local entry = { name = t.name, state = s.name, message = s.message or json.null }
-    entry.run_count = graph.run_count(state, t) or 0
-    local result = s.result
-    if result ~= nil and encodable(result) then entry.result = result end
-    tasks[#tasks + 1] = entry
-  end
-  -- redacted before encoding: a secret's escaped form would not be found after
-  local doc = { flow = flow.name, state = state.name, message = state.message or json.null,
-                tasks = json.array(tasks) }
-  return json.encode(luaflow.secrets.redacted(doc))
-end
-
 local function dot_quote(s)
   return '"' .. tostring(s):gsub('\\', '\\\\'):gsub('"', '\\"') .. '"'
 end
@@ -360,14 +340,19 @@ local function cmd_run(o)
   if not o["no-input"] and core.isatty(0) and core.isatty(2) then graph.hooks.approve = ask end
   local outcomes = {}
   M.outcomes = outcomes
-  local json_out
+  -- --json lines are written by C as each run ends (src/lua_json_lines.c);
+  -- the first write error is reported at once and makes the exit code non-zero
+  local json_out, json_failed
   if o.json then
-    if o.json == "-" then
-      json_out = io.stdout
-    else
-      json_out = io.open(o.json, "w")
-      if not json_out then usage_error(("cannot write --json file '%s'"):format(o.json)) end
-    end
+    local why
+    json_out, why = core.json_lines(o.json)
+    if not json_out then usage_error(("cannot write --json file '%s': %s"):format(o.json, why)) end
+  end
+  local function json_error(why)
+    if json_failed then return end
+    json_failed = true
+    local where = o.json == "-" and "standard output" or ("'%s'"):format(o.json)
+    err(("--json: cannot write to %s: %s"):format(where, why))
   end
   local resume_names = {}
   for _, name in ipairs(o.resume) do resume_names[name] = true end
@@ -418,12 +403,15 @@ local function cmd_run(o)
   graph.hooks.after_run = function(flow, state)
     outcomes[#outcomes + 1] = { flow = flow, state = state }
     if json_out then
-      json_out:write(json_line(flow, state), "\n")
-      json_out:flush()
+      local ok, why = json_out:write_run(flow, state)
+      if not ok then json_error(why) end
     end
   end
   local function close_json()
-    if json_out and json_out ~= io.stdout then json_out:close() end
+    if json_out then
+      local ok, why = json_out:close()
+      if not ok then json_error(why) end
+    end
     json_out = nil
   end
   local ok, value = run_script(o.file)
@@ -434,6 +422,7 @@ local function cmd_run(o)
   if not ok then
     if getmetatable(value) == Usage then error(value, 0) end
     err(tostring(value))
+    close_json()
     return EXIT_USAGE
   end
   local to_run
@@ -465,6 +454,7 @@ local function cmd_run(o)
     if not rok and getmetatable(rerr) == Usage then error(rerr, 0) end
     if not rok then
       err(tostring(rerr))
+      close_json()
       return EXIT_USAGE
     end
   end
@@ -480,7 +470,7 @@ local function cmd_run(o)
       failed = true
     end
   end
-  if failed then return EXIT_FAILED end
+  if failed or json_failed then return EXIT_FAILED end
   if paused then return EXIT_PAUSED end
   return EXIT_OK
 end

@@ -1,0 +1,298 @@
+/* The --json writer: one JSON line per flow run, written as it is encoded.
+ *
+ *   local w, why = core.json_lines(path)   -- "-": standard output
+ *   local ok, why = w:write_run(flow, flow_state)
+ *   local ok, why = w:close()
+ *
+ * A line is {"flow":, "state":, "message":, "tasks": [{"name":, "state":,
+ * "message":, "run_count":, "result":}]}, tasks in task_states() order. It is
+ * built in one buffer that goes to the file whenever it passes CHUNK bytes,
+ * so memory grows by the largest single result at most, never by the run.
+ * Every string (names, messages, keys and values of results) is redacted as
+ * it is written: nothing is copied when there is nothing to hide, and each
+ * result is encoded once. A result that cannot be encoded (a function, a
+ * sparse array, a __tojson that fails or returns invalid JSON, ...) is left
+ * out of its task's entry.
+ *
+ * Every write, flush and close is checked: the first failure is returned as
+ * the system's reason ("No space left on device"), and nothing more is
+ * written after it.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "graph.h"
+#include "json_text.h"
+#include "lua_core.h"
+#include "lua_json.h"
+
+#define JSON_LINES_MT "luaflow.JsonLines"
+#define CHUNK ((size_t)64 << 10)
+
+/* The start of a task's entry, up to "run_count":, for the last (name,
+ * class, message) seen: tasks of a big flow mostly share them (copies share
+ * their name, engine messages are static strings), so most entries start
+ * with one copy of bytes already escaped and redacted. */
+typedef struct {
+  const char *name, *kind, *message;
+  int valid;
+  lf_buf bytes;
+} entry_start;
+
+typedef struct {
+  FILE *f; /* NULL once closed */
+  int is_stdout;
+  int failed_errno; /* the first write error, 0: none */
+  lf_buf b;
+  const lf_redactor *red; /* the snapshot of the line being written */
+  entry_start start;
+} json_lines;
+
+static json_lines *check_writer(lua_State *L) {
+  return luaL_checkudata(L, 1, JSON_LINES_MT);
+}
+
+/* Hands the buffer to the file; 0, or -1 with the error noted. */
+static int flush_buffer(json_lines *w, int to_disk) {
+  if (w->failed_errno) return -1;
+  if (w->b.len > 0) {
+    size_t want = w->b.len;
+    errno = 0;
+    size_t n = fwrite(w->b.data, 1, want, w->f);
+    w->b.len = 0;
+    if (n != want) w->failed_errno = errno ? errno : EIO;
+  }
+  if (!w->failed_errno && to_disk) {
+    errno = 0;
+    if (fflush(w->f) != 0) w->failed_errno = errno ? errno : EIO;
+  }
+  if (!w->failed_errno && ferror(w->f)) w->failed_errno = errno ? errno : EIO;
+  return w->failed_errno ? -1 : 0;
+}
+
+static int push_failure(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, strerror(err));
+  return 2;
+}
+
+static void put(lua_State *L, lf_buf *b, const char *s, size_t n) {
+  if (lf_buf_put(b, s, n) != 0) luaL_error(L, "not enough memory");
+}
+
+#define PUT_LITERAL(L, b, s) put(L, b, s, sizeof(s) - 1)
+
+/* A string, redacted when there is something to hide; NULL is null. */
+static void put_text(lua_State *L, json_lines *w, lf_buf *b, const char *s, size_t n) {
+  if (!s) {
+    PUT_LITERAL(L, b, "null");
+    return;
+  }
+  int allocated = 0;
+  char *shown = w->red ? lf_redact_with(w->red, s, n, &n, &allocated) : (char *)s;
+  int rc = lf_json_put_string(b, shown, n);
+  if (allocated) free(shown);
+  if (rc != 0) luaL_error(L, "not enough memory");
+}
+
+static void put_cstring(lua_State *L, json_lines *w, lf_buf *b, const char *s) {
+  put_text(L, w, b, s, s ? strlen(s) : 0);
+}
+
+/* lf_json_encode_into under lua_pcall: (writer, value). */
+static int encode_protected(lua_State *L) {
+  json_lines *w = lua_touserdata(L, 1);
+  lf_json_encode_into(L, 2, &w->b, w->red);
+  return 0;
+}
+
+/* ,"result":<value> for the value at idx, or nothing when it cannot be
+ * encoded. Plain values are written here; tables and userdata go through the
+ * encoder in protected mode, since it may raise. */
+static void put_result(lua_State *L, json_lines *w, int idx) {
+  size_t mark = w->b.len;
+  int t = lua_type(L, idx);
+  if (t == LUA_TNIL) return;
+  PUT_LITERAL(L, &w->b, ",\"result\":");
+  if (t == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    put_text(L, w, &w->b, s, n);
+  } else if (t == LUA_TBOOLEAN) {
+    if (lua_toboolean(L, idx))
+      PUT_LITERAL(L, &w->b, "true");
+    else
+      PUT_LITERAL(L, &w->b, "false");
+  } else if (t == LUA_TNUMBER) {
+    char buf[64];
+    size_t n = lf_json_number_text(L, idx, buf);
+    if (n == 0) {
+      w->b.len = mark; /* NaN, inf */
+      return;
+    }
+    int allocated = 0;
+    char *shown = w->red ? lf_redact_with(w->red, buf, n, &n, &allocated) : buf;
+    int rc = allocated ? lf_json_put_string(&w->b, shown, n) : lf_buf_put(&w->b, buf, n);
+    if (allocated) free(shown); /* a number that shows a secret: its redacted text */
+    if (rc != 0) luaL_error(L, "not enough memory");
+  } else {
+    lua_pushcfunction(L, encode_protected);
+    lua_pushlightuserdata(L, w);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      w->b.len = mark;
+    }
+  }
+}
+
+/* The state box at idx, when it is one (its metatable is at state_mt). */
+static lf_state *state_at(lua_State *L, int idx, int state_mt) {
+  lf_state *s = NULL;
+  idx = lua_absindex(L, idx);
+  if (lua_getmetatable(L, idx)) {
+    if (lua_rawequal(L, -1, state_mt)) s = ((lf_box *)lua_touserdata(L, idx))->s;
+    lua_pop(L, 1);
+  }
+  return s;
+}
+
+/* One task's entry: {"name":,"state":,"message":,"run_count":[,"result":]}. */
+static void put_task(lua_State *L, json_lines *w, const lf_task *task, int states,
+                     int state_mt, int i, int run_count) {
+  char num[16], *end = num + sizeof num, *p = end;
+  unsigned u = run_count > 0 ? (unsigned)run_count : 0;
+  lua_rawgeti(L, states, i);
+  lf_state *s = state_at(L, -1, state_mt);
+  const char *kind = s ? lf_kind_name(s->kind) : NULL, *message = s ? s->message : NULL;
+  entry_start *e = &w->start;
+  if (!e->valid || e->name != task->obj.name || e->kind != kind ||
+      e->message != message) {
+    e->valid = 0;
+    e->bytes.len = 0;
+    PUT_LITERAL(L, &e->bytes, "{\"name\":");
+    put_cstring(L, w, &e->bytes, task->obj.name);
+    PUT_LITERAL(L, &e->bytes, ",\"state\":");
+    put_cstring(L, w, &e->bytes, kind);
+    PUT_LITERAL(L, &e->bytes, ",\"message\":");
+    put_cstring(L, w, &e->bytes, message);
+    PUT_LITERAL(L, &e->bytes, ",\"run_count\":");
+    e->name = task->obj.name, e->kind = kind, e->message = message;
+    e->valid = 1;
+  }
+  put(L, &w->b, e->bytes.data, e->bytes.len);
+  do
+    *--p = (char)('0' + u % 10);
+  while ((u /= 10) > 0);
+  put(L, &w->b, p, (size_t)(end - p));
+  if (s && s->has_result) {
+    lua_getiuservalue(L, -1, 1);
+    put_result(L, w, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  PUT_LITERAL(L, &w->b, "}");
+}
+
+/* w:write_run(flow, flow_state) -> true | nil, reason */
+static int writer_write_run(lua_State *L) {
+  json_lines *w = check_writer(L);
+  lf_flow *flow = lf_check_flow(L, 2);
+  lf_state *fs = lf_check_state(L, 3);
+  lua_settop(L, 3);
+  if (!w->f) return luaL_error(L, "the --json writer is closed");
+  if (w->failed_errno) return push_failure(L, w->failed_errno);
+  lf_redactor_release(w->red); /* left by a line that raised */
+  w->red = lf_redactor_acquire();
+  w->start.valid = 0;
+  w->b.len = 0;
+  PUT_LITERAL(L, &w->b, "{\"flow\":");
+  put_cstring(L, w, &w->b, flow->obj.name);
+  PUT_LITERAL(L, &w->b, ",\"state\":");
+  put_cstring(L, w, &w->b, lf_kind_name(fs->kind));
+  PUT_LITERAL(L, &w->b, ",\"message\":");
+  put_cstring(L, w, &w->b, fs->message);
+  PUT_LITERAL(L, &w->b, ",\"tasks\":[");
+  lua_getiuservalue(L, 3, 1);        /* the run's result: 4 */
+  lua_getiuservalue(L, 4, 1);        /* its states by task index: 5 */
+  lua_getiuservalue(L, 4, 2);        /* its flow: 6 */
+  luaL_getmetatable(L, LF_STATE_MT); /* 7 */
+  lf_flow *ran = luaL_testudata(L, 6, LF_FLOW_MT);
+  int n = 0;
+  const int *counts = NULL, *order = ran ? lf_result_order(L, 4, &n, &counts) : NULL;
+  for (int k = 0; order && k < n; k++) {
+    int i = order[k];
+    if (k > 0) PUT_LITERAL(L, &w->b, ",");
+    if (i < ran->ntasks) put_task(L, w, ran->tasks[i], 5, 7, i + 1, counts[i]);
+    if (w->b.len >= CHUNK && flush_buffer(w, 0) != 0) break;
+  }
+  lf_redactor_release(w->red);
+  w->red = NULL;
+  if (!w->failed_errno) PUT_LITERAL(L, &w->b, "]}\n");
+  if (flush_buffer(w, 1) != 0) return push_failure(L, w->failed_errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* w:close() -> true | nil, reason (the first error of any write, else of
+ * the close itself). Standard output is flushed, not closed. */
+static int writer_close(lua_State *L) {
+  json_lines *w = check_writer(L);
+  if (w->f) {
+    flush_buffer(w, 1);
+    if (!w->is_stdout) {
+      errno = 0;
+      if (fclose(w->f) != 0 && !w->failed_errno) w->failed_errno = errno ? errno : EIO;
+    }
+    w->f = NULL;
+  }
+  lf_buf_free(&w->b);
+  lf_buf_free(&w->start.bytes);
+  if (w->failed_errno) return push_failure(L, w->failed_errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int writer_gc(lua_State *L) {
+  json_lines *w = check_writer(L);
+  if (w->f && !w->is_stdout) fclose(w->f);
+  w->f = NULL;
+  lf_buf_free(&w->b);
+  lf_buf_free(&w->start.bytes);
+  lf_redactor_release(w->red);
+  w->red = NULL;
+  return 0;
+}
+
+/* core.json_lines(path) -> writer | nil, reason; "-" is standard output. */
+static int core_json_lines(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  json_lines *w = lua_newuserdatauv(L, sizeof *w, 0);
+  memset(w, 0, sizeof *w);
+  luaL_setmetatable(L, JSON_LINES_MT);
+  if (strcmp(path, "-") == 0) {
+    w->f = stdout;
+    w->is_stdout = 1;
+  } else {
+    errno = 0;
+    w->f = fopen(path, "w");
+    if (!w->f) return push_failure(L, errno ? errno : EIO);
+  }
+  return 1;
+}
+
+void lf_open_json_lines(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"write_run", writer_write_run}, {"close", writer_close}, {NULL, NULL}};
+  if (luaL_newmetatable(L, JSON_LINES_MT)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, writer_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, core_json_lines);
+  lua_setfield(L, -2, "json_lines");
+}
