@@ -66,10 +66,6 @@ local function error_text(state)
   end
 end
 
-local function redacted(v)
-  return require("luaflow.secrets").redacted(v)
-end
-
 local function failure(what, obj, reason)
   local msg = ("%s notification for %s failed"):format(what, tostring(obj))
   if reason then msg = msg .. ": " .. core.redact(tostring(reason)) end
@@ -98,7 +94,10 @@ local function status_hint(status, secret_name)
 end
 
 local function post_json(cfg, what, obj, url, payload, secret_name)
-  local ok, res = pcall(http().post, url, { json = redacted(payload), timeout = cfg.timeout or 10,
+  -- encoded with every secret hidden (keys and values); the URL is sent as it is
+  local ok, res = pcall(http().post, url, { body = core.json_redacted(payload),
+                                            headers = { ["Content-Type"] = "application/json" },
+                                            timeout = cfg.timeout or 10,
                                             ca_file = cfg.ca_file, verify = cfg.verify })
   if not ok then return failure(what, obj, res) end
   if res.status < 200 or res.status > 299 then

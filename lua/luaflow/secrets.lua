@@ -5,7 +5,7 @@ local core = require("luaflow.core")
 local json = core.json
 
 local M = {}
-local file_path, file_values -- the secrets file and its decoded contents
+local file_values -- the decoded contents of the secrets file
 local warned = {}             -- secrets too short to hide, warned about once
 M.missing = {}                -- names asked for and not found, in order (the CLI's hints)
 
@@ -14,7 +14,41 @@ function M.env_name(name)
   return "LUAFLOW_SECRET_" .. name:upper():gsub("[^%w]", "_")
 end
 
--- Checks and selects the JSON secrets file; nil, message when it is refused.
+-- "line L, column C" of byte position pos (1-based) in text; a column
+-- counts characters (UTF-8), a tab as one.
+local function line_column(text, pos)
+  local before = text:sub(1, pos - 1)
+  local line, start = 1, 1
+  for nl in before:gmatch("()\n") do line, start = line + 1, nl + 1 end
+  local _, chars = before:sub(start):gsub("[^\128-\191]", "")
+  return ("line %d, column %d"):format(line, chars + 1)
+end
+
+-- The secrets file's contents: a JSON object of secret names to values;
+-- nil, message (naming the file, the line and the column) otherwise.
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, ("secrets file '%s' cannot be read: %s"):format(path, err) end
+  local text = f:read("a")
+  f:close()
+  if not text then return nil, ("secrets file '%s' cannot be read"):format(path) end
+  local ok, values = pcall(json.decode, text)
+  if not ok then
+    local pos, what = tostring(values):match("invalid JSON at position (%d+): (.*)$")
+    if not pos then return nil, ("secrets file '%s' is not valid JSON: %s"):format(path, tostring(values)) end
+    return nil, ("secrets file '%s' is not valid JSON: %s: %s"):format(path, line_column(text, tonumber(pos)), what)
+  end
+  if type(values) ~= "table" or getmetatable(values) ~= nil then -- a JSON array carries a mark
+    local found = type(values) == "table" and "an array" or values == json.null and "null"
+                  or ("a %s"):format(math.type(values) and "number" or type(values))
+    return nil, ("secrets file '%s' must hold a JSON object of secret names to values, not %s (%s)")
+      :format(path, found, line_column(text, text:find("%S") or 1))
+  end
+  return values
+end
+
+-- Checks, reads and selects the JSON secrets file; nil, message when it is
+-- refused (readable by its group or others, unreadable, not a JSON object).
 function M.use_file(path)
   local mode, err = core.file_mode(path)
   if not mode then return nil, ("secrets file '%s' cannot be read: %s"):format(path, err) end
@@ -22,28 +56,21 @@ function M.use_file(path)
     return nil, ("secrets file '%s' can be read by its group or others (mode %04o); run chmod 600 on it")
       :format(path, mode)
   end
-  file_path, file_values = path, nil
+  local values, why = read_file(path)
+  if not values then return nil, why end
+  file_values = values
   return true
 end
 
+-- The secrets file's values: the one the CLI checked when it started, else
+-- LUAFLOW_SECRETS_FILE (read on first use when luaflow is a library).
 local function load_file()
   if file_values then return file_values end
-  if not file_path then
-    local env = os.getenv("LUAFLOW_SECRETS_FILE")
-    if not env or env == "" then return nil end
-    local ok, err = M.use_file(env)
-    if not ok then core.raise(err) end
-  end
-  local f, err = io.open(file_path, "r")
-  if not f then core.raise(("secrets file '%s' cannot be read: %s"):format(file_path, err)) end
-  local text = f:read("a")
-  f:close()
-  local ok, values = pcall(json.decode, text)
-  if not ok or type(values) ~= "table" then
-    core.raise(("secrets file '%s' is not a JSON object"):format(file_path))
-  end
-  file_values = values
-  return values
+  local env = os.getenv("LUAFLOW_SECRETS_FILE")
+  if not env or env == "" then return nil end
+  local ok, err = M.use_file(env)
+  if not ok then core.raise(err) end
+  return file_values
 end
 
 local function decoded(value)
@@ -135,18 +162,5 @@ secret_mt.__tostring = function(self) return ("<Secret: %s>"):format(self.name) 
 function M.Secret(name) return setmetatable({ name = name }, secret_mt) end
 
 M.redact = core.redact
-
--- A copy of v with every string in it redacted (tables rebuilt, keys and
--- metatables kept): what goes into --json lines and notifier payloads.
-function M.redacted(v, seen)
-  if type(v) == "string" then return core.redact(v) end
-  if type(v) ~= "table" or v == core.json.null then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  local out = {}
-  seen[v] = out
-  for k, x in pairs(v) do out[k] = M.redacted(x, seen) end
-  return setmetatable(out, getmetatable(v))
-end
 
 return M
