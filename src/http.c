@@ -230,6 +230,7 @@ typedef struct {
   size_t len, cap, max;
   int overflow; /* would have passed max */
   int oom;
+  int complete; /* headers: the blank line after the latest block was seen */
 } buf;
 
 static int buf_append(buf *b, const char *p, size_t n) {
@@ -266,6 +267,7 @@ static size_t header_cb(char *ptr, size_t size, size_t nitems, void *ud) {
   buf *b = ud;
   size_t n = size * nitems;
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) b->len = 0;
+  b->complete = (n == 2 && ptr[0] == '\r') || (n == 1 && ptr[0] == '\n');
   return buf_append(b, ptr, n) == 0 ? n : 0;
 }
 
@@ -319,64 +321,105 @@ static int is_ows(char c) {
   return c == ' ' || c == '\t';
 }
 
+/* The line at p: its content [p, *le) without CR LF, and where the next
+ * one starts. */
+static const char *line_end(const char *p, const char *end, const char **le) {
+  const char *eol = memchr(p, '\n', (size_t)(end - p));
+  const char *next = eol ? eol + 1 : end;
+  *le = eol ? eol : end;
+  if (*le > p && (*le)[-1] == '\r') (*le)--;
+  return next;
+}
+
+/* The content of the obs-folded continuation line at q, without its blanks
+ * on either side; returns where the next line starts. */
+static const char *continuation(const char *q, const char *end, const char **c,
+                                const char **ce) {
+  const char *next = line_end(q, end, ce);
+  *c = q;
+  while (*c < *ce && is_ows(**c))
+    (*c)++;
+  while (*ce > *c && is_ows((*ce)[-1]))
+    (*ce)--;
+  return next;
+}
+
+/* Appends one header whose first line holds the value [v, ve) and whose
+ * obs-folded continuation lines start at cont; each continuation that is not
+ * blank is joined with a space (none before the first when the value is
+ * empty). Measures, allocates once, copies: linear in the bytes. Returns
+ * where the next header starts, or NULL when memory runs out. */
+static const char *add_header(lf_http_response *res, size_t *cap, const char *name,
+                              size_t name_len, const char *v, const char *ve,
+                              const char *cont, const char *end) {
+  size_t total = (size_t)(ve - v);
+  const char *q = cont, *c, *ce;
+  while (q < end && is_ows(*q)) {
+    q = continuation(q, end, &c, &ce);
+    if (ce > c) total += (total ? 1 : 0) + (size_t)(ce - c);
+  }
+  if (res->nheaders == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 16;
+    lf_http_header *hs = realloc(res->headers, ncap * sizeof *hs);
+    if (!hs) return NULL;
+    res->headers = hs;
+    *cap = ncap;
+  }
+  lf_http_header *h = &res->headers[res->nheaders];
+  h->name = dup_range(name, name_len);
+  h->value = malloc(total + 1);
+  if (!h->name || !h->value) {
+    free(h->name);
+    free(h->value);
+    return NULL;
+  }
+  char *out = h->value;
+  memcpy(out, v, (size_t)(ve - v));
+  out += ve - v;
+  for (q = cont; q < end && is_ows(*q);) {
+    q = continuation(q, end, &c, &ce);
+    if (ce == c) continue;
+    if (out > h->value) *out++ = ' ';
+    memcpy(out, c, (size_t)(ce - c));
+    out += ce - c;
+  }
+  *out = '\0';
+  res->nheaders++;
+  return q;
+}
+
 /* Splits a raw header block (status line first) into res->headers. */
 static int parse_headers(const char *block, size_t len, lf_http_response *res) {
   size_t cap = 0;
-  const char *p = block, *end = block + len;
-  int first = 1;
+  const char *p = block, *end = block + len, *le;
+  p = line_end(p, end, &le); /* the status line */
   while (p < end) {
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    const char *next = eol ? eol + 1 : end;
-    const char *le = eol ? eol : end;
-    if (le > p && le[-1] == '\r') le--;
-    if (first) { /* the status line */
-      first = 0;
-    } else if (le == p) {
-      /* the blank line after the block; trailers may follow */
-    } else if (is_ows(*p)) { /* obs-fold: continues the previous value */
-      if (res->nheaders > 0) {
-        while (p < le && is_ows(*p))
-          p++;
-        while (le > p && is_ows(le[-1])) /* values never start or end blank */
-          le--;
-        lf_http_header *h = &res->headers[res->nheaders - 1];
-        size_t old = strlen(h->value), add = (size_t)(le - p), sep = old && add ? 1 : 0;
-        char *v = realloc(h->value, old + sep + add + 1);
-        if (!v) return -1;
-        if (sep) v[old] = ' ';
-        memcpy(v + old + sep, p, add);
-        v[old + sep + add] = '\0';
-        h->value = v;
-      }
-    } else {
-      const char *colon = memchr(p, ':', (size_t)(le - p));
-      if (colon && colon > p) {
-        const char *v = colon + 1, *ve = le;
-        while (v < ve && is_ows(*v))
-          v++;
-        while (ve > v && is_ows(ve[-1]))
-          ve--;
-        if (res->nheaders == cap) {
-          size_t ncap = cap ? cap * 2 : 16;
-          lf_http_header *hs = realloc(res->headers, ncap * sizeof *hs);
-          if (!hs) return -1;
-          res->headers = hs;
-          cap = ncap;
-        }
-        lf_http_header *h = &res->headers[res->nheaders];
-        h->name = dup_range(p, (size_t)(colon - p));
-        h->value = dup_range(v, (size_t)(ve - v));
-        if (!h->name || !h->value) {
-          free(h->name);
-          free(h->value);
-          return -1;
-        }
-        res->nheaders++;
-      }
-    }
+    const char *next = line_end(p, end, &le);
+    const char *colon = le > p && !is_ows(*p) ? memchr(p, ':', (size_t)(le - p)) : NULL;
+    if (colon && colon > p) {
+      const char *v = colon + 1, *ve = le;
+      while (v < ve && is_ows(*v))
+        v++;
+      while (ve > v && is_ows(ve[-1]))
+        ve--;
+      next = add_header(res, &cap, p, (size_t)(colon - p), v, ve, next, end);
+      if (!next) return -1;
+    } /* else the blank line after the block, a line without a colon, or a
+         continuation with no header before it: nothing to keep */
     p = next;
   }
   return 0;
+}
+
+/* libcurl 8.6 and later say CURLE_TOO_LARGE where older ones ran "out of
+ * memory" for a header line over their limit. */
+static int is_too_large(CURLcode rc) {
+#if LIBCURL_VERSION_NUM >= 0x080600
+  return rc == CURLE_TOO_LARGE;
+#else
+  (void)rc;
+  return 0;
+#endif
 }
 
 static int header_named(const char *line, const char *name) {
@@ -504,8 +547,19 @@ int lf_http_perform(const lf_http_request *req, lf_http_response *res) {
       set_err(res->err, sizeof res->err, "%s: response body larger than %zu bytes", what,
               body.max);
     } else if (hdrs.overflow) {
-      set_err(res->err, sizeof res->err, "%s: response headers larger than %zu bytes",
-              what, hdrs.max);
+      set_err(res->err, sizeof res->err,
+              "%s: response header too large (more than %zu bytes of headers)", what,
+              hdrs.max);
+    } else if ((crc == CURLE_OUT_OF_MEMORY || is_too_large(crc)) && !hdrs.complete) {
+      /* libcurl refuses a header line over its limit with this code */
+      set_err(res->err, sizeof res->err,
+              "%s: response header too large (a header line over %d bytes)", what,
+              CURL_MAX_HTTP_HEADER);
+    } else if (strstr(errbuf, "Too large response headers")) {
+      set_err(res->err, sizeof res->err,
+              "%s: response header too large (more bytes of headers than libcurl "
+              "accepts)",
+              what);
     } else {
       transfer_error(res->err, sizeof res->err, what, crc, errbuf, &u, req->url, NULL);
     }

@@ -198,24 +198,53 @@ static void upper(char *dst, size_t cap, const char *s) {
 }
 
 /* Pushes the response headers as a table: lower-cased names, repeated
- * headers joined with ", ". */
+ * headers joined with ", " in the order received. Linear in the headers'
+ * bytes: a first pass chains each header to the first of its name (found
+ * through the table itself), a second builds each joined value once. */
 static void push_headers(lua_State *L, lf_http_response *res) {
-  lua_createtable(L, 0, (int)(res->nheaders < 64 ? res->nheaders : 64));
-  for (size_t i = 0; i < res->nheaders; i++) {
+  size_t n = res->nheaders;
+  size_t *link = lua_newuserdatauv(L, (n ? n : 1) * 3 * sizeof(size_t), 0);
+  size_t *next = link, *last = link + n, *total = link + 2 * n;
+  lua_createtable(L, 0, (int)(n < 64 ? n : 64));
+  int t = lua_gettop(L);
+  for (size_t i = 0; i < n; i++) {
     for (char *p = res->headers[i].name; *p; p++)
       if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    next[i] = (size_t)-1;
+    total[i] = strlen(res->headers[i].value);
+    lua_pushstring(L, res->headers[i].name);
+    if (lua_rawget(L, t) == LUA_TNUMBER) { /* the first of this name: add to its chain */
+      size_t first = (size_t)lua_tointeger(L, -1);
+      next[last[first]] = i;
+      last[first] = i;
+      total[first] += 2 + total[i];
+      lua_pop(L, 1);
+    } else {
+      lua_pop(L, 1);
+      last[i] = i;
+      lua_pushstring(L, res->headers[i].name);
+      lua_pushinteger(L, (lua_Integer)i);
+      lua_rawset(L, t);
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
     lua_pushstring(L, res->headers[i].name);
     lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TNIL) {
-      lua_pop(L, 1);
-      lua_pushstring(L, res->headers[i].value);
-    } else {
-      lua_pushliteral(L, ", ");
-      lua_pushstring(L, res->headers[i].value);
-      lua_concat(L, 3);
+    if (lua_rawget(L, t) != LUA_TNUMBER || (size_t)lua_tointeger(L, -1) != i) {
+      lua_pop(L, 2); /* not the first of its name: already joined */
+      continue;
     }
-    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    luaL_Buffer b;
+    luaL_buffinitsize(L, &b, total[i]);
+    for (size_t j = i; j != (size_t)-1; j = next[j]) {
+      if (j != i) luaL_addlstring(&b, ", ", 2);
+      luaL_addstring(&b, res->headers[j].value);
+    }
+    luaL_pushresult(&b);
+    lua_rawset(L, t);
   }
+  lua_remove(L, t - 1); /* the links */
 }
 
 /* perform{...} -> status, body, headers, origin | nil, errtext */
