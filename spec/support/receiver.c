@@ -3,7 +3,15 @@
  *
  *   receiver --proto http|smtp [--tls none|starttls|implicit]
  *            [--cert FILE --key FILE]
- *            [--mode ok|status:NNN|slow:SECONDS|never|close|reject] [--log FILE]
+ *            [--mode MODE] [--log FILE]
+ *
+ * Modes: ok, status:NNN (http), slow:SECONDS, never, close, reject (smtp:
+ * RCPT TO answered 550), and hostile peers for the error texts of clients:
+ * header-line:N (http: a 200 answer with one header line of N bytes),
+ * repeat-header:N (http: the same header N times), fold-header:N (http: one
+ * header continued on N obs-folded lines), auth-echo:plain|login (smtp:
+ * offers only that mechanism and answers the credentials with a 535 that
+ * echoes the base64 lines it got).
  *
  * It binds 127.0.0.1 on an ephemeral port, prints "PORT <n>" on stdout and
  * serves one connection at a time, appending one JSON line per HTTP request
@@ -37,7 +45,18 @@
 
 enum proto { PROTO_HTTP, PROTO_SMTP };
 enum tls_kind { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
-enum mode { MODE_OK, MODE_STATUS, MODE_SLOW, MODE_NEVER, MODE_CLOSE, MODE_REJECT };
+enum mode {
+  MODE_OK,
+  MODE_STATUS,
+  MODE_SLOW,
+  MODE_NEVER,
+  MODE_CLOSE,
+  MODE_REJECT,
+  MODE_HEADER_LINE,
+  MODE_REPEAT_HEADER,
+  MODE_FOLD_HEADER,
+  MODE_AUTH_ECHO
+};
 
 #define IDLE_MS 10000        /* a client silent this long is dropped */
 #define MAX_LINE 65536       /* longest request/header/command line */
@@ -50,10 +69,12 @@ static struct {
   enum proto proto;
   enum tls_kind tls;
   enum mode mode;
-  int status;  /* status:NNN */
-  double slow; /* slow:SECONDS */
+  int status;      /* status:NNN */
+  double slow;     /* slow:SECONDS */
+  long count;      /* header-line, repeat-header, fold-header */
+  bool auth_plain; /* auth-echo:plain (else login) */
   const char *cert, *key, *log_path;
-} cfg = {PROTO_HTTP, TLS_NONE, MODE_OK, 200, 0.0, NULL, NULL, NULL};
+} cfg = {PROTO_HTTP, TLS_NONE, MODE_OK, 200, 0.0, 0, false, NULL, NULL, NULL};
 
 static volatile sig_atomic_t g_stop; /* set by signals and stdin EOF */
 static bool g_watch_stdin = true;
@@ -467,6 +488,30 @@ static int http_send(struct conn *c, int status, const char *body) {
   return conn_write(c, body, n);
 }
 
+/* The answers of the header modes: a 200 whose headers are too long, too
+ * many or folded, built as one block. */
+static int http_send_headers(struct conn *c) {
+  struct buf b = {0};
+  buf_puts(&b, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n");
+  if (cfg.mode == MODE_HEADER_LINE) {
+    buf_puts(&b, "X-Big: ");
+    for (long i = 0; i < cfg.count; i++)
+      buf_put(&b, "a", 1);
+    buf_puts(&b, "\r\n");
+  } else if (cfg.mode == MODE_REPEAT_HEADER) {
+    for (long i = 0; i < cfg.count; i++)
+      buf_puts(&b, "X-Rep: v\r\n");
+  } else {
+    buf_puts(&b, "X-Fold: start\r\n");
+    for (long i = 0; i < cfg.count; i++)
+      buf_puts(&b, " \tmore\r\n");
+  }
+  buf_puts(&b, "X-Receiver: luaflow\r\n\r\nok");
+  int r = conn_write(c, b.p, b.len);
+  buf_free(&b);
+  return r;
+}
+
 /* "METHOD SP target SP HTTP/1.x"; empty lines before it are skipped
  * as RFC 9112 allows. 1 ok, 0 closed, -1 error. */
 static int http_request_line(struct conn *c, struct request *rq) {
@@ -629,6 +674,11 @@ static void http_session(struct conn *c) {
     break;
   case MODE_CLOSE:
     break;
+  case MODE_HEADER_LINE:
+  case MODE_REPEAT_HEADER:
+  case MODE_FOLD_HEADER:
+    http_send_headers(c);
+    break;
   default:
     http_send(c, 200, "ok");
   }
@@ -777,6 +827,32 @@ static bool smtp_needs_tls(struct smtp *s) {
   return cfg.tls == TLS_STARTTLS && !s->tls;
 }
 
+/* auth-echo: reads the credentials as the client sends them and refuses
+ * them with a 535 that quotes them, as some servers do. */
+static int smtp_auth_echo(struct smtp *s, const char *initial) {
+  struct buf reply = {0};
+  buf_puts(&reply, "535 5.7.8 Authentication failed for");
+  for (int i = 0; i < (cfg.auth_plain ? 1 : 2); i++) {
+    char *line = NULL;
+    if (i == 0 && *initial) {
+      line = xstrndup(initial, strlen(initial));
+    } else {
+      const char *prompt =
+          cfg.auth_plain ? "334 " : (i == 0 ? "334 VXNlcm5hbWU6" : "334 UGFzc3dvcmQ6");
+      if (smtp_reply(s, prompt) < 0 || conn_line(s->c, &line) <= 0) {
+        buf_free(&reply);
+        return -1;
+      }
+    }
+    buf_puts(&reply, " ");
+    buf_puts(&reply, line);
+    free(line);
+  }
+  int r = smtp_reply(s, reply.p);
+  buf_free(&reply);
+  return r;
+}
+
 static int smtp_auth(struct smtp *s, const char *arg) {
   if (smtp_needs_tls(s))
     return smtp_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
@@ -785,6 +861,11 @@ static int smtp_auth(struct smtp *s, const char *arg) {
   const char *initial = arg + mlen;
   while (*initial == ' ')
     initial++;
+  if (cfg.mode == MODE_AUTH_ECHO) {
+    if (mlen == 5 && strncasecmp(arg, cfg.auth_plain ? "PLAIN" : "LOGIN", 5) == 0)
+      return smtp_auth_echo(s, initial);
+    return smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
+  }
   if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0) return smtp_auth_plain(s, initial);
   if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0) return smtp_auth_login(s, initial);
   return smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
@@ -795,7 +876,11 @@ static int smtp_ehlo(struct smtp *s, const char *arg) {
   smtp_reset(s);
   s->greeted = true;
   struct buf b = {0};
-  buf_puts(&b, "250-" SMTP_HOST "\r\n250-AUTH PLAIN LOGIN\r\n");
+  buf_puts(&b, "250-" SMTP_HOST "\r\n");
+  if (cfg.mode != MODE_AUTH_ECHO)
+    buf_puts(&b, "250-AUTH PLAIN LOGIN\r\n");
+  else
+    buf_puts(&b, cfg.auth_plain ? "250-AUTH PLAIN\r\n" : "250-AUTH LOGIN\r\n");
   if (smtp_needs_tls(s)) buf_puts(&b, "250-STARTTLS\r\n");
   buf_puts(&b, "250-8BITMIME\r\n250 HELP");
   int r = smtp_reply(s, b.p);
@@ -1029,8 +1114,9 @@ static void on_signal(int sig) {
 static void usage(FILE *to) {
   fputs("usage: receiver --proto http|smtp [--tls none|starttls|implicit]\n"
         "                [--cert FILE --key FILE]\n"
-        "                [--mode ok|status:NNN|slow:SECONDS|never|close|reject] [--log "
-        "FILE]\n",
+        "                [--mode ok|status:NNN|slow:SECONDS|never|close|reject|\n"
+        "                        header-line:N|repeat-header:N|fold-header:N|\n"
+        "                        auth-echo:plain|auth-echo:login] [--log FILE]\n",
         to);
 }
 
@@ -1054,6 +1140,19 @@ static void parse_mode(const char *m) {
     cfg.mode = MODE_CLOSE;
   } else if (strcmp(m, "reject") == 0) {
     cfg.mode = MODE_REJECT;
+  } else if (strncmp(m, "header-line:", 12) == 0 ||
+             strncmp(m, "repeat-header:", 14) == 0 ||
+             strncmp(m, "fold-header:", 12) == 0) {
+    const char *n = strchr(m, ':') + 1;
+    cfg.count = strtol(n, &end, 10);
+    if (end == n || *end || cfg.count < 0 || cfg.count > 10000000)
+      die("bad count in --mode %s", m);
+    cfg.mode = m[0] == 'h'   ? MODE_HEADER_LINE
+               : m[0] == 'r' ? MODE_REPEAT_HEADER
+                             : MODE_FOLD_HEADER;
+  } else if (strcmp(m, "auth-echo:plain") == 0 || strcmp(m, "auth-echo:login") == 0) {
+    cfg.mode = MODE_AUTH_ECHO;
+    cfg.auth_plain = m[10] == 'p';
   } else {
     die("unknown --mode %s", m);
   }
@@ -1099,8 +1198,12 @@ static void parse_args(int argc, char **argv) {
   /* Refuse combinations a spec could only have meant by mistake. */
   if (cfg.proto == PROTO_HTTP && (cfg.tls == TLS_STARTTLS || cfg.mode == MODE_REJECT))
     die("--tls starttls and --mode reject are for --proto smtp");
-  if (cfg.proto == PROTO_SMTP && cfg.mode == MODE_STATUS)
-    die("--mode status:NNN is for --proto http");
+  if (cfg.proto == PROTO_SMTP &&
+      (cfg.mode == MODE_STATUS || cfg.mode == MODE_HEADER_LINE ||
+       cfg.mode == MODE_REPEAT_HEADER || cfg.mode == MODE_FOLD_HEADER))
+    die("--mode status:NNN and the header modes are for --proto http");
+  if (cfg.proto == PROTO_HTTP && cfg.mode == MODE_AUTH_ECHO)
+    die("--mode auth-echo is for --proto smtp");
   if (cfg.tls != TLS_NONE && (!cfg.cert || !cfg.key)) die("--tls needs --cert and --key");
 }
 

@@ -12,6 +12,11 @@
 --   tls      "none" (default) | "starttls" (smtp) | "implicit" (https / smtps)
 --   mode     "ok" (default) | "status:NNN" (http) | "slow:SECONDS" | "never"
 --            | "close" | "reject" (smtp: RCPT TO answered 550)
+--            | "header-line:N" | "repeat-header:N" | "fold-header:N" (http: a 200
+--              with one N-byte header line, one header N times, or one header
+--              folded over N lines)
+--            | "auth-echo:plain" | "auth-echo:login" (smtp: offers that one
+--              mechanism and answers with a 535 quoting the base64 it got)
 --   cert,key PEM files; with tls ~= "none" and no cert, make_cert() makes a
 --            pair in the receiver's temp dir (r.cert doubles as the CA file)
 --   timeout  seconds to wait for the program to report its port (default 5)
