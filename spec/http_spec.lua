@@ -275,6 +275,45 @@ describe("luaflow.http", function()
       assert.are.equal(200, http.get(r:url("/"), { verify = false }).status)
     end)
   end)
+
+  describe("response headers", function()
+    it("a header line over libcurl's limit is 'response header too large', not 'Out of memory'", function()
+      local r = receiver.start{ proto = "http", mode = "header-line:200000" }
+      local err = raises(http.get, r:url("/x/" .. SECRET), { timeout = 5 })
+      assert.matches(("GET to http://127.0.0.1:%d failed: response header too large (a header line over 102400 bytes)")
+                     :format(r.port), err, 1, true)
+      assert.is_nil(err:find("memory", 1, true))
+      assert.is_nil(err:find("SECRET", 1, true))
+    end)
+
+    it("more header bytes than libcurl takes in all is 'response header too large' too", function()
+      local r = receiver.start{ proto = "http", mode = "repeat-header:60000" }
+      local err = raises(http.get, r:url("/"), { timeout = 5 })
+      assert.matches(("GET to http://127.0.0.1:%d failed: response header too large"):format(r.port), err, 1, true)
+    end)
+
+    it("a header line just under the limit is kept whole", function()
+      local r = receiver.start{ proto = "http", mode = "header-line:100000" }
+      local res = http.get(r:url("/"), { timeout = 5 })
+      assert.are.equal(("a"):rep(100000), res.headers["x-big"])
+    end)
+
+    it("a header repeated 20000 times is joined with ', ', in order, within the request's timeout", function()
+      local r = receiver.start{ proto = "http", mode = "repeat-header:20000" }
+      local res = http.get(r:url("/"), { timeout = 5 })
+      assert.are.equal(200, res.status)
+      assert.are.equal(("v, "):rep(19999) .. "v", res.headers["x-rep"])
+      assert.are.equal("luaflow", res.headers["x-receiver"])
+      assert.are.equal("ok", res.body)
+    end)
+
+    it("a header folded over 20000 lines is joined with spaces, within the request's timeout", function()
+      local r = receiver.start{ proto = "http", mode = "fold-header:20000" }
+      local res = http.get(r:url("/"), { timeout = 5 })
+      assert.are.equal("start" .. (" more"):rep(20000), res.headers["x-fold"])
+      assert.are.equal("luaflow", res.headers["x-receiver"])
+    end)
+  end)
 end)
 
 describe("core.http.smtp_send", function()
