@@ -1,10 +1,11 @@
 /* acmatch: Aho–Corasick over bytes (see acmatch.h).
  *
- * The trie's root has a full 256-entry table (a scan spends most of its time
- * there); every other node keeps its few edges in one contiguous run of the
- * edge array, found by a short linear search. Each node has a failure link
- * (the longest proper suffix of its path that is also a trie path) and a
- * dictionary link (the nearest node on the failure chain that ends a
+ * The trie's root has a full 256-entry table, and a table of the byte pairs
+ * patterns start with: a scan spends most of its time at the root, where a
+ * pair no pattern starts with lets it skip a byte at once. Every other node keeps its few
+ * edges in one contiguous run of the edge array, found by a short linear search. Each
+ * node has a failure link (the longest proper suffix of its path that is also a trie
+ * path) and a dictionary link (the nearest node on the failure chain that ends a
  * pattern), so reporting costs one step per occurrence.
  */
 #include <stdint.h>
@@ -28,7 +29,9 @@ typedef struct {
 
 struct lf_ac {
   uint32_t root[256]; /* the root's children (0: none, stay at the root) */
-  node *nodes;        /* nodes[0] is the root */
+  /* starts[a << 8 | b]: some pattern starts with the bytes a, b (or is a) */
+  unsigned char starts[65536];
+  node *nodes; /* nodes[0] is the root */
   edge *edge;
   size_t max_len;
 };
@@ -88,6 +91,11 @@ lf_ac *lf_ac_build(const char *const *patterns, const size_t *lens, size_t n) {
       at = next;
     }
     if (lens[i] && !nd[at].out) nd[at].out = (uint32_t)i + 1;
+    for (int b = 0; b < 256; b++) /* a one-byte pattern: every pair it starts */
+      if (lens[i] == 1 || (lens[i] > 1 && b == p[1])) {
+        unsigned pair = (unsigned)p[0] << 8 | (unsigned)b;
+        ac->starts[pair] = 1;
+      }
     if (lens[i] > ac->max_len) ac->max_len = lens[i];
   }
   /* Breadth first, so a node's failure target is done before the node. */
@@ -149,10 +157,14 @@ size_t lf_ac_scan(const lf_ac *ac, const char *text, size_t len, lf_ac_hit hit,
   size_t i = 0, found = 0;
   uint32_t s = 0;
   while (i < len) {
-    if (s == 0) { /* at the root: skip bytes that start no pattern */
-      while (i < len && !ac->root[p[i]])
-        i++;
-      if (i == len) break;
+    if (s == 0) {
+      /* At the root, a byte whose pair with the next starts no pattern
+       * leads back to the root on the next byte, with no match in between
+       * (patterns of one byte mark all their pairs): skip it. */
+      const unsigned char *q = p + i, *last = p + len - 1;
+      while (q < last && !ac->starts[q[0] << 8 | q[1]])
+        q++;
+      i = (size_t)(q - p);
       s = ac->root[p[i++]];
     } else {
       s = step(ac, s, p[i++]);

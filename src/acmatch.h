@@ -5,7 +5,7 @@
  * Cost: building is linear in the total length of the patterns; a scan
  * touches each byte of the text once (plus failure steps that are paid for by
  * earlier steps forward), whatever the number of patterns. Memory: about
- * 24 bytes per pattern byte and 1 KB for the root's table.
+ * 28 bytes per pattern byte, plus 65 KB of tables for the root.
  */
 #ifndef LF_ACMATCH_H
 #define LF_ACMATCH_H
