@@ -1,10 +1,12 @@
 /* The luaflow CLI: a Lua host whose argument handling lives in luaflow.cli. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include "interrupt.h"
+#include "redact.h"
 
 int luaopen_luaflow(lua_State *L);
 
@@ -59,8 +61,14 @@ int main(int argc, char **argv) {
   int code = 2;
   if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
     code = (int)lua_tointeger(L, -1);
-  } else if (!lf_cancel_signal) {
-    fprintf(stderr, "luaflow: %s\n", lua_tostring(L, -1));
+  } else if (!lf_cancel_signal) { /* an error the CLI could not report: redacted too */
+    size_t len = 0;
+    const char *msg = lua_tolstring(L, -1, &len);
+    if (!msg) msg = "(error object is not a string)", len = strlen(msg);
+    int allocated = 0;
+    char *shown = lf_redact(msg, len, &len, &allocated);
+    fprintf(stderr, "luaflow: %.*s\n", (int)len, shown);
+    if (allocated) free(shown);
   }
   fflush(stdout);
   if (lf_cancel_signal) return 128 + lf_cancel_signal; /* promptly: exit frees it all */

@@ -585,7 +585,7 @@ function M.run_file(path, params)
   local ok, code = pcall(cmd_run, { file = path, params = params or {}, resume = {},
                                     ["no-input"] = true, embedded = true })
   if not ok then
-    messages[#messages + 1] = getmetatable(code) == Usage and code.msg or tostring(code)
+    messages[#messages + 1] = core.redact(getmetatable(code) == Usage and code.msg or tostring(code))
     code = EXIT_USAGE
   end
   secret_hints()
