@@ -128,7 +128,15 @@ describe("luaflow.json", function()
       assert.are.equal('"\u{10ffff}\u{d7ff}\u{e000}"', json.encode("\u{10ffff}\u{d7ff}\u{e000}"))
       -- the reader sees each such byte as its Latin-1 character
       assert.are.equal("ÿþ", json.decode(json.encode("\xff\xfe")))
-      assert.are.equal("\xff\xfe", json.decode('"\xff\xfe"'))
+    end)
+
+    it("reads only UTF-8 strings, as RFC 8259 asks of JSON texts", function()
+      assert.are.equal("é😀", json.decode('"é😀"'))
+      assert.has_error(function() json.decode('"ab\xff"') end, "invalid JSON at position 4: invalid UTF-8 in string")
+      assert.has_error(function() json.decode('["ok", "\\n\xc0\xaf"]') end,
+                       "invalid JSON at position 11: invalid UTF-8 in string")
+      assert.has_error(function() json.decode('{"\xed\xa0\x80": 1}') end,
+                       "invalid JSON at position 3: invalid UTF-8 in string")
     end)
 
     it("reads every escape", function()

@@ -60,6 +60,21 @@ size_t lf_utf8_encode(unsigned long cp, char out[4]) {
 static const unsigned char byte_class[256] = {
     [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 2};
 
+const char *lf_json_plain_run(const char *p, const char *end) {
+  const unsigned char *q = (const unsigned char *)p, *e = (const unsigned char *)end;
+  while (q < e) {
+    int cls = byte_class[*q];
+    if (cls == 0) {
+      q++;
+    } else {
+      size_t n = cls == 2 ? lf_utf8_sequence(q, (size_t)(e - q)) : 0;
+      if (n == 0) break;
+      q += n;
+    }
+  }
+  return (const char *)q;
+}
+
 static int put_escape(lf_buf *b, unsigned char c) {
   static const char hex[] = "0123456789abcdef";
   char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
@@ -238,13 +253,12 @@ static int rw_string(rewriter *R) {
   const char *p = ++R->p, *end = R->end;
   b->len = 0;
   for (;;) {
-    const char *q = p;
-    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-      q++;
+    const char *q = lf_json_plain_run(p, end);
     if (lf_buf_put(b, p, (size_t)(q - p)) != 0) return rw_oom(R);
     p = q;
     if (p == end) return rw_fail(R, p, "unexpected end of input");
     if (*p == '"') break;
+    if ((unsigned char)*p >= 0x80) return rw_fail(R, p, "invalid UTF-8 in string");
     if (*p != '\\') return rw_fail(R, p, "control character in string");
     if (end - p < 2) return rw_fail(R, end, "unexpected end of input");
     static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";

@@ -29,7 +29,8 @@ typedef struct {
   const char *what;
 } lf_json_error;
 
-/* Checks that text is exactly one JSON value (blanks around it allowed) and
+/* Checks that text is exactly one JSON value (blanks around it allowed; its
+ * strings must be UTF-8, as RFC 8259 asks of JSON texts) and
  * appends it to out in compact form: no blanks, each string re-escaped as
  * lf_json_put_string writes it. With a redactor, every string (keys too) is
  * redacted before it is written, and a number whose text shows a secret is
@@ -49,6 +50,11 @@ const char *lf_json_number_end(const char *start, const char *p, const char *end
  * returns -1 with *err set. */
 long lf_json_unicode_escape(const char *start, const char *p, const char *end,
                             const char **next, lf_json_error *err);
+/* The end of the run of bytes at p that a JSON string holds as they are:
+ * printable ASCII but '"' and '\\', and well-formed UTF-8 sequences. What
+ * stops it (if not end) is a quote, a backslash, a control character or a
+ * byte that is not UTF-8. */
+const char *lf_json_plain_run(const char *p, const char *end);
 /* Writes code point cp as UTF-8 into out; returns the byte count (1-4). */
 size_t lf_utf8_encode(unsigned long cp, char out[4]);
 /* The length of the well-formed UTF-8 sequence at p (1-4), or 0. */

@@ -7,7 +7,8 @@
  * Output is always valid UTF-8 JSON: strings go through json_text.c, which
  * escapes every byte that is not part of well-formed UTF-8 as \u00XX, and the
  * text a __tojson metamethod returns is checked to be one JSON value and
- * rewritten compactly (never spliced in as it is).
+ * rewritten compactly (never spliced in as it is). The decoder reads UTF-8
+ * only (RFC 8259), so decode(encode(decode(text))) is decode(text).
  *
  * Memory: the encoder writes into a malloc'ed buffer owned by a to-be-closed
  * userdata (a session), so a Lua error raised anywhere (a bad value, a
@@ -578,10 +579,8 @@ static void dec_unicode(Decoder *D, luaL_Buffer *b) {
 /* Pushes the string that starts at the '"' at D->p. Nothing else is pushed
  * while the luaL_Buffer is in use, as luaL_Buffer requires. */
 static void dec_string(Decoder *D) {
-  const char *s = ++D->p, *q = s;
+  const char *s = ++D->p, *q = lf_json_plain_run(s, D->end);
   luaL_Buffer b;
-  while (q < D->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-    q++;
   if (q < D->end && *q == '"') { /* no escapes: the common case */
     lua_pushlstring(D->L, s, (size_t)(q - s));
     D->p = q + 1;
@@ -597,9 +596,8 @@ static void dec_string(Decoder *D) {
     if (c == '"') break;
     if (c < 0x20) dec_error(D, D->p, "control character in string");
     if (c != '\\') {
-      q = D->p;
-      while (q < D->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-        q++;
+      q = lf_json_plain_run(D->p, D->end);
+      if (q == D->p) dec_error(D, q, "invalid UTF-8 in string");
       luaL_addlstring(&b, D->p, (size_t)(q - D->p));
       D->p = q;
       continue;
