@@ -3,6 +3,7 @@
 #define LF_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct {
   char *data;
@@ -17,5 +18,17 @@ void lf_buf_reset(lf_buf *b);
 void lf_buf_free(lf_buf *b);
 /* Room for n more bytes; 0 (and b->oom set) when there is no memory. */
 int lf_buf_reserve(lf_buf *b, size_t n);
+/* Appends n bytes, or one; 0 (and b->oom set) when there is no memory. */
+static inline int lf_buf_put(lf_buf *b, const void *p, size_t n) {
+  if (!lf_buf_reserve(b, n)) return 0;
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return 1;
+}
+static inline int lf_buf_putc(lf_buf *b, char c) {
+  if (b->len == b->cap && !lf_buf_reserve(b, 1)) return 0;
+  b->data[b->len++] = c;
+  return 1;
+}
 
 #endif

@@ -1,5 +1,7 @@
 /* json_text: JSON strings out, JSON texts checked and rewritten (see json_text.h). */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "json_text.h"
 
@@ -82,31 +84,31 @@ static int put_escape(lf_buf *b, unsigned char c) {
   case '"':
   case '\\':
     esc[1] = (char)c;
-    return lf_buf_put(b, esc, 2);
+    return lf_buf_put(b, esc, 2) ? 0 : -1;
   case '\b':
     esc[1] = 'b';
-    return lf_buf_put(b, esc, 2);
+    return lf_buf_put(b, esc, 2) ? 0 : -1;
   case '\f':
     esc[1] = 'f';
-    return lf_buf_put(b, esc, 2);
+    return lf_buf_put(b, esc, 2) ? 0 : -1;
   case '\n':
     esc[1] = 'n';
-    return lf_buf_put(b, esc, 2);
+    return lf_buf_put(b, esc, 2) ? 0 : -1;
   case '\r':
     esc[1] = 'r';
-    return lf_buf_put(b, esc, 2);
+    return lf_buf_put(b, esc, 2) ? 0 : -1;
   case '\t':
     esc[1] = 't';
-    return lf_buf_put(b, esc, 2);
+    return lf_buf_put(b, esc, 2) ? 0 : -1;
   default:
-    return lf_buf_put(b, esc, 6);
+    return lf_buf_put(b, esc, 6) ? 0 : -1;
   }
 }
 
 int lf_json_put_escaped(lf_buf *b, const char *s, size_t len) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, run = 0;
-  if (lf_buf_reserve(b, len) != 0) return -1;
+  if (!lf_buf_reserve(b, len)) return -1;
   while (i < len) {
     int cls = byte_class[p[i]];
     if (cls == 0) {
@@ -118,16 +120,15 @@ int lf_json_put_escaped(lf_buf *b, const char *s, size_t len) {
       i += n;
       continue;
     }
-    if (lf_buf_put(b, s + run, i - run) != 0 || put_escape(b, p[i]) != 0) return -1;
+    if (!lf_buf_put(b, s + run, i - run) || put_escape(b, p[i]) != 0) return -1;
     run = ++i;
   }
-  return lf_buf_put(b, s + run, len - run);
+  return lf_buf_put(b, s + run, len - run) ? 0 : -1;
 }
 
 int lf_json_put_string(lf_buf *b, const char *s, size_t len) {
   size_t mark = b->len;
-  if (lf_buf_putc(b, '"') == 0 && lf_json_put_escaped(b, s, len) == 0 &&
-      lf_buf_putc(b, '"') == 0)
+  if (lf_buf_putc(b, '"') && lf_json_put_escaped(b, s, len) == 0 && lf_buf_putc(b, '"'))
     return 0;
   b->len = mark;
   return -1;
@@ -254,7 +255,7 @@ static int rw_string(rewriter *R) {
   b->len = 0;
   for (;;) {
     const char *q = lf_json_plain_run(p, end);
-    if (lf_buf_put(b, p, (size_t)(q - p)) != 0) return rw_oom(R);
+    if (!lf_buf_put(b, p, (size_t)(q - p))) return rw_oom(R);
     p = q;
     if (p == end) return rw_fail(R, p, "unexpected end of input");
     if (*p == '"') break;
@@ -276,7 +277,7 @@ static int rw_string(rewriter *R) {
     } else {
       return rw_fail(R, p, "invalid escape in string");
     }
-    if (lf_buf_put(b, utf8, n) != 0) return rw_oom(R);
+    if (!lf_buf_put(b, utf8, n)) return rw_oom(R);
   }
   R->p = p + 1;
   return put_text(R, b->data, b->len);
@@ -297,7 +298,7 @@ static int rw_number(rewriter *R) {
       return rc != 0 ? rw_oom(R) : 0;
     }
   }
-  return lf_buf_put(R->out, s, n) != 0 ? rw_oom(R) : 0;
+  return !lf_buf_put(R->out, s, n) ? rw_oom(R) : 0;
 }
 
 static int rw_literal(rewriter *R, const char *word) {
@@ -305,7 +306,7 @@ static int rw_literal(rewriter *R, const char *word) {
   if ((size_t)(R->end - R->p) < n || memcmp(R->p, word, n) != 0)
     return rw_fail(R, R->p, "unexpected character");
   R->p += n;
-  return lf_buf_put(R->out, word, n) != 0 ? rw_oom(R) : 0;
+  return !lf_buf_put(R->out, word, n) ? rw_oom(R) : 0;
 }
 
 static int rw_value(rewriter *R);
@@ -313,7 +314,7 @@ static int rw_value(rewriter *R);
 /* An array or object: the opening byte is at R->p. */
 static int rw_container(rewriter *R, char open, char close) {
   if (++R->depth > LF_JSON_MAX_DEPTH) return rw_fail(R, R->p, "nesting too deep");
-  if (lf_buf_putc(R->out, open) != 0) return rw_oom(R);
+  if (!lf_buf_putc(R->out, open)) return rw_oom(R);
   R->p++;
   skip_ws(R);
   if (R->p < R->end && *R->p == close) {
@@ -329,7 +330,7 @@ static int rw_container(rewriter *R, char open, char close) {
         if (R->p == R->end) return rw_fail(R, R->p, "unexpected end of input");
         if (*R->p != ':') return rw_fail(R, R->p, "expected ':'");
         R->p++;
-        if (lf_buf_putc(R->out, ':') != 0) return rw_oom(R);
+        if (!lf_buf_putc(R->out, ':')) return rw_oom(R);
       }
       if (rw_value(R) != 0) return -1;
       skip_ws(R);
@@ -339,12 +340,12 @@ static int rw_container(rewriter *R, char open, char close) {
         return rw_fail(R, R->p,
                        open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
       R->p++;
-      if (lf_buf_putc(R->out, ',') != 0) return rw_oom(R);
+      if (!lf_buf_putc(R->out, ',')) return rw_oom(R);
     }
     R->p++;
   }
   R->depth--;
-  return lf_buf_putc(R->out, close) != 0 ? rw_oom(R) : 0;
+  return !lf_buf_putc(R->out, close) ? rw_oom(R) : 0;
 }
 
 static int rw_value(rewriter *R) {
@@ -371,7 +372,7 @@ static int rw_value(rewriter *R) {
 
 int lf_json_rewrite(lf_buf *out, const char *text, size_t len, const lf_redactor *red,
                     lf_json_error *err) {
-  rewriter R = {text, text, text + len, out, {NULL, 0, 0}, red, err, 0};
+  rewriter R = {text, text, text + len, out, LF_BUF_INIT, red, err, 0};
   size_t mark = out->len;
   int rc = rw_value(&R);
   if (rc == 0) {

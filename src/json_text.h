@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "redact.h"
-#include "strbuf.h"
+#include "buf.h"
 
 /* Containers nested deeper than this are refused. */
 #define LF_JSON_MAX_DEPTH 1000

@@ -69,18 +69,18 @@ static void enc_oom(Encoder *E) {
 }
 
 static void enc_write(Encoder *E, const char *s, size_t n) {
-  if (lf_buf_put(E->b, s, n) != 0) enc_oom(E);
+  if (!lf_buf_put(E->b, s, n)) enc_oom(E);
 }
 
 static void enc_char(Encoder *E, char c) {
-  if (lf_buf_putc(E->b, c) != 0) enc_oom(E);
+  if (!lf_buf_putc(E->b, c)) enc_oom(E);
 }
 
 /* Pretty printing: a new line indented for `level` open containers. */
 static void enc_newline(Encoder *E, int level) {
   size_t n = (size_t)level * 2;
   if (!E->pretty) return;
-  if (lf_buf_reserve(E->b, n + 1) != 0) enc_oom(E);
+  if (!lf_buf_reserve(E->b, n + 1)) enc_oom(E);
   E->b->data[E->b->len++] = '\n';
   memset(E->b->data + E->b->len, ' ', n);
   E->b->len += n;

@@ -5,7 +5,7 @@
 #include <lua.h>
 
 #include "redact.h"
-#include "strbuf.h"
+#include "buf.h"
 
 /* Pushes the module table: encode, decode, null, array, object.
  * Every call in one lua_State shares the same null and array/object markers. */

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graph.h"
@@ -79,7 +80,7 @@ static int push_failure(lua_State *L, int err) {
 }
 
 static void put(lua_State *L, lf_buf *b, const char *s, size_t n) {
-  if (lf_buf_put(b, s, n) != 0) luaL_error(L, "not enough memory");
+  if (!lf_buf_put(b, s, n)) luaL_error(L, "not enough memory");
 }
 
 #define PUT_LITERAL(L, b, s) put(L, b, s, sizeof(s) - 1)
@@ -134,9 +135,10 @@ static void put_result(lua_State *L, json_lines *w, int idx) {
     }
     int allocated = 0;
     char *shown = w->red ? lf_redact_with(w->red, buf, n, &n, &allocated) : buf;
-    int rc = allocated ? lf_json_put_string(&w->b, shown, n) : lf_buf_put(&w->b, buf, n);
+    int ok =
+        allocated ? lf_json_put_string(&w->b, shown, n) == 0 : lf_buf_put(&w->b, buf, n);
     if (allocated) free(shown); /* a number that shows a secret: its redacted text */
-    if (rc != 0) luaL_error(L, "not enough memory");
+    if (!ok) luaL_error(L, "not enough memory");
   } else {
     lua_pushcfunction(L, encode_protected);
     lua_pushlightuserdata(L, w);

@@ -46,19 +46,19 @@ typedef int (*form_fn)(void *ud, const char *p, size_t n, unsigned ext);
 static int put_lua_quoted(lf_buf *b, const char *s, size_t n, int long_last) {
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    int rc;
+    int ok;
     if (c == '"' || c == '\\' || c == '\n') {
       char esc[2] = {'\\', (char)c};
-      rc = lf_buf_put(b, esc, 2);
+      ok = lf_buf_put(b, esc, 2);
     } else if (c < 0x20 || c == 0x7f) {
       int digit_next = i + 1 < n ? s[i + 1] >= '0' && s[i + 1] <= '9' : long_last;
       char esc[8];
       int k = snprintf(esc, sizeof esc, digit_next ? "\\%03d" : "\\%d", c);
-      rc = lf_buf_put(b, esc, (size_t)k);
+      ok = lf_buf_put(b, esc, (size_t)k);
     } else {
-      rc = lf_buf_putc(b, (char)c);
+      ok = lf_buf_putc(b, (char)c);
     }
-    if (rc != 0) return -1;
+    if (!ok) return -1;
   }
   return 0;
 }
@@ -73,16 +73,16 @@ static int put_url_encoded(lf_buf *b, const char *s, size_t n, int lower, int pl
   const char *hex = lower ? "0123456789abcdef" : "0123456789ABCDEF";
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    int rc;
+    int ok;
     if (is_unreserved(c)) {
-      rc = lf_buf_putc(b, (char)c);
+      ok = lf_buf_putc(b, (char)c);
     } else if (c == ' ' && plus) {
-      rc = lf_buf_putc(b, '+');
+      ok = lf_buf_putc(b, '+');
     } else {
       char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-      rc = lf_buf_put(b, esc, 3);
+      ok = lf_buf_put(b, esc, 3);
     }
-    if (rc != 0) return -1;
+    if (!ok) return -1;
   }
   return 0;
 }
@@ -106,14 +106,14 @@ static int put_base64_core(lf_buf *b, const char *s, size_t n, int shift, unsign
     unsigned hi = (unsigned char)s[byte];
     unsigned lo = byte + 1 < n ? (unsigned char)s[byte + 1] : 0;
     unsigned v = ((hi << 8 | lo) >> (10 - bit % 8)) & 63;
-    if (lf_buf_putc(b, B64[v]) != 0) return -1;
+    if (!lf_buf_putc(b, B64[v])) return -1;
   }
   return 0;
 }
 
 /* Calls add for every form of s; -1 when memory ran out. */
 static int each_form(const char *s, size_t n, form_fn add, void *ud) {
-  lf_buf b = {NULL, 0, 0};
+  lf_buf b = LF_BUF_INIT;
   int rc = add(ud, s, n, 0);
   for (int i = 0; rc == 0 && i < 10; i++) {
     unsigned ext = 0;
@@ -177,7 +177,7 @@ static int collect(void *ud, const char *p, size_t n, unsigned ext) {
     ps->cap = cap;
   }
   ps->p[ps->n] = (pattern){ps->bytes.len, n, ext};
-  if (lf_buf_put(&ps->bytes, p, n) != 0) return -1;
+  if (!lf_buf_put(&ps->bytes, p, n)) return -1;
   ps->n++;
   return 0;
 }
@@ -206,7 +206,7 @@ typedef struct {
 /* A snapshot of every form of the n secrets; NULL when memory runs out.
  * Called under the registry's mutex (sort_bytes is shared). */
 static lf_redactor *build(const secret *secrets, size_t n) {
-  pattern_set ps = {{NULL, 0, 0}, NULL, 0, 0};
+  pattern_set ps = {LF_BUF_INIT, NULL, 0, 0};
   lf_redactor *r = calloc(1, sizeof *r);
   const char **texts = NULL;
   size_t *lens = NULL, kept = 0;
