@@ -77,32 +77,14 @@ const char *lf_json_plain_run(const char *p, const char *end) {
   return (const char *)q;
 }
 
+/* \" \\ \b \f \n \r \t where JSON has them, else \u00XX. */
 static int put_escape(lf_buf *b, unsigned char c) {
   static const char hex[] = "0123456789abcdef";
+  static const char from[] = "\"\\\b\f\n\r\t", to[] = "\"\\bfnrt";
+  const char *k = c ? memchr(from, c, sizeof from - 1) : NULL;
   char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-  switch (c) {
-  case '"':
-  case '\\':
-    esc[1] = (char)c;
-    return lf_buf_put(b, esc, 2) ? 0 : -1;
-  case '\b':
-    esc[1] = 'b';
-    return lf_buf_put(b, esc, 2) ? 0 : -1;
-  case '\f':
-    esc[1] = 'f';
-    return lf_buf_put(b, esc, 2) ? 0 : -1;
-  case '\n':
-    esc[1] = 'n';
-    return lf_buf_put(b, esc, 2) ? 0 : -1;
-  case '\r':
-    esc[1] = 'r';
-    return lf_buf_put(b, esc, 2) ? 0 : -1;
-  case '\t':
-    esc[1] = 't';
-    return lf_buf_put(b, esc, 2) ? 0 : -1;
-  default:
-    return lf_buf_put(b, esc, 6) ? 0 : -1;
-  }
+  if (k) esc[1] = to[k - from];
+  return lf_buf_put(b, esc, k ? 2 : 6) ? 0 : -1;
 }
 
 int lf_json_put_escaped(lf_buf *b, const char *s, size_t len) {
