@@ -163,4 +163,17 @@ function M.Secret(name) return setmetatable({ name = name }, secret_mt) end
 
 M.redact = core.redact
 
+-- A copy of v with every string in it redacted, keys too (tables rebuilt,
+-- metatables kept). luaflow's own outputs redact as they encode instead.
+function M.redacted(v, seen)
+  if type(v) == "string" then return core.redact(v) end
+  if type(v) ~= "table" or v == core.json.null then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local out = {}
+  seen[v] = out
+  for k, x in pairs(v) do out[M.redacted(k, seen)] = M.redacted(x, seen) end
+  return setmetatable(out, getmetatable(v))
+end
+
 return M
