@@ -86,6 +86,18 @@ describe("--json", function()
       end
     end)
 
+    it("that runs a flow is left out, the line it was in staying whole", function()
+      local res, text = run_json(returning([[setmetatable({}, { __tojson = function()
+        luaflow.Flow("inner", function() luaflow.task{ name = "i" }(function() return 2 end)() end):run()
+        return "1" end })]]))
+      assert.are.equal(0, res.code, res.stderr)
+      local lines = cli.lines(text)
+      assert.are.equal(1, #lines, text)
+      local by = entries(json.decode(lines[1]))
+      assert.is_nil(by.t.result)
+      assert.are.equal(1, by.plain.result)
+    end)
+
     it("makes json.encode raise naming the position", function()
       local v = setmetatable({}, { __tojson = function() return "[1,,2]" end })
       local ok, err = pcall(json.encode, { v })

@@ -48,6 +48,7 @@ typedef struct {
   int failed_errno; /* the first write error, 0: none */
   lf_buf b;
   const lf_redactor *red; /* the snapshot of the line being written */
+  int busy;               /* a line is being written */
   entry_start start;
 } json_lines;
 
@@ -198,16 +199,11 @@ static void put_task(lua_State *L, json_lines *w, const lf_task *task, int state
   PUT_LITERAL(L, &w->b, "}");
 }
 
-/* w:write_run(flow, flow_state) -> true | nil, reason */
-static int writer_write_run(lua_State *L) {
-  json_lines *w = check_writer(L);
-  lf_flow *flow = lf_check_flow(L, 2);
-  lf_state *fs = lf_check_state(L, 3);
-  lua_settop(L, 3);
-  if (!w->f) return luaL_error(L, "the --json writer is closed");
-  if (w->failed_errno) return push_failure(L, w->failed_errno);
-  lf_redactor_release(w->red); /* left by a line that raised */
-  w->red = lf_redactor_acquire();
+/* The line of a run, under lua_pcall: (writer, flow, flow_state). */
+static int write_line(lua_State *L) {
+  json_lines *w = lua_touserdata(L, 1);
+  lf_flow *flow = lua_touserdata(L, 2);
+  lf_state *fs = ((lf_box *)lua_touserdata(L, 3))->s;
   w->start.valid = 0;
   w->b.len = 0;
   PUT_LITERAL(L, &w->b, "{\"flow\":");
@@ -228,11 +224,38 @@ static int writer_write_run(lua_State *L) {
     int i = order[k];
     if (k > 0) PUT_LITERAL(L, &w->b, ",");
     if (i < ran->ntasks) put_task(L, w, ran->tasks[i], 5, 7, i + 1, counts[i]);
-    if (w->b.len >= CHUNK && flush_buffer(w, 0) != 0) break;
+    if (w->b.len >= CHUNK && flush_buffer(w, 0) != 0) return 0;
   }
+  PUT_LITERAL(L, &w->b, "]}\n");
+  return 0;
+}
+
+/* w:write_run(flow, flow_state) -> true | nil, reason. The line is written
+ * in protected mode, so whatever happens (no memory, a result's __tojson
+ * running a flow whose line would come in the middle of this one) the
+ * writer is left consistent: a line that cannot be finished counts as a
+ * failed write. */
+static int writer_write_run(lua_State *L) {
+  json_lines *w = check_writer(L);
+  lf_check_flow(L, 2);
+  lf_check_state(L, 3);
+  lua_settop(L, 3);
+  if (!w->f) return luaL_error(L, "the --json writer is closed");
+  if (w->busy)
+    return luaL_error(L, "a --json line is being written (a flow run inside __tojson?)");
+  if (w->failed_errno) return push_failure(L, w->failed_errno);
+  w->busy = 1;
+  w->red = lf_redactor_acquire();
+  lua_pushcfunction(L, write_line);
+  lua_insert(L, 1);
+  int status = lua_pcall(L, 3, 0, 0);
   lf_redactor_release(w->red);
   w->red = NULL;
-  if (!w->failed_errno) PUT_LITERAL(L, &w->b, "]}\n");
+  w->busy = 0;
+  if (status != LUA_OK && !w->failed_errno) {
+    w->b.len = 0; /* the line is cut: nothing more may follow it */
+    w->failed_errno = ENOMEM;
+  }
   if (flush_buffer(w, 1) != 0) return push_failure(L, w->failed_errno);
   lua_pushboolean(L, 1);
   return 1;
@@ -263,8 +286,6 @@ static int writer_gc(lua_State *L) {
   w->f = NULL;
   lf_buf_free(&w->b);
   lf_buf_free(&w->start.bytes);
-  lf_redactor_release(w->red);
-  w->red = NULL;
   return 0;
 }
 
