@@ -14,7 +14,7 @@
  * of every secret (an Aho–Corasick automaton built when the set changes), so
  * its cost does not grow with the number of secrets; a redaction allocates at
  * most one buffer of the text's size, and only when it finds something.
- * Overlapping or nested occurrences become a single ****.
+ * Occurrences that overlap, nest or touch become a single ****.
  */
 #ifndef LF_REDACT_H
 #define LF_REDACT_H
