@@ -134,6 +134,18 @@ describe("redaction", function()
       assert_hidden(shown, ALL, "a long text")
     end)
 
+    it("hides every string of a secret that holds a table of thousands", function()
+      local values = {}
+      for i = 1, 3000 do values["k" .. i] = ("value-%04d-of-a-big-secret"):format(i) end
+      local t = luaflow.Task{ name = "t", fn = function()
+        local v = luaflow.secrets.get("BIG")
+        error(("%s %s %s"):format(v.k1, v.k1500, v.k3000), 0)
+      end }
+      local state = luaflow.Flow{ name = "big", tasks = { t } }:run{ secrets = { BIG = json.encode(values) } }
+      assert.are.equal("Error during execution of task: **** **** ****", state.result[t].message)
+      assert.are.equal("x ****", core.redact("x " .. values.k2999))
+    end)
+
     it("refuses a value shorter than 6 bytes, which stays visible", function()
       assert.is_false(core.add_secret("12345"))
       assert.are.equal("pin 12345", core.redact("pin 12345"))

@@ -248,35 +248,53 @@ static lf_redactor *build(const secret *secrets, size_t n) {
   return r;
 }
 
-/* {=== The registry ===} */
+/* {=== The registry ===}
+ * Adding a secret only records it; the next redaction builds the snapshot,
+ * so a secret holding a table of many strings costs one build, not one per
+ * string. A build that runs out of memory hides everything instead. */
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static secret *secrets;
 static size_t nsecrets, cap_secrets;
 static _Atomic(lf_redactor *) current; /* holds one reference */
-
-const lf_redactor *lf_redactor_acquire(void) {
-  if (!atomic_load_explicit(&current, memory_order_acquire)) return NULL;
-  pthread_mutex_lock(&registry_lock);
-  lf_redactor *r = atomic_load_explicit(&current, memory_order_relaxed);
-  if (r) r->refs++;
-  pthread_mutex_unlock(&registry_lock);
-  return r;
-}
-
-void lf_redactor_release(const lf_redactor *snapshot) {
-  lf_redactor *r = (lf_redactor *)snapshot;
-  if (!r) return;
-  pthread_mutex_lock(&registry_lock);
-  int last = --r->refs == 0;
-  pthread_mutex_unlock(&registry_lock);
-  if (last) free_snapshot(r);
-}
+static atomic_int stale;               /* secrets were added since it was built */
+static lf_redactor hide_all;           /* no automaton: every text becomes **** */
 
 /* Makes r current (under the lock); returns the old one if it is to be freed. */
 static lf_redactor *swap_current(lf_redactor *r) {
   lf_redactor *old = atomic_exchange_explicit(&current, r, memory_order_acq_rel);
   return old && --old->refs == 0 ? old : NULL;
+}
+
+const lf_redactor *lf_redactor_acquire(void) {
+  if (!atomic_load_explicit(&current, memory_order_acquire) &&
+      !atomic_load_explicit(&stale, memory_order_acquire))
+    return NULL;
+  lf_redactor *old = NULL, *r;
+  pthread_mutex_lock(&registry_lock);
+  if (atomic_load_explicit(&stale, memory_order_relaxed)) {
+    lf_redactor *built = build(secrets, nsecrets);
+    if (built) {
+      old = swap_current(built);
+      atomic_store_explicit(&stale, 0, memory_order_relaxed);
+    }
+  }
+  r = atomic_load_explicit(&stale, memory_order_relaxed)
+          ? &hide_all
+          : atomic_load_explicit(&current, memory_order_relaxed);
+  if (r && r != &hide_all) r->refs++;
+  pthread_mutex_unlock(&registry_lock);
+  free_snapshot(old);
+  return r;
+}
+
+void lf_redactor_release(const lf_redactor *snapshot) {
+  lf_redactor *r = (lf_redactor *)snapshot;
+  if (!r || r == &hide_all) return;
+  pthread_mutex_lock(&registry_lock);
+  int last = --r->refs == 0;
+  pthread_mutex_unlock(&registry_lock);
+  if (last) free_snapshot(r);
 }
 
 int lf_redact_add(const char *value, size_t len) {
@@ -298,12 +316,7 @@ int lf_redact_add(const char *value, size_t len) {
   memcpy(copy, value, len);
   copy[len] = '\0';
   secrets[nsecrets++] = (secret){copy, len};
-  lf_redactor *r = build(secrets, nsecrets);
-  if (!r) {
-    free(secrets[--nsecrets].text);
-    goto done;
-  }
-  free_snapshot(swap_current(r));
+  atomic_store_explicit(&stale, 1, memory_order_release);
   rc = 1;
 done:
   pthread_mutex_unlock(&registry_lock);
@@ -317,6 +330,7 @@ void lf_redact_clear(void) {
   free(secrets);
   secrets = NULL;
   nsecrets = cap_secrets = 0;
+  atomic_store_explicit(&stale, 0, memory_order_relaxed);
   lf_redactor *old = swap_current(NULL);
   pthread_mutex_unlock(&registry_lock);
   free_snapshot(old);
@@ -420,6 +434,10 @@ char *lf_redact_with(const lf_redactor *r, const char *text, size_t len, size_t 
   char *cur = (char *)text;
   *allocated = 0;
   *out_len = len;
+  if (!r->ac) { /* hide_all */
+    if (len > 0) *out_len = MASK_LEN;
+    return len > 0 ? (char *)MASK : cur;
+  }
   for (;;) {
     job J;
     int rc = redact_pass(r, cur, *out_len, &J);

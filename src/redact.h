@@ -25,9 +25,11 @@
  * ordinary text. */
 #define LF_REDACT_MIN 6
 
-/* Registers a secret (copied). Returns 1 when it is (or already was) hidden,
- * 0 when it is too short, -1 when memory ran out (the secret is then not
- * registered and the caller must not show it). */
+/* Registers a secret (copied); the next redaction builds the new set.
+ * Returns 1 when it is (or already was) hidden, 0 when it is too short, -1
+ * when memory ran out (the secret is then not registered and the caller must
+ * not show it). Should building the set run out of memory, every text is
+ * redacted to **** until a build succeeds. */
 int lf_redact_add(const char *value, size_t len);
 
 /* Returns text with every secret replaced: either `text` itself (nothing to
