@@ -1,8 +1,20 @@
--- make bench: luaflow's run phase against its floor (a plain Lua loop making the same calls).
--- Run by scripts/bench.sh under the counting malloc (bench/memcount.c).
+-- make bench: every row with its target and verdict. Run by scripts/bench.sh
+-- inside the shipped binary (`build/luaflow run bench/bench.lua`) under the
+-- counting malloc (bench/memcount.c); the command-line rows start the same
+-- binary again (bench/cli_flow.lua). Figures are CPU time (os.clock: every
+-- thread of the process), medians of repeated measurements, and each row's
+-- floor is measured in the same process, right after it.
 local luaflow = require("luaflow")
 local core = require("luaflow.core")
+local graph = luaflow._graph
 local chandlers = require("handlers") -- examples/c_handler, built by `make examples`
+local building = require("build")     -- bench/build.lua: the ways of building a flow
+local common = require("common")      -- bench/common.lua: clock, median, the floor
+local clock, median = common.clock, common.median
+
+-- Flows here are the benchmark's own: the command line keeps nothing of them.
+graph.record_flows = false
+graph.hooks.before_run, graph.hooks.after_run = nil, nil
 
 local function list_env(name, default)
   local out = {}
@@ -11,27 +23,49 @@ local function list_env(name, default)
 end
 local SIZES = list_env("BENCH_SIZES", "1000,10000,100000,1000000")
 local RATIO_N = tonumber(os.getenv("BENCH_RATIO_N") or "100000")
+local BUILD_SIZES = list_env("BENCH_BUILD_SIZES", "10000,100000,1000000")
+local CLI_N = tonumber(os.getenv("BENCH_CLI_N") or "100000")
+local BIN = os.getenv("BENCH_BIN") or "build/luaflow"
+-- BENCH_ONLY=run,build,cli,redact runs those sections only
+local ONLY = os.getenv("BENCH_ONLY")
+local function section(name) return not ONLY or ONLY:find(name, 1, true) ~= nil end
+
+local verdicts = {}
+-- Records a verdict; returns the text for the row.
+local function judge(name, ok, detail)
+  local text = (ok and "met" or "NOT met") .. (detail and (" (" .. detail .. ")") or "")
+  verdicts[#verdicts + 1] = name .. ": " .. text
+  return ok and "met" or "NOT met"
+end
+
+-- ---------------------------------------------------------------- run phase
 
 local SHAPES = { "independent", "chain", "fan-out/in" }
+local function keep_nil(_, _, _) end         -- a handler that returns nothing
+local function keep_new(_, _, new) return new end -- a handler that returns new_state
+-- Every body returns a value but the first variant's, whose rows hold the
+-- memory bar (results aside).
 local VARIANTS = {
-  { label = "0 Lua", lua = 0 },
-  { label = "1 Lua", lua = 1 },
-  { label = "3 Lua", lua = 3 },
-  { label = "1 C", c = true },
+  { label = "0 Lua", lua = 0, target = 2, nil_body = true },
+  { label = "0 Lua val", lua = 0, target = 2 },
+  { label = "1 Lua nil", lua = 1, fn = keep_nil, target = 2 },
+  { label = "1 Lua new", lua = 1, fn = keep_new, target = 1.1 },
+  { label = "3 Lua new", lua = 3, fn = keep_new, target = 1.5 },
+  { label = "1 C", c = true, target = 2 },
 }
 
-local function keep(_, _, _) end   -- the handler every variant calls: keeps the state
-local function body(x) return x end -- the task function
+local function body(x) return (x or 0) + 1 end -- a body that returns a value
+local function nil_body(_) end
 
 local function handlers_for(v)
   if v.c then return { (chandlers.counter()) } end
   local hs = {}
-  for i = 1, v.lua do hs[i] = keep end
+  for i = 1, v.lua do hs[i] = v.fn end
   return hs
 end
 
-local function build(shape, n, hs)
-  local t = luaflow.task{ name = "t", state_handlers = hs }(body)
+local function build(shape, n, hs, fn)
+  local t = luaflow.task{ name = "t", state_handlers = hs }(fn)
   return luaflow.Flow("bench", function()
     if shape == "independent" then
       for _ = 1, n do t() end
@@ -45,32 +79,6 @@ local function build(shape, n, hs)
   end)
 end
 
--- The floor: a plain Lua loop making the same calls, one small table per
--- state a task passes (Pending, Running, Success).
-local function floor(shape, n, hs)
-  local nh, prev, t = #hs, nil, {}
-  for _ = 1, n do
-    local pending = { name = "Pending" }
-    local running = { name = "Running", message = "Starting task run." }
-    for j = 1, nh do hs[j](t, pending, running) end
-    local r = body(prev)
-    local success = { name = "Success", message = "Task run succeeded.", result = r }
-    for j = 1, nh do hs[j](t, running, success) end
-    if shape == "chain" then prev = r end
-  end
-end
-
-local function clock()
-  collectgarbage()
-  collectgarbage()
-  return os.clock()
-end
-
-local function median(xs)
-  table.sort(xs)
-  return xs[(#xs + 1) // 2]
-end
-
 local function repeats(n)
   if n <= 10000 then return 7 end
   return 3 -- N = 1e6 too: one run alone is at the mercy of the machine
@@ -82,8 +90,9 @@ local function measure(shape, v, n)
   local hs = handlers_for(v)
   local floor_hs = v.c and {} or hs -- a C handler's floor is the loop without handlers
   local base = select(1, core.mem()) or 0
+  local fn = v.nil_body and nil_body or body
   local t0 = clock()
-  local flow = build(shape, n, hs)
+  local flow = build(shape, n, hs, fn)
   local t1 = os.clock()
   collectgarbage()
   local built = (select(1, core.mem()) or 0) - base
@@ -96,7 +105,7 @@ local function measure(shape, v, n)
   assert(state:is_successful(), tostring(state))
   state, flow = nil, nil
   local t4 = clock()
-  floor(shape, n, floor_hs)
+  common.floor(n, floor_hs, fn, shape ~= "independent")
   local t5 = os.clock()
   return { build = (t1 - t0) / n * 1e9, run = (t3 - t2) / n * 1e9, floor = (t5 - t4) / n * 1e9,
            built = built / n, peak = peak / n }
@@ -118,9 +127,17 @@ local function measure_median(shape, v, n)
   return out
 end
 
-print(("%-12s %-6s %8s %10s %10s %10s %7s %10s %10s"):format(
-  "shape", "hdlrs", "N", "build ns", "run ns", "floor ns", "ratio", "B/task bld", "B/task pk"))
+if section("run") then
+print("run phase: flow:run against its floor (CPU ns per task; bodies return a value but in the first rows)")
+print(("%-12s %-9s %8s %9s %8s %8s %6s %8s %8s  %-22s %s"):format(
+  "shape", "handlers", "N", "build ns", "run ns", "floor ns", "ratio", "B/t bld", "B/t peak",
+  "target", "verdict"))
 local results = {}
+local function find(shape, v, n)
+  for _, x in ipairs(results) do
+    if x.shape == shape and x.v == v and x.n == n then return x.r end
+  end
+end
 for _, n in ipairs(SIZES) do
   -- warm up: the first run at a new size grows the process heap (page faults
   -- that no later run pays), so it is not measured
@@ -129,36 +146,166 @@ for _, n in ipairs(SIZES) do
     for _, v in ipairs(VARIANTS) do
       local r = measure_median(shape, v, n)
       results[#results + 1] = { shape = shape, v = v.label, n = n, r = r }
-      print(("%-12s %-6s %8d %10.0f %10.0f %10.0f %7.2f %10.0f %10.0f"):format(
-        shape, v.label, n, r.build, r.run, r.floor, r.ratio, r.built, r.peak))
+      local target, verdict = "", ""
+      local name = ("run %s %s"):format(shape, v.label)
+      if n == RATIO_N then
+        target = ("ratio<=%g"):format(v.target)
+        verdict = judge(name .. " ratio<=" .. v.target, r.ratio <= v.target, ("%.2f"):format(r.ratio))
+      elseif n == 1000000 then
+        local small = find(shape, v.label, 10000)
+        local scale = small and r.run / small.run
+        target = "1e6/1e4<=1.5"
+        verdict = judge(name .. " 1e6/1e4<=1.5", scale and scale <= 1.5, scale and ("%.2f"):format(scale))
+        if v.nil_body then -- the memory bar is results aside
+          local mem = math.max(r.built, r.peak)
+          target = target .. ", <=400 B"
+          verdict = verdict .. "/" .. judge(name .. " B/task<=400", mem <= 400, ("%.0f"):format(mem))
+        end
+      end
+      print(("%-12s %-9s %8d %9.0f %8.0f %8.0f %6.2f %8.0f %8.0f  %-22s %s"):format(
+        shape, v.label, n, r.build, r.run, r.floor, r.ratio, r.built, r.peak, target, verdict))
       io.stdout:flush()
     end
   end
 end
 
--- Verdicts: ratio <= 2 at RATIO_N for every shape and variant;
--- N=1e6 within 1.5x of N=1e4 per task; <= 400 bytes per task at 1e6.
-local function find(shape, v, n)
-  for _, x in ipairs(results) do
-    if x.shape == shape and x.v == v and x.n == n then return x.r end
+end
+
+-- ---------------------------------------------------------------- building
+if section("build") then
+print()
+print("building a flow: CPU ns per task (the bare tasks an API is given are made beforehand)")
+local size_heads = {}
+for i, n in ipairs(BUILD_SIZES) do size_heads[i] = ("%10s"):format(("N=%g"):format(n)) end
+print(("%-22s%s %11s %8s  %-30s %s"):format("api", table.concat(size_heads), "vs builder",
+                                            "1e6/1e4", "target", "verdict"))
+local build_ns = {}
+for _, name in ipairs(building.order) do
+  build_ns[name] = {}
+  for _, n in ipairs(BUILD_SIZES) do
+    local xs = {}
+    for i = 1, (n >= 1000000 and 3 or n >= 100000 and 5 or 9) do xs[i] = building.measure(name, n) end
+    build_ns[name][n] = median(xs)
   end
-end
-local verdict = {}
-local worst_ratio = 0
-for _, x in ipairs(results) do
-  if x.n == RATIO_N then worst_ratio = math.max(worst_ratio, x.r.ratio) end
-end
-verdict[#verdict + 1] = ("ratio<=2: %s (worst %.2f at N=%d)"):format(worst_ratio <= 2 and "met" or "NOT met", worst_ratio, RATIO_N)
-local worst_scale, worst_mem = 0, 0
-for _, x in ipairs(results) do
-  if x.n == 1000000 then
-    local small = find(x.shape, x.v, 10000)
-    if small then worst_scale = math.max(worst_scale, x.r.run / small.run) end
-    worst_mem = math.max(worst_mem, x.r.built, x.r.peak)
+  local row = build_ns[name]
+  local vs = row[100000] and build_ns.builder[100000] and row[100000] / build_ns.builder[100000]
+  local scale = row[1000000] and row[10000] and row[1000000] / row[10000]
+  local cells = {}
+  for i, n in ipairs(BUILD_SIZES) do cells[i] = ("%10.0f"):format(row[n]) end
+  local verdict = "-"
+  if vs then verdict = judge("build " .. name .. " vs builder<=2", vs <= 2, ("%.2f"):format(vs)) end
+  if scale then
+    verdict = verdict .. "/" .. judge("build " .. name .. " 1e6/1e4<=1.5", scale <= 1.5, ("%.2f"):format(scale))
   end
+  print(("%-22s%s %11s %8s  %-30s %s"):format(name, table.concat(cells),
+    vs and ("%.2f"):format(vs) or "-", scale and ("%.2f"):format(scale) or "-",
+    "1e5<=2x builder, 1e6/1e4<=1.5", verdict))
+  io.stdout:flush()
 end
-verdict[#verdict + 1] = ("1e6 vs 1e4<=1.5x: %s (worst %.2f)"):format(worst_scale <= 1.5 and "met" or "NOT met", worst_scale)
-verdict[#verdict + 1] = ("bytes/task<=400: %s (worst %.0f)"):format(worst_mem <= 400 and "met" or "NOT met", worst_mem)
+
+end
+
+-- ---------------------------------------------------------------- command line
+
+-- Runs one row of bench/cli_flow.lua in the shipped binary; returns its figures.
+local function cli_row(row, redirect, extra, n)
+  local tmp = os.tmpname()
+  local cmd = ("env -u LD_PRELOAD -u LUAFLOW_LOG_LEVEL BENCH_CLI=%s BENCH_CLI_N=%d %s run "
+               .. "bench/cli_flow.lua --no-input %s </dev/null %s"):format(
+    row, n or CLI_N, BIN, extra or "", redirect:gsub("OUT", tmp))
+  local ok = os.execute(cmd)
+  local f = io.open(tmp)
+  local text = f and f:read("a") or ""
+  if f then f:close() end
+  os.remove(tmp)
+  local out = {}
+  for k, v in text:gmatch("([%w_]+)=([%d%.%-]+)") do out[k] = tonumber(v) end
+  assert(ok and next(out), "command-line row " .. row .. " failed: " .. cmd .. "\n" .. text)
+  return out
+end
+
+local function secrets_file()
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write("{")
+  for i = 1, 10 do f:write(("%s\"k%d\": \"not-in-any-line-%02d\""):format(i > 1 and ", " or "", i, i)) end
+  f:write("}\n")
+  f:close()
+  os.execute("chmod 600 " .. path)
+  return path
+end
+
+if section("cli") then
+print()
+print(("command line: %s run, N=%d independent tasks, one Lua handler returning new_state,"):format(BIN, CLI_N))
+print("default log level (two INFO lines a task); run phase against the floor in the same process")
+print(("%-36s %9s %9s %9s  %-30s %s"):format("row", "run us", "base us", "measure", "target", "verdict"))
+local function cli_print(label, run, base, measure, target, verdict)
+  print(("%-36s %9.3f %9.3f %9.2f  %-30s %s"):format(label, run, base, measure, target, verdict))
+  io.stdout:flush()
+end
+local logs = os.tmpname()
+local r = cli_row("log", ">OUT 2>" .. logs)
+cli_print("log to a file", r.run_us, r.floor_us, r.ratio, "run<=2x floor",
+          judge("cli log to a file ratio<=2", r.ratio <= 2, ("%.2f"):format(r.ratio)))
+local file_run = r.run_us
+r = cli_row("log", "2>&1 >OUT | cat >/dev/null")
+cli_print("log to a pipe", r.run_us, r.floor_us, r.ratio, "run<=2x floor",
+          judge("cli log to a pipe ratio<=2", r.ratio <= 2, ("%.2f"):format(r.ratio)))
+local secrets = secrets_file()
+r = cli_row("secrets", ">OUT 2>" .. logs, "--secrets " .. secrets)
+cli_print("log to a file, 10 secrets", r.run_us, r.floor_us, r.ratio, "run<=2x floor",
+          judge("cli log with 10 secrets ratio<=2", r.ratio <= 2, ("%.2f"):format(r.ratio)))
+print(("%-36s %9s %9s %9.2f  %s"):format("  (10 secrets / none, run)", "", "", r.run_us / file_run,
+                                           "informative: two processes"))
+os.remove(secrets)
+r = cli_row("json", ">OUT 2>" .. logs, "--json " .. logs .. ".json")
+os.remove(logs .. ".json")
+cli_print("--json: extra us per task", r.run_us, r.nojson_us, r.extra_us, "extra<=1.5 us",
+          judge("cli --json extra<=1.5us", r.extra_us <= 1.5, ("%.2f us"):format(r.extra_us)))
+r = cli_row("failures", ">OUT 2>" .. logs)
+local beyond = r.per_failure_us - r.ok_us
+cli_print("10% fail once: us per failed attempt", r.per_failure_us, r.ok_us, beyond,
+          "failed - successful<=10 us", judge("cli failed attempt<=10us beyond a successful one",
+                                              beyond <= 10, ("%.1f us"):format(beyond)))
+r = cli_row("timeout", ">OUT 2>" .. logs, nil, math.max(1000, CLI_N // 5))
+cli_print(("timeout= on every task (N=%d)"):format(math.max(1000, CLI_N // 5)), r.timeout_us,
+          r.plain_us, r.ratio, "with<=1.1x without",
+          judge("cli timeout= ratio<=1.1", r.ratio <= 1.1, ("%.2f"):format(r.ratio)))
+os.remove(logs)
+end
+
+-- ---------------------------------------------------------------- redaction
+
+-- One scan of a line for all secrets: redacting a log line costs the same
+-- with 10 secrets registered as with 1 (this process's own secrets).
+if section("redact") then
+local line = "Task 'transform': Finished task run for task with final state: 'Success' " .. ("x"):rep(40)
+local function redact_ns(reps)
+  local t0 = clock()
+  for _ = 1, reps do core.redact(line) end
+  return (os.clock() - t0) / reps * 1e9
+end
+core.add_secret("first-secret-never-logged")
+local one = median({ redact_ns(200000), redact_ns(200000), redact_ns(200000) })
+for i = 2, 10 do core.add_secret(("secret-number-%02d-never-logged"):format(i)) end
+local ten = median({ redact_ns(200000), redact_ns(200000), redact_ns(200000) })
+print()
+print(("redacting a %d-byte line: %.0f ns with 1 secret, %.0f ns with 10: %.2fx  target<=1.5x  %s"):format(
+  #line, one, ten, ten / one, judge("redaction 10 secrets/1<=1.5", ten / one <= 1.5, ("%.2f"):format(ten / one))))
+end
+
 local cost = os.getenv("BENCH_HANDLER_COST")
-if cost then verdict[#verdict + 1] = cost end
-print("verdict: " .. table.concat(verdict, "; "))
+if cost then
+  print(cost)
+  verdicts[#verdicts + 1] = cost
+end
+local missed = 0
+for _, v in ipairs(verdicts) do
+  if v:find("NOT met", 1, true) then missed = missed + 1 end
+end
+print()
+print(("verdict: %d of %d targets met"):format(#verdicts - missed, #verdicts))
+for _, v in ipairs(verdicts) do
+  if v:find("NOT met", 1, true) then print("  missed: " .. v) end
+end

@@ -1,9 +1,10 @@
 -- The cost of one handler call, Lua or C, counted by callgrind in
 -- scripts/bench.sh: a flow of N independent tasks with no handler, with one
 -- Lua handler, with one C handler; (instructions - no-handler) / (2 N).
+-- Run by the shipped binary: BENCH_COST=none|lua|c BENCH_COST_N=N luaflow run FILE
 local luaflow = require("luaflow")
 local chandlers = require("handlers")
-local variant, n = arg[1], tonumber(arg[2])
+local variant, n = os.getenv("BENCH_COST"), tonumber(os.getenv("BENCH_COST_N"))
 local hs = {}
 if variant == "lua" then hs = { function(_, _, _) end } end
 if variant == "c" then hs = { (chandlers.counter()) } end

@@ -1,10 +1,15 @@
 #!/bin/sh
-# make bench: the benchmark table and its verdict line (run phase against its floor).
+# make bench: every row with its target and verdict, run by the shipped
+# binary (build/luaflow), as users run luaflow.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${LUAFLOW_BUILD:-build}
-export LUA_CPATH="$PWD/$BUILD/?.so;$PWD/$BUILD/examples/?.so;;"
+BIN="$PWD/$BUILD/luaflow"
+export BENCH_BIN="$BIN"
+export LUA_CPATH="$PWD/$BUILD/examples/?.so;;"
+export LUA_PATH="$PWD/bench/?.lua;;"
 export LUAFLOW_LOG_LEVEL=CRITICAL
+export XDG_STATE_HOME="${TMPDIR:-/tmp}/luaflow-bench-state"
 
 # Handler cost per call from callgrind's instruction counts (repeatable,
 # unlike a difference of two timings): the instructions of the run phase
@@ -13,7 +18,8 @@ export LUAFLOW_LOG_LEVEL=CRITICAL
 N=${BENCH_COST_N:-20000}
 instr() {
   out=$(mktemp)
-  valgrind --tool=callgrind --callgrind-out-file="$out" lua5.4 bench/handler_cost.lua "$1" "$N" >/dev/null 2>&1
+  BENCH_COST=$1 BENCH_COST_N=$N valgrind --tool=callgrind --callgrind-out-file="$out" \
+    "$BIN" run bench/handler_cost.lua --no-input </dev/null >/dev/null 2>&1
   callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk '/runner.c:flow_run/ { gsub(",", "", $1); print $1; exit }'
   rm -f "$out"
 }
@@ -23,7 +29,6 @@ if command -v valgrind >/dev/null 2>&1; then
     lc = (l - a) / (2 * n); cc = (c - a) / (2 * n);
     printf "handler call: Lua %.0f instr, C %.0f instr, C/Lua %.3f (%s)", lc, cc, cc / lc,
       (cc <= lc / 10) ? "C<=1/10 Lua: met" : "C<=1/10 Lua: NOT met" }')
-  echo "$cost"
   export BENCH_HANDLER_COST="$cost"
 fi
-LD_PRELOAD="$PWD/$BUILD/memcount.so" lua5.4 bench/bench.lua
+LD_PRELOAD="$PWD/$BUILD/memcount.so" "$BIN" run bench/bench.lua --no-input </dev/null

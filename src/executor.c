@@ -8,26 +8,136 @@
 #include "run.h"
 
 static const char traceback_key = 0; /* the last plain error's traceback */
+static int body_base;                /* stack levels below the running body */
 
-/* Replaces the traceback on top of the stack by its lines outside luaflow's
- * own modules (chunks "luaflow/...", functions "luaflow.*"): the user reads
- * their own frames. */
-static void drop_internal_frames(lua_State *L) {
-  size_t len;
-  const char *tb = lua_tolstring(L, -1, &len), *end = tb + len;
+/* How many stack levels L has (a binary search, as lauxlib does). */
+static int count_levels(lua_State *L) {
+  lua_Debug ar;
+  int known = 0, beyond = 1;
+  while (lua_getstack(L, beyond, &ar)) {
+    known = beyond;
+    beyond *= 2;
+  }
+  while (known + 1 < beyond) { /* level `known` exists, `beyond` does not */
+    int mid = (known + beyond) / 2;
+    if (lua_getstack(L, mid, &ar))
+      known = mid;
+    else
+      beyond = mid;
+  }
+  return known + 1;
+}
+
+/* The library Lua's own traceback would name the frame's function after,
+ * for the functions a body usually fails in: "" for a global ("error"), or
+ * a standard library ("string" for string.rep); NULL for any other. One
+ * lookup a library, where Lua searches the whole of package.loaded. */
+static const char *known_library(lua_State *L, lua_Debug *ar) {
+  static const char *const libs[] = {"string",    "table", "math",  "io", "os",
+                                     "coroutine", "utf8",  "debug", NULL};
+  if (!ar->name) return NULL;
+  int global = strcmp(ar->namewhat, "global") == 0;
+  if (!global && strcmp(ar->namewhat, "field") != 0 &&
+      strcmp(ar->namewhat, "method") != 0)
+    return NULL;
+  lua_getinfo(L, "f", ar);
+  int fn = lua_gettop(L);
+  const char *found = NULL;
+  if (global) {
+    lua_getglobal(L, ar->name);
+    if (lua_rawequal(L, -1, fn)) found = "";
+  } else {
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    for (int k = 0; libs[k] && !found; k++) {
+      if (lua_getfield(L, fn + 1, libs[k]) == LUA_TTABLE) {
+        lua_getfield(L, -1, ar->name);
+        if (lua_rawequal(L, -1, fn)) found = libs[k];
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, fn - 1);
+  return found;
+}
+
+static void add_int(luaL_Buffer *b, int v) {
+  char num[16];
+  luaL_addlstring(b, num, (size_t)snprintf(num, sizeof num, "%d", v));
+}
+
+/* Adds one frame as luaL_traceback prints it. */
+static void add_frame(lua_State *L, luaL_Buffer *b, lua_Debug *ar) {
+  luaL_addstring(b, "\n\t");
+  luaL_addstring(b, ar->short_src);
+  if (ar->currentline > 0) {
+    luaL_addchar(b, ':');
+    add_int(b, ar->currentline);
+  }
+  luaL_addstring(b, ": in ");
+  const char *lib = known_library(L, ar);
+  if (lib) {
+    luaL_addstring(b, "function '");
+    if (*lib) {
+      luaL_addstring(b, lib);
+      luaL_addchar(b, '.');
+    }
+    luaL_addstring(b, ar->name);
+    luaL_addchar(b, '\'');
+  } else if (*ar->namewhat != '\0') {
+    luaL_addstring(b, ar->namewhat);
+    luaL_addstring(b, " '");
+    luaL_addstring(b, ar->name);
+    luaL_addchar(b, '\'');
+  } else if (*ar->what == 'm') {
+    luaL_addstring(b, "main chunk");
+  } else if (*ar->what != 'C') {
+    luaL_addstring(b, "function <");
+    luaL_addstring(b, ar->short_src);
+    luaL_addchar(b, ':');
+    add_int(b, ar->linedefined);
+    luaL_addchar(b, '>');
+  } else {
+    luaL_addchar(b, '?');
+  }
+  if (ar->istailcall) luaL_addstring(b, "\n\t(...tail calls...)");
+}
+
+/* Frames of luaflow's own Lua modules (chunks "=luaflow...", see
+ * lua_module.c), and C functions they call, are not the user's; the body's
+ * own frame (level `last`) is. */
+static int is_internal(lua_State *L, int level, int last, const lua_Debug *ar) {
+  if (*ar->what == 'C') {
+    lua_Debug caller;
+    return level < last && lua_getstack(L, level + 1, &caller) &&
+           lua_getinfo(L, "S", &caller) && is_internal(L, level + 1, last, &caller);
+  }
+  return ar->source[0] == '=' && strncmp(ar->source + 1, "luaflow", 7) == 0;
+}
+
+/* "stack traceback:" and the frames of the failing body only, from the
+ * error up to the body's own frame (the levels below it are the engine's
+ * and the script's, known from body_base), without luaflow's own frames: the
+ * user reads theirs. A long one keeps its first 10 and last 11 levels, as
+ * Lua's does. */
+static void push_body_traceback(lua_State *L) {
+  int last = count_levels(L) - body_base; /* the body's level, seen from here */
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  for (const char *line = tb; line < end;) {
-    const char *nl = memchr(line, '\n', (size_t)(end - line));
-    const char *next = nl ? nl + 1 : end;
-    static const char chunk[] = "\tluaflow/", fn[] = "\t[C]: in function 'luaflow.";
-    if (strncmp(line, chunk, sizeof chunk - 1) != 0 &&
-        strncmp(line, fn, sizeof fn - 1) != 0)
-      luaL_addlstring(&b, line, (size_t)(next - line));
-    line = next;
+  luaL_addstring(&b, "stack traceback:");
+  int shown = last > 21 ? 10 : last;
+  for (int level = 1; level <= last; level++) {
+    if (level == shown + 1) {
+      luaL_addstring(&b, "\n\t...\t(skipping ");
+      add_int(&b, last - 11 - shown);
+      luaL_addstring(&b, " levels)");
+      level = last - 10;
+    }
+    lua_Debug ar;
+    if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "Slnt", &ar)) break;
+    if (!is_internal(L, level, last, &ar)) add_frame(L, &b, &ar);
   }
   luaL_pushresult(&b);
-  lua_remove(L, -2);
 }
 
 /* The body's message handler: a plain error's traceback is taken while its
@@ -36,17 +146,11 @@ static void drop_internal_frames(lua_State *L) {
 static int body_msgh(lua_State *L) {
   lua_settop(L, 1);
   if (lf_signal_of(L, 1) == LF_SIG_NONE && lf_log_enabled(LF_LOG_ERROR) &&
-      lua_checkstack(L, 4)) {
-    luaL_traceback(L, L, NULL, 1);
-    /* the task's own frames: cut where the engine called the body */
-    size_t len;
-    const char *tb = lua_tolstring(L, -1, &len);
-    const char *cut = strstr(tb, "\n\t[C]: in ?");
-    if (cut) lua_pushlstring(L, tb, (size_t)(cut - tb));
-    drop_internal_frames(L);
+      lua_checkstack(L, 8) && body_base > 0) {
+    push_body_traceback(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_key);
-    lua_settop(L, 1);
   }
+  lua_settop(L, 1);
   return 1;
 }
 
@@ -110,9 +214,13 @@ lf_state *lf_run_body(lf_run *r, int i, int *end) {
   if (t->has_tables) lf_table_args_expand(r, i, fn, nargs);
   lf_state *s;
   lf_watch watch;
+  if (!r->body_base) r->body_base = count_levels(L) + 1; /* the same for every body */
+  int outer_base = body_base;
+  body_base = r->body_base;
   lf_watch_begin(L, &watch, t->timeout, LF_WATCH_BODY);
   int rc = lua_pcall(L, nargs, 1, msgh);
   lf_watch_end(L, &watch);
+  body_base = outer_base;
   if (watch.cancelled || lf_cancel_signal) {
     lf_cancel_acknowledge();
     s = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");

@@ -53,9 +53,15 @@ typedef struct lf_task {
   uint8_t has_fn;
   uint8_t named; /* explicit name or named from its first call site */
   uint8_t trigger;
+  /* Copies of this task in the first flow that got one: the copy's index
+   * (1-based; -1 when it holds several) and that flow's id (copies_flow).
+   * Other flows keep theirs in their `copies` table. */
+  int copy_index;
   double at_least, at_most; /* some_successful / some_failed bounds (<0: unset) */
   int nconsts;              /* highest argument position holding a constant */
   uint8_t has_tables;       /* some constant is a table template (table_args.c) */
+  uint32_t copies_flow;
+  struct lf_task *origin; /* the task this one copies (kept alive by a user value) */
 } lf_task;
 
 /* The most arguments a task function is called with (Lua's own limit is
@@ -63,9 +69,20 @@ typedef struct lf_task {
 #define LF_MAX_ARGS 200
 
 typedef struct {
-  int up, down; /* indices into the flow's tasks (0-based) */
-  int key;      /* argument position (1-based), 0 for an ordering edge */
+  int up, down;          /* indices into the flow's tasks (0-based) */
+  int key;               /* argument position (1-based), 0 for an ordering edge */
+  int next_out, next_in; /* the previous edge leaving `up` / entering `down`, or -1 */
 } lf_edge;
+
+/* What the graph keeps of each task for the cycle check: its position in a
+ * topological order kept up to date edge by edge (Pearce-Kelly), its last
+ * edge out and in (lists through lf_edge), and a search stamp (so a search
+ * costs what it visits, not the size of the window it looks in). */
+typedef struct {
+  int ord;
+  int last_out, last_in;
+  int mark;
+} lf_node;
 
 typedef struct lf_flow {
   lf_object obj;
@@ -76,6 +93,17 @@ typedef struct lf_flow {
   int nedges, cap_edges;
   int *refs; /* reference task indices; none = the terminal tasks */
   int nrefs;
+  lf_node *nodes; /* by task index */
+  int cap_nodes;
+  int stamp;
+  int *scratch; /* the searches' work lists */
+  int cap_scratch;
+  int *cycle;     /* the tasks on the first cycle an edge closed, in edge order */
+  int ncycle;     /* 0: the flow is acyclic */
+  int nbackward;  /* edges to a task added earlier (none: the run order is the added one)
+                   */
+  int *run_order; /* the run order, kept while the flow does not change */
+  int run_order_tasks, run_order_edges;
 } lf_flow;
 
 /* Trigger outcome: pass, or the state it fails the task with. */
@@ -88,8 +116,17 @@ lf_trigger_result lf_trigger_check(int trigger, lf_state *const *states, int n,
                                    double at_least, double at_most, int resume);
 
 /* Kahn's algorithm taking, among ready tasks, the one added first. Fills
- * order[ntasks]; returns 0, or -1 on a cycle (order then holds the tasks on
- * the cycle, count in *ncycle). */
-int lf_flow_order(const lf_flow *f, int *order, int *ncycle);
+ * order[ntasks]; returns 0, -1 on a cycle (f->cycle names its tasks), or -2
+ * when out of memory. Worked out once for each shape the flow takes. */
+int lf_flow_order(lf_flow *f, int *order);
+
+/* Task index f->ntasks - 1 has just been added: it comes last in the order.
+ * Returns 0, or -1 when out of memory (the task is then not counted). */
+int lf_flow_node_added(lf_flow *f);
+/* Edge index f->nedges - 1 has just been added: links it and keeps the
+ * order. Returns 0, 1 when the flow has a cycle (this edge closed it, or an
+ * earlier one did; f->cycle), or -2 when out of memory. */
+int lf_flow_edge_added(lf_flow *f);
+void lf_flow_free_graph(lf_flow *f);
 
 #endif

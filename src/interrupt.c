@@ -11,6 +11,7 @@
 #include <lualib.h>
 #include "clock.h"
 #include "interrupt.h"
+#include "log.h"
 
 volatile sig_atomic_t lf_cancel_signal;
 int lf_runs_active;
@@ -240,7 +241,10 @@ static void on_timer(int sig, siginfo_t *si, void *ctx) {
 }
 
 static void on_cancel(int sig) {
-  if (lf_cancel_signal) _exit(128 + sig); /* a second signal: exit at once */
+  if (lf_cancel_signal) { /* a second signal: exit at once, the log written */
+    lf_log_flush_from_signal();
+    _exit(128 + sig);
+  }
   lf_cancel_signal = sig;
   if (have_engine && !pthread_equal(pthread_self(), engine)) {
     pthread_kill(engine, LF_TIMER_SIGNAL); /* the engine's thread sets its hooks */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "clock.h"
 #include "log.h"
@@ -58,14 +59,105 @@ static const char *level_label(int level) {
   }
 }
 
+/* A line's head, "[2026-11-29 07:21:19.123+0000] INFO - luaflow.TaskRunner | ",
+ * put together again only when the second, the level or the logger changes;
+ * the milliseconds are written into it for each line. */
+typedef struct {
+  time_t second;
+  int level;
+  size_t logger_len, len;
+  char logger[64];
+  char text[160];
+} line_head;
+
+#define MS_AT 21 /* "[2026-11-29 07:21:19." */
+
+static const char *head_of(int level, const char *logger, size_t *len) {
+  static _Thread_local line_head head = {.second = -1};
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  size_t logger_len = strlen(logger);
+  if (now.tv_sec != head.second || level != head.level || logger_len != head.logger_len ||
+      memcmp(logger, head.logger, logger_len) != 0) {
+    char stamp[40];
+    lf_format_log_stamp((double)now.tv_sec, stamp, sizeof stamp);
+    int n = snprintf(head.text, sizeof head.text, "[%s] %s - %s | ", stamp,
+                     level_label(level), logger);
+    if (n < 0 || (size_t)n >= sizeof head.text || logger_len >= sizeof head.logger ||
+        head.text[MS_AT - 1] != '.') {
+      head.second = -1; /* not kept: the caller puts it together */
+      return NULL;
+    }
+    head.second = now.tv_sec;
+    head.level = level;
+    head.logger_len = logger_len;
+    memcpy(head.logger, logger, logger_len);
+    head.len = (size_t)n;
+  }
+  int ms = (int)(now.tv_nsec / 1000000);
+  head.text[MS_AT] = (char)('0' + ms / 100);
+  head.text[MS_AT + 1] = (char)('0' + ms / 10 % 10);
+  head.text[MS_AT + 2] = (char)('0' + ms % 10);
+  *len = head.len;
+  return head.text;
+}
+
+#define PART(p, n) ((struct iovec){(void *)(p), (n)})
+
 void lf_log_write(int level, const char *logger, const char *msg, size_t len) {
   if (!lf_log_enabled(level)) return;
   if (log_filter) msg = log_filter(msg, len, &len);
+  size_t head_len;
+  const char *head = head_of(level, logger, &head_len);
+  if (head) {
+    struct iovec parts[] = {PART(head, head_len), PART(msg, len), PART("\n", 1)};
+    lf_log_out(parts, 3);
+    return;
+  }
   char stamp[40];
   lf_format_log_stamp(lf_now(), stamp, sizeof stamp);
-  fprintf(stderr, "[%s] %s - %s | %.*s\n", stamp, level_label(level), logger, (int)len,
-          msg);
-  fflush(stderr);
+  const char *name = level_label(level);
+  struct iovec parts[] = {PART("[", 1),   PART(stamp, strlen(stamp)),
+                          PART("] ", 2),  PART(name, strlen(name)),
+                          PART(" - ", 3), PART(logger, strlen(logger)),
+                          PART(" | ", 3), PART(msg, len),
+                          PART("\n", 1)};
+  lf_log_out(parts, (int)(sizeof parts / sizeof parts[0]));
+}
+
+/* A message made of %s, %d and %% only is put together here (most of the
+ * engine's lines); anything else goes through vsnprintf. */
+static int format_simple(char *buf, size_t size, const char *fmt, va_list ap) {
+  size_t n = 0;
+  for (const char *f = fmt; *f;) {
+    const char *piece = f;
+    size_t len;
+    char num[24];
+    if (*f != '%') { /* the text up to the next directive */
+      const char *next = strchr(f, '%');
+      len = next ? (size_t)(next - f) : strlen(f);
+      f += len;
+    } else if (f[1] == 's') {
+      piece = va_arg(ap, const char *);
+      if (!piece) piece = "(null)";
+      len = strlen(piece);
+      f += 2;
+    } else if (f[1] == 'd') {
+      len = (size_t)snprintf(num, sizeof num, "%d", va_arg(ap, int));
+      piece = num;
+      f += 2;
+    } else if (f[1] == '%') {
+      len = 1;
+      f += 2;
+    } else {
+      return -1;
+    }
+    if (n + len >= size) return -1;
+    memcpy(buf + n, piece, len);
+    n += len;
+  }
+  buf[n] = '\0';
+  return (int)n;
 }
 
 /* The whole message is formatted (and so redacted) before anything is cut:
@@ -75,8 +167,13 @@ void lf_log(int level, const char *logger, const char *fmt, ...) {
   char buf[2048], *msg = buf;
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  int n = format_simple(buf, sizeof buf, fmt, ap);
   va_end(ap);
+  if (n < 0) {
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+  }
   if (n < 0) return;
   if ((size_t)n >= sizeof buf) {
     msg = malloc((size_t)n + 1);

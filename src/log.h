@@ -2,6 +2,9 @@
 #ifndef LF_LOG_H
 #define LF_LOG_H
 
+#include <stddef.h>
+#include <sys/uio.h>
+
 enum {
   LF_LOG_DEBUG = 10,
   LF_LOG_INFO = 20,
@@ -23,5 +26,15 @@ void lf_log_write(int level, const char *logger, const char *msg, size_t len);
 /* Secrets redaction (issue 4) plugs in here: rewrites msg into out. */
 typedef const char *(*lf_log_filter)(const char *msg, size_t len, size_t *out_len);
 void lf_log_set_filter(lf_log_filter f);
+
+/* log_out.c: where finished lines go (stderr; buffered unless it is a
+ * terminal, no line waits more than 100 ms nor is lost at exit). One line
+ * is the concatenation of the parts, its newline included. */
+void lf_log_out(const struct iovec *parts, int nparts);
+void lf_log_flush(void);
+/* For a signal handler about to end the process (async-signal-safe). */
+void lf_log_flush_from_signal(void);
+/* The CLI: a crash signal nothing else handles flushes the lines first. */
+void lf_log_flush_on_crash(void);
 
 #endif

@@ -85,6 +85,7 @@ typedef struct {
 struct lf_task;
 struct lf_flow;
 struct lf_task *lf_check_task(lua_State *L, int idx);
+struct lf_task *lf_test_task(lua_State *L, int idx); /* NULL when not a Task */
 struct lf_flow *lf_check_flow(lua_State *L, int idx);
 
 /* The message of the last LF_ERROR (or a default), cleared before each call. */

@@ -71,6 +71,14 @@ static int core_log(lua_State *L) {
   return 0;
 }
 
+/* core.log_flush(): the log lines buffered so far go out (before anything
+ * else is written to stderr). */
+static int core_log_flush(lua_State *L) {
+  (void)L;
+  lf_log_flush();
+  return 0;
+}
+
 static int core_set_log_level(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   int level = lf_log_parse_level(name);
@@ -176,6 +184,7 @@ static int core_mem(lua_State *L) {
 static void open_core(lua_State *L) {
   static const luaL_Reg fns[] = {{"trigger_check", core_trigger_check},
                                  {"log", core_log},
+                                 {"log_flush", core_log_flush},
                                  {"set_log_level", core_set_log_level},
                                  {"log_level", core_log_level},
                                  {"raise", core_raise},

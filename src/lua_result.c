@@ -38,9 +38,9 @@ static int key_index(lua_State *L, int res, int key) {
   int flow = lua_gettop(L);
   int i = 0;
   if (lua_type(L, key) == LUA_TTABLE) {
-    if (lua_getfield(L, key, "_task") != LUA_TNIL && luaL_testudata(L, -1, LF_TASK_MT))
+    if (lua_getfield(L, key, "_task") != LUA_TNIL && lf_test_task(L, -1))
       i = lf_flow_task_index(L, flow, -1);
-  } else if (luaL_testudata(L, key, LF_TASK_MT)) {
+  } else if (lf_test_task(L, key)) {
     i = lf_flow_task_index(L, flow, key);
     if (!i) i = lf_flow_copy_index(L, flow, key);
   }

@@ -6,6 +6,7 @@
 #include <lua.h>
 #include <lualib.h>
 #include "interrupt.h"
+#include "log.h"
 #include "redact.h"
 
 int luaopen_luaflow(lua_State *L);
@@ -49,6 +50,7 @@ __attribute__((section(".preinit_array"),
 
 int main(int argc, char **argv) {
   lf_interrupt_install(NULL); /* first: SIGINT/SIGTERM from now on end us with 130/143 */
+  lf_log_flush_on_crash();    /* a crashing task loses no log line */
   lua_State *L = state = luaL_newstate();
   if (!L) {
     fprintf(stderr, "luaflow: cannot create a Lua state\n");
@@ -62,6 +64,7 @@ int main(int argc, char **argv) {
   if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
     code = (int)lua_tointeger(L, -1);
   } else if (!lf_cancel_signal) { /* an error the CLI could not report: redacted too */
+    lf_log_flush();
     size_t len = 0;
     const char *msg = lua_tolstring(L, -1, &len);
     if (!msg) msg = "(error object is not a string)", len = strlen(msg);

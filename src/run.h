@@ -26,6 +26,8 @@ typedef struct lf_run {
   lf_flow *flow;
   int n;
   int flow_ud, tasks_t; /* stack slots of this run's Lua values */
+  int spec_slot;        /* slot of the last spec table used (0: none here) */
+  const void *spec_of;  /* whose spec table it is: a task's origin, or the flow */
   lf_boxes boxes;       /* the boxes of the states this run shows to Lua */
   lf_state **st;        /* current state of each task */
   lf_state *pending;    /* shared: Pending(), Running("Starting task run."), */
@@ -48,6 +50,7 @@ typedef struct lf_run {
   lf_state **ups;                     /* scratch: distinct upstream states of one task */
   int cur;                            /* the task being run, -1 for the flow */
   lf_state **loop_st;                 /* each task's last Looped state, or NULL */
+  int body_base; /* stack levels below a task body's frame, + 1 (0: not known yet) */
 } lf_run;
 
 static inline lf_object *lf_run_object(lf_run *r, int i) {
@@ -61,13 +64,27 @@ static inline void lf_run_push_object(lf_run *r, int i) {
     lua_rawgeti(r->L, r->tasks_t, i + 1);
 }
 
-/* Pushes entry `key` (LF_SPEC_*) of object i's spec table. */
+/* Pushes entry `key` (LF_SPEC_*) of object i's spec table. The copies of
+ * one task share theirs: the last one used stays in a slot of the run. */
 static inline void lf_run_push_spec(lf_run *r, int i, int key) {
-  lf_run_push_object(r, i);
-  lua_getiuservalue(r->L, -1, LF_UV_SPEC);
-  lua_rawgeti(r->L, -1, key);
-  lua_replace(r->L, -3);
-  lua_pop(r->L, 1);
+  const void *of = r->flow;
+  if (i >= 0)
+    of = r->flow->tasks[i]->origin ? (void *)r->flow->tasks[i]->origin
+                                   : (void *)r->flow->tasks[i];
+  if (!r->spec_slot || of != r->spec_of) {
+    lf_run_push_object(r, i);
+    lua_getiuservalue(r->L, -1, LF_UV_SPEC);
+    if (!r->spec_slot) {
+      lua_rawgeti(r->L, -1, key);
+      lua_replace(r->L, -3);
+      lua_pop(r->L, 1);
+      return;
+    }
+    lua_replace(r->L, r->spec_slot);
+    lua_pop(r->L, 1);
+    r->spec_of = of;
+  }
+  lua_rawgeti(r->L, r->spec_slot, key);
 }
 
 /* The box on top of the stack belongs to the run from now on (it may hold

@@ -205,15 +205,10 @@ static lf_state *final_flow_state(lf_run *r) {
       return NULL;
     }
   int failed = 0, all_ok = 1;
-  for (int i = 0; i < r->n; i++) {
-    int ref = 0;
-    if (f->nrefs) {
-      for (int k = 0; k < f->nrefs && !ref; k++)
-        ref = f->refs[k] == i;
-    } else {
-      ref = is_terminal(r, i);
-    }
-    if (!ref) continue;
+  int nrefs = f->nrefs ? f->nrefs : r->n;
+  for (int k = 0; k < nrefs; k++) { /* the reference tasks, or the terminal ones */
+    int i = f->nrefs ? f->refs[k] : k;
+    if (i >= r->n || (!f->nrefs && !is_terminal(r, i))) continue;
     if (LF_IS(r->st[i], LF_FAILED)) failed = 1;
     if (!LF_IS(r->st[i], LF_SUCCESS)) all_ok = 0;
   }
@@ -454,6 +449,8 @@ static int run_protected(lua_State *L) {
   lua_getiuservalue(L, 2, 1);
   lua_getfield(L, -1, "tasks");
   r->tasks_t = lua_gettop(L);
+  lua_pushnil(L);
+  r->spec_slot = lua_gettop(L);
   lf_boxes_init(L, &r->boxes);
   lua_pushvalue(L, r->boxes.table);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
@@ -565,16 +562,17 @@ static int flow_run(lua_State *L) {
     release_run(r);
     return luaL_error(L, "not enough memory");
   }
-  int ncycle = 0, rc = lf_flow_order(r->flow, r->order, &ncycle);
+  int rc = lf_flow_order(r->flow, r->order);
   if (rc != 0) {
-    lua_pushnil(L);
-    lua_createtable(L, ncycle, 0);
-    for (int k = 0; k < ncycle; k++) {
-      lua_pushinteger(L, r->order[k] + 1);
-      lua_rawseti(L, -2, k + 1);
-    }
+    lf_flow *f = r->flow;
     release_run(r);
     if (rc == -2) return luaL_error(L, "not enough memory");
+    lua_pushnil(L);
+    lua_createtable(L, f->ncycle, 0);
+    for (int k = 0; k < f->ncycle; k++) {
+      lua_pushinteger(L, f->cycle[k] + 1);
+      lua_rawseti(L, -2, k + 1);
+    }
     return 2;
   }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);

@@ -102,9 +102,11 @@ static void note_bad_return(lf_run *r, int i, int h) {
 
 /* What a Lua handler returned (on top of the stack, popped): nil or false
  * keep the state, a State replaces it; anything else is a handler error and
- * its type name is returned. */
-static const char *take_result(lua_State *L, lf_run *r, lf_chain *c) {
-  if (!lua_toboolean(L, -1)) {
+ * its type name is returned. `given` is the box of the new state the handler
+ * was given: returning it (the usual `return new_state`) keeps the state
+ * without a look at the value's metatable. */
+static const char *take_result(lua_State *L, lf_run *r, lf_chain *c, const void *given) {
+  if (!lua_toboolean(L, -1) || lua_touserdata(L, -1) == given) {
     lua_pop(L, 1);
     return NULL;
   }
@@ -128,6 +130,7 @@ static int run_chain(lua_State *L) {
   lf_chain *c = lua_touserdata(L, 1);
   lf_run *r = c->r;
   r->boxes.table = 2, r->tasks_t = 3, r->flow_ud = 4;
+  r->spec_slot = 0; /* the run's slots are not reachable from this frame */
   lf_object *obj = lf_run_object(r, c->i);
   lf_run_push_spec(r, c->i, LF_SPEC_HANDLERS);
   int handlers = lua_gettop(L);
@@ -145,12 +148,13 @@ static int run_chain(lua_State *L) {
     lua_pushvalue(L, objv);
     if (!hd->on_failure) lf_boxes_push(L, &r->boxes, c->old);
     lf_boxes_push(L, &r->boxes, c->next);
+    const void *given = lua_touserdata(L, -1);
     lua_call(L, hd->on_failure ? 2 : 3, 1);
     if (hd->on_failure) {
       lua_pop(L, 1);
       continue;
     }
-    const char *bad = take_result(L, r, c);
+    const char *bad = take_result(L, r, c, given);
     if (bad) {
       note_bad_return(r, c->i, hd->lua);
       return luaL_error(L, "state handler returned a %s", bad);
@@ -171,28 +175,29 @@ static int call_lua_handlers(lf_chain *c, int *cancelled) {
   int rc;
   if (c->from == 0 && obj->nhandlers == 1 && !obj->handlers[0].on_failure) {
     /* one Lua handler: call it directly, without the chain's frame */
-    lf_run_push_spec(r, c->i, LF_SPEC_HANDLERS);
+    lf_run_push_spec(r, c->i, LF_SPEC_HANDLERS); /* stays below: the caller's settop */
     lua_rawgeti(L, -1, obj->handlers[0].lua);
-    lua_remove(L, -2);
     lf_run_push_object(r, c->i);
     lf_boxes_push(L, &r->boxes, c->old);
     lf_boxes_push(L, &r->boxes, c->next);
+    const void *given = lua_touserdata(L, -1);
     rc = lua_pcall(L, 3, 1, 0);
-    const char *bad = rc == LUA_OK ? take_result(L, r, c) : NULL;
+    const char *bad = rc == LUA_OK ? take_result(L, r, c, given) : NULL;
     if (bad) {
       note_bad_return(r, c->i, obj->handlers[0].lua);
       lua_pushfstring(L, "state handler returned a %s", bad);
       rc = LUA_ERRRUN;
     }
   } else {
-    int boxes = r->boxes.table, tasks = r->tasks_t, flow = r->flow_ud;
+    int boxes = r->boxes.table, tasks = r->tasks_t, flow = r->flow_ud,
+        spec = r->spec_slot;
     lua_pushcfunction(L, run_chain);
     lua_pushlightuserdata(L, c);
     lua_pushvalue(L, boxes);
     lua_pushvalue(L, tasks);
     lua_pushvalue(L, flow);
     rc = lua_pcall(L, 4, 0, 0);
-    r->boxes.table = boxes, r->tasks_t = tasks, r->flow_ud = flow;
+    r->boxes.table = boxes, r->tasks_t = tasks, r->flow_ud = flow, r->spec_slot = spec;
   }
   lf_watch_end(L, &watch);
   *cancelled = watch.cancelled;

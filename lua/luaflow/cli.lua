@@ -115,6 +115,7 @@ local secret_hints -- defined before main
 -- CLI messages never show a secret that has been read. An embedding program
 -- (src/embed.c) collects them instead of printing (M.report).
 function M.report(msg)
+  core.log_flush() -- after the log lines it follows
   io.stderr:write("luaflow: ", msg, "\n")
 end
 
@@ -324,6 +325,7 @@ end
 
 -- Asks on the terminal whether a paused task may resume.
 local function ask(task)
+  core.log_flush()
   io.stderr:write(("%s is currently Paused; enter 'y' to resume: "):format(tostring(task)))
   io.stderr:flush()
   local answer = io.stdin:read("l")

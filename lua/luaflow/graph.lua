@@ -171,27 +171,24 @@ function M.Parameter(name, opts)
 end
 
 -- ---- references ----
-ref_mt.__index = function(r, k)
-  local m = ref_methods[k]
-  if m then return m end
+-- r.method, else r[k] adds a get-item task (C: src/lua_graph.c ref_index)
+ref_mt.__index = core.make_ref_index(ref_methods, function(r, k)
   local flow = current_builder()
   if not flow then raise("indexing a task result outside a flow builder") end
   return new_ref(get_item_task(flow, rawget(r, "_task"), k), flow)
-end
+end)
 ref_mt.__tostring = function(r) return tostring(rawget(r, "_task")) end
 ref_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
-function ref_methods.set_upstream(r, u, key)
+-- r:set_upstream(u, key): the common case inside a builder (two references
+-- of the flow being built, no key) is C's (src/lua_graph.c ref_set_upstream);
+-- the rest comes here.
+ref_methods.set_upstream = core.make_ref_set_upstream(M.building, ref_mt, function(r, u, key)
   if not is_ref(r) or (u == nil and options.dot_call("set_upstream")) then
     options.self_error("task result", "set_upstream")
   end
   check_other("set_upstream", u)
-  local f = rawget(r, "_flow")
-  -- the common case inside a builder: two references of the flow being built
-  if key == nil and is_ref(u) and rawget(u, "_flow") == f and current_builder() == f then
-    return core.flow_add_edge(f, rawget(u, "_task"), rawget(r, "_task"), 0)
-  end
-  f:add_edge(u, r, key)
-end
+  rawget(r, "_flow"):add_edge(u, r, key)
+end)
 function ref_methods.set_downstream(r, d, key)
   if not is_ref(r) or (d == nil and options.dot_call("set_downstream")) then
     options.self_error("task result", "set_downstream")
@@ -222,15 +219,14 @@ function M.order(flow)
   return order
 end
 
+-- flow:add_task(t) -> the task t stands for (a task, a reference, or the one
+-- copy of a bare task), added once; C does it all but name a mistake.
+local flow_add = core.flow_add
 function flow_methods.add_task(f, t)
+  local task = flow_add(f, t)
+  if task then return task end
   if not is_flow(f) then options.self_error("flow", "add_task") end
-  local task = resolve(f, t)
-  if not task then
-    if not is_task(t) then raise(("flow:add_task(t): t must be a task (got %s)"):format(describe(t))) end
-    task = t
-  end
-  core.flow_add_task(f, task)
-  return task
+  raise(("flow:add_task(t): t must be a task (got %s)"):format(describe(t)))
 end
 
 -- key: an argument position, or the name of one of the downstream function's parameters.
@@ -253,16 +249,25 @@ local function key_position(task, key)
   raise(("flow:add_edge(upstream, downstream, key): key must be an argument position (an integer >= 1) or a parameter name (got %s)"):format(describe(key)))
 end
 
-function flow_methods.add_edge(f, up, down, key)
+-- The tasks up and down stand for in f, or the error naming what is wrong.
+local function edge_ends(f, up, down)
   if not is_flow(f) then options.self_error("flow", "add_edge") end
   local u = resolve(f, up) or (is_task(up) and up)
     or raise(("flow:add_edge(upstream, downstream): upstream must be a task (got %s)"):format(describe(up)))
   local d = resolve(f, down) or (is_task(down) and down)
     or raise(("flow:add_edge(upstream, downstream): downstream must be a task (got %s)"):format(describe(down)))
-  core.flow_add_task(f, u)
-  core.flow_add_task(f, d)
-  core.flow_add_edge(f, u, d, key_position(d, key))
-  if current_builder() ~= f then M.order(f) end -- a cycle is an error when it is made
+  return u, d
+end
+
+function flow_methods.add_edge(f, up, down, key)
+  if key ~= nil then
+    local _, d = edge_ends(f, up, down)
+    key = key_position(d, key)
+  end
+  -- a cycle is an error when it is made (in a builder: when the flow is built)
+  local cycle = core.flow_link(f, up, down, key)
+  if cycle == false then edge_ends(f, up, down) end -- names what is wrong
+  if cycle and current_builder() ~= f then cycle_error(f, cycle) end
 end
 
 function flow_methods.tasks(f)
@@ -323,19 +328,33 @@ function M.flow_parameters(f)
 end
 
 -- A trigger's by_task (task -> State) accepts references and bare tasks too.
+-- A bare task with one copy in the running flow is that copy; otherwise it
+-- is looked up through a map of the copies among the keys, made at the first
+-- such lookup (false: several copies).
+local copies_of = setmetatable({}, { __mode = "k" })
 local task_map_mt = {
   __index = function(map, k)
     if is_ref(k) then return rawget(map, rawget(k, "_task")) end
     if not is_task(k) then return nil end
-    local found
-    for t, state in next, map do
-      if origin_of(t) == k then
-        if found then
-          raise(("%s has several copies in the flow; use the reference its call returned")
-                :format(tostring(k)))
-        end
-        found = state
+    local run = M.runs[#M.runs]
+    local copy = run and core.flow_copy(run.flow, k)
+    if copy then
+      local state = rawget(map, copy)
+      if state ~= nil then return state end
+    end
+    local copies = copies_of[map]
+    if not copies then
+      copies = {}
+      for t, state in next, map do
+        local o = origin_of(t)
+        if o then copies[o] = copies[o] == nil and state end
       end
+      copies_of[map] = copies
+    end
+    local found = copies[k]
+    if found == false then
+      raise(("%s has several copies in the flow; use the reference its call returned")
+            :format(tostring(k)))
     end
     return found
   end,
@@ -471,7 +490,8 @@ function M.Flow(a, builder)
   end
   if opts.reference_tasks then f:set_reference_tasks(opts.reference_tasks) end
   terminal_handlers[f] = opts.terminal_state_handler
-  M.order(f)
+  local cycle = core.flow_cycle(f)
+  if cycle then cycle_error(f, cycle) end
   if M.record_flows then M.flows[#M.flows + 1] = f end
   return f
 end
