@@ -247,7 +247,8 @@ end
 
 if section("cli") then
 print()
-print(("command line: %s run, N=%d independent tasks, one Lua handler returning new_state,"):format(BIN, CLI_N))
+print(("command line: %s run, N=%d independent tasks, one Lua handler returning new_state,")
+      :format(BIN:match("[^/]*/?[^/]+$"), CLI_N))
 print("default log level (two INFO lines a task); run phase against the floor in the same process")
 print(("%-36s %9s %9s %9s  %-30s %s"):format("row", "run us", "base us", "measure", "target", "verdict"))
 local function cli_print(label, run, base, measure, target, verdict)
