@@ -685,6 +685,13 @@ enum {
   UP_FLOW_KEY
 };
 
+/* Pushes upvalues UP_TASK_MT to UP_FLOW_KEY. */
+static void push_shared_upvalues(lua_State *L) {
+  luaL_getmetatable(L, LF_TASK_MT);
+  lua_pushliteral(L, "_task");
+  lua_pushliteral(L, "_flow");
+}
+
 /* Is the value at idx a Task? (its metatable against the upvalue's) */
 static int is_task_here(lua_State *L, int idx) {
   if (!lua_getmetatable(L, idx)) return 0;
@@ -825,9 +832,7 @@ static int make_task_call(lua_State *L) {
   lf_table_args_set(L, 4);
   lua_getfield(L, 4, "scan");
   lua_remove(L, 4);
-  luaL_getmetatable(L, LF_TASK_MT);
-  lua_pushliteral(L, "_task");
-  lua_pushliteral(L, "_flow");
+  push_shared_upvalues(L);
   lua_pushcclosure(L, task_call, UP_FLOW_KEY);
   return 1;
 }
@@ -877,9 +882,7 @@ static int make_ref_set_upstream(lua_State *L) {
   luaL_checktype(L, 3, LUA_TFUNCTION);
   lua_settop(L, 3);
   lua_pushboolean(L, 0); /* UP_SCAN: unused here */
-  luaL_getmetatable(L, LF_TASK_MT);
-  lua_pushliteral(L, "_task");
-  lua_pushliteral(L, "_flow");
+  push_shared_upvalues(L);
   lua_pushcclosure(L, ref_set_upstream, UP_FLOW_KEY);
   return 1;
 }
