@@ -2,7 +2,8 @@
 # Installs the Debian packages luaflow needs; touches nothing when all are present.
 set -eu
 PKGS="lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted gcc make pkg-config
-      libssl-dev openssl bsdutils luarocks groff-base libsqlite3-dev zlib1g-dev sqlite3"
+      libssl-dev openssl bsdutils luarocks groff-base libsqlite3-dev zlib1g-dev sqlite3
+      graphviz"
 # `install-deps.sh fuzz`: clang and its libFuzzer runtime, for make fuzz only
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev"
 missing=""

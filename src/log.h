@@ -36,5 +36,11 @@ void lf_log_flush(void);
 void lf_log_flush_from_signal(void);
 /* The CLI: a crash signal nothing else handles flushes the lines first. */
 void lf_log_flush_on_crash(void);
+/* A status line (progress.h) kept under the log lines on a terminal: drawn in
+ * place, erased before each log line, by lf_log_flush (which comes before any
+ * other write to stderr) and when the process ends. */
+void lf_log_status(const char *text, size_t len);
+void lf_log_status_clear(void);
+int lf_log_status_shown(void);
 
 #endif

@@ -7,7 +7,9 @@
  *     unloading flush (a destructor), so do a second SIGINT/SIGTERM (which
  *     exits at once) and a crash (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL
  *     when nothing else handles them);
- *   - lines stay whole and in order: one lock around the buffer and its writes.
+ *   - lines stay whole and in order: one lock around the buffer and its writes;
+ *   - a status line (the progress of a run) stays under them on a terminal:
+ *     erased before a line is written, drawn again by its owner (progress.c).
  * A fork (io.popen, os.execute) leaves the child with an empty buffer. */
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +32,10 @@ static pthread_t flusher;
 static int flusher_running, stopping;
 static atomic_int flusher_writing; /* the flusher holds the lock for a write */
 static struct timespec first_line; /* when buf stopped being empty */
+static atomic_int status_shown;    /* a status line is on the terminal */
+static int status_off;             /* the process is ending: no more status */
+
+#define ERASE_LINE "\r\033[K"
 
 /* Writes all of it to stderr (retrying short writes and EINTR); an error
  * (a closed pipe, a full disk) drops the rest: nothing else can be done. */
@@ -125,12 +131,18 @@ static void append(const struct iovec *parts, int nparts, size_t line) {
   }
 }
 
+/* Takes the status line off the terminal (the lock held). */
+static void erase_status(void) {
+  if (atomic_exchange(&status_shown, 0)) write_all(ERASE_LINE, sizeof ERASE_LINE - 1);
+}
+
 void lf_log_out(const struct iovec *parts, int nparts) {
   size_t line = 0;
   for (int k = 0; k < nparts; k++)
     line += parts[k].iov_len;
   pthread_mutex_lock(&lock);
   if (mode == UNDECIDED) decide_mode();
+  erase_status();
   if (atomic_load(&used) + line > sizeof buf) flush_locked();
   if (line > sizeof buf) { /* a huge line: straight out */
     for (int k = 0; k < nparts; k++)
@@ -144,8 +156,32 @@ void lf_log_out(const struct iovec *parts, int nparts) {
 
 void lf_log_flush(void) {
   pthread_mutex_lock(&lock);
+  erase_status();
   flush_locked();
   pthread_mutex_unlock(&lock);
+}
+
+/* Drawn in place: back to the line's start, the text, the rest cleared. */
+void lf_log_status(const char *text, size_t len) {
+  pthread_mutex_lock(&lock);
+  if (!status_off) {
+    flush_locked();
+    write_all("\r", 1);
+    write_all(text, len);
+    write_all("\033[K", 3);
+    atomic_store(&status_shown, 1);
+  }
+  pthread_mutex_unlock(&lock);
+}
+
+void lf_log_status_clear(void) {
+  pthread_mutex_lock(&lock);
+  erase_status();
+  pthread_mutex_unlock(&lock);
+}
+
+int lf_log_status_shown(void) {
+  return atomic_load(&status_shown);
 }
 
 /* From a signal handler, on the engine's thread, just before the process
@@ -156,6 +192,7 @@ void lf_log_flush(void) {
  * (write, nanosleep, atomics). */
 void lf_log_flush_from_signal(void) {
   int saved = errno;
+  if (atomic_exchange(&status_shown, 0)) write_all(ERASE_LINE, sizeof ERASE_LINE - 1);
   size_t n = atomic_exchange(&used, 0);
   if (n) write_all(buf, n);
   for (int ms = 0; ms < 100 && atomic_load(&flusher_writing); ms++) {
@@ -193,6 +230,8 @@ void lf_log_flush_on_crash(void) {
  * the flusher (its code may be about to be unmapped). */
 __attribute__((destructor)) static void log_out_end(void) {
   pthread_mutex_lock(&lock);
+  erase_status();
+  status_off = 1;
   flush_locked();
   int running = flusher_running;
   stopping = 1;

@@ -116,5 +116,6 @@ void lf_open_graph(lua_State *L);
 void lf_open_runner(lua_State *L);
 void lf_open_codec(lua_State *L);
 void lf_open_json_lines(lua_State *L); /* core.json_lines: the --json writer */
+void lf_open_terminal(lua_State *L);   /* core.terminal_columns, core.progress */
 
 #endif
