@@ -19,7 +19,12 @@ if [ -n "${LUAFLOW_SANITIZE:-}" ]; then
   export LUAFLOW_CHILD_ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 fi
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+# `luaflow run` records into a run store under XDG_STATE_HOME: never the
+# real home's (a spec that looks at the store sets its own).
+state=$(mktemp -d)
+export XDG_STATE_HOME="$state"
+unset LUAFLOW_STORE
+trap 'rm -f "$out"; rm -rf "$state"' EXIT
 lua5.4 /usr/bin/busted -o TAP "${@:-spec}" >"$out" 2>&1
 status=$?
 cat "$out"

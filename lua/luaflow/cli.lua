@@ -10,9 +10,16 @@ local M = {}
 local USAGE = [[
 usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE]
                         [--json PATH|-] [--log-level LEVEL] [--secrets FILE]
-                        [--no-input] [--resume TASK]...
+                        [--no-input] [--resume TASK]... [--store PATH] [--no-store]
+                        [--no-progress]
        luaflow check FILE [--flow NAME]   list the flows FILE builds, run no task
-       luaflow graph FILE [--flow NAME]   print the flows FILE builds as Graphviz DOT
+       luaflow graph FILE [--flow NAME] [--run ID] [--format dot|svg|png] [-o PATH]
+                                          draw the flows FILE builds (Graphviz)
+       luaflow runs [--flow NAME] [--state CLASS] [--limit N] [--json]
+                                          the runs recorded, newest first
+       luaflow runs show [ID] [--transitions] [--json]   one run and its tasks
+       luaflow runs logs [ID] [--json]    the log lines of a run
+       luaflow runs prune (--keep N | --before DATE)   forget old runs
        luaflow help [COMMAND]             this text, or one command's options
        luaflow --version
 
@@ -51,12 +58,21 @@ Options:
   --no-input            never ask on the terminal whether a paused task may resume
   --resume TASK         approve the pause of the task named TASK in advance;
                         repeatable
+  --store PATH          the run store to record into (an SQLite file, created
+                        when missing); one that cannot be used is one WARNING
+                        and the run goes on unrecorded
+  --no-store            record nothing
+  --no-progress         no progress line at the bottom of the terminal (there is
+                        none when stderr is not a terminal)
   -h, --help            this text
 
 Environment:
   LUAFLOW_LOG_LEVEL     the log level when --log-level is not given
   LUAFLOW_SECRET_<NAME> the secret NAME (upper-cased, other characters made _)
   LUAFLOW_SECRETS_FILE  the secrets file when --secrets is not given
+  LUAFLOW_STORE         the run store when --store is not given (off: none)
+  XDG_STATE_HOME        the default store is $XDG_STATE_HOME/luaflow/luaflow.db
+                        (~/.local/state/luaflow/luaflow.db when unset)
   NO_COLOR, TERM        set NO_COLOR (or TERM=dumb) for log levels without colour
   LUA_PATH, LUA_CPATH   where the script's require() looks for modules
 
@@ -84,23 +100,120 @@ Exit codes: 0 every flow is valid, 2 a script or validation error (naming the
 file and line).]],
   graph = [[
 usage: luaflow graph FILE [options]
+       luaflow graph --run ID [options]
 
 Runs the top-level code of the Lua script FILE with every flow:run() made to
-stop it (no task runs, but the script's own code up to there does), then prints
+stop it (no task runs, but the script's own code up to there does), then draws
 every Flow built so far as a Graphviz DOT digraph: one node per task, one edge
-per dependency, labelled with the argument it feeds ("arg 1", "in arg 1" for a
-result inside a table argument).
+per dependency, labelled with the name of the parameter it feeds ("in NAME" for
+a result inside a table argument; "arg N" when the function does not name it).
 
 Options:
-  --flow NAME           print only the flow named NAME
+  --flow NAME           draw only the flow named NAME
+  --run ID              fill every task with the colour of its final state in
+                        the recorded run ID (an id, a unique prefix, or last) and
+                        label it with its state; FILE defaults to the run's script
+  --format FORMAT       dot (the default), svg or png; svg and png are made by
+                        Graphviz's dot program
+  -o, --output PATH     write to PATH (its extension .svg, .png or .dot gives the
+                        format when --format is not given); default: stdout
+  --store PATH          the run store --run reads
+  --no-store            no run store (then --run cannot be used)
   --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
   -h, --help            this text
 
 Environment:
   LUAFLOW_LOG_LEVEL     the log level when --log-level is not given
+  LUAFLOW_STORE         the run store when --store is not given (off: none)
   LUA_PATH, LUA_CPATH   where the script's require() looks for modules
 
-Example: luaflow graph flow.lua | dot -Tsvg -o flow.svg]],
+Examples: luaflow graph flow.lua -o flow.svg
+          luaflow graph --run last -o last-run.png]],
+  runs = [[
+usage: luaflow runs [list] [options]
+       luaflow runs show [ID] [--transitions] [--json]
+       luaflow runs logs [ID] [--json]
+       luaflow runs prune (--keep N | --before DATE)
+
+Lists the flow runs the run store recorded, newest first: id (its first 8
+characters; any unique prefix names a run), flow, start, duration, final state
+and the tasks' final states. A run whose process died shows as Crashed. See
+'luaflow runs show --help', 'luaflow runs logs --help', 'luaflow runs prune --help'.
+
+Options:
+  --flow NAME           only the runs of the flow NAME
+  --state CLASS         only the runs that ended in CLASS or one of its
+                        subclasses (Failed, Success ...), or Running, Crashed
+  --limit N             only the N newest
+  --json                a JSON array of runs (keys: see the reference)
+  --store PATH          the run store to read
+  --no-store            (no store: an error)
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_STORE         the run store when --store is not given
+  XDG_STATE_HOME        the default store is $XDG_STATE_HOME/luaflow/luaflow.db
+                        (~/.local/state/luaflow/luaflow.db when unset)
+  NO_COLOR, TERM        set NO_COLOR (or TERM=dumb) for tables without colour
+
+Exit codes: 0 done, 2 usage error, or a store that cannot be read.]],
+  ["runs show"] = [[
+usage: luaflow runs show [ID] [options]
+
+Shows one recorded run: its flow, script, state and message, times,
+parameters, exit code, and every task with its final state, run count,
+duration and message (mapped children under their task). ID is a run id, a
+unique prefix of one (an ambiguous prefix lists the runs it matches), or last
+(the default).
+
+Options:
+  --transitions         also every state transition, in order
+  --json                one JSON object (keys: see the reference)
+  --store PATH          the run store to read
+  --no-store            (no store: an error)
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_STORE         the run store when --store is not given
+
+Exit codes: 0 done, 2 no such run, usage error, or a store that cannot be read.]],
+  ["runs logs"] = [[
+usage: luaflow runs logs [ID] [options]
+
+Prints the log lines run ID recorded (secrets hidden as they were on stderr),
+as they were written: [2026-11-29 07:21:19.123+0000] INFO - logger | message.
+ID is a run id, a unique prefix of one, or last (the default).
+
+Options:
+  --json                a JSON array of {time, level, logger, message}
+  --store PATH          the run store to read
+  --no-store            (no store: an error)
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_STORE         the run store when --store is not given
+
+Exit codes: 0 done, 2 no such run, usage error, or a store that cannot be read.]],
+  ["runs prune"] = [[
+usage: luaflow runs prune (--keep N | --before DATE) [options]
+
+Deletes recorded runs, with everything they recorded, and gives the space
+back. Runs still in progress are never deleted.
+
+Options:
+  --keep N              keep the N newest runs, delete the others
+  --before DATE         delete the runs started before DATE: 2026-11-01,
+                        2026-11-01T12:00, "2026-11-01 12:00:30" (local time;
+                        end with Z or +01:00 for another zone), or an age:
+                        30d, 12h, 2w, 90m, 45s
+  --store PATH          the run store to prune
+  --no-store            (no store: an error)
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_STORE         the run store when --store is not given
+
+Exit codes: 0 done, 2 usage error, or a store that cannot be written.]],
 }
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
@@ -149,31 +262,59 @@ local function read_param_file(path)
   end
   return values
 end
+local STORE = { store = "value", ["no-store"] = "flag" } -- every command that uses the store
+local function with_store(options)
+  for k, v in pairs(STORE) do options[k] = v end
+  return options
+end
 local OPTIONS = {
-  run = { param = "list", ["param-file"] = "value", json = "value", ["log-level"] = "value",
-          secrets = "value", ["no-input"] = "flag", resume = "list", flow = "value" },
+  run = with_store { param = "list", ["param-file"] = "value", json = "value", ["log-level"] = "value",
+                     secrets = "value", ["no-input"] = "flag", resume = "list", flow = "value",
+                     ["no-progress"] = "flag" },
   check = { ["log-level"] = "value", flow = "value" },
-  graph = { ["log-level"] = "value", flow = "value" },
+  graph = with_store { ["log-level"] = "value", flow = "value", run = "value", format = "value",
+                       output = "value" },
+  runs = with_store { flow = "value", state = "value", limit = "value", json = "flag" },
+  ["runs show"] = with_store { json = "flag", transitions = "flag" },
+  ["runs logs"] = with_store { json = "flag" },
+  ["runs prune"] = with_store { keep = "value", before = "value" },
+  -- room for: ["runs show"].deliveries (notification deliveries), ["cache list"], ["cache clear"]
 }
-M.OPTIONS, M.HELP = OPTIONS, HELP -- the man page and completion specs read them
+-- The words after the command: FILE or ID; required or not.
+local ARGUMENT = { run = { "FILE", true }, check = { "FILE", true }, graph = { "FILE", false },
+                   ["runs show"] = { "ID", false }, ["runs logs"] = { "ID", false } }
+local SHORT = { graph = { o = "output" } } -- -o PATH
+local ALIASES = { ["runs list"] = "runs" }
+M.OPTIONS, M.HELP, M.ARGUMENT = OPTIONS, HELP, ARGUMENT -- the man page and completion specs read them
 
 local function parse(args)
   local cmd = args[1]
   if cmd == nil then usage_error("no command given") end
   if cmd == "--help" or cmd == "-h" then return { cmd = "help" } end
   if cmd == "help" then
-    if args[2] ~= nil and not HELP[args[2]] then usage_error(("unknown command '%s'"):format(args[2])) end
-    return { cmd = "help", topic = args[2] }
+    local topic = args[3] and args[2] .. " " .. args[3] -- help runs show
+    topic = HELP[topic] and topic or ALIASES[topic] or args[2]
+    if topic ~= nil and not HELP[topic] then usage_error(("unknown command '%s'"):format(topic)) end
+    return { cmd = "help", topic = topic }
   end
   if cmd == "--version" or cmd == "-V" or cmd == "version" then return { cmd = "version" } end
+  local i = 2
+  local sub = args[2] and (cmd .. " " .. args[2])
+  if sub and (OPTIONS[sub] or ALIASES[sub]) then -- luaflow runs show ...
+    cmd, i = ALIASES[sub] or sub, 3
+  end
   local allowed = OPTIONS[cmd]
   if not allowed then usage_error(("unknown command '%s'"):format(cmd)) end
   local o = { cmd = cmd, param = {}, resume = {} }
   current_command = cmd
-  local i = 2
+  local argument = ARGUMENT[cmd]
   while i <= #args do
     local a = args[i]
     if a == "-h" then return { cmd = "help", topic = cmd } end
+    local short = SHORT[cmd] and a:match("^%-(%a)") and SHORT[cmd][a:sub(2, 2)]
+    if short then -- -o PATH, -oPATH
+      a = "--" .. short .. (#a > 2 and ("=" .. a:sub(3)) or "")
+    end
     if a:sub(1, 2) == "--" and #a > 2 then
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)
@@ -195,14 +336,16 @@ local function parse(args)
         end
         if kind == "list" then table.insert(o[name], value) else o[name] = value end
       end
-    elseif o.file == nil then
+    elseif argument and argument[1] == "FILE" and o.file == nil then
       o.file = a
+    elseif argument and argument[1] == "ID" and o.id == nil then
+      o.id = a
     else
       usage_error(("unexpected argument '%s'"):format(a))
     end
     i = i + 1
   end
-  if not o.file then usage_error(("'%s' needs a FILE"):format(cmd)) end
+  if argument and argument[2] and not o.file then usage_error(("'%s' needs a FILE"):format(cmd)) end
   if o["log-level"] then
     local ok = pcall(core.set_log_level, o["log-level"])
     if not ok then
@@ -266,27 +409,6 @@ local function run_script(path)
   return xpcall(chunk, traceback_handler)
 end
 
--- ---- output ----
-local function dot_quote(s)
-  return '"' .. tostring(s):gsub('\\', '\\\\'):gsub('"', '\\"') .. '"'
-end
-
-local function write_dot(out, flow)
-  local tasks = core.flow_tasks(flow)
-  local order = graph.order(flow)
-  out:write("digraph ", dot_quote(flow.name), " {\n")
-  for _, idx in ipairs(order) do
-    out:write("  t", idx, " [label=", dot_quote(tasks[idx].name), "];\n")
-  end
-  for _, e in ipairs(core.flow_edges(flow)) do
-    out:write("  t", e[1], " -> t", e[2])
-    if e[3] > 0 then out:write(" [label=", dot_quote("arg " .. e[3]), "]") end
-    if e[3] < 0 then out:write(" [label=", dot_quote("in arg " .. -e[3]), "]") end
-    out:write(";\n")
-  end
-  out:write("}\n")
-end
-
 -- ---- commands ----
 
 -- The one Flow named `name` among those the script built (--flow NAME).
@@ -325,14 +447,16 @@ end
 
 -- Asks on the terminal whether a paused task may resume.
 local function ask(task)
+  core.progress.hold(true) -- the progress line stays off while the question waits
   core.log_flush()
   io.stderr:write(("%s is currently Paused; enter 'y' to resume: "):format(tostring(task)))
   io.stderr:flush()
   local answer = io.stdin:read("l")
+  core.progress.hold(false)
   return answer ~= nil and answer:match("^%s*[yY]") ~= nil
 end
 
-local function cmd_run(o)
+local function run_flows(o)
   if not o.embedded then core.install_signal_handlers() end
   local secrets_file = o.secrets or os.getenv("LUAFLOW_SECRETS_FILE")
   if secrets_file and secrets_file ~= "" then
@@ -340,6 +464,12 @@ local function cmd_run(o)
     if not ok then usage_error(why) end
   end
   if not o["no-input"] and core.isatty(0) and core.isatty(2) then graph.hooks.approve = ask end
+  -- Library and embedding runs record only when asked; the CLI records by
+  -- default. The engine records each flow run into M.store and shows the
+  -- progress line when M.progress is set (stderr a terminal, no --no-progress).
+  local store = not o.embedded and require("luaflow.cli_store").open_for_run(o, usage_error) or nil
+  M.store = store
+  M.progress = not o.embedded and not o["no-progress"] and core.isatty(2)
   local outcomes = {}
   M.outcomes = outcomes
   -- --json lines are written by C as each run ends (src/lua_json_lines.c);
@@ -477,6 +607,19 @@ local function cmd_run(o)
   return EXIT_OK
 end
 
+-- Runs FILE's flows; the run store (when one was opened) is closed after,
+-- what it queued committed.
+local function cmd_run(o)
+  local ok, code = pcall(run_flows, o)
+  if M.store then
+    local closed, why = M.store:close()
+    M.store = nil
+    if not closed then core.log("WARNING", "luaflow.RunStore", why) end
+  end
+  if not ok then error(code, 0) end
+  return code
+end
+
 local function load_only(o)
   graph.hooks.before_run = function() error(setmetatable({}, Stop), 0) end
   local ok, value = run_script(o.file)
@@ -562,17 +705,23 @@ local function cmd_check(o)
   return EXIT_OK
 end
 
-local function cmd_graph(o)
-  if not load_only(o) then return EXIT_USAGE end
-  for _, f in ipairs(chosen_flows(o)) do
-    local ok, e = pcall(write_dot, io.stdout, f)
-    if not ok then
-      err(tostring(e))
-      return EXIT_USAGE
-    end
-  end
-  return EXIT_OK
-end
+-- What the commands in their own modules (cli_graph, cli_runs) use from here.
+local ctx = {
+  usage_error = usage_error,
+  report = function(msg) err(msg) end,
+  load_flows = function(o) return load_only(o) and chosen_flows(o) or nil end,
+  find_run = function(...) return require("luaflow.cli_runs").find_run(...) end,
+}
+
+local COMMANDS = {
+  run = function(o) return cmd_run(o) end,
+  check = function(o) return cmd_check(o) end,
+  graph = function(o) return require("luaflow.cli_graph").main(o, ctx) end,
+  runs = function(o) return require("luaflow.cli_runs").list(o, ctx) end,
+  ["runs show"] = function(o) return require("luaflow.cli_runs").show(o, ctx) end,
+  ["runs logs"] = function(o) return require("luaflow.cli_runs").logs(o, ctx) end,
+  ["runs prune"] = function(o) return require("luaflow.cli_runs").prune(o, ctx) end,
+}
 
 -- For embedding: runs FILE as `luaflow run FILE --param ...` would, without
 -- signal handlers or a terminal prompt. Returns the exit code, the flow runs
@@ -615,13 +764,8 @@ function M.main(args)
     elseif o.cmd == "version" then
       print("luaflow " .. luaflow.version)
       return EXIT_OK
-    elseif o.cmd == "run" then
-      return cmd_run(o)
-    elseif o.cmd == "check" then
-      return cmd_check(o)
-    else
-      return cmd_graph(o)
     end
+    return COMMANDS[o.cmd](o)
   end)
   secret_hints()
   if core.cancel_signal() then -- SIGINT/SIGTERM: 130/143, whatever stopped
