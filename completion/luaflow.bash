@@ -1,25 +1,54 @@
-# bash completion for luaflow: commands, each command's options, .lua files,
-# log levels, and the flow and Parameter names a flow file mentions (read from
-# the file's text, never by running it).
+# bash completion for luaflow: commands and sub-commands, each command's
+# options, .lua files, log levels, state classes, formats, and the flow and
+# Parameter names a flow file mentions (read from the file's text, never by
+# running it).
 # Installed as <PREFIX>/share/bash-completion/completions/luaflow.
 
 _luaflow_options() {
+  local store="--store --no-store"
   case $1 in
-    run) echo "--flow --param --param-file --json --log-level --secrets --no-input --resume --help" ;;
-    check | graph) echo "--flow --log-level --help" ;;
+    run) echo "--flow --param --param-file --json --log-level --secrets --no-input --resume $store --no-progress --help" ;;
+    check) echo "--flow --log-level --help" ;;
+    graph) echo "--flow --log-level --run --format -o --output $store --help" ;;
+    runs) echo "--flow --state --limit --json $store --help" ;;
+    "runs show") echo "--transitions --json $store --help" ;;
+    "runs logs") echo "--json $store --help" ;;
+    "runs prune") echo "--keep --before $store --help" ;;
   esac
+}
+
+# The command: "runs show" for `luaflow runs show ...`; and where its own
+# words start.
+_luaflow_command() {
+  _luaflow_cmd=${COMP_WORDS[1]} _luaflow_first=2
+  if [[ $_luaflow_cmd == runs ]] && ((COMP_CWORD > 2)); then
+    case ${COMP_WORDS[2]} in
+      show | logs | prune) _luaflow_cmd="runs ${COMP_WORDS[2]}" _luaflow_first=3 ;;
+      list) _luaflow_first=3 ;;
+    esac
+  fi
+}
+
+# Options that take a value (the next word).
+_luaflow_takes_value() {
+  case $1 in
+    --flow | --param | --param-file | --json | --log-level | --secrets | --resume | --store | \
+      --run | --format | -o | --output | --state | --limit | --keep | --before) return 0 ;;
+  esac
+  return 1
 }
 
 # The flow file on the command line: the first word after the command that is
 # neither an option nor an option's value.
 _luaflow_file() {
   local i word takes_value=""
-  for ((i = 2; i < COMP_CWORD; i++)); do
+  for ((i = _luaflow_first; i < COMP_CWORD; i++)); do
     word=${COMP_WORDS[i]}
     if [[ -n $takes_value ]]; then
       takes_value=""
-    elif [[ $word == --flow || $word == --param || $word == --param-file || $word == --json ||
-            $word == --log-level || $word == --secrets || $word == --resume ]]; then
+    elif [[ $word == --json && $_luaflow_cmd != run ]]; then
+      continue # a flag outside `run`
+    elif _luaflow_takes_value "$word"; then
       takes_value=1
     elif [[ $word != -* ]]; then
       printf '%s\n' "$word"
@@ -44,20 +73,44 @@ _luaflow_names() {
 
 _luaflow() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-  local cmd=${COMP_WORDS[1]}
+  local _luaflow_cmd _luaflow_first
   COMPREPLY=()
   if ((COMP_CWORD == 1)); then
-    mapfile -t COMPREPLY < <(compgen -W "run check graph help --help --version" -- "$cur")
+    mapfile -t COMPREPLY < <(compgen -W "run check graph runs help --help --version" -- "$cur")
     return
   fi
+  _luaflow_command
+  local cmd=$_luaflow_cmd
   if [[ $cmd == help ]]; then
-    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W "run check graph" -- "$cur")
+    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W "run check graph runs" -- "$cur")
+    ((COMP_CWORD == 3)) && [[ ${COMP_WORDS[2]} == runs ]] &&
+      mapfile -t COMPREPLY < <(compgen -W "show logs prune" -- "$cur")
     return
   fi
-  [[ $cmd == run || $cmd == check || $cmd == graph ]] || return
+  [[ $cmd == run || $cmd == check || $cmd == graph || $cmd == runs* ]] || return
+  if [[ $cmd == runs ]] && ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
+    mapfile -t COMPREPLY < <(compgen -W "list show logs prune" -- "$cur")
+    return
+  fi
+  if [[ $prev == --json && $cmd == run ]]; then # elsewhere --json is a flag
+    compopt -o filenames 2>/dev/null
+    mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    return
+  fi
   case $prev in
     --log-level)
       mapfile -t COMPREPLY < <(compgen -W "DEBUG INFO WARNING ERROR CRITICAL debug info warning error critical" -- "$cur")
+      return ;;
+    --format)
+      mapfile -t COMPREPLY < <(compgen -W "dot svg png" -- "$cur")
+      return ;;
+    --state)
+      mapfile -t COMPREPLY < <(compgen -W "Success Failed Running Crashed Cancelled TimedOut Skipped Cached Mapped TriggerFailed ValidationFailed Looped Paused" -- "$cur")
+      return ;;
+    --run)
+      mapfile -t COMPREPLY < <(compgen -W "last" -- "$cur")
+      return ;;
+    --limit | --keep | --before)
       return ;;
     --flow | --param | --resume)
       local kind=flow
@@ -69,7 +122,7 @@ _luaflow() {
       mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
       [[ $kind == parameter ]] && compopt -o nospace 2>/dev/null
       return ;;
-    --json | --secrets | --param-file)
+    --secrets | --param-file | --store | -o | --output)
       compopt -o filenames 2>/dev/null
       mapfile -t COMPREPLY < <(compgen -f -- "$cur")
       return ;;
@@ -78,7 +131,11 @@ _luaflow() {
     mapfile -t COMPREPLY < <(compgen -W "$(_luaflow_options "$cmd")" -- "$cur")
     return
   fi
-  if [[ -z $(_luaflow_file) ]]; then # the flow file: .lua files and directories
+  if [[ $cmd == "runs show" || $cmd == "runs logs" ]]; then
+    [[ -z $(_luaflow_file) ]] && mapfile -t COMPREPLY < <(compgen -W "last" -- "$cur")
+    return
+  fi
+  if [[ $cmd != runs* && -z $(_luaflow_file) ]]; then # the flow file: .lua files and directories
     compopt -o filenames 2>/dev/null
     mapfile -t COMPREPLY < <(compgen -f -X '!*.lua' -- "$cur"; compgen -d -- "$cur")
   fi

@@ -192,7 +192,11 @@ describe("--help for every command", function()
 
   it("every option a command accepts is in its --help", function()
     for name, options in pairs(require("luaflow.cli").OPTIONS) do
-      local text = cli.run({ name, "--help" }).stdout
+      local args = {}
+      for word in name:gmatch("%S+") do args[#args + 1] = word end -- "runs show"
+      args[#args + 1] = "--help"
+      local text = cli.run(args).stdout
+      assert.is_true(has(text, "usage: luaflow " .. name), name)
       for opt in pairs(options) do assert.is_true(has(text, "--" .. opt), name .. " --" .. opt) end
     end
   end)

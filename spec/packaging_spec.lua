@@ -41,7 +41,8 @@ describe("make install", function()
     local text = out:gsub("\27%[[%d;]*m", ""):gsub(".\8", "")
     assert.is_true(has(text, "luaflow - run, check and draw workflows written in Lua"), text)
     for command, options in pairs(CLI.OPTIONS) do
-      assert.is_true(has(text, command .. " FILE"), command)
+      local argument = CLI.ARGUMENT[command] -- FILE when the command needs one
+      assert.is_true(has(text, command .. (argument and argument[2] and (" " .. argument[1]) or "")), command)
       for option in pairs(options) do assert.is_true(has(text, "--" .. option), "--" .. option) end
     end
     assert.is_true(has(text, "EXIT STATUS"))
@@ -82,19 +83,37 @@ describe("bash completion", function()
     assert.matches("complete %-F _luaflow luaflow", out)
   end)
 
-  it("completes the commands", function()
-    assert.are.same({ "--help", "--version", "check", "graph", "help", "run" }, complete({ "luaflow", "" }))
+  it("completes the commands and the sub-commands of runs", function()
+    assert.are.same({ "--help", "--version", "check", "graph", "help", "run", "runs" }, complete({ "luaflow", "" }))
     assert.are.same({ "check" }, complete({ "luaflow", "ch" }))
-    assert.are.same({ "check", "graph", "run" }, complete({ "luaflow", "help", "" }))
+    assert.are.same({ "check", "graph", "run", "runs" }, complete({ "luaflow", "help", "" }))
+    assert.are.same({ "list", "logs", "prune", "show" }, complete({ "luaflow", "runs", "" }))
+    assert.are.same({ "show" }, complete({ "luaflow", "help", "runs", "s" }))
+    assert.are.same({ "last" }, complete({ "luaflow", "runs", "show", "" }))
   end)
+
+  -- The words of a command ("runs show") on a command line.
+  local function words(command, ...)
+    local list = { "luaflow" }
+    for w in command:gmatch("%S+") do list[#list + 1] = w end
+    for _, w in ipairs({ ... }) do list[#list + 1] = w end
+    return list
+  end
 
   it("offers exactly the options each command accepts", function()
     for command, options in pairs(CLI.OPTIONS) do
       local expected = { "--help" }
       for option in pairs(options) do expected[#expected + 1] = "--" .. option end
       table.sort(expected)
-      assert.are.same(expected, complete({ "luaflow", command, "flow.lua", "--" }), command)
+      assert.are.same(expected, complete(words(command, "flow.lua", "--")), command)
     end
+  end)
+
+  it("completes the values of the run store's and graph's options", function()
+    assert.are.same({ "dot", "png", "svg" }, complete({ "luaflow", "graph", "f.lua", "--format", "" }))
+    assert.are.same({ "Failed" }, complete({ "luaflow", "runs", "--state", "Fa" }))
+    assert.are.same({ "last" }, complete({ "luaflow", "graph", "--run", "" }))
+    assert.are.same({ "--transitions" }, complete({ "luaflow", "runs", "show", "last", "--t" }))
   end)
 
   it("completes flow files, log levels, and the flow and Parameter names a file mentions", function()

@@ -17,7 +17,6 @@
 #include "redact.h"
 
 int luaopen_luaflow(lua_State *L);
-int luaopen_luaflow_store(lua_State *L);
 
 static const lf_lua_source *find_source(const char *module) {
   for (const lf_lua_source *s = lf_lua_sources; s->module; s++)
@@ -237,8 +236,6 @@ int luaopen_luaflow(lua_State *L) {
     lua_pushcclosure(L, preload_loader, 1);
     lua_setfield(L, -2, s->module);
   }
-  lua_pushcfunction(L, luaopen_luaflow_store); /* the CLI has no C searcher for it */
-  lua_setfield(L, -2, "luaflow.store");
   lua_pop(L, 1);
   const lf_lua_source *init = find_source("luaflow");
   if (!init || load_embedded(L, init) != LUA_OK)

@@ -298,6 +298,7 @@ local function parse(args)
     return { cmd = "help", topic = topic }
   end
   if cmd == "--version" or cmd == "-V" or cmd == "version" then return { cmd = "version" } end
+  if cmd:find(" ", 1, true) then usage_error(("unknown command '%s'"):format(cmd)) end
   local i = 2
   local sub = args[2] and (cmd .. " " .. args[2])
   if sub and (OPTIONS[sub] or ALIASES[sub]) then -- luaflow runs show ...
