@@ -21,9 +21,9 @@ end
 -- Epoch seconds as local time, "2026-11-29 07:21:19" (with_ms: ".123").
 function M.local_time(t, with_ms)
   if type(t) ~= "number" or t <= 0 then return "-" end
-  local text = os.date("%Y-%m-%d %H:%M:%S", math.floor(t))
-  if with_ms then text = text .. (".%03d"):format(math.floor((t % 1) * 1000)) end
-  return text
+  if not with_ms then return os.date("%Y-%m-%d %H:%M:%S", math.floor(t)) end
+  local ms = math.floor(t * 1000 + 0.5) -- a time kept as a double: 0.8 is 0.7999...
+  return os.date("%Y-%m-%d %H:%M:%S", ms // 1000) .. (".%03d"):format(ms % 1000)
 end
 
 -- Epoch seconds as ISO-8601 UTC, as time values print; nil stays nil.

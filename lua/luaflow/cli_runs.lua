@@ -251,9 +251,8 @@ end
 
 -- As the line was written on stderr: [2026-11-29 07:21:19.123+0000] INFO - logger | message
 local function log_line(l)
-  local t = l.time or 0
-  local ms = math.floor((t % 1) * 1000)
-  local stamp = os.date("!%Y-%m-%d %H:%M:%S", math.floor(t)) .. (".%03d+0000"):format(ms)
+  local ms = math.floor((l.time or 0) * 1000 + 0.5) -- a time kept as a double: 0.8 is 0.7999...
+  local stamp = os.date("!%Y-%m-%d %H:%M:%S", ms // 1000) .. (".%03d+0000"):format(ms % 1000)
   return ("[%s] %s - %s | %s\n"):format(stamp, fmt.paint(fmt.LEVEL_COLOURS[l.level], l.level),
                                        l.logger, l.message)
 end
