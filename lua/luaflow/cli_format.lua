@@ -120,7 +120,7 @@ end
 -- M.object("key1", value1, "key2", value2, ...): an object whose keys keep
 -- this order. A value may be M.raw(text) (JSON text written as it is),
 -- another M.object, a M.list of values, or anything json.encode takes; nil
--- is written null.
+-- is written null. A pair whose key is nil or false is left out.
 local raw_mt, object_mt, list_mt = {}, {}, {}
 function M.raw(text) return setmetatable({ text = text }, raw_mt) end
 function M.object(...) return setmetatable(table.pack(...), object_mt) end
@@ -136,7 +136,7 @@ local function encode(v, out)
     out[#out + 1] = "{"
     local sep = ""
     for i = 1, v.n, 2 do
-      if v[i] ~= nil then -- a pair without a key is left out
+      if type(v[i]) == "string" then -- a pair without a key is left out
         out[#out + 1] = sep
         out[#out + 1] = json.encode(v[i])
         out[#out + 1] = ": "

@@ -81,14 +81,14 @@ local function counts_json(counts)
   return fmt.object(table.unpack(kv))
 end
 
-local function run_json(run, extra_key, extra)
+-- A run's object; more key, value pairs may follow (a nil key: left out).
+local function run_json(run, ...)
   return fmt.object(
     "id", run.id, "flow", run.flow, "state", run.state, "message", run.message,
     "started", fmt.iso(run.started), "ended", fmt.iso(run.ended), "duration", run_duration(run),
     "task_counts", counts_json(run.counts), "ntasks", run.ntasks,
     "script", run.script, "parameters", fmt.stored_json(run.parameters), "executor", run.executor,
-    "exit_code", run.exit_code, "restart_of", run.restart_of, "pid", run.pid, "host", run.host,
-    extra_key, extra)
+    "exit_code", run.exit_code, "restart_of", run.restart_of, "pid", run.pid, "host", run.host, ...)
 end
 
 local function task_json(t)
@@ -151,7 +151,7 @@ function M.list(o, ctx)
   local rows, now = {}, luaflow.time.now():timestamp()
   for i, run in ipairs(runs) do
     local colour = fmt.state_colour(run.state)
-    rows[i] = { short_id(run.id), run.flow, fmt.local_time(run.started),
+    rows[i] = { short_id(run.id), fmt.one_line(run.flow), fmt.local_time(run.started),
                 fmt.duration(run.ended and run.ended - run.started
                              or run.state == "Running" and now - run.started or nil),
                 { run.state, colour }, counts_text(run) }
@@ -163,8 +163,8 @@ end
 -- ---- luaflow runs show ----
 
 local function task_label(t)
-  if t.map_index then return ("  %s[%d]"):format(t.name, t.map_index) end
-  return t.name
+  if t.map_index then return ("  %s[%d]"):format(fmt.one_line(t.name), t.map_index) end
+  return fmt.one_line(t.name)
 end
 
 local function print_run(run, tasks, transitions)
@@ -196,11 +196,12 @@ local function print_run(run, tasks, transitions)
     fmt.print_table(out, { "TASK", "STATE", "RUNS", "DURATION", "MESSAGE" }, rows,
                     { [3] = true, [4] = true })
   end
+  -- (the notifications' deliveries, --deliveries, will be listed here too)
   if transitions then
     out:write("\n")
     local rows = {}
     for i, t in ipairs(transitions) do
-      local object = t.map_index and ("%s[%d]"):format(t.name, t.map_index) or t.name
+      local object = fmt.one_line(t.map_index and ("%s[%d]"):format(t.name, t.map_index) or t.name)
       rows[i] = { fmt.local_time(t.time, true), object,
                   { ("%s -> %s"):format(t.old, t.new), fmt.state_colour(t.new) },
                   fmt.one_line(t.message) }
@@ -235,11 +236,8 @@ function M.show(o, ctx)
   s:close()
   if not tasks or (o.transitions and not transitions) then return EXIT_USAGE end
   if o.json then
-    local doc = run_json(run, "tasks", list_json(tasks, task_json))
-    if transitions then
-      doc.n = doc.n + 2
-      doc[doc.n - 1], doc[doc.n] = "transitions", list_json(transitions, transition_json)
-    end
+    local doc = run_json(run, "tasks", list_json(tasks, task_json),
+                         transitions and "transitions", transitions and list_json(transitions, transition_json))
     out:write(fmt.json(doc), "\n")
   else
     print_run(run, tasks, transitions)
