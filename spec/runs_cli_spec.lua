@@ -493,3 +493,17 @@ os.exit(0, false) -- no finish: the process is gone
     end)
   end)
 end)
+
+describe("luaflow runs sub-commands", function()
+  it("names an unknown one, with a guess", function()
+    local r = cli.run({ "runs", "shwo" })
+    assert.are.equal(2, r.code)
+    assert.are.equal("luaflow: unknown command 'runs shwo' (runs: list, show, logs, prune): did you mean "
+                     .. "'runs show'? (see 'luaflow runs --help')\n", r.stderr)
+    r = cli.run({ "runs show", "--help" })
+    assert.are.equal(2, r.code) -- one word is not a command and its sub-command
+    r = cli.run({ "help", "runs", "prune" })
+    assert.are.equal(0, r.code)
+    assert.is_true(has(r.stdout, "usage: luaflow runs prune"), r.stdout)
+  end)
+end)

@@ -285,6 +285,7 @@ local ARGUMENT = { run = { "FILE", true }, check = { "FILE", true }, graph = { "
                    ["runs show"] = { "ID", false }, ["runs logs"] = { "ID", false } }
 local SHORT = { graph = { o = "output" } } -- -o PATH
 local ALIASES = { ["runs list"] = "runs" }
+local SUBCOMMANDS = { runs = { "list", "show", "logs", "prune" } }
 M.OPTIONS, M.HELP, M.ARGUMENT = OPTIONS, HELP, ARGUMENT -- the man page and completion specs read them
 
 local function parse(args)
@@ -303,6 +304,13 @@ local function parse(args)
   local sub = args[2] and (cmd .. " " .. args[2])
   if sub and (OPTIONS[sub] or ALIASES[sub]) then -- luaflow runs show ...
     cmd, i = ALIASES[sub] or sub, 3
+  elseif SUBCOMMANDS[cmd] and args[2] and args[2]:sub(1, 1) ~= "-" then
+    current_command = cmd
+    local known = {}
+    for _, name in ipairs(SUBCOMMANDS[cmd]) do known[name] = true end
+    local guess = require("luaflow.options").suggest(args[2], known)
+    usage_error(("unknown command '%s %s' (%s: %s)%s"):format(cmd, args[2], cmd,
+                table.concat(SUBCOMMANDS[cmd], ", "), guess and (": did you mean '%s %s'?"):format(cmd, guess) or ""))
   end
   local allowed = OPTIONS[cmd]
   if not allowed then usage_error(("unknown command '%s'"):format(cmd)) end
