@@ -494,6 +494,29 @@ os.exit(0, false) -- no finish: the process is gone
   end)
 end)
 
+describe("luaflow runs and graph output", function()
+  after_each(cli.cleanup)
+
+  it("is checked: a full disk is one error and exit 1", function()
+    local dir = cli.tmpdir()
+    local s = assert(store.open(dir .. "/r.db", { create = true, record = true }))
+    record(s, "12345678-0000-4000-8000-000000000000", { tasks = { { "a", "Success", 1 } } })
+    assert(s:close())
+    local script = cli.write_flow('return require("luaflow").Flow("f", function() end)')
+    for _, args in ipairs({ { "runs" }, { "runs", "--json" }, { "runs", "show" }, { "runs", "logs" },
+                            { "graph", script } }) do
+      local words = {}
+      for i, a in ipairs(args) do words[i] = cli.quote(a) end
+      local err = cli.tmpname()
+      local ok, _, code = os.execute(("LUAFLOW_STORE=%s %s %s >/dev/full 2>%s"):format(
+        cli.quote(dir .. "/r.db"), cli.quote(cli.bin), table.concat(words, " "), cli.quote(err)))
+      assert.is_nil(ok, args[1])
+      assert.are.equal(1, code, table.concat(args, " "))
+      assert.are.equal("luaflow: cannot write to standard output: No space left on device\n", cli.read(err))
+    end
+  end)
+end)
+
 describe("luaflow runs sub-commands", function()
   it("names an unknown one, with a guess", function()
     local r = cli.run({ "runs", "shwo" })

@@ -156,7 +156,8 @@ Environment:
                         (~/.local/state/luaflow/luaflow.db when unset)
   NO_COLOR, TERM        set NO_COLOR (or TERM=dumb) for tables without colour
 
-Exit codes: 0 done, 2 usage error, or a store that cannot be read.]],
+Exit codes: 0 done, 1 the output could not be written, 2 usage error, or a store
+that cannot be read.]],
   ["runs show"] = [[
 usage: luaflow runs show [ID] [options]
 
@@ -176,7 +177,8 @@ Options:
 Environment:
   LUAFLOW_STORE         the run store when --store is not given
 
-Exit codes: 0 done, 2 no such run, usage error, or a store that cannot be read.]],
+Exit codes: 0 done, 1 the output could not be written, 2 no such run, usage
+error, or a store that cannot be read.]],
   ["runs logs"] = [[
 usage: luaflow runs logs [ID] [options]
 
@@ -193,7 +195,8 @@ Options:
 Environment:
   LUAFLOW_STORE         the run store when --store is not given
 
-Exit codes: 0 done, 2 no such run, usage error, or a store that cannot be read.]],
+Exit codes: 0 done, 1 the output could not be written, 2 no such run, usage
+error, or a store that cannot be read.]],
   ["runs prune"] = [[
 usage: luaflow runs prune (--keep N | --before DATE) [options]
 
@@ -213,7 +216,8 @@ Options:
 Environment:
   LUAFLOW_STORE         the run store when --store is not given
 
-Exit codes: 0 done, 2 usage error, or a store that cannot be written.]],
+Exit codes: 0 done, 1 the output could not be written, 2 usage error, or a
+store that cannot be written.]],
 }
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3

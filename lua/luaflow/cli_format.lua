@@ -32,6 +32,30 @@ function M.iso(t)
   return tostring(require("luaflow").time.from_timestamp(t))
 end
 
+-- ---- standard output that says when it could not be written ----
+
+local Output = {}
+Output.__index = Output
+
+function Output:write(...)
+  local ok, why = io.stdout:write(...)
+  if not ok then self.error = self.error or why end
+  return self
+end
+
+-- A writer on stdout that remembers the first write that failed.
+function M.output() return setmetatable({}, Output) end
+
+-- Flushes out: `code` when everything was written, else 1 after one line
+-- saying why (a full disk, a closed pipe).
+function M.finish(out, report, code)
+  local ok, why = io.stdout:flush()
+  why = out.error or (not ok and why)
+  if not why then return code end
+  report("cannot write to standard output: " .. tostring(why))
+  return 1
+end
+
 -- ---- colours: by state, on a terminal, unless NO_COLOR or TERM=dumb ----
 
 local colour_on

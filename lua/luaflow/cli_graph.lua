@@ -275,10 +275,11 @@ function M.main(o, ctx)
   elseif o.output then
     ok, why = write_file(o.output, text)
   else
-    ok = io.stdout:write(text)
+    local out = fmt.output()
+    return fmt.finish(out:write(text), ctx.report, EXIT_OK)
   end
   if not ok then
-    ctx.report(why or "cannot write to standard output")
+    ctx.report(why)
     return EXIT_USAGE
   end
   return EXIT_OK

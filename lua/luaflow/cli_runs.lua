@@ -8,7 +8,7 @@ local fmt = require("luaflow.cli_format")
 local M = {}
 
 local EXIT_OK, EXIT_USAGE = 0, 2
-local out = io.stdout
+local out = fmt.output() -- one command a process
 
 -- ---- reading ----
 
@@ -142,11 +142,11 @@ function M.list(o, ctx)
   end
   if o.json then
     out:write(fmt.json(list_json(runs, run_json)), "\n")
-    return EXIT_OK
+    return fmt.finish(out, ctx.report, EXIT_OK)
   end
   if #runs == 0 then
     out:write((o.flow or o.state) and "No runs match.\n" or ("No runs recorded in %s.\n"):format(path))
-    return EXIT_OK
+    return fmt.finish(out, ctx.report, EXIT_OK)
   end
   local rows, now = {}, luaflow.time.now():timestamp()
   for i, run in ipairs(runs) do
@@ -157,7 +157,7 @@ function M.list(o, ctx)
                 { run.state, colour }, counts_text(run) }
   end
   fmt.print_table(out, { "ID", "FLOW", "STARTED", "DURATION", "STATE", "TASKS" }, rows, { [4] = true })
-  return EXIT_OK
+  return fmt.finish(out, ctx.report, EXIT_OK)
 end
 
 -- ---- luaflow runs show ----
@@ -242,7 +242,7 @@ function M.show(o, ctx)
   else
     print_run(run, tasks, transitions)
   end
-  return EXIT_OK
+  return fmt.finish(out, ctx.report, EXIT_OK)
 end
 
 -- ---- luaflow runs logs ----
@@ -263,10 +263,10 @@ function M.logs(o, ctx)
   if not logs then return EXIT_USAGE end
   if o.json then
     out:write(fmt.json(list_json(logs, log_json)), "\n")
-    return EXIT_OK
+    return fmt.finish(out, ctx.report, EXIT_OK)
   end
   for _, l in ipairs(logs) do out:write(log_line(l)) end
-  return EXIT_OK
+  return fmt.finish(out, ctx.report, EXIT_OK)
 end
 
 -- ---- luaflow runs prune ----
@@ -342,14 +342,14 @@ function M.prune(o, ctx)
   if s == nil then return path end
   if s == false then
     out:write(("No runs recorded in %s: nothing to prune.\n"):format(path))
-    return EXIT_OK
+    return fmt.finish(out, ctx.report, EXIT_OK)
   end
   local n = read(ctx, s, "prune", how)
   local where = s:path()
   s:close()
   if not n then return EXIT_USAGE end
   out:write(("Deleted %d run%s from %s.\n"):format(n, n == 1 and "" or "s", where))
-  return EXIT_OK
+  return fmt.finish(out, ctx.report, EXIT_OK)
 end
 
 return M
