@@ -1143,14 +1143,7 @@ static int dec_value(lf_decoder *D) {
 
 /* Pushes the metatable a signal of that code has in this state. */
 static void push_signal_mt(lf_decoder *D, unsigned code) {
-  lua_State *L = D->L;
-  static const char module[] = "luaflow.signals";
-  lf_names_resolve(L, module, sizeof module - 1, D->flags & LF_CODEC_TRUSTED);
-  if (lua_type(L, -1) != LUA_TTABLE || (lua_pushliteral(L, "_metatables"), 0) ||
-      lua_rawget(L, -2) != LUA_TTABLE || lua_rawgeti(L, -1, code) != LUA_TTABLE)
-    luaL_error(L, "cannot decode a signal: luaflow.signals has no class %d", (int)code);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  lf_signal_push_mt(D->L, (lf_signal)code);
 }
 
 static void dec_set_meta(lf_decoder *D, lf_frame *f) {

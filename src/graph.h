@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include "luaflow.h"
+#include "trigger.h"
 
 typedef struct {
   lf_handler_fn fn; /* a C handler, or NULL for a Lua one */
@@ -20,20 +21,6 @@ struct lf_object {
   lf_handler *handlers;
   int nhandlers;
   int nlua; /* how many of them are Lua values */
-};
-
-enum {
-  LF_TRIGGER_LUA,
-  LF_TRIGGER_ALL_SUCCESSFUL,
-  LF_TRIGGER_ALL_FAILED,
-  LF_TRIGGER_ANY_SUCCESSFUL,
-  LF_TRIGGER_ANY_FAILED,
-  LF_TRIGGER_ALL_FINISHED,
-  LF_TRIGGER_MANUAL_ONLY,
-  LF_TRIGGER_NOT_ALL_SKIPPED,
-  LF_TRIGGER_SOME_SUCCESSFUL,
-  LF_TRIGGER_SOME_FAILED,
-  LF_NTRIGGERS
 };
 
 /* Keys of a task's spec table (its first user value, shared by its copies). */
@@ -105,15 +92,6 @@ typedef struct lf_flow {
   int *run_order; /* the run order, kept while the flow does not change */
   int run_order_tasks, run_order_edges;
 } lf_flow;
-
-/* Trigger outcome: pass, or the state it fails the task with. */
-typedef struct {
-  int pass;
-  lf_kind kind;
-  const char *message;
-} lf_trigger_result;
-lf_trigger_result lf_trigger_check(int trigger, lf_state *const *states, int n,
-                                   double at_least, double at_most, int resume);
 
 /* Kahn's algorithm taking, among ready tasks, the one added first. Fills
  * order[ntasks]; returns 0, -1 on a cycle (f->cycle names its tasks), or -2

@@ -4,6 +4,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include "signals.h"
 #include "state.h"
 
 #define LF_STATE_MT "luaflow.State"
@@ -11,6 +12,10 @@
 #define LF_TASK_MT "luaflow.Task"
 #define LF_FLOW_MT "luaflow.Flow"
 #define LF_CHANDLER_MT "luaflow.CHandler"
+/* Made by lua_run_tables.c (see there). */
+#define LF_TASKMAP_MT "luaflow.TaskMap"
+#define LF_REFERENCE_STATES_KEY "luaflow.ReferenceStates"
+#define LF_TERMINAL_HANDLERS_KEY "luaflow.TerminalStateHandlers"
 
 /* A Lua box for a C state: the box holds one reference, its user value holds
  * the state's result. */
@@ -41,21 +46,16 @@ void lf_push_time(lua_State *L, double t);
 /* Reads a time value or epoch seconds; 0 when idx is neither. */
 int lf_to_time(lua_State *L, int idx, double *t);
 
-/* Signals (lua/luaflow/signals.lua marks them with __luaflow_signal). */
-typedef enum {
-  LF_SIG_NONE,
-  LF_SIG_FAIL,
-  LF_SIG_SUCCESS,
-  LF_SIG_RETRY,
-  LF_SIG_SKIP,
-  LF_SIG_PAUSE,
-  LF_SIG_LOOP,
-  LF_SIG_ENDRUN,
-  LF_SIG_TRIGGERFAIL,
-  LF_SIG_VALIDATIONFAIL,
-  LF_NSIGNALS
-} lf_signal;
+/* Signals (signals.h): their metatables are made here, in C (lua_signal.c). */
 lf_signal lf_signal_of(lua_State *L, int idx);
+/* Pushes the metatable of signals with that code (made on first use), or nil
+ * for LF_SIG_NONE or an unknown code; returns whether it pushed one. */
+int lf_signal_push_mt(lua_State *L, lf_signal code);
+/* Pushes a new signal of that code with message (NULL: none), as
+ * luaflow.signals.<NAME>(message) builds it. Not for ENDRUN. */
+void lf_signal_new(lua_State *L, lf_signal code, const char *message);
+/* Pushes core.signals: NAME -> metatable of every signal class. */
+void lf_open_signals(lua_State *L);
 /* Turns the error value at idx into its state: a signal's own state, or
  * plain_kind("<prefix><tostring(e)>") with e as result. Pushes the state's box
  * and returns the state (the box owns it). */
@@ -113,6 +113,10 @@ void lf_open_result(lua_State *L);
 int lf_open_states(lua_State *L);
 int lf_open_time(lua_State *L);
 void lf_open_graph(lua_State *L);
+/* Sets core.task_map_mt and core.terminal_handlers in the table on the top. */
+void lf_open_run_tables(lua_State *L);
+/* Sets core.trigger_ids and core.trigger_check in the table on the top. */
+void lf_open_triggers(lua_State *L);
 void lf_open_runner(lua_State *L);
 void lf_open_codec(lua_State *L);
 void lf_open_json_lines(lua_State *L); /* core.json_lines: the --json writer */

@@ -40,28 +40,6 @@ static int preload_loader(lua_State *L) {
   return 1;
 }
 
-static int core_trigger_check(lua_State *L) {
-  int id = (int)luaL_checkinteger(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  int n = (int)luaL_len(L, 2);
-  lf_state **states = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *states, 0);
-  for (int i = 1; i <= n; i++) { /* the caller's list, as given */
-    lua_rawgeti(L, 2, i);
-    states[i - 1] = lf_check_state(L, -1);
-    lua_pop(L, 1);
-  }
-  lf_trigger_result r = lf_trigger_check(id, states, n, luaL_optnumber(L, 3, -1),
-                                         luaL_optnumber(L, 4, -1), lua_toboolean(L, 5));
-  if (r.pass) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushboolean(L, 0);
-  lua_pushstring(L, lf_kind_name(r.kind));
-  lua_pushstring(L, r.message);
-  return 3;
-}
-
 static int core_log(lua_State *L) {
   int level = lf_log_parse_level(luaL_checkstring(L, 1));
   size_t len;
@@ -182,8 +160,7 @@ static int core_mem(lua_State *L) {
 }
 
 static void open_core(lua_State *L) {
-  static const luaL_Reg fns[] = {{"trigger_check", core_trigger_check},
-                                 {"log", core_log},
+  static const luaL_Reg fns[] = {{"log", core_log},
                                  {"log_flush", core_log_flush},
                                  {"set_log_level", core_set_log_level},
                                  {"log_level", core_log_level},
@@ -200,6 +177,10 @@ static void open_core(lua_State *L) {
                                  {NULL, NULL}};
   lua_newtable(L);
   luaL_setfuncs(L, fns, 0);
+  lf_open_signals(L);
+  lua_setfield(L, -2, "signals");
+  lf_open_triggers(L);
+  lf_open_run_tables(L);
   lf_open_graph(L);
   lf_open_runner(L);
   lf_open_interrupt(L);

@@ -1,4 +1,5 @@
-/* The one translator from Lua error values (signals or plain errors) to states,
+/* The signal classes (their metatables are made here, from signals.h), the
+ * one translator from Lua error values (signals or plain errors) to states,
  * and errors that name the user's file and line. */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -7,18 +8,104 @@
 #include "lua_core.h"
 #include "redact.h"
 
-static const lf_kind signal_kind[LF_NSIGNALS] = {
-    [LF_SIG_NONE] = LF_FAILED,
-    [LF_SIG_FAIL] = LF_FAILED,
-    [LF_SIG_SUCCESS] = LF_SUCCESS,
-    [LF_SIG_RETRY] = LF_RETRYING,
-    [LF_SIG_SKIP] = LF_SKIPPED,
-    [LF_SIG_PAUSE] = LF_PAUSED,
-    [LF_SIG_LOOP] = LF_LOOPED,
-    [LF_SIG_ENDRUN] = LF_STATE,
-    [LF_SIG_TRIGGERFAIL] = LF_TRIGGERFAILED,
-    [LF_SIG_VALIDATIONFAIL] = LF_VALIDATIONFAILED,
-};
+/* registry: code -> metatable of that signal class */
+static const char signal_mts_key = 0;
+
+/* tostring(sig): FAIL("message"), FAIL(), ENDRUN(<state>) */
+static int signal_tostring(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lf_signal code = lf_signal_of(L, 1);
+  const char *name = lf_signal_name(code);
+  if (!name) return luaL_error(L, "not a luaflow signal");
+  lua_pushstring(L, code == LF_SIG_ENDRUN ? "state" : "message");
+  if (lua_rawget(L, 1) == LUA_TNIL && code != LF_SIG_ENDRUN) {
+    lua_pushfstring(L, "%s()", name);
+    return 1;
+  }
+  const char *inner = luaL_tolstring(L, -1, NULL);
+  if (code == LF_SIG_ENDRUN)
+    lua_pushfstring(L, "%s(%s)", name, inner);
+  else
+    lua_pushfstring(L, "%s(\"%s\")", name, inner);
+  return 1;
+}
+
+static int signal_concat(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  luaL_tolstring(L, 2, NULL);
+  lua_concat(L, 2);
+  return 1;
+}
+
+static void new_signal_mt(lua_State *L, lf_signal code) {
+  int options = lf_signal_options(code);
+  lua_createtable(L, 0, 7);
+  lua_pushinteger(L, code);
+  lua_setfield(L, -2, "__luaflow_signal");
+  lua_pushstring(L, lf_signal_name(code));
+  lua_setfield(L, -2, "__name");
+  lua_pushliteral(L, "signal");
+  lua_setfield(L, -2, "__luaflow_kind");
+  lua_pushcfunction(L, signal_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, signal_concat);
+  lua_setfield(L, -2, "__concat");
+  if (options) { /* the option names that set the state's own fields */
+    lua_newtable(L);
+    if (options & LF_SIGOPT_START_TIME) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "start_time");
+    }
+    if (options & LF_SIGOPT_RUN_COUNT) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "run_count");
+    }
+    lua_setfield(L, -2, "__luaflow_state_options");
+  }
+}
+
+/* Pushes the registry's code -> metatable table, made on first use (also in a
+ * Lua state where luaflow was never loaded: the codec decodes signals there). */
+static void push_signal_mts(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &signal_mts_key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, LF_NSIGNALS - 1, 0);
+  for (int code = 1; code < LF_NSIGNALS; code++) {
+    new_signal_mt(L, (lf_signal)code);
+    lua_rawseti(L, -2, code);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &signal_mts_key);
+}
+
+int lf_signal_push_mt(lua_State *L, lf_signal code) {
+  if (code <= LF_SIG_NONE || code >= LF_NSIGNALS) {
+    lua_pushnil(L);
+    return 0;
+  }
+  push_signal_mts(L);
+  lua_rawgeti(L, -1, code);
+  lua_remove(L, -2);
+  return 1;
+}
+
+void lf_signal_new(lua_State *L, lf_signal code, const char *message) {
+  lua_createtable(L, 0, 1);
+  if (message) {
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+  }
+  lf_signal_push_mt(L, code);
+  lua_setmetatable(L, -2);
+}
+
+void lf_open_signals(lua_State *L) {
+  lua_createtable(L, 0, LF_NSIGNALS - 1);
+  for (int code = 1; code < LF_NSIGNALS; code++) {
+    lf_signal_push_mt(L, (lf_signal)code);
+    lua_setfield(L, -2, lf_signal_name((lf_signal)code));
+  }
+}
 
 lf_signal lf_signal_of(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return LF_SIG_NONE;
@@ -49,9 +136,9 @@ const char *lf_safe_tostring(lua_State *L, int idx, size_t *len) {
 /* The fields RETRY and PAUSE give their state (start_time, run_count): they
  * are the state's own, not custom fields. */
 static int is_state_option(lf_signal code, const char *name) {
-  if (code != LF_SIG_RETRY && code != LF_SIG_PAUSE) return 0;
-  return strcmp(name, "start_time") == 0 ||
-         (code == LF_SIG_RETRY && strcmp(name, "run_count") == 0);
+  int options = lf_signal_options(code);
+  return ((options & LF_SIGOPT_START_TIME) && strcmp(name, "start_time") == 0) ||
+         ((options & LF_SIGOPT_RUN_COUNT) && strcmp(name, "run_count") == 0);
 }
 
 /* Copies the signal's scalar custom fields into the C state. */
@@ -108,7 +195,7 @@ static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
   if (!lua_isnil(L, -1)) msg = lf_safe_tostring(L, -1, &len);
   int allocated = 0;
   if (msg) msg = lf_redact(msg, len, &len, &allocated); /* secrets never reach a state */
-  lf_state *s = lf_state_newl(signal_kind[code], msg, len);
+  lf_state *s = lf_state_newl(lf_signal_kind(code), msg, len);
   if (allocated) free((char *)msg);
   lua_settop(L, sig);
   if (!s) luaL_error(L, "not enough memory");

@@ -19,24 +19,14 @@ static int gather_upstreams(lf_run *r, int i) {
  * as Prefect's triggers raise them) so the state's result is that signal. */
 static lf_state *trigger_signal_state(lf_run *r, lf_kind kind, const char *message) {
   lua_State *L = r->L;
-  const char *name = kind == LF_PAUSED          ? "PAUSE"
-                     : kind == LF_TRIGGERFAILED ? "TRIGGERFAIL"
-                                                : NULL;
-  if (!name) return lf_run_state(L, kind, message); /* SKIP: Prefect gives no result */
+  lf_signal code = kind == LF_SKIPPED ? LF_SIG_NONE : lf_signal_for_kind(kind);
+  if (!code) return lf_run_state(L, kind, message); /* SKIP: Prefect gives no result */
   int top = lua_gettop(L);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_getfield(L, -1, "luaflow.signals");
-  lua_getfield(L, -1, name);
-  lua_pushstring(L, message);
-  lf_state *s;
-  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
-    lf_signal sig;
-    s = lf_error_to_state(L, -1, kind, "", &sig);
-    lf_run_keep_box(r);
-    lf_state_ref(s);
-  } else {
-    s = lf_run_state(L, kind, message);
-  }
+  lf_signal_new(L, code, message);
+  lf_signal sig;
+  lf_state *s = lf_error_to_state(L, -1, kind, "", &sig);
+  lf_run_keep_box(r);
+  lf_state_ref(s);
   lua_settop(L, top);
   return s;
 }

@@ -18,38 +18,30 @@ const char *const lf_kind_color[LF_NKINDS] = {
 #undef LF_XX
 };
 
-/* Each class's bit plus its ancestors' bits, written out so it is a constant. */
-#define M_STATE LF_BIT(STATE)
-#define M_PENDING (M_STATE | LF_BIT(PENDING))
-#define M_SCHEDULED (M_PENDING | LF_BIT(SCHEDULED))
-#define M_META (M_STATE | LF_BIT(META))
-#define M_RUNNING (M_STATE | LF_BIT(RUNNING))
-#define M_FINISHED (M_STATE | LF_BIT(FINISHED))
-#define M_SUCCESS (M_FINISHED | LF_BIT(SUCCESS))
-#define M_FAILED (M_FINISHED | LF_BIT(FAILED))
+/* Each class's bit plus its ancestors' bits, worked out from the list's
+ * parents at compile time, one level of ancestors a pass: M<n>_X knows n
+ * levels. The last two passes must agree (the hierarchy is no deeper). */
+#define M0(e, name, parent, color) M0_##e = 1u << LF_##e,
+#define M1(e, name, parent, color) M1_##e = M0_##e | M0_##parent,
+#define M2(e, name, parent, color) M2_##e = M0_##e | M1_##parent,
+#define M3(e, name, parent, color) M3_##e = M0_##e | M2_##parent,
+#define M4(e, name, parent, color) M4_##e = M0_##e | M3_##parent,
+#define M5(e, name, parent, color) M5_##e = M0_##e | M4_##parent,
+enum { LF_STATE_MAP(M0) };
+enum { LF_STATE_MAP(M1) };
+enum { LF_STATE_MAP(M2) };
+enum { LF_STATE_MAP(M3) };
+enum { LF_STATE_MAP(M4) };
+enum { LF_STATE_MAP(M5) };
+#define DEEP_ENOUGH(e, name, parent, color)                                              \
+  _Static_assert((unsigned)M5_##e == (unsigned)M4_##e, "a class deeper than 5 levels");
+LF_STATE_MAP(DEEP_ENOUGH)
+_Static_assert(LF_NKINDS <= 31, "more classes than an int's bits");
+
 const uint32_t lf_kind_mask[LF_NKINDS] = {
-    [LF_STATE] = M_STATE,
-    [LF_PENDING] = M_PENDING,
-    [LF_SCHEDULED] = M_SCHEDULED,
-    [LF_PAUSED] = M_SCHEDULED | LF_BIT(PAUSED),
-    [LF_RESUME] = M_SCHEDULED | LF_BIT(RESUME),
-    [LF_RETRYING] = M_SCHEDULED | LF_BIT(RETRYING),
-    [LF_META] = M_META,
-    [LF_SUBMITTED] = M_META | LF_BIT(SUBMITTED),
-    [LF_QUEUED] = M_META | LF_BIT(QUEUED),
-    [LF_RUNNING] = M_RUNNING,
-    [LF_CANCELLING] = M_RUNNING | LF_BIT(CANCELLING),
-    [LF_FINISHED] = M_FINISHED,
-    [LF_LOOPED] = M_FINISHED | LF_BIT(LOOPED),
-    [LF_SUCCESS] = M_SUCCESS,
-    [LF_CACHED] = M_SUCCESS | LF_BIT(CACHED),
-    [LF_MAPPED] = M_SUCCESS | LF_BIT(MAPPED),
-    [LF_SKIPPED] = M_SUCCESS | LF_BIT(SKIPPED),
-    [LF_CANCELLED] = M_FINISHED | LF_BIT(CANCELLED),
-    [LF_FAILED] = M_FAILED,
-    [LF_TIMEDOUT] = M_FAILED | LF_BIT(TIMEDOUT),
-    [LF_TRIGGERFAILED] = M_FAILED | LF_BIT(TRIGGERFAILED),
-    [LF_VALIDATIONFAILED] = M_FAILED | LF_BIT(VALIDATIONFAILED),
+#define LF_XX(e, name, parent, color) [LF_##e] = M5_##e,
+    LF_STATE_MAP(LF_XX)
+#undef LF_XX
 };
 
 int lf_state_is(const lf_state *s, lf_kind cls) {

@@ -1,6 +1,16 @@
 /* The built-in triggers with Prefect 1's messages; Lua-free. */
-#include "graph.h"
+#include "trigger.h"
 #include "state.h"
+
+static const char *const trigger_name[LF_NTRIGGERS] = {
+#define LF_XX(e, name) [LF_TRIGGER_##e] = #name,
+    LF_TRIGGER_MAP(LF_XX)
+#undef LF_XX
+};
+
+const char *lf_trigger_name(int trigger) {
+  return trigger > 0 && trigger < LF_NTRIGGERS ? trigger_name[trigger] : NULL;
+}
 
 static int count(lf_state *const *states, int n, lf_kind cls) {
   int c = 0;

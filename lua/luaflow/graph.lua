@@ -19,9 +19,8 @@ M.flows = {}          -- every Flow built, in order, when M.record_flows is set 
 M.runs = {}           -- { parameters = } of the runs in progress, innermost last
 M.parameters = setmetatable({}, { __mode = "k" }) -- Parameter task -> spec
 M.hooks = {}          -- before_run(flow, opts), after_run(flow, state) (the CLI)
--- flow -> its terminal_state_handler; the runner (src/runner.c) looks it up here
-local terminal_handlers = setmetatable({}, { __mode = "k" })
-debug.getregistry()["luaflow.TerminalStateHandlers"] = terminal_handlers
+-- flow -> its terminal_state_handler (weak keys); the runner looks it up here
+local terminal_handlers = core.terminal_handlers
 
 -- ---- references: what a task call inside a builder returns ----
 local ref_mt = { __luaflow_kind = "reference" }
@@ -327,54 +326,36 @@ function M.flow_parameters(f)
   return found
 end
 
--- A trigger's by_task (task -> State) accepts references and bare tasks too.
+-- A trigger's by_task (task -> State; its metatable is the C side's) accepts
+-- references and bare tasks too.
 -- A bare task with one copy in the running flow is that copy; otherwise it
 -- is looked up through a map of the copies among the keys, made at the first
 -- such lookup (false: several copies).
 local copies_of = setmetatable({}, { __mode = "k" })
-local task_map_mt = {
-  __index = function(map, k)
-    if is_ref(k) then return rawget(map, rawget(k, "_task")) end
-    if not is_task(k) then return nil end
-    local run = M.runs[#M.runs]
-    local copy = run and core.flow_copy(run.flow, k)
-    if copy then
-      local state = rawget(map, copy)
-      if state ~= nil then return state end
+core.task_map_mt.__index = function(map, k)
+  if is_ref(k) then return rawget(map, rawget(k, "_task")) end
+  if not is_task(k) then return nil end
+  local run = M.runs[#M.runs]
+  local copy = run and core.flow_copy(run.flow, k)
+  if copy then
+    local state = rawget(map, copy)
+    if state ~= nil then return state end
+  end
+  local copies = copies_of[map]
+  if not copies then
+    copies = {}
+    for t, state in next, map do
+      local o = origin_of(t)
+      if o then copies[o] = copies[o] == nil and state end
     end
-    local copies = copies_of[map]
-    if not copies then
-      copies = {}
-      for t, state in next, map do
-        local o = origin_of(t)
-        if o then copies[o] = copies[o] == nil and state end
-      end
-      copies_of[map] = copies
-    end
-    local found = copies[k]
-    if found == false then
-      raise(("%s has several copies in the flow; use the reference its call returned")
-            :format(tostring(k)))
-    end
-    return found
-  end,
-}
-debug.getregistry()["luaflow.TaskMap"] = task_map_mt
-
--- A terminal_state_handler's third argument: the reference tasks' States as a
--- list (ipairs, #, [i]) and every task's State by task (pairs, [task]), so
--- code written either way Prefect 1 has it works.
-local reference_lists = setmetatable({}, { __mode = "k" })
-local reference_states_mt = {
-  __index = function(map, k)
-    if math.type(k) == "integer" then return reference_lists[map][k] end
-    return task_map_mt.__index(map, k)
-  end,
-  __len = function(map) return #reference_lists[map] end,
-}
-debug.getregistry()["luaflow.ReferenceStates"] = function(list, map)
-  reference_lists[map] = list
-  return setmetatable(map, reference_states_mt)
+    copies_of[map] = copies
+  end
+  local found = copies[k]
+  if found == false then
+    raise(("%s has several copies in the flow; use the reference its call returned")
+          :format(tostring(k)))
+  end
+  return found
 end
 
 local function sorted_names(set)

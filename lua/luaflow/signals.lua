@@ -1,16 +1,10 @@
--- Signals: values raised with error(sig) that carry their own fields. The C
--- side (src/lua_signal.c) reads the code in the metatable's __luaflow_signal.
+-- Signals: values raised with error(sig) that carry their own fields. The
+-- classes (their names, codes and metatables) are the C side's (src/signals.h,
+-- core.signals); this is the constructors' sugar.
 local core = require("luaflow.core")
 
 local M = {}
--- code -> metatable: the codec (src/codec.c) gives a signal that crosses
--- between Lua states the target state's own class.
-M._metatables = {}
-local codes = { FAIL = 1, SUCCESS = 2, RETRY = 3, SKIP = 4, PAUSE = 5, LOOP = 6,
-                ENDRUN = 7, TRIGGERFAIL = 8, VALIDATIONFAIL = 9 }
 local OPTIONS = { message = true, result = true }
--- Options that set the state's own fields, as Prefect's RETRY(start_time=...)
-local STATE_OPTIONS = { RETRY = { start_time = true, run_count = true }, PAUSE = { start_time = true } }
 local time_mt = getmetatable(core.time.now())
 
 local function check_state_option(name, k, v)
@@ -19,18 +13,6 @@ local function check_state_option(name, k, v)
   elseif k == "run_count" and not (math.type(v) == "integer" and v >= 0 and v < 0x7fffffff) then
     core.raise(("%s: run_count must be a non-negative integer"):format(name))
   end
-end
-
-local function printed(sig)
-  local mt = getmetatable(sig)
-  if mt.__name == "ENDRUN" then return "ENDRUN(" .. tostring(rawget(sig, "state")) .. ")" end
-  local msg = rawget(sig, "message")
-  if msg == nil then return mt.__name .. "()" end
-  return ("%s(\"%s\")"):format(mt.__name, tostring(msg))
-end
-
-local function concat(a, b)
-  return tostring(a) .. tostring(b)
 end
 
 -- FAIL("msg"), FAIL("msg", {result = x}), FAIL{message =, result =}, FAIL();
@@ -48,7 +30,8 @@ local function build(mt, a, b)
       core.raise(("%s(message, opts): opts must be a table such as {result = x} (got %s)")
                  :format(mt.__name, require("luaflow.options").describe(opts)))
     end
-    local own = STATE_OPTIONS[mt.__name]
+    -- options that set the state's own fields, as Prefect's RETRY(start_time=...)
+    local own = mt.__luaflow_state_options
     for k, v in pairs(opts) do
       if own and own[k] then
         check_state_option(mt.__name, k, v)
@@ -62,10 +45,7 @@ local function build(mt, a, b)
   return sig
 end
 
-for name, code in pairs(codes) do
-  local mt = { __luaflow_signal = code, __name = name, __tostring = printed, __concat = concat,
-               __luaflow_kind = "signal" }
-  M._metatables[code] = mt
+for name, mt in pairs(core.signals) do
   local class = { name = name }
   if name == "ENDRUN" then
     setmetatable(class, { __call = function(_, state)

@@ -1,14 +1,10 @@
--- Triggers: built-ins run in C (src/trigger.c); each is also callable from Lua
--- as trigger(states, by_task), passing with true or raising a signal.
+-- Triggers: built-ins run in C (src/trigger.c, their ids core.trigger_ids);
+-- each is also callable from Lua as trigger(states, by_task), passing with
+-- true or raising the signal the C check gives (TRIGGERFAIL, PAUSE, SKIP).
 local core = require("luaflow.core")
-local signals = require("luaflow.signals")
 
 local M = {}
-local ids = { all_successful = 1, all_failed = 2, any_successful = 3, any_failed = 4,
-              all_finished = 5, manual_only = 6, not_all_skipped = 7,
-              some_successful = 8, some_failed = 9 }
-local raise_as = { TriggerFailed = signals.TRIGGERFAIL, Paused = signals.PAUSE,
-                   Skipped = signals.SKIP }
+local ids = core.trigger_ids
 
 local trigger_mt = { __luaflow_kind = "trigger" }
 trigger_mt.__index = trigger_mt
@@ -17,10 +13,10 @@ trigger_mt.__call = function(self, states)
     core.raise(("%s(states, by_task): states must be a list of upstream states (got %s)")
                :format(self.name, require("luaflow.options").describe(states)))
   end
-  local ok, kind, msg = core.trigger_check(self._trigger_id, states or {}, self.at_least,
-                                           self.at_most, false)
+  local ok, signal = core.trigger_check(self._trigger_id, states or {}, self.at_least,
+                                        self.at_most, false)
   if ok then return true end
-  error(raise_as[kind](msg), 2)
+  error(signal, 2)
 end
 trigger_mt.__tostring = function(self) return "<Trigger: " .. self.name .. ">" end
 
