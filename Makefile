@@ -1,12 +1,25 @@
 # luaflow: one non-recursive build into build/ (build-asan/ for check-mem).
 CC      ?= gcc
 BUILD   ?= build
+# Install: `make install PREFIX=/usr DESTDIR=/tmp/stage` (DESTDIR for packagers).
 PREFIX  ?= /usr/local
+DESTDIR ?=
+bindir       ?= $(PREFIX)/bin
+libdir       ?= $(PREFIX)/lib
+includedir   ?= $(PREFIX)/include
+luacmoddir   ?= $(libdir)/lua/5.4
+pkgconfigdir ?= $(libdir)/pkgconfig
+datadir      ?= $(PREFIX)/share
+mandir       ?= $(datadir)/man
 PKGS     = lua5.4 libcurl sqlite3 zlib
-WARNINGS = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
-           -Wstrict-prototypes -Wmissing-prototypes
+USE_WERROR ?= 1
+WARNINGS = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wstrict-prototypes \
+           -Wmissing-prototypes -Wredundant-decls $(if $(filter 1,$(USE_WERROR)),-Werror)
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -MMD -MP $(WARNINGS) $(CFLAGS) \
+VERSION := $(shell sed -n 's/^\#define LUAFLOW_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' \
+             include/luaflow.h | paste -sd. -)
+# Only the public API (LUAFLOW_API in luaflow.h) is exported from the library.
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -MMD -MP $(WARNINGS) $(CFLAGS) \
              $(SANFLAGS) -Iinclude -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
              $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) $(if $(SQLITE_INCDIR),-I$(SQLITE_INCDIR)) \
              $(if $(ZLIB_INCDIR),-I$(ZLIB_INCDIR))
@@ -16,17 +29,21 @@ LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_sources.o
 LUA_SRCS = $(sort $(wildcard lua/luaflow/*.lua))
 
-.PHONY: all examples test check-mem bench install clean deps format rock rock-install \
-        fuzz fuzz-smoke fuzz-build fuzz-deps
+.PHONY: FORCE all examples test ctest check-mem bench install uninstall clean deps format rock \
+        rock-install fuzz fuzz-smoke fuzz-build fuzz-deps
 
-all: $(BUILD)/luaflow $(BUILD)/luaflow.so $(BUILD)/libluaflow.a
+all: $(BUILD)/luaflow $(BUILD)/luaflow.so $(BUILD)/libluaflow.a $(BUILD)/luaflow.pc
 
 deps:
 	@./scripts/install-deps.sh
 
-$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(BUILD)/obj/cflags | $(BUILD)/obj
 	@echo "CC $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The objects are built again when the flags change (CFLAGS, USE_WERROR, ...).
+$(BUILD)/obj/cflags: FORCE | $(BUILD)/obj
+	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' > $@
 
 # The Lua half of the engine is compiled into the binary and the module, so
 # `luaflow` finds it wherever it is started from.
@@ -36,13 +53,35 @@ $(BUILD)/embed: tools/embed.c | $(BUILD)/obj
 $(BUILD)/lua_sources.c: $(BUILD)/embed $(LUA_SRCS)
 	$(BUILD)/embed $(LUA_SRCS) > $@
 
-$(BUILD)/obj/lua_sources.o: $(BUILD)/lua_sources.c
+$(BUILD)/obj/lua_sources.o: $(BUILD)/lua_sources.c $(BUILD)/obj/cflags
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/libluaflow.a: $(LIB_OBJS)
+# Every object, internal names included: the luaflow binary, the C unit tests,
+# the fuzzers and the benchmarks link this one.
+$(BUILD)/libluaflow-internal.a: $(LIB_OBJS)
+	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/luaflow: $(BUILD)/obj/main.o $(BUILD)/libluaflow.a
+# The installed library exports the public API only: one relocatable object
+# whose hidden (internal) symbols are made local, so an embedding program
+# cannot clash with or call them.
+$(BUILD)/libluaflow.a: $(LIB_OBJS)
+	ld -r -o $(BUILD)/obj/luaflow-all.o $^
+	objcopy --localize-hidden $(BUILD)/obj/luaflow-all.o
+	@rm -f $@
+	ar rcs $@ $(BUILD)/obj/luaflow-all.o
+
+# pkg-config's description of the installed library, for the PREFIX of this
+# make (written again when it changes).
+PC_LINES = 'prefix=$(PREFIX)' 'libdir=$(libdir)' 'includedir=$(includedir)' '' \
+  'Name: luaflow' \
+  'Description: Prefect 1 style workflows in Lua 5.4: flows, tasks and state handlers' \
+  'Version: $(VERSION)' 'Requires: $(PKGS)' \
+  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lluaflow -lm -ldl -pthread'
+$(BUILD)/luaflow.pc: FORCE | $(BUILD)/obj
+	@printf '%s\n' $(PC_LINES) | cmp -s - $@ || printf '%s\n' $(PC_LINES) > $@
+
+$(BUILD)/luaflow: $(BUILD)/obj/main.o $(BUILD)/libluaflow-internal.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LIBS) -Wl,-E
 
 # The Lua C module: `require("luaflow")` from plain lua5.4 (lua symbols come
@@ -74,8 +113,8 @@ $(BUILD)/receiver: spec/support/receiver.c | $(BUILD)/obj
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror $(SANFLAGS) -o $@ $< -lssl -lcrypto
 
 # The codec from plain C (bare lua_States, garbage input); spec/codec_spec.lua runs it.
-$(BUILD)/codec_test: spec/support/codec_test.c $(BUILD)/libluaflow.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow.a $(LIBS)
+$(BUILD)/codec_test: spec/support/codec_test.c $(BUILD)/libluaflow-internal.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow-internal.a $(LIBS)
 
 test: all examples $(BUILD)/receiver $(BUILD)/codec_test
 	@LUAFLOW_BUILD=$(BUILD) ./scripts/run-specs.sh
@@ -101,11 +140,11 @@ fuzz-deps:
 fuzz-build: fuzz-deps
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g" \
 	  WARNINGS="-Wall -Wextra" SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
-	  $(FUZZ_BUILD)/libluaflow.a
+	  $(FUZZ_BUILD)/libluaflow-internal.a
 	@$(MAKE) --no-print-directory $(FUZZERS:%=$(FUZZ_BUILD)/fuzz_%)
 
-$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/libluaflow.a
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libluaflow.a $(LIBS)
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_BUILD)/libluaflow-internal.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libluaflow-internal.a $(LIBS)
 
 # the header parser is private to http.c: its harness compiles it in
 $(FUZZ_BUILD)/fuzz_http_headers: fuzz/fuzz_http_headers.c src/http.c src/http.h
@@ -121,25 +160,34 @@ $(BUILD)/memcount.so: bench/memcount.c
 	$(CC) -O2 -fPIC -shared -Wall -Wextra -o $@ $< -ldl
 
 # The run store's own cost (engine-side appends, writer throughput, bytes a task).
-$(BUILD)/store_bench: bench/store_bench.c $(BUILD)/libluaflow.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow.a $(LIBS)
+$(BUILD)/store_bench: bench/store_bench.c $(BUILD)/libluaflow-internal.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow-internal.a $(LIBS)
 
 bench: all examples $(BUILD)/memcount.so
 	@./scripts/bench.sh
 
+INSTALLED = $(bindir)/luaflow $(libdir)/libluaflow.a $(includedir)/luaflow.h \
+            $(luacmoddir)/luaflow.so $(pkgconfigdir)/luaflow.pc $(mandir)/man1/luaflow.1 \
+            $(datadir)/bash-completion/completions/luaflow \
+            $(datadir)/luaflow/types/luaflow.lua $(datadir)/doc/luaflow/reference.md
+
 install: all
-	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include \
-	  $(PREFIX)/lib/lua/5.4
-	install -m 755 $(BUILD)/luaflow $(PREFIX)/bin/luaflow
-	install -m 644 $(BUILD)/libluaflow.a $(PREFIX)/lib/libluaflow.a
-	install -m 644 include/luaflow.h $(PREFIX)/include/luaflow.h
-	install -m 644 $(BUILD)/luaflow.so $(PREFIX)/lib/lua/5.4/luaflow.so
-	install -d $(PREFIX)/share/man/man1 $(PREFIX)/share/bash-completion/completions \
-	  $(PREFIX)/share/luaflow/types $(PREFIX)/share/doc/luaflow
-	install -m 644 docs/luaflow.1 $(PREFIX)/share/man/man1/luaflow.1
-	install -m 644 completion/luaflow.bash $(PREFIX)/share/bash-completion/completions/luaflow
-	install -m 644 types/luaflow.lua $(PREFIX)/share/luaflow/types/luaflow.lua
-	install -m 644 docs/reference.md $(PREFIX)/share/doc/luaflow/reference.md
+	install -d $(addprefix $(DESTDIR),$(sort $(dir $(INSTALLED))))
+	install -m 755 $(BUILD)/luaflow $(DESTDIR)$(bindir)/luaflow
+	install -m 644 $(BUILD)/libluaflow.a $(DESTDIR)$(libdir)/libluaflow.a
+	install -m 644 include/luaflow.h $(DESTDIR)$(includedir)/luaflow.h
+	install -m 644 $(BUILD)/luaflow.so $(DESTDIR)$(luacmoddir)/luaflow.so
+	install -m 644 $(BUILD)/luaflow.pc $(DESTDIR)$(pkgconfigdir)/luaflow.pc
+	install -m 644 docs/luaflow.1 $(DESTDIR)$(mandir)/man1/luaflow.1
+	install -m 644 completion/luaflow.bash $(DESTDIR)$(datadir)/bash-completion/completions/luaflow
+	install -m 644 types/luaflow.lua $(DESTDIR)$(datadir)/luaflow/types/luaflow.lua
+	install -m 644 docs/reference.md $(DESTDIR)$(datadir)/doc/luaflow/reference.md
+
+# Removes what install put there (and luaflow's own directories, once empty).
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(addprefix $(DESTDIR),$(datadir)/luaflow/types $(datadir)/luaflow \
+	  $(datadir)/doc/luaflow) 2>/dev/null
 
 # `luarocks make` (luaflow-*.rockspec): the Lua module alone, into LIBDIR.
 rock: $(BUILD)/luaflow.so

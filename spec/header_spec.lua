@@ -64,3 +64,116 @@ int luaopen_mod(lua_State *L) {
     end)
   end
 end)
+
+-- The public functions luaflow.h declares: the module table's list and the
+-- linked-only LUAFLOW_API declarations.
+local function header_text()
+  local f = assert(io.open(root .. "/include/luaflow.h"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function public_names()
+  local names = {}
+  for name in header_text():gmatch("XX%([RV], [^,]+, ([%w_]+),") do names["lf_" .. name] = true end
+  for name in header_text():gmatch("LUAFLOW_API [^;(]-(lf_[%w_]+)%(") do names[name] = true end
+  return names
+end
+
+local function sh(cmd)
+  local p = io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+describe("the public header, documented", function()
+  it("declares the module table's functions and the engine's, each after a comment saying what it does", function()
+    local lines = {}
+    for line in header_text():gmatch("[^\n]*") do lines[#lines + 1] = line end
+    local undocumented, seen = {}, 0
+    for i, line in ipairs(lines) do
+      local name = line:match("^  XX%([RV], [^,]+, ([%w_]+),") or line:match("^LUAFLOW_API [^;(]-(lf_[%w_]+)%(")
+      if name then
+        seen = seen + 1
+        local j = i - 1 -- a group of declarations shares the comment above it
+        while lines[j]:match("^LUAFLOW_API ") do j = j - 1 end
+        if not lines[j]:match("%*/%s*\\?$") then undocumented[#undocumented + 1] = name end
+      end
+    end
+    assert.is_true(seen >= 30, "declarations found: " .. seen)
+    assert.are.same({}, undocumented)
+  end)
+
+  it("gives the version as numbers and as the string luaflow reports", function()
+    local path = os.tmpname() .. ".c"
+    local f = assert(io.open(path, "w"))
+    f:write([[
+#include <stdio.h>
+#include <luaflow.h>
+#if LUAFLOW_VERSION_NUM != LUAFLOW_VERSION_MAJOR * 10000 + LUAFLOW_VERSION_MINOR * 100 + LUAFLOW_VERSION_PATCH
+#error LUAFLOW_VERSION_NUM
+#endif
+int main(void) {
+  printf("%d %d %d %s\n", LUAFLOW_VERSION_MAJOR, LUAFLOW_VERSION_MINOR, LUAFLOW_VERSION_PATCH, LUAFLOW_VERSION);
+  return 0;
+}
+]])
+    f:close()
+    local exe = os.tmpname()
+    local ok, out = sh(("cc -Wall -Wextra -Werror -I'%s/include' -o '%s' '%s' && '%s'"):format(root, exe, path, exe))
+    os.remove(path)
+    os.remove(exe)
+    assert.is_true(ok, out)
+    local major, minor, patch, text = out:match("^(%d+) (%d+) (%d+) (%S+)\n$")
+    assert.are.equal(major .. "." .. minor .. "." .. patch, text)
+    assert.are.equal(require("luaflow").version, text)
+  end)
+
+  it("is as clang-format writes it", function()
+    if not sh("command -v clang-format >/dev/null") then
+      return pending("clang-format is not installed")
+    end
+    local ok, out = sh(("cd '%s' && clang-format include/luaflow.h | diff -u include/luaflow.h -"):format(root))
+    assert.is_true(ok, out)
+  end)
+end)
+
+describe("the library exports the public API only", function()
+  local build = root .. "/" .. (os.getenv("LUAFLOW_BUILD") or "build")
+
+  -- The defined global names nm lists: name -> true.
+  local function exported(cmd)
+    local ok, out = sh(cmd)
+    assert(ok, out)
+    local names = {}
+    for name in out:gmatch("%x+ [TDRB] ([%w_.@]+)\n") do names[name] = true end
+    return names
+  end
+
+  local function check(names)
+    local public, stray, missing = public_names(), {}, {}
+    for name in pairs(names) do
+      if not public[name] and not name:match("^luaopen_luaflow") then stray[#stray + 1] = name end
+    end
+    for name in pairs(public) do
+      if not names[name] then missing[#missing + 1] = name end
+    end
+    table.sort(stray)
+    table.sort(missing)
+    assert.are.same({}, stray)
+    assert.are.same({}, missing)
+    assert.is_true(names.luaopen_luaflow)
+  end
+
+  it("luaflow.so: the lf_ functions of luaflow.h and luaopen_luaflow*, nothing else", function()
+    check(exported(("nm -D --defined-only '%s/luaflow.so'"):format(build)))
+  end)
+
+  it("libluaflow.a: the same names; its internal functions are local to it", function()
+    check(exported(("nm -g --defined-only '%s/libluaflow.a'"):format(build)))
+    local _, out = sh(("nm '%s/libluaflow.a'"):format(build))
+    assert.is_truthy(out:find(" t lf_state_newl\n", 1, true), "an internal function, kept local")
+  end)
+end)

@@ -3,26 +3,11 @@
 #include "graph.h"
 #include "lua_core.h"
 
-static const lf_api api = {
-    .version = LF_API_VERSION,
-    .size = sizeof(lf_api),
-    .state_is = lf_state_is,
-    .state_kind = lf_state_kind,
-    .kind_name = lf_kind_name,
-    .state_message = lf_state_message,
-    .state_run_count = lf_state_run_count,
-    .state_loop_count = lf_state_loop_count,
-    .state_start_time = lf_state_start_time,
-    .state_field = lf_state_field,
-    .state_nfields = lf_state_nfields,
-    .state_field_name = lf_state_field_name,
-    .state_new = lf_state_new,
-    .state_ref = lf_state_ref,
-    .state_release = lf_state_release,
-    .object_name = lf_object_name,
-    .object_is_flow = lf_object_is_flow,
-    .handler_error = lf_handler_error,
-    .handler_push = lf_handler_push,
+static const lf_api api = {.version = LF_API_VERSION,
+                           .size = sizeof(lf_api),
+#define LF_XX(r, type, name, params, args) .name = lf_##name,
+                           LF_API_MAP(LF_XX)
+#undef LF_XX
 };
 
 const lf_api *lf_api_table(void) {

@@ -16,7 +16,8 @@
 #include "lua_sources.h"
 #include "redact.h"
 
-int luaopen_luaflow(lua_State *L);
+LUAFLOW_API int luaopen_luaflow(lua_State *L);
+LUAFLOW_API int luaopen_luaflow_store(lua_State *L);
 
 static const lf_lua_source *find_source(const char *module) {
   for (const lf_lua_source *s = lf_lua_sources; s->module; s++)
@@ -217,6 +218,10 @@ int luaopen_luaflow(lua_State *L) {
     lua_pushcclosure(L, preload_loader, 1);
     lua_setfield(L, -2, s->module);
   }
+  /* this copy of the library's store, not another one Lua's C searcher
+   * would load from luaflow.so into the luaflow binary */
+  lua_pushcfunction(L, luaopen_luaflow_store);
+  lua_setfield(L, -2, "luaflow.store");
   lua_pop(L, 1);
   const lf_lua_source *init = find_source("luaflow");
   if (!init || load_embedded(L, init) != LUA_OK)

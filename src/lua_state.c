@@ -227,8 +227,6 @@ static int state_is(lua_State *L) {
   return 1;
 }
 
-int lf_current_run_count(lua_State *L);
-
 static double opt_time_field(lua_State *L, int t, const char *key, int *has) {
   double v = 0;
   *has = 0;

@@ -28,7 +28,7 @@
 #define RUN_MT "luaflow.StoreRun"
 #define ROWS_MT "luaflow.StoreRows"
 
-int luaopen_luaflow_store(lua_State *L);
+LUAFLOW_API int luaopen_luaflow_store(lua_State *L);
 
 static const char *const code_names[] = {
     "ok",      "missing",   "invalid",   "not_found", "ambiguous", "not_a_store",

@@ -26,7 +26,7 @@ int lf_to_time(lua_State *L, int idx, double *t) {
 }
 
 static double check_time(lua_State *L, int idx) {
-  double t;
+  double t = 0; /* luaL_typeerror does not return */
   if (!lf_to_time(L, idx, &t)) luaL_typeerror(L, idx, "time value");
   return t;
 }

@@ -6,7 +6,8 @@
 #include "log.h"
 #include "run.h"
 
-static char handler_error[1024];
+/* per thread: C handlers may run on worker threads */
+static _Thread_local char handler_error[1024];
 /* Where the handler that returned a bad value was defined, for the ERROR line. */
 static char bad_return_where[512];
 
