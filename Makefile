@@ -116,12 +116,28 @@ $(BUILD)/receiver: spec/support/receiver.c | $(BUILD)/obj
 $(BUILD)/codec_test: spec/support/codec_test.c $(BUILD)/libluaflow-internal.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow-internal.a $(LIBS)
 
-test: all examples $(BUILD)/receiver $(BUILD)/codec_test
-	@LUAFLOW_BUILD=$(BUILD) ./scripts/run-specs.sh
+# The C unit tests of the Lua-free units (spec/c/, no busted): `make ctest`,
+# or `build/ctest NAME` for one test in the runner's own process.
+CTEST_OBJS = $(patsubst spec/c/%.c,$(BUILD)/ctest-obj/%.o,$(wildcard spec/c/*.c))
+
+$(BUILD)/ctest-obj/%.o: spec/c/%.c $(BUILD)/obj/cflags | $(BUILD)/obj
+	@mkdir -p $(@D)
+	@echo "CC $<"
+	@$(CC) $(ALL_CFLAGS) -Ispec/c -c $< -o $@
+
+$(BUILD)/ctest: $(CTEST_OBJS) $(BUILD)/libluaflow-internal.a
+	$(CC) $(SANFLAGS) -o $@ $(CTEST_OBJS) $(BUILD)/libluaflow-internal.a $(LIBS)
+
+ctest: $(BUILD)/ctest
+	$(BUILD)/ctest
+
+# The C unit tests first, then busted; one count for both.
+test: all examples $(BUILD)/receiver $(BUILD)/codec_test $(BUILD)/ctest
+	@LUAFLOW_BUILD=$(BUILD) LUAFLOW_CTEST=$(BUILD)/ctest ./scripts/run-specs.sh
 
 check-mem:
-	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all examples build-asan/receiver build-asan/codec_test
-	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 ./scripts/run-specs.sh
+	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all examples build-asan/receiver build-asan/codec_test build-asan/ctest
+	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 LUAFLOW_CTEST=build-asan/ctest ./scripts/run-specs.sh
 
 # libFuzzer harnesses (fuzz/), built with Debian's clang under ASan and UBSan
 # into build-fuzz/; `make fuzz FUZZ_TIME=600` runs each that long, CI runs
@@ -197,9 +213,10 @@ rock-install:
 	install -m 644 $(BUILD)/luaflow.so $(LIBDIR)/luaflow.so
 
 format:
-	clang-format -i src/*.c src/*.h include/*.h tools/*.c examples/*/*.c spec/support/*.c
+	clang-format -i src/*.c src/*.h include/*.h tools/*.c examples/*/*.c spec/support/*.c \
+	  spec/c/*.c spec/c/*.h
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/ctest-obj/*.d)

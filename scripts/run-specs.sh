@@ -24,12 +24,30 @@ out=$(mktemp)
 state=$(mktemp -d)
 export XDG_STATE_HOME="$state"
 unset LUAFLOW_STORE
-trap 'rm -f "$out"; rm -rf "$state"' EXIT
+trap 'rm -f "$out" "$out.passed" "$out.failed"; rm -rf "$state"' EXIT
+# The C unit tests (make test sets LUAFLOW_CTEST): their TAP lines count too.
+ctest_status=0
+if [ -n "${LUAFLOW_CTEST:-}" ]; then
+  "$LUAFLOW_CTEST" >"$out" 2>&1
+  ctest_status=$?
+  cat "$out"
+  if [ "$ctest_status" -ne 0 ] && ! grep -q '^not ok ' "$out"; then
+    echo "not ok - C unit tests: $LUAFLOW_CTEST exited with status $ctest_status"
+  fi
+  grep -c '^ok ' "$out" >"$out.passed"
+  grep -c '^not ok ' "$out" >"$out.failed"
+fi
 lua5.4 /usr/bin/busted -o TAP "${@:-spec}" >"$out" 2>&1
 status=$?
 cat "$out"
 passed=$(grep -c '^ok ' "$out")
 failed=$(grep -c '^not ok ' "$out")
+if [ -n "${LUAFLOW_CTEST:-}" ]; then
+  passed=$((passed + $(cat "$out.passed")))
+  failed=$((failed + $(cat "$out.failed")))
+  [ "$ctest_status" -ne 0 ] && [ "$(cat "$out.failed")" -eq 0 ] && failed=$((failed + 1))
+  rm -f "$out.passed" "$out.failed"
+fi
 # busted's own exit status counts too: a crash, or a leak or sanitizer report
 # when the process ends, fails the run even with every spec passed
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then

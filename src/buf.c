@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdlib.h>
 #include "buf.h"
 
@@ -15,6 +16,10 @@ void lf_buf_free(lf_buf *b) {
 
 int lf_buf_reserve(lf_buf *b, size_t n) {
   if (b->cap - b->len >= n) return 1;
+  if (n > SIZE_MAX / 2 - b->len) { /* no such size: doubling would wrap around */
+    b->oom = 1;
+    return 0;
+  }
   size_t cap = b->cap ? b->cap : 4096;
   while (cap - b->len < n)
     cap *= 2;

@@ -1,0 +1,140 @@
+/* Redaction (redact.c) and the matcher under it (acmatch.c): every form of a
+ * secret becomes ****, overlapping ones one ****, short values are refused,
+ * and the automaton reports every occurrence in order. */
+#include "acmatch.h"
+#include "redact.h"
+#include "test.h"
+
+typedef struct {
+  size_t pattern[16], end[16];
+  int n;
+} hits;
+
+static int record_hit(void *ud, size_t pattern, size_t end) {
+  hits *h = ud;
+  ASSERT_INT(h->n, <, 16);
+  h->pattern[h->n] = pattern, h->end[h->n] = end;
+  h->n++;
+  return 0;
+}
+
+TEST_IMPL(acmatch_finds_every_occurrence) {
+  const char *patterns[] = {"he", "she", "his", "hers", "he"};
+  size_t lens[] = {2, 3, 3, 4, 2};
+  lf_ac *ac = lf_ac_build(patterns, lens, 5);
+  ASSERT_NOT_NULL(ac);
+  ASSERT_EQ(lf_ac_max_len(ac), 4);
+  hits h = {{0}, {0}, 0};
+  ASSERT_EQ(lf_ac_scan(ac, "ushers", 6, record_hit, &h), 3);
+  /* in the order of their ends; "she" and "he" end at the same byte */
+  ASSERT_EQ(h.end[0], 4);
+  ASSERT_EQ(h.end[1], 4);
+  ASSERT((h.pattern[0] == 1 && h.pattern[1] == 0) ||
+         (h.pattern[0] == 0 && h.pattern[1] == 1));
+  ASSERT_EQ(h.pattern[2], 3); /* hers */
+  ASSERT_EQ(h.end[2], 6);
+  h.n = 0;
+  ASSERT_EQ(lf_ac_scan(ac, "nothing", 7, record_hit, &h), 0);
+  ASSERT_EQ(lf_ac_scan(ac, "a\0hishe", 7, record_hit, &h), 3); /* bytes, NUL included */
+  lf_ac_free(ac);
+  return 0;
+}
+
+static int stop_at_first(void *ud, size_t pattern, size_t end) {
+  (void)pattern, (void)end;
+  ++*(int *)ud;
+  return 1;
+}
+
+TEST_IMPL(acmatch_stops_when_asked) {
+  const char *patterns[] = {"ab"};
+  size_t lens[] = {2};
+  lf_ac *ac = lf_ac_build(patterns, lens, 1);
+  ASSERT_NOT_NULL(ac);
+  int calls = 0;
+  lf_ac_scan(ac, "ababab", 6, stop_at_first, &calls);
+  ASSERT_EQ(calls, 1);
+  lf_ac_free(ac);
+  return 0;
+}
+
+/* Redacts text; returns a malloc'ed NUL-terminated copy of the result. */
+static char *redacted(const char *text) {
+  size_t out_len;
+  int allocated;
+  char *r = lf_redact(text, strlen(text), &out_len, &allocated);
+  char *copy = malloc(out_len + 1);
+  ASSERT_NOT_NULL(copy);
+  memcpy(copy, r, out_len);
+  copy[out_len] = '\0';
+  if (allocated) free(r);
+  return copy;
+}
+
+#define ASSERT_REDACTS(text, expected)                                                   \
+  do {                                                                                   \
+    char *got_ = redacted(text);                                                         \
+    ASSERT_STR_EQ(got_, expected);                                                       \
+    free(got_);                                                                          \
+  } while (0)
+
+TEST_IMPL(redact_hides_every_form) {
+  lf_redact_clear();
+  ASSERT_EQ(lf_redact_add("open sesame/now", 15), 1);
+  ASSERT_EQ(lf_redact_add("pa\"ss\\wd", 8), 1);
+  ASSERT_REDACTS("nothing to hide", "nothing to hide");
+  ASSERT_REDACTS("say open sesame/now!", "say ****!");
+  ASSERT_REDACTS("url open%20sesame%2Fnow end", "url **** end");
+  ASSERT_REDACTS("form open+sesame%2fnow end", "form **** end");
+  ASSERT_REDACTS("json pa\\\"ss\\\\wd end", "json **** end");
+  /* SMTP AUTH LOGIN sends it in base64: cGEic3Ncd2Q= */
+  int allocated;
+  size_t n;
+  const char *b64 = "AUTH cGEic3Ncd2Q=";
+  char *r = lf_redact(b64, strlen(b64), &n, &allocated);
+  ASSERT(allocated);
+  ASSERT(memmem(r, n, "****", 4) != NULL);
+  free(r);
+  lf_redact_clear();
+  ASSERT_REDACTS("say open sesame/now!", "say open sesame/now!");
+  return 0;
+}
+
+TEST_IMPL(redact_merges_overlaps_and_refuses_short_values) {
+  lf_redact_clear();
+  ASSERT_EQ(lf_redact_add("short", 5), 0); /* under LF_REDACT_MIN */
+  ASSERT_EQ(lf_redact_add("abcabcabd", 9), 1);
+  ASSERT_EQ(lf_redact_add("abcabd-1", 8), 1);
+  ASSERT_EQ(lf_redact_add("abcabcabd", 9), 1); /* already hidden */
+  ASSERT_REDACTS("a short text", "a short text");
+  /* overlapping and touching occurrences become one **** */
+  ASSERT_REDACTS("xabcabcabd-1y", "x****y");
+  ASSERT_REDACTS("abcabcabdabcabcabd", "****");
+  lf_redact_clear();
+  return 0;
+}
+
+static void count_form(void *ud, const char *form, size_t n) {
+  int *count = ud;
+  ASSERT_INT(n, >, 0);
+  /* each form, shown alone, is hidden */
+  size_t out_len;
+  int allocated;
+  char *r = lf_redact(form, n, &out_len, &allocated);
+  ASSERT(allocated);
+  ASSERT(memmem(r, out_len, form, n) == NULL);
+  free(r);
+  ++*count;
+}
+
+TEST_IMPL(redact_forms_are_each_hidden) {
+  lf_redact_clear();
+  const char *secret = "tok\"en\\9x 100%";
+  ASSERT_EQ(lf_redact_add(secret, strlen(secret)), 1);
+  int count = 0;
+  int forms = lf_redact_forms(secret, strlen(secret), count_form, &count);
+  ASSERT_INT(forms, >=, 8);
+  ASSERT_EQ(count, forms);
+  lf_redact_clear();
+  return 0;
+}
