@@ -181,6 +181,18 @@ return luaflow.Flow("needs", function() show(luaflow.Parameter("size", {required
       assert.are.equal(0, given.code)
       assert.are.equal("MARK-got\t4\n", given.stdout)
     end)
+
+    it("passes --param flag=false as the boolean false", function()
+      local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local p = luaflow.Parameter("flag")
+local t = luaflow.task{ name = "t" }(function(v) print(type(v), tostring(v)) end)
+return luaflow.Flow("f", function() t(p) end)
+]])
+      local r = cli.run({ "run", path, "--param", "flag=false" })
+      assert.are.equal(0, r.code)
+      assert.are.equal("boolean\tfalse\n", r.stdout)
+    end)
   end)
 
   describe("--json", function()
@@ -635,6 +647,12 @@ describe("luaflow --version and --help", function()
     for _, word in ipairs({ "run", "check", "graph", "--param", "--json", "--log-level", "--resume" }) do
       assert.is_true(has(r.stdout, word), word)
     end
+  end)
+
+  it("prints the usage for `luaflow run --help` and exits 0", function()
+    local r = cli.run({ "run", "--help" }, { no_input = false })
+    assert.are.equal(0, r.code)
+    assert.is_truthy(r.stdout:find("usage: luaflow run FILE", 1, true))
   end)
 end)
 

@@ -1,6 +1,7 @@
 -- Tasks and flows: building, naming,
 -- edges, order, parameters, runs and the errors bad input draws.
 local luaflow = require("luaflow")
+local core = require("luaflow.core")
 local Task, Flow, task, Parameter = luaflow.Task, luaflow.Flow, luaflow.task, luaflow.Parameter
 
 -- ---------------------------------------------------------------- helpers
@@ -182,6 +183,12 @@ describe("call-site naming", function()
     local flow = Flow("named", function() some_local() end)
     assert.are.equal("<Task: given>", tostring(some_local))
     assert.are.same({"given"}, state_names(flow:run()))
+  end)
+
+  it("does not name a task after a method call site (o:m())", function()
+    local o = { m = luaflow.task(function(_) return 1 end) }
+    local f = Flow("g", function() o:m() end)
+    assert.are.equal("task", f:tasks()[1].name)
   end)
 end)
 
@@ -454,6 +461,13 @@ describe("explicit edges", function()
     end)
     assert.is_true(flow:run():is_successful())
     assert.are.equal("val", got)
+  end)
+
+  it("leaves the engine as it was: no run in progress, state constructors work", function()
+    local f = Flow{ name = "f", tasks = { Task{ name = "a" }, Task{ name = "b" } } }
+    assert.has_error(function() f:add_edge(f:tasks()[1], f:tasks()[2], 2 ^ 31) end)
+    assert.is_false(core.running())
+    assert.are.equal(1, luaflow.states.Retrying{}.run_count)
   end)
 end)
 
@@ -870,6 +884,16 @@ describe("flow:run()", function()
     local state = flow:run()
     assert.is_true(state:is_successful())
     assert.are.equal(N, state.result[last].result)
+  end)
+
+  it("gives no run count for a task added to the flow after the run", function()
+    local a = Task{ name = "a" }
+    local f = Flow{ name = "f", tasks = { a } }
+    local state = f:run()
+    local late = Task{ name = "late" }
+    f:add_task(late)
+    assert.is_nil(state.result[late])
+    assert.is_nil(core.result_run_count(state.result, late))
   end)
 end)
 

@@ -648,4 +648,35 @@ describe("state handlers", function()
       assert.are.equal("done", ts.result)
     end)
   end)
+
+  describe("a state a handler returns", function()
+    it("keeps a task's result when an inner run's handler returns the outer run's state", function()
+      local saved
+      local inner_t = Task{ name = "inner", state_handlers = { function(_, _, new)
+        if new:is_successful() then return saved end
+      end } }
+      local inner = Flow{ name = "inner", tasks = { inner_t } }
+      local a = Task{ name = "a", fn = function() return 42 end, state_handlers = { function(_, _, new)
+        if new:is_successful() then saved = new; inner:run() end
+      end } }
+      local got
+      local b = Task{ name = "b", fn = function(x) got = x; return x end }
+      local f = Flow{ name = "outer", tasks = { a, b } }
+      f:add_edge(a, b, 1)
+      local state = f:run()
+      assert.are.equal(42, got)
+      assert.are.equal(42, state.result[a].result)
+    end)
+  
+    it("does not take over the result of a state a handler returns and the user keeps", function()
+      local DONE = S.Success{ message = "done", result = "my payload" }
+      local h = { function(_, _, new) if new:is_finished() then return DONE end end }
+      local a, b = Task{ name = "a", fn = function() return "A" end }, Task{ name = "b" }
+      local s1 = Flow{ name = "f1", tasks = { a }, state_handlers = h }:run()
+      local s2 = Flow{ name = "f2", tasks = { b }, state_handlers = h }:run()
+      assert.are.equal("my payload", DONE.result)
+      assert.are.equal("A", s1.result[a].result)
+      assert.are.equal("Success", s2.result[b].name)
+    end)
+  end)
 end)

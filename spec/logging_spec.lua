@@ -170,6 +170,21 @@ return luaflow.Flow{name = "handlers", tasks = {t, u}}
         .. "state handler returned a string " .. where,
     }, errors)
   end)
+
+  it("comes with the task's own stack traceback, at ERROR", function()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local function deep() error("deep trouble") end
+local t = luaflow.task{ name = "t" }(function() deep() end)
+return luaflow.Flow("f", function() t() end)
+]])
+    local r = cli.run({ "run", path }, { env = { LUAFLOW_LOG_LEVEL = "ERROR" } })
+    assert.are.equal(1, r.code)
+    assert.is_truthy(r.stderr:find("Exception encountered during task execution! ", 1, true))
+    assert.is_truthy(r.stderr:find("deep trouble\nstack traceback:", 1, true))
+    assert.is_truthy(r.stderr:find("in upvalue 'deep'", 1, true) or r.stderr:find("in local 'deep'", 1, true))
+    assert.is_nil(r.stderr:find("flow_run", 1, true)) -- the engine's own frames are cut
+  end)
 end)
 
 describe("log levels in colour", function()

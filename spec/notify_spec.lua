@@ -69,13 +69,6 @@ local function task_entry(line, name)
   error("no task " .. name .. " in the --json line")
 end
 
--- A JSON secrets file with the given mode; returns its path.
-local function secrets_file(values, mode)
-  local path = cli.write_flow(json.encode(values), cli.tmpdir(), "secrets.json")
-  assert(os.execute(("chmod %s %s"):format(mode, cli.quote(path))))
-  return path
-end
-
 -- Headers (a name -> value table, names lower-cased) and body of a MIME text.
 local function mime_split(text)
   local head, body = text:match("^(.-)\r\n\r\n(.*)$")
@@ -326,6 +319,16 @@ return luaflow.Flow{name = "tolerant", tasks = {t}}
       assert.are.equal(1, #got)
       assert.are.equal("/ops/T1/B1/opsXXXXtoken", got[1].path)
       assert.are.same(slack("other", "Success", "#28a745", "Task run succeeded."), json.decode(got[1].body))
+    end)
+
+    it("shows a trigger's plain error as error text in the Slack payload", function()
+      local up = Task{ name = "up" }
+      local down = Task{ name = "down", trigger = function() error("terr", 0) end }
+      local f = Flow{ name = "f", tasks = { up, down } }
+      f:add_edge(up, down)
+      local s = f:run().result[down]
+      local payload = luaflow.notifications.slack_payload(down, s)
+      assert.are.equal("```terr```", payload.attachments[1].fields[1].value)
     end)
   end)
 
@@ -580,246 +583,6 @@ return luaflow.Flow{name = "tolerant", tasks = {t}}
         '<Task: boom> Failed("Error during execution of task: boom")',
         '<Flow: name=callbacks> Failed("Some reference tasks failed.")',
       }, log)
-    end)
-  end)
-
-  -- ---------------------------------------------------------------- secrets
-  describe("secrets", function()
-    it("come from flow:run{secrets=}, JSON-decoded, through secrets.get and Secret():get()", function()
-      local seen = {}
-      local t = Task{ name = "reader", fn = function()
-        seen.plain = luaflow.secrets.get("PLAIN")
-        seen.via_class = luaflow.Secret("PLAIN"):get()
-        seen.num = luaflow.secrets.get("NUM")
-        seen.obj = luaflow.Secret("OBJ"):get()
-        seen.raw = luaflow.secrets.get("RAW")
-      end }
-      local _, ts = run_one(t, { PLAIN = "plain-value-1", NUM = "42", OBJ = '{"k":"obj-v","n":2}', RAW = 5 })
-      assert.are.equal("Success", ts.name, ts.message)
-      assert.are.equal("plain-value-1", seen.plain)
-      assert.are.equal("plain-value-1", seen.via_class)
-      assert.are.equal(42, seen.num)
-      assert.are.equal("integer", math.type(seen.num))
-      assert.are.same({ k = "obj-v", n = 2 }, seen.obj)
-      assert.are.equal("integer", math.type(seen.obj.n))
-      assert.are.equal(5, seen.raw)
-    end)
-
-    it("a missing one is the error Local Secret \"NAME\" was not found.", function()
-      local err
-      local t = Task{ name = "missing", fn = function()
-        local ok, e = pcall(luaflow.secrets.get, "NOPE_NOT_SET")
-        err = e
-        assert(ok, e)
-      end }
-      local _, ts = run_one(t, { OTHER = "some-other-value" })
-      -- a Lua error may carry the caller's position ("file:line: "), as every
-      -- luaflow error does; the text itself is exact
-      local want = 'Local Secret "NOPE_NOT_SET" was not found.'
-      assert.are.equal(want, tostring(err):sub(-#want), tostring(err))
-      local prefix = tostring(err):sub(1, -#want - 1)
-      assert.is_true(prefix == "" or prefix:match("^.+:%d+: $") ~= nil, tostring(err))
-      assert.are.equal("Failed", ts.name)
-      assert.is_true(starts_with(ts.message, "Error during execution of task: "), ts.message)
-      assert.are.equal(want, ts.message:sub(-#want), ts.message)
-    end)
-
-    local SHOW = [[
-local luaflow = require("luaflow")
-local show = luaflow.task{name = "show"}(function()
-  for _, name in ipairs({%s}) do
-    local ok, v = pcall(luaflow.secrets.get, name)
-    if not ok then v = "ERR " .. tostring(v) end
-    local kind = math.type(v) or type(v)
-    if type(v) == "table" then v = luaflow.json.encode(v) end
-    print(("%%s=%%s:%%s"):format(name, kind, tostring(v)))
-  end
-end)
-local f = luaflow.Flow("show-secrets", function() show() end)
-%s
-]]
-
-    local function show_script(names, run_call)
-      local quoted = {}
-      for i, n in ipairs(names) do quoted[i] = ("%q"):format(n) end
-      return cli.write_flow(SHOW:format(table.concat(quoted, ", "), run_call or "return f"))
-    end
-
-    it("come from LUAFLOW_SECRET_<NAME> (upper-cased, non-alphanumerics made _), JSON-decoded", function()
-      local path = show_script({ "slack-url", "num", "obj", "plain" })
-      local res = cli.run({ "run", path }, { env = {
-        LUAFLOW_SECRET_SLACK_URL = "https://hooks.example/T/B/envtoken",
-        LUAFLOW_SECRET_NUM = "42",
-        LUAFLOW_SECRET_OBJ = '{"a":[1,2],"b":"c"}',
-        LUAFLOW_SECRET_PLAIN = "just text here",
-      } })
-      assert.are.equal(0, res.code, res.stderr)
-      assert.are.same({
-        "slack-url=string:https://hooks.example/T/B/envtoken",
-        "num=integer:42",
-        'obj=table:{"a":[1,2],"b":"c"}',
-        "plain=string:just text here",
-      }, cli.lines(res.stdout))
-    end)
-
-    it("come from --secrets FILE and LUAFLOW_SECRETS_FILE (mode 0600), run secrets then env first", function()
-      local file = secrets_file({ FROM_FILE = "file-value-1", SHARED = "file-shared", BOTH = "file-both",
-                                  N = 7, DEEP = { x = "file-deep" } }, "600")
-      local path = show_script({ "FROM_FILE", "N", "DEEP", "SHARED", "BOTH" },
-                               'f:run{secrets = {BOTH = "run-both"}}')
-      local env = { LUAFLOW_SECRET_SHARED = "env-shared", LUAFLOW_SECRET_BOTH = "env-both" }
-      local expected = {
-        "FROM_FILE=string:file-value-1",
-        "N=integer:7",
-        'DEEP=table:{"x":"file-deep"}',
-        "SHARED=string:env-shared",
-        "BOTH=string:run-both",
-      }
-      local res = cli.run({ "run", path, "--secrets", file }, { env = env })
-      assert.are.equal(0, res.code, res.stderr)
-      assert.are.same(expected, cli.lines(res.stdout))
-      env.LUAFLOW_SECRETS_FILE = file
-      res = cli.run({ "run", path }, { env = env })
-      assert.are.equal(0, res.code, res.stderr)
-      assert.are.same(expected, cli.lines(res.stdout))
-    end)
-
-    it("refuse a secrets file its group or others can read, and a missing one (exit 2)", function()
-      local path = show_script({ "FROM_FILE" })
-      for _, case in ipairs({ { mode = "640", how = "option" }, { mode = "604", how = "env" } }) do
-        local file = secrets_file({ FROM_FILE = "file-value-1" }, case.mode)
-        local args, env = { "run", path }, {}
-        if case.how == "option" then
-          table.insert(args, "--secrets")
-          table.insert(args, file)
-        else
-          env.LUAFLOW_SECRETS_FILE = file
-        end
-        local res = cli.run(args, { env = env })
-        assert.are.equal(2, res.code, res.stderr)
-        assert.are.equal("", res.stdout)
-        assert.is_true(contains(res.stderr, file), res.stderr)
-        local lower = res.stderr:lower()
-        assert.is_true(contains(lower, "group") or contains(lower, "others"), res.stderr)
-      end
-      local missing = cli.tmpdir() .. "/nope.json"
-      local res = cli.run({ "run", path, "--secrets", missing })
-      assert.are.equal(2, res.code)
-      assert.are.equal("", res.stdout)
-      assert.is_true(contains(res.stderr, missing), res.stderr)
-      res = cli.run({ "run", path }, { env = { LUAFLOW_SECRETS_FILE = missing } })
-      assert.are.equal(2, res.code)
-      assert.is_true(contains(res.stderr, missing), res.stderr)
-    end)
-  end)
-
-  -- ---------------------------------------------------------------- redaction
-  describe("redaction", function()
-    local SECRET = "tok en/42:Xyz" -- has characters that URL-encoding changes
-    local ENCODED = "tok%20en%2F42%3AXyz"
-
-    it("hides a secret that was read from logs, --json, engine-built and signal messages, not from print", function()
-      local path = cli.write_flow([[
-local luaflow = require("luaflow")
-local signals = luaflow.signals
-local leak = luaflow.task{name = "leak"}(function()
-  local s = luaflow.secrets.get("API_TOKEN")
-  print("user print: " .. s)
-  luaflow.log.info("user log: " .. s)
-  error("cannot log in with " .. s, 0)
-end)
-local sig = luaflow.task{name = "sig"}(function()
-  error(signals.FAIL("signal says " .. luaflow.secrets.get("API_TOKEN")))
-end)
-local enc = luaflow.task{name = "enc"}(function()
-  local s = luaflow.secrets.get("API_TOKEN")
-  local e = s:gsub("[^%w%-_%.~]", function(c) return ("%%%02X"):format(c:byte()) end)
-  error("encoded " .. e, 0)
-end)
-return luaflow.Flow("redact", function() leak(); sig(); enc() end)
-]])
-      local out = cli.tmpdir() .. "/run.json"
-      local res = cli.run({ "run", path, "--json", out, "--log-level", "DEBUG" },
-        { env = { LUAFLOW_SECRET_API_TOKEN = SECRET, LUAFLOW_LOG_LEVEL = "DEBUG" } })
-      assert.are.equal(1, res.code, res.stderr)
-      assert.are.equal("user print: " .. SECRET .. "\n", res.stdout)
-      assert.is_true(contains(res.stderr, "user log: ****"), res.stderr)
-      assert.is_false(contains(res.stderr, SECRET), res.stderr)
-      assert.is_false(contains(res.stderr, ENCODED), res.stderr)
-      local text = cli.read(out)
-      assert.is_false(contains(text, SECRET))
-      assert.is_false(contains(text, ENCODED))
-      local line = json.decode(text)
-      assert.are.equal("Error during execution of task: cannot log in with ****", task_entry(line, "leak").message)
-      assert.are.equal("signal says ****", task_entry(line, "sig").message)
-      assert.are.equal("Error during execution of task: encoded ****", task_entry(line, "enc").message)
-    end)
-
-    it("hides a secret from CLI error messages", function()
-      local path = cli.write_flow([[
-local luaflow = require("luaflow")
-error("script failed with " .. luaflow.secrets.get("API_TOKEN"))
-]])
-      local res = cli.run({ "run", path }, { env = { LUAFLOW_SECRET_API_TOKEN = SECRET } })
-      assert.are.equal(2, res.code)
-      assert.is_true(contains(res.stderr, "script failed with ****"), res.stderr)
-      assert.is_false(contains(res.stderr, SECRET), res.stderr)
-    end)
-
-    it("hides a secret from the states the engine builds and from notifier payloads", function()
-      local r = receiver.start{ proto = "http" }
-      local token = "pw-Zq81-secret"
-      local t = Task{ name = "leaky", state_handlers = { N.slack_notifier{ only_states = { "Failed" } } },
-                      fn = function() error(signals.FAIL("login as " .. luaflow.secrets.get("DB_PASSWORD"))) end }
-      local u = Task{ name = "leaky2", state_handlers = { N.slack_notifier{ only_states = { "Failed" } } },
-                      fn = function() error("db said " .. luaflow.secrets.get("DB_PASSWORD"), 0) end }
-      local fs = Flow{ name = "redacted", tasks = { t, u } }:run{
-        secrets = { DB_PASSWORD = token, SLACK_WEBHOOK_URL = r:url(HOOK_PATH) } }
-      assert.are.equal('Failed("login as ****")', tostring(fs.result[t]))
-      assert.are.equal('Failed("Error during execution of task: db said ****")', tostring(fs.result[u]))
-      local got = r:wait_for(2, 2)
-      assert.are.equal(2, #got)
-      for _, rec in ipairs(got) do assert.is_false(contains(rec.body, token), rec.body) end
-      local b1, b2 = table.unpack(bodies(got))
-      assert.are.equal("login as ****", b1.attachments[1].fields[1].value)
-      assert.are.equal("```db said ****```", b2.attachments[1].fields[1].value)
-    end)
-
-    it("never touches what the user's own code sends", function()
-      local r = receiver.start{ proto = "http" }
-      local token = "usr-token-abc123"
-      local t = Task{ name = "sender", fn = function()
-        local s = luaflow.secrets.get("USER_TOKEN")
-        local res = luaflow.http.post(r:url("/api?token=" .. s), { body = "token=" .. s,
-                                                                   headers = { ["X-Token"] = s } })
-        return res.status
-      end }
-      local _, ts = run_one(t, { USER_TOKEN = token })
-      assert.are.equal(200, ts.result)
-      local got = r:wait_for(1, 2)
-      assert.are.equal(1, #got)
-      assert.are.equal("/api?token=" .. token, got[1].path)
-      assert.are.equal("token=" .. token, got[1].body)
-      assert.are.equal(token, got[1].headers["x-token"])
-    end)
-
-    it("a secret shorter than 6 characters draws exactly one WARNING and is not hidden", function()
-      local path = cli.write_flow([[
-local luaflow = require("luaflow")
-local a = luaflow.task{name = "a"}(function() return luaflow.secrets.get("PIN") end)
-local b = luaflow.task{name = "b"}(function() error("pin " .. luaflow.secrets.get("PIN"), 0) end)
-return luaflow.Flow("short", function() a(); b() end)
-]])
-      local res = cli.run({ "run", path, "--json", "-", "--log-level", "WARNING" },
-        { env = { LUAFLOW_SECRET_PIN = "zq7", LUAFLOW_LOG_LEVEL = "WARNING" } })
-      assert.are.equal(1, res.code, res.stderr)
-      local warnings = {}
-      for _, l in ipairs(cli.lines(res.stderr)) do
-        if contains(l, "WARNING") then warnings[#warnings + 1] = l end
-      end
-      assert.are.equal(1, #warnings, res.stderr)
-      assert.is_true(contains(warnings[1], "PIN"), warnings[1])
-      assert.are.equal("Error during execution of task: pin zq7", task_entry(json_lines(res.stdout)[1], "b").message)
     end)
   end)
 

@@ -1,11 +1,16 @@
--- Pauses that end: a Resume state runs its task (whoever made it), each run of a
+-- Pausing: manual_only and PAUSE give Paused and the task waits (the flow
+-- stays Running); flow:run{resume = } and `luaflow run --resume` approve it, a
+-- terminal prompt asks, and without one `luaflow run` ends with exit 3. Pauses
+-- that end: a Resume state runs its task (whoever made it), each run of a
 -- task checks its trigger again (as Prefect does), luaflow.pause_task and
 -- luaflow.context.resume let a body pause itself once.
 local luaflow = require("luaflow")
 local S, signals, triggers = luaflow.states, luaflow.signals, luaflow.triggers
-local Task, Flow = luaflow.Task, luaflow.Flow
+local Task, Flow, task = luaflow.Task, luaflow.Flow, luaflow.task
 local util = require("util")
 local cli = require("cli")
+local timing = require("timing")
+local count, has = util.count, util.has
 
 local RUNNING = 'Running("Starting task run.")'
 local SUCCESS = 'Success("Task run succeeded.")'
@@ -14,6 +19,143 @@ local MANUAL = 'Paused("Trigger function is "manual_only"")'
 local function to_resume(_, _, new)
   if new:is_paused() then return S.Resume() end
 end
+
+describe("pausing", function()
+  local recorder, lines_of, run_one = timing.recorder, timing.lines_of, timing.run_one
+  local MANUAL = 'Paused("Trigger function is "manual_only"")'
+
+  local function gated_flow(marks)
+    local a = Task{name = "a", fn = function() marks.a = true end}
+    local gate = Task{name = "gate", trigger = luaflow.triggers.manual_only,
+                      fn = function() marks.gate = true; return "opened" end}
+    local f = Flow{name = "approval", tasks = {a, gate}}
+    f:add_edge(a, gate)
+    return f, gate
+  end
+
+  it("manual_only gives Paused; the task waits and the flow stays Running", function()
+    local marks = {}
+    local f, gate = gated_flow(marks)
+    local fs = f:run()
+    assert.are.equal(MANUAL, tostring(fs.result[gate]))
+    assert.is_true(fs.result[gate]:is_paused())
+    assert.is_nil(fs.result[gate].start_time)
+    assert.are.same({a = true}, marks)
+    assert.are.equal('Running("Running flow.")', tostring(fs))
+  end)
+
+  it("PAUSE gives Paused with the signal's message", function()
+    local log = {}
+    local t = Task{name = "p", state_handlers = {recorder(log)},
+                   fn = function() error(signals.PAUSE("waiting for a human")) end}
+    local fs, ts = run_one(t)
+    assert.are.same({"Pending() -> " .. RUNNING, RUNNING .. ' -> Paused("waiting for a human")'},
+                    lines_of(log))
+    assert.are.equal('Paused("waiting for a human")', tostring(ts))
+    assert.are.equal('Running("Running flow.")', tostring(fs))
+  end)
+
+  it("flow:run{resume = {t}} approves a manual_only pause in advance and the task runs", function()
+    local marks = {}
+    local f, gate = gated_flow(marks)
+    local fs = f:run{resume = {gate}}
+    assert.are.same({a = true, gate = true}, marks)
+    assert.are.equal('Success("Task run succeeded.")', tostring(fs.result[gate]))
+    assert.are.equal("opened", fs.result[gate].result)
+    assert.are.equal('Success("All reference tasks succeeded.")', tostring(fs))
+  end)
+
+  it("flow:run{resume = {t}} approves a PAUSE: Resume(\"Approval given to resume.\"), then it runs", function()
+    local log, calls = {}, 0
+    local t = Task{name = "p", state_handlers = {recorder(log)}, fn = function()
+      calls = calls + 1
+      if calls == 1 then error(signals.PAUSE("hold")) end
+      return "resumed"
+    end}
+    local fs, ts = run_one(t, {resume = {t}})
+    assert.are.equal(2, calls)
+    assert.are.same({
+      "Pending() -> " .. RUNNING,
+      RUNNING .. ' -> Paused("hold")',
+      'Paused("hold") -> Resume("Approval given to resume.")',
+      'Resume("Approval given to resume.") -> ' .. RUNNING,
+      RUNNING .. ' -> Success("Task run succeeded.")',
+    }, lines_of(log))
+    assert.are.equal("resumed", ts.result)
+    assert.are.equal('Success("All reference tasks succeeded.")', tostring(fs))
+  end)
+
+  describe("under luaflow run", function()
+    local gated = util.GATED_FLOW
+    after_each(cli.cleanup)
+
+    it("without a terminal (stdin /dev/null) ends with exit 3, listing the paused task", function()
+      local r = cli.run({"run", cli.write_flow(gated)}, {no_input = false})
+      assert.are.equal(3, r.code)
+      assert.is_true(has(r.stderr, "<Task: gate>"), r.stderr)
+      assert.are.equal("MARK-a\n", r.stdout)
+    end)
+
+    it("with --no-input ends the same way", function()
+      local r = cli.run({"run", "--no-input", cli.write_flow(gated)}, {no_input = false})
+      assert.are.equal(3, r.code)
+      assert.is_true(has(r.stderr, "<Task: gate>"), r.stderr)
+      assert.is_false(has(r.stdout, "MARK-gate"))
+    end)
+
+    it("--resume NAME runs the paused task (exit 0)", function()
+      local r = cli.run({"run", cli.write_flow(gated), "--resume", "gate"})
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal("MARK-a\nMARK-gate\n", r.stdout)
+    end)
+
+    it("--resume with a name that matches no task is a usage error (exit 2)", function()
+      local r = cli.run({"run", cli.write_flow(gated), "--resume", "nosuch"})
+      assert.are.equal(2, r.code)
+      assert.is_true(has(r.stderr, "nosuch"), r.stderr)
+      assert.is_false(has(r.stdout, "MARK-a"))
+    end)
+
+    -- The prompt needs stdin and stderr on a terminal: script(1) gives it one.
+    local has_script = os.execute("command -v script >/dev/null 2>&1")
+    local PROMPT = "<Task: gate> is currently Paused; enter 'y' to resume:"
+
+    -- Runs FILE under a pseudo-terminal with `answer` typed on it; returns
+    -- the terminal's text (stdout and stderr together) and the exit code.
+    local function run_on_terminal(path, answer)
+      local out = cli.tmpname()
+      local env = ""
+      local child_asan = os.getenv("LUAFLOW_CHILD_ASAN_OPTIONS")
+      if child_asan then env = "env " .. cli.quote("ASAN_OPTIONS=" .. child_asan) .. " " end
+      local inner = env .. cli.quote(cli.bin) .. " run " .. cli.quote(path)
+      -- script(1) itself runs without the sanitizer runtime the specs preload
+      local cmd = ("printf %s | env -u LD_PRELOAD -u ASAN_OPTIONS script -qec %s /dev/null >%s 2>&1")
+                  :format(cli.quote(answer .. "\n"), cli.quote(inner), cli.quote(out))
+      local _, how, n = os.execute(cmd)
+      return (cli.read(out) or ""):gsub("\r", ""), how == "exit" and n or 128 + n
+    end
+
+    if has_script then
+      it("on a terminal asks about the paused task; 'y' runs it (exit 0)", function()
+        local text, code = run_on_terminal(cli.write_flow(gated), "y")
+        assert.is_true(has(text, PROMPT), text)
+        assert.are.equal(1, count(text, PROMPT))
+        assert.is_true(has(text, "MARK-a\n"), text)
+        assert.is_true(has(text, "MARK-gate\n"), text)
+        assert.are.equal(0, code, text)
+      end)
+
+      it("on a terminal, answering 'n' leaves it paused (exit 3)", function()
+        local text, code = run_on_terminal(cli.write_flow(gated), "n")
+        assert.is_true(has(text, PROMPT), text)
+        assert.is_false(has(text, "MARK-gate"))
+        assert.are.equal(3, code, text)
+      end)
+    else
+      pending("the terminal prompt: script(1) (bsdutils) is not installed")
+    end
+  end)
+end)
 
 describe("a handler that turns Paused into Resume()", function()
   it("makes the manual_only task run, with Prefect's transitions", function()

@@ -1,12 +1,46 @@
 -- Secrets are hidden in every form luaflow itself gives them, on every
 -- channel: log lines, CLI errors, engine-built and signal messages, --json
--- (keys, values, numbers, __tojson texts), notifier payloads and errors.
+-- (keys, values, numbers, __tojson texts), notifier payloads and errors;
+-- never in what the user's own code prints or sends. Where secrets come from
+-- is secrets_spec.lua's.
 local luaflow = require("luaflow")
 local core = require("luaflow.core")
 local cli = require("cli")
 local receiver = require("receiver")
 local util = require("util")
 local json = luaflow.json
+local Task, Flow = luaflow.Task, luaflow.Flow
+local N, signals = luaflow.notifications, luaflow.signals
+local contains = util.has
+local HOOK_PATH = "/hook/T000/B000/XXXXsecret"
+
+local function run_one(t, secrets)
+  local state = Flow{ name = "redaction", tasks = { t } }:run{ secrets = secrets }
+  return state, state.result[t]
+end
+
+-- Decoded JSON bodies of the HTTP records.
+local function bodies(records)
+  local out = {}
+  for i, rec in ipairs(records) do out[i] = json.decode(rec.body) end
+  return out
+end
+
+-- The JSON lines a `--json -` run wrote to stdout, decoded.
+local function json_lines(stdout)
+  local out = {}
+  for _, line in ipairs(cli.lines(stdout)) do
+    if line:sub(1, 1) == "{" then out[#out + 1] = json.decode(line) end
+  end
+  return out
+end
+
+local function task_entry(line, name)
+  for _, t in ipairs(line.tasks) do
+    if t.name == name then return t end
+  end
+  error("no task " .. name .. " in the --json line")
+end
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -272,6 +306,140 @@ return luaflow.Flow{ name = "mailer", tasks = { t } }
         assert.are.equal("Failed", task.state)
         assert.is_truthy(task.message:find("Authentication failed for %S*%*%*%*%*"), task.message)
       end
+    end)
+  end)
+
+  describe("of a secret read in a run", function()
+    local SECRET = "tok en/42:Xyz" -- has characters that URL-encoding changes
+    local ENCODED = "tok%20en%2F42%3AXyz"
+
+    it("hides a secret that was read from logs, --json, engine-built and signal messages, not from print", function()
+      local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local signals = luaflow.signals
+local leak = luaflow.task{name = "leak"}(function()
+  local s = luaflow.secrets.get("API_TOKEN")
+  print("user print: " .. s)
+  luaflow.log.info("user log: " .. s)
+  error("cannot log in with " .. s, 0)
+end)
+local sig = luaflow.task{name = "sig"}(function()
+  error(signals.FAIL("signal says " .. luaflow.secrets.get("API_TOKEN")))
+end)
+local enc = luaflow.task{name = "enc"}(function()
+  local s = luaflow.secrets.get("API_TOKEN")
+  local e = s:gsub("[^%w%-_%.~]", function(c) return ("%%%02X"):format(c:byte()) end)
+  error("encoded " .. e, 0)
+end)
+return luaflow.Flow("redact", function() leak(); sig(); enc() end)
+]])
+      local out = cli.tmpdir() .. "/run.json"
+      local res = cli.run({ "run", path, "--json", out, "--log-level", "DEBUG" },
+        { env = { LUAFLOW_SECRET_API_TOKEN = SECRET, LUAFLOW_LOG_LEVEL = "DEBUG" } })
+      assert.are.equal(1, res.code, res.stderr)
+      assert.are.equal("user print: " .. SECRET .. "\n", res.stdout)
+      assert.is_true(contains(res.stderr, "user log: ****"), res.stderr)
+      assert.is_false(contains(res.stderr, SECRET), res.stderr)
+      assert.is_false(contains(res.stderr, ENCODED), res.stderr)
+      local text = cli.read(out)
+      assert.is_false(contains(text, SECRET))
+      assert.is_false(contains(text, ENCODED))
+      local line = json.decode(text)
+      assert.are.equal("Error during execution of task: cannot log in with ****", task_entry(line, "leak").message)
+      assert.are.equal("signal says ****", task_entry(line, "sig").message)
+      assert.are.equal("Error during execution of task: encoded ****", task_entry(line, "enc").message)
+    end)
+
+    it("hides a secret from CLI error messages", function()
+      local path = cli.write_flow([[
+local luaflow = require("luaflow")
+error("script failed with " .. luaflow.secrets.get("API_TOKEN"))
+]])
+      local res = cli.run({ "run", path }, { env = { LUAFLOW_SECRET_API_TOKEN = SECRET } })
+      assert.are.equal(2, res.code)
+      assert.is_true(contains(res.stderr, "script failed with ****"), res.stderr)
+      assert.is_false(contains(res.stderr, SECRET), res.stderr)
+    end)
+
+    it("hides a secret from the states the engine builds and from notifier payloads", function()
+      local r = receiver.start{ proto = "http" }
+      local token = "pw-Zq81-secret"
+      local t = Task{ name = "leaky", state_handlers = { N.slack_notifier{ only_states = { "Failed" } } },
+                      fn = function() error(signals.FAIL("login as " .. luaflow.secrets.get("DB_PASSWORD"))) end }
+      local u = Task{ name = "leaky2", state_handlers = { N.slack_notifier{ only_states = { "Failed" } } },
+                      fn = function() error("db said " .. luaflow.secrets.get("DB_PASSWORD"), 0) end }
+      local fs = Flow{ name = "redacted", tasks = { t, u } }:run{
+        secrets = { DB_PASSWORD = token, SLACK_WEBHOOK_URL = r:url(HOOK_PATH) } }
+      assert.are.equal('Failed("login as ****")', tostring(fs.result[t]))
+      assert.are.equal('Failed("Error during execution of task: db said ****")', tostring(fs.result[u]))
+      local got = r:wait_for(2, 2)
+      assert.are.equal(2, #got)
+      for _, rec in ipairs(got) do assert.is_false(contains(rec.body, token), rec.body) end
+      local b1, b2 = table.unpack(bodies(got))
+      assert.are.equal("login as ****", b1.attachments[1].fields[1].value)
+      assert.are.equal("```db said ****```", b2.attachments[1].fields[1].value)
+    end)
+
+    it("never touches what the user's own code sends", function()
+      local r = receiver.start{ proto = "http" }
+      local token = "usr-token-abc123"
+      local t = Task{ name = "sender", fn = function()
+        local s = luaflow.secrets.get("USER_TOKEN")
+        local res = luaflow.http.post(r:url("/api?token=" .. s), { body = "token=" .. s,
+                                                                   headers = { ["X-Token"] = s } })
+        return res.status
+      end }
+      local _, ts = run_one(t, { USER_TOKEN = token })
+      assert.are.equal(200, ts.result)
+      local got = r:wait_for(1, 2)
+      assert.are.equal(1, #got)
+      assert.are.equal("/api?token=" .. token, got[1].path)
+      assert.are.equal("token=" .. token, got[1].body)
+      assert.are.equal(token, got[1].headers["x-token"])
+    end)
+
+    it("a secret shorter than 6 characters draws exactly one WARNING and is not hidden", function()
+      local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local a = luaflow.task{name = "a"}(function() return luaflow.secrets.get("PIN") end)
+local b = luaflow.task{name = "b"}(function() error("pin " .. luaflow.secrets.get("PIN"), 0) end)
+return luaflow.Flow("short", function() a(); b() end)
+]])
+      local res = cli.run({ "run", path, "--json", "-", "--log-level", "WARNING" },
+        { env = { LUAFLOW_SECRET_PIN = "zq7", LUAFLOW_LOG_LEVEL = "WARNING" } })
+      assert.are.equal(1, res.code, res.stderr)
+      local warnings = {}
+      for _, l in ipairs(cli.lines(res.stderr)) do
+        if contains(l, "WARNING") then warnings[#warnings + 1] = l end
+      end
+      assert.are.equal(1, #warnings, res.stderr)
+      assert.is_true(contains(warnings[1], "PIN"), warnings[1])
+      assert.are.equal("Error during execution of task: pin zq7", task_entry(json_lines(res.stdout)[1], "b").message)
+    end)
+
+    it("redacts a secret holding quotes, backslashes and newlines from --json", function()
+      local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local t = luaflow.task{ name = "t" }(function() return luaflow.secrets.get("pw") end)
+local f = luaflow.Flow("f", function() t() end)
+f:run{ secrets = { pw = "pa\"ss\\wo\nrd9" } }
+]])
+      local r = cli.run({ "run", path, "--json", "-" }, { env = { LUAFLOW_LOG_LEVEL = "ERROR" } })
+      assert.are.equal(0, r.code)
+      local line = luaflow.json.decode(r.stdout)
+      assert.are.equal("****", line.tasks[1].result)
+    end)
+
+    it("hides a secret's form-encoded (+) and lower-case %xx forms too", function()
+      local t = Task{ name = "t", fn = function()
+        local s = luaflow.secrets.get("phrase")
+        local form = s:gsub(" ", "+"):gsub("/", "%%2F")           -- open+sesame%2Fnow
+        local lower = s:gsub(" ", "%%20"):gsub("/", "%%2f")       -- open%20sesame%2fnow
+        error("sent " .. form .. " and " .. lower, 0)
+      end }
+      local state = Flow{ name = "f", tasks = { t } }:run{ secrets = { phrase = "open sesame/now" } }
+      assert.are.equal('Failed("Error during execution of task: sent **** and ****")',
+                       tostring(state.result[t]))
     end)
   end)
 end)

@@ -546,5 +546,13 @@ describe("luaflow.signals", function()
       assert.are.equal('Failed("' .. PREFIX .. 'again and again") -> Retrying("Retrying Task (after attempt 1 of 2)")',
         calls[3])
     end)
+
+    it("fails the task when the error object's metatable raises on unknown fields", function()
+      local Strict = setmetatable({ __tostring = function() return "MyError" end },
+        { __index = function(_, k) error("strict class: no member " .. k) end })
+      local t = luaflow.Task{ name = "t", fn = function() error(setmetatable({}, Strict)) end }
+      local state = luaflow.Flow{ name = "f", tasks = { t } }:run()
+      assert.are.equal('Failed("Error during execution of task: MyError")', tostring(state.result[t]))
+    end)
   end)
 end)

@@ -140,6 +140,10 @@ describe("luaflow.states", function()
       assert.is_false(S.Failed():is("TriggerFailed"))
       assert.is_false(S.State():is(S.Pending))
     end)
+
+    it("rejects a class table with an out-of-range kind in state:is", function()
+      assert.has_error(function() S.Success():is({ _kind = 40 }) end)
+    end)
   end)
 
   describe("predicates", function()
@@ -212,6 +216,11 @@ describe("luaflow.states", function()
       ok, err = pcall(S.Success, { mesage = "typo" })
       assert.is_false(ok)
       assert.is_truthy(tostring(err):find("mesage", 1, true), tostring(err))
+    end)
+
+    it("rejects a bad start_time without building a state", function()
+      assert.has_error(function() S.Scheduled("m", { start_time = "bad" }) end)
+      assert.has_error(function() S.Success{ start_time = 1 } end)
     end)
   end)
 

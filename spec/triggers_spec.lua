@@ -584,3 +584,40 @@ describe("reference tasks and the final flow state", function()
     assert.are.same({"<Task: success7>", "<Task: b>"}, order)
   end)
 end)
+
+-- A flow whose task "sink" has n_ok + n_bad upstream tasks; its final state.
+local function fan_in(n_ok, n_bad, trigger)
+  local ok = task(function() end) -- every success without a result
+  local bad = task(function() error("x") end)
+  local sink = task{ name = "sink", trigger = trigger }(function() return "ran" end)
+  local flow = Flow("fan-in", function()
+    local s = sink()
+    for _ = 1, n_ok do s:set_upstream(ok()) end
+    for _ = 1, n_bad do s:set_upstream(bad()) end
+  end)
+  return flow:run().result[sink]
+end
+
+describe("triggers over many upstreams", function()
+  it("counts each upstream task's success, not each distinct state value", function()
+    assert.are.equal("Success", fan_in(18, 2, triggers.some_successful{ at_least = 18, at_most = 18 }).name)
+    assert.are.equal("TriggerFailed", fan_in(17, 3, triggers.some_successful{ at_least = 18, at_most = 18 }).name)
+  end)
+
+  it("passes the trigger one state per upstream task, in edge order", function()
+    local seen
+    local spy = function(states) seen = #states; return true end
+    assert.are.equal("Success", fan_in(5, 0, spy).name)
+    assert.are.equal(5, seen)
+  end)
+
+  it("gives a built-in trigger called from Lua the list as it is", function()
+    local s = luaflow.states.Success()
+    assert.is_true(triggers.some_successful{ at_least = 3 }({ s, s, s }))
+    assert.has_error(function() triggers.some_successful{ at_least = 4 }({ s, s, s }) end)
+  end)
+
+  it("runs a fan-in of 20,000 upstreams", function()
+    assert.are.equal("Success", fan_in(20000, 0, triggers.all_successful).name)
+  end)
+end)
