@@ -135,11 +135,7 @@ describe("docs/reference.md", function()
                  :gsub("run_flow%.c", root .. "/examples/embed/run_flow.c")
       local ok, out = sh(("cd %s && %s%s"):format(cli.quote(dir), line, sanitize))
       assert.is_true(ok, line .. "\n" .. out)
-      local saved = cli.bin
-      cli.bin = dir .. "/run_flow"
-      local ran, r = pcall(cli.run, { root .. "/examples/05_special_failure.lua" })
-      cli.bin = saved
-      assert(ran, r)
+      local r = cli.run({ root .. "/examples/05_special_failure.lua" }, { bin = dir .. "/run_flow" })
       assert.are.equal(1, r.code, r.stderr)
       assert.is_true(has(r.stdout, "task mission_critical_task: Failed(\"a equaled b!\")"), r.stdout)
     end)

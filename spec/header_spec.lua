@@ -81,12 +81,7 @@ local function public_names()
   return names
 end
 
-local function sh(cmd)
-  local p = io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
+local sh = require("util").sh
 
 describe("the public header, documented", function()
   it("declares the module table's functions and the engine's, each after a comment saying what it does", function()

@@ -9,12 +9,11 @@ local root = os.getenv("LUAFLOW_ROOT") or "."
 local build = os.getenv("LUAFLOW_BUILD") or "build"
 local sanitize = os.getenv("LUAFLOW_SANITIZE") and " -fsanitize=address,undefined" or ""
 
--- System tools run without the sanitizer runtime check-mem preloads.
+-- A shell command's output and exit code (0 or not), without the sanitizer
+-- runtime check-mem preloads.
 local function sh(cmd)
-  local p = io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
+  local ok, out = util.sh(cmd)
+  return out, ok and 0 or 1
 end
 
 local function read(path)
@@ -112,11 +111,8 @@ local h = require("handlers")
 local t = luaflow.Task{ name = "t", state_handlers = { h.refuse }, fn = function() return 1 end }
 return luaflow.Flow{ name = "f", tasks = { t } }
 ]])
-      local saved = cli.bin
-      cli.bin = prefix .. "/bin/luaflow"
-      local ran, r = pcall(cli.run, { "run", flow, "--json", "-" }, { env = { LUA_CPATH = dir .. "/?.so;;" } })
-      cli.bin = saved
-      assert(ran, r)
+      local r = cli.run({ "run", flow, "--json", "-" },
+                        { bin = prefix .. "/bin/luaflow", env = { LUA_CPATH = dir .. "/?.so;;" } })
       assert.are.equal(1, r.code, r.stderr)
       local run = require("luaflow").json.decode(r.stdout)
       assert.are.equal("Unexpected error while calling state handlers: the C handler refused",
@@ -129,11 +125,7 @@ return luaflow.Flow{ name = "f", tasks = { t } }
                    :gsub("run_flow%.c", root .. "/examples/embed/run_flow.c")
       local out, code = sh(("cd %s && %s%s%s"):format(cli.quote(dir), env, line, sanitize))
       assert.are.equal(0, code, line .. "\n" .. out)
-      local saved = cli.bin
-      cli.bin = dir .. "/run_flow"
-      local ran, r = pcall(cli.run, { root .. "/examples/05_special_failure.lua" })
-      cli.bin = saved
-      assert(ran, r)
+      local r = cli.run({ root .. "/examples/05_special_failure.lua" }, { bin = dir .. "/run_flow" })
       assert.are.equal(1, r.code, r.stderr)
       assert.is_truthy(r.stdout:find('task mission_critical_task: Failed("a equaled b!")', 1, true), r.stdout)
     end)

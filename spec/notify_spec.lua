@@ -14,17 +14,12 @@ local HOOK_PATH = "/hook/T000/B000/XXXXsecret"
 
 -- ---- helpers ----
 
-local contains = require("util").has
+local util = require("util")
+local contains = util.has
+local bodies, json_lines, task_entry = util.bodies, util.json_lines, util.task_entry
 
 local function starts_with(text, prefix)
   return text:sub(1, #prefix) == prefix
-end
-
--- Decoded JSON bodies of the HTTP records.
-local function bodies(records)
-  local out = {}
-  for i, rec in ipairs(records) do out[i] = json.decode(rec.body) end
-  return out
 end
 
 -- Prefect 1's Slack payload as the contract gives it.
@@ -51,22 +46,6 @@ end
 local function is_uuid(s)
   return type(s) == "string"
     and s:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
-end
-
--- The JSON lines a `--json -` run wrote to stdout, decoded.
-local function json_lines(stdout)
-  local out = {}
-  for _, line in ipairs(cli.lines(stdout)) do
-    if line:sub(1, 1) == "{" then out[#out + 1] = json.decode(line) end
-  end
-  return out
-end
-
-local function task_entry(line, name)
-  for _, t in ipairs(line.tasks) do
-    if t.name == name then return t end
-  end
-  error("no task " .. name .. " in the --json line")
 end
 
 -- Headers (a name -> value table, names lower-cased) and body of a MIME text.

@@ -19,28 +19,7 @@ local function run_one(t, secrets)
   return state, state.result[t]
 end
 
--- Decoded JSON bodies of the HTTP records.
-local function bodies(records)
-  local out = {}
-  for i, rec in ipairs(records) do out[i] = json.decode(rec.body) end
-  return out
-end
-
--- The JSON lines a `--json -` run wrote to stdout, decoded.
-local function json_lines(stdout)
-  local out = {}
-  for _, line in ipairs(cli.lines(stdout)) do
-    if line:sub(1, 1) == "{" then out[#out + 1] = json.decode(line) end
-  end
-  return out
-end
-
-local function task_entry(line, name)
-  for _, t in ipairs(line.tasks) do
-    if t.name == name then return t end
-  end
-  error("no task " .. name .. " in the --json line")
-end
+local bodies, json_lines, task_entry = util.bodies, util.json_lines, util.task_entry
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 

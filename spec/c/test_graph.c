@@ -79,6 +79,17 @@ static void reference_order(const graph *g, int *order) {
   free(done);
 }
 
+/* lf_flow_order fills order[ntasks] with the order reference_order gives. */
+static void check_order(graph *g, int *order) {
+  int *expected = malloc((size_t)g->f.ntasks * sizeof *expected);
+  ASSERT_NOT_NULL(expected);
+  ASSERT_OK(lf_flow_order(&g->f, order));
+  reference_order(g, expected);
+  for (int i = 0; i < g->f.ntasks; i++)
+    ASSERT_EQ(order[i], expected[i]);
+  free(expected);
+}
+
 /* The reported cycle: every consecutive pair (and last -> first) is an
  * edge, it starts with its lowest task, no task twice. */
 static void check_cycle(const graph *g) {
@@ -155,11 +166,8 @@ TEST_IMPL(graph_backward_edges_reorder) {
   ASSERT_OK(add_edge(&g, 3, 0)); /* 3 must run before 0 */
   ASSERT_OK(add_edge(&g, 2, 3));
   ASSERT_EQ(g.f.nbackward, 1);
-  int order[4], expected[4];
-  ASSERT_OK(lf_flow_order(&g.f, order));
-  reference_order(&g, expected);
-  for (int i = 0; i < 4; i++)
-    ASSERT_EQ(order[i], expected[i]); /* 1 2 3 0 */
+  int order[4];
+  check_order(&g, order); /* 1 2 3 0 */
   ASSERT_EQ(order[0], 1);
   ASSERT_EQ(order[3], 0);
   /* asked again for the same shape: the kept order */
@@ -168,11 +176,8 @@ TEST_IMPL(graph_backward_edges_reorder) {
   /* a new task changes the shape: worked out again */
   add_task(&g);
   ASSERT_OK(add_edge(&g, 4, 2));
-  int order5[5], expected5[5];
-  ASSERT_OK(lf_flow_order(&g.f, order5));
-  reference_order(&g, expected5);
-  for (int i = 0; i < 5; i++)
-    ASSERT_EQ(order5[i], expected5[i]);
+  int order5[5];
+  check_order(&g, order5);
   graph_free(&g);
   return 0;
 }
@@ -209,15 +214,10 @@ TEST_IMPL(graph_random_against_brute_force) {
       }
     }
     if (!cyclic) {
-      int *order = malloc((size_t)n * sizeof *order),
-          *expected = malloc((size_t)n * sizeof *expected);
-      ASSERT(order && expected);
-      ASSERT_OK(lf_flow_order(&g.f, order));
-      reference_order(&g, expected);
-      for (int i = 0; i < n; i++)
-        ASSERT_EQ(order[i], expected[i]);
+      int *order = malloc((size_t)n * sizeof *order);
+      ASSERT_NOT_NULL(order);
+      check_order(&g, order);
       free(order);
-      free(expected);
     }
     free(seen);
     graph_free(&g);

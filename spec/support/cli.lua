@@ -56,6 +56,7 @@ end
 --   env       table NAME -> value (false unsets NAME for the child)
 --   cwd       directory to start in
 --   no_input  false to leave --no-input out of a `run` command
+--   bin       another program to run instead of luaflow (an embedding program)
 -- Returns {stdout=, stderr=, code=}; a child killed by signal N gives 128 + N.
 function M.run(args, opts)
   opts = opts or {}
@@ -82,7 +83,7 @@ function M.run(args, opts)
   local words = {}
   for i, a in ipairs(argv) do words[i] = M.quote(a) end
   local cmd = ("exec env %s %s %s </dev/null >%s 2>%s"):format(
-    table.concat(env_words, " "), M.quote(M.bin), table.concat(words, " "),
+    table.concat(env_words, " "), M.quote(opts.bin or M.bin), table.concat(words, " "),
     M.quote(out), M.quote(err))
   if opts.cwd then cmd = "cd " .. M.quote(opts.cwd) .. " && " .. cmd end
 

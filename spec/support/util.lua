@@ -29,6 +29,41 @@ function M.has(text, piece)
   return text:find(piece, 1, true) ~= nil
 end
 
+-- Runs a shell command without the sanitizer runtime check-mem preloads (for
+-- system tools); returns whether it succeeded and its output (stderr too).
+function M.sh(cmd)
+  local p = io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok = p:close()
+  return ok == true, out
+end
+
+-- The JSON lines a `--json -` run wrote to stdout, decoded.
+function M.json_lines(stdout)
+  local json = require("luaflow").json
+  local out = {}
+  for line in stdout:gmatch("[^\n]+") do
+    if line:sub(1, 1) == "{" then out[#out + 1] = json.decode(line) end
+  end
+  return out
+end
+
+-- The entry of task `name` in a decoded --json line.
+function M.task_entry(line, name)
+  for _, t in ipairs(line.tasks) do
+    if t.name == name then return t end
+  end
+  error("no task " .. name .. " in the --json line")
+end
+
+-- The decoded JSON bodies of a receiver's HTTP records.
+function M.bodies(records)
+  local json = require("luaflow").json
+  local out = {}
+  for i, rec in ipairs(records) do out[i] = json.decode(rec.body) end
+  return out
+end
+
 -- "luaflow.x.y" for every function and callable value reachable from the
 -- module (names starting with "_" left out), sorted.
 function M.public_functions(module, name)
