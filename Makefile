@@ -97,16 +97,18 @@ DEPS ?= deps
 $(BUILD)/obj: | $(DEPS)
 	@mkdir -p $@
 
-# The C examples: a handler module (links nothing of luaflow) and an embedding program.
+# The C examples: a handler module (links nothing of luaflow) and an embedding
+# program, built as a user builds them (their symbols visible, as by default).
+EXAMPLE_CFLAGS = $(filter-out -fvisibility=hidden,$(ALL_CFLAGS))
 examples: $(BUILD)/examples/handlers.so $(BUILD)/examples/run_flow
 
-$(BUILD)/examples/handlers.so: examples/c_handler/handlers.c include/luaflow.h | $(BUILD)/obj
+$(BUILD)/examples/handlers.so: examples/c_handler/handlers.c include/luaflow.h $(BUILD)/obj/cflags
 	@mkdir -p $(BUILD)/examples
-	$(CC) $(ALL_CFLAGS) -shared -o $@ $<
+	$(CC) $(EXAMPLE_CFLAGS) -shared -o $@ $<
 
-$(BUILD)/examples/run_flow: examples/embed/run_flow.c $(BUILD)/libluaflow.a
+$(BUILD)/examples/run_flow: examples/embed/run_flow.c $(BUILD)/libluaflow.a $(BUILD)/obj/cflags
 	@mkdir -p $(BUILD)/examples
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow.a $(LIBS)
+	$(CC) $(EXAMPLE_CFLAGS) -o $@ $< $(BUILD)/libluaflow.a $(LIBS)
 
 # Loopback HTTP/SMTP receiver the notifier specs start (TLS through OpenSSL).
 $(BUILD)/receiver: spec/support/receiver.c | $(BUILD)/obj

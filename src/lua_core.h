@@ -12,6 +12,8 @@
 #define LF_TASK_MT "luaflow.Task"
 #define LF_FLOW_MT "luaflow.Flow"
 #define LF_CHANDLER_MT "luaflow.CHandler"
+/* registry: code -> metatable of that signal class (lua_signal.c) */
+#define LF_SIGNAL_CLASSES_KEY "luaflow.SignalClasses"
 /* Made by lua_run_tables.c (see there). */
 #define LF_TASKMAP_MT "luaflow.TaskMap"
 #define LF_REFERENCE_STATES_KEY "luaflow.ReferenceStates"

@@ -8,9 +8,6 @@
 #include "lua_core.h"
 #include "redact.h"
 
-/* registry: code -> metatable of that signal class */
-static const char signal_mts_key = 0;
-
 /* tostring(sig): FAIL("message"), FAIL(), ENDRUN(<state>) */
 static int signal_tostring(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -67,7 +64,7 @@ static void new_signal_mt(lua_State *L, lf_signal code) {
 /* Pushes the registry's code -> metatable table, made on first use (also in a
  * Lua state where luaflow was never loaded: the codec decodes signals there). */
 static void push_signal_mts(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &signal_mts_key) == LUA_TTABLE) return;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LF_SIGNAL_CLASSES_KEY) == LUA_TTABLE) return;
   lua_pop(L, 1);
   lua_createtable(L, LF_NSIGNALS - 1, 0);
   for (int code = 1; code < LF_NSIGNALS; code++) {
@@ -75,7 +72,7 @@ static void push_signal_mts(lua_State *L) {
     lua_rawseti(L, -2, code);
   }
   lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &signal_mts_key);
+  lua_setfield(L, LUA_REGISTRYINDEX, LF_SIGNAL_CLASSES_KEY);
 }
 
 int lf_signal_push_mt(lua_State *L, lf_signal code) {
