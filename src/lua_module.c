@@ -218,8 +218,8 @@ int luaopen_luaflow(lua_State *L) {
     lua_pushcclosure(L, preload_loader, 1);
     lua_setfield(L, -2, s->module);
   }
-  /* this copy of the library's store, not another one Lua's C searcher
-   * would load from luaflow.so into the luaflow binary */
+  /* the run store (the CLI's runs commands): this copy of the library's,
+   * not another one Lua's C searcher would load from luaflow.so */
   lua_pushcfunction(L, luaopen_luaflow_store);
   lua_setfield(L, -2, "luaflow.store");
   lua_pop(L, 1);

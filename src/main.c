@@ -10,7 +10,6 @@
 #include "redact.h"
 
 int luaopen_luaflow(lua_State *L);
-int luaopen_luaflow_store(lua_State *L);
 
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
@@ -19,8 +18,6 @@ static int pmain(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_luaflow);
   lua_setfield(L, -2, "luaflow");
-  lua_pushcfunction(L, luaopen_luaflow_store); /* the run store, for the runs commands */
-  lua_setfield(L, -2, "luaflow.store");
   lua_pop(L, 1);
   lua_createtable(L, argc, 1);
   for (int i = 0; i < argc; i++) {
