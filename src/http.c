@@ -49,6 +49,44 @@ __attribute__((destructor)) static void global_cleanup(void) {
   init_rc = CURLE_FAILED_INIT;
 }
 
+/* {=== Clients ===} */
+
+struct lf_http_client {
+  CURL *h;
+};
+
+lf_http_client *lf_http_client_new(void) {
+  if (ensure_init() != 0) return NULL;
+  lf_http_client *c = malloc(sizeof *c);
+  if (c && !(c->h = curl_easy_init())) {
+    free(c);
+    c = NULL;
+  }
+  return c;
+}
+
+void lf_http_client_free(lf_http_client *c) {
+  if (!c) return;
+  curl_easy_cleanup(c->h);
+  free(c);
+}
+
+/* The handle for one transfer: the client's (its options cleared by the
+ * previous release), else a new one. */
+static CURL *take_handle(lf_http_client *client) {
+  return client ? client->h : curl_easy_init();
+}
+
+/* After a transfer: a client's handle forgets the options (they point into
+ * the caller's frame) and keeps its connections; any other is closed. */
+static void release_handle(lf_http_client *client, CURL *c) {
+  if (!c) return;
+  if (client)
+    curl_easy_reset(c);
+  else
+    curl_easy_cleanup(c);
+}
+
 /* {=== Small helpers ===} */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {
@@ -431,6 +469,11 @@ static const char *const http_methods[] = {"GET",   "POST",   "PUT",
                                            "PATCH", "DELETE", "HEAD"};
 
 int lf_http_perform(const lf_http_request *req, lf_http_response *res) {
+  return lf_http_perform_with(NULL, req, res);
+}
+
+int lf_http_perform_with(lf_http_client *client, const lf_http_request *req,
+                         lf_http_response *res) {
   memset(res, 0, sizeof *res);
   const char *method = req->method ? req->method : "GET";
   int known = 0;
@@ -483,7 +526,7 @@ int lf_http_perform(const lf_http_request *req, lf_http_response *res) {
   struct curl_slist *list = NULL;
   char errbuf[CURL_ERROR_SIZE] = "";
   int rc = -1, oom = 0;
-  CURL *c = curl_easy_init();
+  CURL *c = take_handle(client);
   if (!c) {
     oom = 1;
     goto done;
@@ -588,7 +631,7 @@ done:
     res->status = 0;
     set_err(res->err, sizeof res->err, "%s: out of memory", what);
   }
-  if (c) curl_easy_cleanup(c);
+  release_handle(client, c);
   curl_slist_free_all(list);
   url_free(&u); /* after the easy handle: it points at u.h */
   free(body.data);
@@ -605,26 +648,38 @@ void lf_smtp_request_init(lf_smtp_request *req) {
   req->verify = 1;
 }
 
-/* The server's last 4xx/5xx reply line, seen through libcurl's debug hook
- * (only incoming protocol lines are looked at; what we send holds the AUTH
- * exchange and is never read). */
+/* The server's last 4xx/5xx reply line and its last reply line of any kind,
+ * seen through libcurl's debug hook (only incoming protocol lines are looked
+ * at; what we send holds the AUTH exchange and is never read). */
 typedef struct {
-  char line[256];
+  char line[256]; /* the last 4xx/5xx */
+  char last[256]; /* the last 25x: after DATA, the server's word that it took the
+                     message (QUIT's 221 and the greetings are not kept) */
 } smtp_reply;
+
+static void keep_line(char *dst, size_t cap, const char *data, size_t size) {
+  size_t n = size < cap - 1 ? size : cap - 1;
+  memcpy(dst, data, n);
+  dst[n] = '\0';
+}
 
 static int smtp_debug_cb(CURL *c, curl_infotype type, char *data, size_t size, void *ud) {
   (void)c;
   smtp_reply *r = ud;
   if (type != CURLINFO_HEADER_IN || size < 3) return 0;
-  if (data[0] != '4' && data[0] != '5') return 0;
-  size_t n = size < sizeof r->line - 1 ? size : sizeof r->line - 1;
-  memcpy(r->line, data, n);
-  r->line[n] = '\0';
+  if (data[0] == '2' && data[1] == '5') keep_line(r->last, sizeof r->last, data, size);
+  if (data[0] == '4' || data[0] == '5') keep_line(r->line, sizeof r->line, data, size);
   return 0;
 }
 
 int lf_smtp_send(const lf_smtp_request *req, char *err, size_t errlen) {
+  return lf_smtp_send_with(NULL, req, err, errlen);
+}
+
+int lf_smtp_send_with(lf_http_client *client, const lf_smtp_request *req, char *err,
+                      size_t errlen) {
   set_err(err, errlen, "%s", "");
+  if (req->reply && req->reply_len) req->reply[0] = '\0';
   url_parts u;
   char why[128];
   if (url_parse(req->url, &u, why, sizeof why) != 0) {
@@ -658,10 +713,10 @@ int lf_smtp_send(const lf_smtp_request *req, char *err, size_t errlen) {
 
   struct curl_slist *rcpt = NULL;
   char errbuf[CURL_ERROR_SIZE] = "";
-  smtp_reply reply = {""};
+  smtp_reply reply = {"", ""};
   reader rd = {req->message ? req->message : "", req->message ? req->message_len : 0, 0};
   int rc = -1, oom = 0;
-  CURL *c = curl_easy_init();
+  CURL *c = take_handle(client);
   if (!c) oom = 1;
   for (size_t i = 0; i < req->nto && !oom; i++) {
     struct curl_slist *l = curl_slist_append(rcpt, req->to[i]);
@@ -678,6 +733,8 @@ int lf_smtp_send(const lf_smtp_request *req, char *err, size_t errlen) {
   curl_easy_setopt(c, CURLOPT_CURLU, u.h);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  /* an idle SMTP session would hold one of the server's slots: one per mail */
+  curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   if (req->starttls) curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
   if (req->username) curl_easy_setopt(c, CURLOPT_USERNAME, req->username);
@@ -709,9 +766,14 @@ int lf_smtp_send(const lf_smtp_request *req, char *err, size_t errlen) {
     }
     goto done;
   }
+  if (req->reply && req->reply_len) { /* the answer to the end of DATA */
+    chomp(reply.last);
+    printable(reply.last);
+    set_err(req->reply, req->reply_len, "%s", reply.last);
+  }
   rc = 0;
 done:
-  if (c) curl_easy_cleanup(c);
+  release_handle(client, c);
   curl_slist_free_all(rcpt);
   url_free(&u);
   return rc;

@@ -101,6 +101,9 @@ typedef struct {
   int verify;             /* as for HTTP; also applies to STARTTLS */
   const char *ca_file;    /* as for HTTP */
   int (*stop)(void);      /* as for HTTP */
+  char *reply;            /* NULL, or where the server's last reply line goes, e.g.
+                             "250 2.0.0 Ok: queued as 1F3A" (printable ASCII) */
+  size_t reply_len;       /* its size, NUL included */
 } lf_smtp_request;
 
 /* Fills req with the defaults: no STARTTLS, no credentials, default
@@ -112,6 +115,19 @@ void lf_smtp_request_init(lf_smtp_request *req);
  * Failed sending data to the peer (RCPT failed: 550); server said: 550 5.1.1
  * no such user". */
 int lf_smtp_send(const lf_smtp_request *req, char *err, size_t errlen);
+
+/* A client: one libcurl handle that a thread reuses for its transfers, so
+ * its connections stay open between them (keep-alive, TLS sessions). Used by
+ * one thread at a time. NULL when memory or libcurl's init fail. */
+typedef struct lf_http_client lf_http_client;
+lf_http_client *lf_http_client_new(void);
+void lf_http_client_free(lf_http_client *c);
+/* lf_http_perform and lf_smtp_send on the client's handle (c NULL: a handle
+ * of their own, as the plain calls). */
+int lf_http_perform_with(lf_http_client *c, const lf_http_request *req,
+                         lf_http_response *res);
+int lf_smtp_send_with(lf_http_client *c, const lf_smtp_request *req, char *err,
+                      size_t errlen);
 
 /* Writes "scheme://host:port" of url (the default port when none is given)
  * into out. Returns 0, or -1 when url does not parse (out is then

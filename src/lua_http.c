@@ -351,7 +351,7 @@ static const char **collect_recipients(lua_State *L, int idx, size_t *n) {
   return list;
 }
 
-/* smtp_send{...} -> true | nil, errtext */
+/* smtp_send{...} -> true, the server's reply to the message | nil, errtext */
 static int http_smtp_send(lua_State *L) {
   lf_smtp_request req;
   lf_smtp_request_init(&req);
@@ -376,7 +376,9 @@ static int http_smtp_send(lua_State *L) {
   req.connect_timeout = field_seconds(L, 1, "smtp_send", "connect_timeout");
   lua_getfield(L, 1, "to");
   req.to = collect_recipients(L, lua_gettop(L), &req.nto);
-  char err[LF_HTTP_ERRLEN];
+  char err[LF_HTTP_ERRLEN], reply[256];
+  req.reply = reply;
+  req.reply_len = sizeof reply;
   /* Only C from here until the transfer is over; nothing to free afterwards. */
   if (lf_smtp_send(&req, err, sizeof err) != 0) {
     lua_pushnil(L);
@@ -384,7 +386,8 @@ static int http_smtp_send(lua_State *L) {
     return 2;
   }
   lua_pushboolean(L, 1);
-  return 1;
+  lua_pushstring(L, reply);
+  return 2;
 }
 
 /* {=== origin ===} */

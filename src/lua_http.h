@@ -11,7 +11,7 @@
  *       -> status, body, headers (lower-cased names), origin | nil, errtext
  *   smtp_send{url=, starttls=, username=, password=, from=, to=, message=,
  *             timeout=, connect_timeout=, verify=, ca_file=}
- *       -> true | nil, errtext
+ *       -> true, reply (the server's answer to the message) | nil, errtext
  *   origin(url) -> "scheme://host:port" | nil, "invalid URL"
  * Bad arguments raise; transport failures return nil and a text that never
  * holds a URL's path, query or credentials. */

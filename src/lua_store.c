@@ -10,6 +10,9 @@
  *   run:finish{ended = ..., state = "Success", message = "...", exit_code = 0}
  *   s:flush(); s:runs{flow =, state =, limit =}; s:run("last"); s:tasks(id)
  *   s:transitions(id); s:logs(id); s:prune{keep = 10} or {before = epoch}; s:close()
+ *   s:delivery{run_id =, transition_id =, notifier =, destination =, time =,
+ *              duration =, ok =, status =}; s:deliveries(id)
+ *   s:outbox_add{...} / s:outbox_update{...} / s:outbox_remove{...}; s:outbox()
  *
  * The record calls return true, or nil and why recording stopped. Caller
  * mistakes raise; a store that cannot do what is asked returns nil, message,
@@ -468,6 +471,121 @@ static int store_prune(lua_State *L) {
   return 1;
 }
 
+/* ---- notification deliveries and the outbox ---- */
+
+/* s:delivery{run_id=, transition_id=, notifier=, destination=, time=,
+ * duration=, ok=, status=} -> true | nil, why */
+static int store_delivery(lua_State *L) {
+  lf_store *s = check_store(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lf_store_delivery d = {0};
+  d.run_id = field_str(L, 2, "run_id", 0);
+  d.transition_id = field_str(L, 2, "transition_id", 0);
+  d.notifier = field_str(L, 2, "notifier", 1);
+  d.destination = field_str(L, 2, "destination", 0);
+  d.time = field_num(L, 2, "time", 0);
+  d.duration = field_num(L, 2, "duration", 0);
+  lua_getfield(L, 2, "ok");
+  d.ok = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  d.status = field_str(L, 2, "status", 0);
+  int rc = lf_store_record_delivery(s, &d);
+  if (rc == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  const char *f = lf_store_failure(s);
+  lua_pushnil(L);
+  lua_pushstring(L, f ? f : "run store: not recording");
+  return 2;
+}
+
+static void read_outbox_item(lua_State *L, lf_store_outbox_item *it) {
+  luaL_checktype(L, 2, LUA_TTABLE);
+  it->run_id = field_str(L, 2, "run_id", 0);
+  it->transition_id = field_str(L, 2, "transition_id", 0);
+  it->notifier = field_str(L, 2, "notifier", 1);
+  it->destination = field_str(L, 2, "destination", 0);
+  it->payload = field_str(L, 2, "payload", 0);
+  it->created = field_num(L, 2, "created", 0);
+  it->deliver_by = field_num(L, 2, "deliver_by", 0);
+  it->next_attempt = field_num(L, 2, "next_attempt", 0);
+  it->attempts = field_int(L, 2, "attempts", 0);
+  it->last_error = field_str(L, 2, "last_error", 0);
+}
+
+/* s:outbox_add{...}, s:outbox_update{...}, s:outbox_remove{...}: an item
+ * (fields as lf_store_outbox_item) -> true | nil, why */
+static int outbox_change(lua_State *L,
+                         int (*change)(lf_store *, const lf_store_outbox_item *)) {
+  lf_store *s = check_store(L);
+  lf_store_outbox_item it = {0};
+  read_outbox_item(L, &it);
+  if (change(s, &it) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  const char *f = lf_store_failure(s);
+  lua_pushnil(L);
+  lua_pushstring(L, f ? f : "run store: not recording");
+  return 2;
+}
+
+static int store_outbox_add(lua_State *L) {
+  return outbox_change(L, lf_store_outbox_add);
+}
+
+static int store_outbox_update(lua_State *L) {
+  return outbox_change(L, lf_store_outbox_update);
+}
+
+static int store_outbox_remove(lua_State *L) {
+  return outbox_change(L, lf_store_outbox_remove);
+}
+
+static void push_delivery(lua_State *L, const void *row) {
+  const lf_store_delivery *d = row;
+  lua_createtable(L, 0, 8);
+  set_str(L, "run_id", d->run_id);
+  set_str(L, "transition_id", d->transition_id);
+  set_str(L, "notifier", d->notifier);
+  set_str(L, "destination", d->destination);
+  set_num(L, "time", d->time);
+  set_num(L, "duration", d->duration);
+  lua_pushboolean(L, d->ok);
+  lua_setfield(L, -2, "ok");
+  set_str(L, "status", d->status);
+}
+
+static void push_outbox_item(lua_State *L, const void *row) {
+  const lf_store_outbox_item *it = row;
+  lua_createtable(L, 0, 12);
+  set_str(L, "run_id", it->run_id);
+  set_str(L, "transition_id", it->transition_id);
+  set_str(L, "notifier", it->notifier);
+  set_str(L, "destination", it->destination);
+  set_str(L, "payload", it->payload);
+  set_num(L, "created", it->created);
+  set_num(L, "deliver_by", it->deliver_by);
+  set_num(L, "next_attempt", it->next_attempt);
+  set_int(L, "attempts", it->attempts);
+  set_str(L, "last_error", it->last_error);
+  set_str(L, "claimed_by", it->claimed_by);
+  set_num(L, "claimed_until", it->claimed_until);
+}
+
+static int store_deliveries(lua_State *L) {
+  return read_run(L, lf_store_run_deliveries, push_delivery, sizeof(lf_store_delivery));
+}
+
+static int store_outbox(lua_State *L) {
+  lf_store *s = check_store(L);
+  lf_store_rows *rows = new_rows(L);
+  lf_store_error err;
+  if (lf_store_outbox_list(s, rows, &err) != 0) return push_error(L, &err);
+  return push_rows(L, rows, push_outbox_item, sizeof(lf_store_outbox_item));
+}
+
 static int store_env_path(lua_State *L) {
   char path[4096];
   int rc = lf_store_env_path(path, sizeof path);
@@ -491,6 +609,12 @@ int luaopen_luaflow_store(lua_State *L) {
                                            {"transitions", store_transitions},
                                            {"logs", store_logs},
                                            {"prune", store_prune},
+                                           {"delivery", store_delivery},
+                                           {"deliveries", store_deliveries},
+                                           {"outbox_add", store_outbox_add},
+                                           {"outbox_update", store_outbox_update},
+                                           {"outbox_remove", store_outbox_remove},
+                                           {"outbox", store_outbox},
                                            {NULL, NULL}};
   static const luaL_Reg run_methods[] = {{"task", run_task},
                                          {"transition", run_transition},

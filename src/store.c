@@ -85,9 +85,8 @@ static inline size_t measure(const char *const *str, const size_t *given, uint32
  * into the queue. Inlined into each record function, where the sizes are
  * constants. */
 static inline __attribute__((always_inline)) int
-push(lf_store_recorder *r, rec_head *fixed, size_t size, const char *const *str,
-     const uint32_t *len, int n, size_t text) {
-  lf_store *s = r->store;
+push(lf_store *s, lf_store_recorder *r, rec_head *fixed, size_t size,
+     const char *const *str, const uint32_t *len, int n, size_t text) {
   size_t total = (size + text + 7) & ~(size_t)7;
   fixed->size = (uint32_t)total;
   fixed->run = r;
@@ -147,7 +146,7 @@ lf_store_recorder *lf_store_begin_run(lf_store *s, const lf_store_run *run) {
                        run->script,   run->parameters,
                        run->executor, run->restart_of};
   size_t text = measure(str, NULL, b.len, 6);
-  push(r, &b.h, sizeof b, str, b.len, 6,
+  push(s, r, &b.h, sizeof b, str, b.len, 6,
        text); /* dropped: the store failed, and says so */
   return r;
 }
@@ -169,7 +168,7 @@ int lf_store_record_task(lf_store_recorder *r, const lf_store_task *t) {
     k.h.flag = 0;
   }
   size_t text = measure(str, given, k.len, 3);
-  return push(r, &k.h, sizeof k, str, k.len, 3, text);
+  return push(r->store, r, &k.h, sizeof k, str, k.len, 3, text);
 }
 
 int lf_store_record_transition(lf_store_recorder *r, const lf_store_transition *t) {
@@ -183,7 +182,7 @@ int lf_store_record_transition(lf_store_recorder *r, const lf_store_transition *
                       .seq = t->seq};
   const char *str[] = {t->name, t->message};
   size_t text = measure(str, NULL, k.len, 2);
-  return push(r, &k.h, sizeof k, str, k.len, 2, text);
+  return push(r->store, r, &k.h, sizeof k, str, k.len, 2, text);
 }
 
 int lf_store_record_log(lf_store_recorder *r, const lf_store_log *l) {
@@ -192,7 +191,7 @@ int lf_store_record_log(lf_store_recorder *r, const lf_store_log *l) {
   const char *str[] = {l->logger, l->message};
   size_t given[] = {SIZE_MAX, l->message_len};
   size_t text = measure(str, given, k.len, 2);
-  return push(r, &k.h, sizeof k, str, k.len, 2, text);
+  return push(r->store, r, &k.h, sizeof k, str, k.len, 2, text);
 }
 
 int lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
@@ -203,7 +202,14 @@ int lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
                .exit_code = exit_code};
   const char *str[] = {message};
   size_t text = measure(str, NULL, k.len, 1);
-  return push(r, &k.h, sizeof k, str, k.len, 1, text);
+  return push(r->store, r, &k.h, sizeof k, str, k.len, 1, text);
+}
+
+int lf_store_append(lf_store *s, rec_head *fixed, size_t size, const char *const *str,
+                    uint32_t *len, int n) {
+  if (!s || !s->recording) return -1;
+  size_t text = measure(str, NULL, len, n);
+  return push(s, NULL, fixed, size, str, len, n, text);
 }
 
 int lf_store_flush(lf_store *s, lf_store_error *err) {

@@ -136,6 +136,38 @@ typedef struct {
   size_t message_len;
 } lf_store_log;
 
+/* One delivery of a notification, made or given up (delivery.h). */
+typedef struct {
+  const char *run_id;        /* the flow run it belongs to; NULL: none */
+  const char *transition_id; /* NULL: none (read back as "") */
+  const char *notifier;      /* e.g. "Slack notification for <Task: extract>" */
+  const char *destination;   /* scheme://host:port; NULL: unknown */
+  double time;               /* epoch seconds, when it ended */
+  double duration;           /* seconds, every attempt included */
+  int ok;                    /* 1: delivered */
+  const char *status;        /* "HTTP 200", the SMTP reply, or why it failed */
+} lf_store_delivery;
+
+/* An asynchronous delivery not yet made, in the outbox. It holds the request
+ * but never a credential: `payload` names the secrets the sender reads
+ * (see sender.h), so a store never keeps a webhook URL or a password. An
+ * item is known by (transition_id, notifier, created). */
+typedef struct {
+  const char *run_id;        /* NULL: none */
+  const char *transition_id; /* NULL: none */
+  const char *notifier;
+  const char *destination; /* scheme://host:port */
+  const char *payload;     /* JSON: the request without its credentials */
+  double created;          /* epoch seconds */
+  double deliver_by;       /* epoch seconds: given up after */
+  double next_attempt;     /* epoch seconds */
+  int attempts;            /* made so far */
+  const char *last_error;  /* NULL: none yet */
+  /* readers only */
+  const char *claimed_by; /* the process sending it: "host:pid" */
+  double claimed_until;   /* its claim ends (deliver_by) */
+} lf_store_outbox_item;
+
 /* ---- opening ------------------------------------------------------------- */
 
 /* Opens (and with LF_STORE_CREATE creates: parent directories 0700, file 0600)
@@ -169,6 +201,16 @@ int lf_store_record_log(lf_store_recorder *r, const lf_store_log *l);
 /* Ends the run (exit_code -1: none); r must not be used afterwards. */
 int lf_store_end_run(lf_store_recorder *r, double ended, lf_kind state,
                      const char *message, int exit_code);
+/* Deliveries and the outbox, recorded like the rest (queued, committed by
+ * the writer; any thread; 0 when queued, -1 when dropped). A delivery is
+ * attached to its run's row when that run is recorded in the store; the
+ * recording may come after the run ended (asynchronous deliveries do). */
+int lf_store_record_delivery(lf_store *s, const lf_store_delivery *d);
+int lf_store_outbox_add(lf_store *s, const lf_store_outbox_item *it);
+/* Brings the item's attempts, next_attempt and last_error up to date. */
+int lf_store_outbox_update(lf_store *s, const lf_store_outbox_item *it);
+/* The item was delivered or given up (its delivery is recorded apart). */
+int lf_store_outbox_remove(lf_store *s, const lf_store_outbox_item *it);
 /* Waits until everything recorded before the call is committed. 0, or -1 with
  * *err set when recording has failed. */
 int lf_store_flush(lf_store *s, lf_store_error *err);
@@ -186,6 +228,8 @@ typedef struct {
     lf_store_task *tasks;
     lf_store_transition *transitions;
     lf_store_log *logs;
+    lf_store_delivery *deliveries;
+    lf_store_outbox_item *outbox;
   };
   struct lf_store_arena *arena; /* private */
 } lf_store_rows;
@@ -213,6 +257,11 @@ int lf_store_run_transitions(lf_store *s, const char *run_id, lf_store_rows *out
                              lf_store_error *err);
 int lf_store_run_logs(lf_store *s, const char *run_id, lf_store_rows *out,
                       lf_store_error *err);
+/* A run's deliveries (run_id: its full id), in the order they ended. */
+int lf_store_run_deliveries(lf_store *s, const char *run_id, lf_store_rows *out,
+                            lf_store_error *err);
+/* The outbox: every item not yet delivered nor given up, oldest first. */
+int lf_store_outbox_list(lf_store *s, lf_store_rows *out, lf_store_error *err);
 /* Deletes runs (with everything recorded for them) but the `keep` newest
  * (keep >= 0), or those started before `before` (keep < 0). Runs still in
  * progress are never deleted. *deleted counts the runs removed. */

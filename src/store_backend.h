@@ -29,6 +29,13 @@ typedef struct {
 } lf_store_raw_run;
 
 typedef int (*lf_store_run_cb)(const lf_store_raw_run *r, void *ud);
+/* A delivery or an outbox item as read; its strings live until the callback
+ * returns. */
+typedef int (*lf_store_delivery_cb)(const lf_store_delivery *d, void *ud);
+typedef int (*lf_store_outbox_cb)(const lf_store_outbox_item *it, void *ud);
+
+/* What an outbox change does. */
+enum { LF_OUTBOX_ADD, LF_OUTBOX_UPDATE, LF_OUTBOX_REMOVE };
 /* raw: 0 when body is JSON text; else body is that JSON compressed (zlib) from
  * raw bytes. */
 typedef int (*lf_store_chunk_cb)(const void *body, size_t len, size_t raw, void *ud);
@@ -80,6 +87,14 @@ typedef struct {
   int (*insert_chunk)(lf_store_conn *c, long long key, int kind, size_t n,
                       const void *body, size_t len, size_t raw, lf_store_error *err);
 
+  /* Deliveries and the outbox, inside the open batch. A delivery's run_id
+   * names its runs row (none when that run is not recorded). owner is the
+   * recording process ("host:pid"), the claim of the items it adds. */
+  int (*insert_delivery)(lf_store_conn *c, const lf_store_delivery *d,
+                         lf_store_error *err);
+  int (*change_outbox)(lf_store_conn *c, int op, const lf_store_outbox_item *it,
+                       const char *owner, lf_store_error *err);
+
   /* Reading. find_runs: the run with this id, or (prefix) up to limit runs
    * whose id starts with it, newest first. */
   int (*select_runs)(lf_store_conn *c, const lf_store_select *sel, lf_store_run_cb cb,
@@ -88,6 +103,12 @@ typedef struct {
                    lf_store_run_cb cb, void *ud, lf_store_error *err);
   int (*each_chunk)(lf_store_conn *c, long long key, int kind, lf_store_chunk_cb cb,
                     void *ud, lf_store_error *err);
+  /* A run's deliveries in the order they were recorded; the outbox, oldest
+   * first. */
+  int (*select_deliveries)(lf_store_conn *c, const char *run_id, lf_store_delivery_cb cb,
+                           void *ud, lf_store_error *err);
+  int (*select_outbox)(lf_store_conn *c, lf_store_outbox_cb cb, void *ud,
+                       lf_store_error *err);
   /* Deletes these runs and all recorded for them, in one transaction. */
   int (*delete_runs)(lf_store_conn *c, const long long *keys, size_t n,
                      lf_store_error *err);

@@ -23,7 +23,18 @@ struct qblock {
   _Alignas(16) unsigned char data[];
 };
 
-enum { REC_BEGIN, REC_TASK, REC_TRANSITION, REC_LOG, REC_END };
+enum {
+  REC_BEGIN,
+  REC_TASK,
+  REC_TRANSITION,
+  REC_LOG,
+  REC_END,
+  /* records of no run (rec_head.run is NULL): store_delivery.c writes them */
+  REC_DELIVERY,
+  REC_OUTBOX_ADD,
+  REC_OUTBOX_UPDATE,
+  REC_OUTBOX_REMOVE
+};
 
 /* A queued record: a fixed part by type, then its strings in order (each
  * NUL-terminated; a length of NO_STR is a NULL string). Sizes are multiples
@@ -71,6 +82,29 @@ typedef struct {
   uint32_t len[6]; /* id, flow, script, parameters, executor, restart_of */
 } rec_begin;
 
+typedef struct {
+  rec_head h; /* flag: ok */
+  double time, duration;
+  uint32_t len[5]; /* run_id, transition_id, notifier, destination, status */
+} rec_delivery;
+
+typedef struct {
+  rec_head h;
+  double created, deliver_by, next_attempt;
+  int32_t attempts;
+  uint32_t len[6]; /* run_id, transition_id, notifier, destination, payload, last_error */
+} rec_outbox;
+
+/* The strings that follow a record's fixed part (size bytes). */
+static inline void lf_rec_strings(const rec_head *h, size_t size, const uint32_t *len,
+                                  int n, const char **str) {
+  const char *p = (const char *)h + size;
+  for (int i = 0; i < n; i++) {
+    str[i] = len[i] == NO_STR ? NULL : p;
+    if (str[i]) p += len[i] + 1;
+  }
+}
+
 struct lf_store_recorder {
   lf_store *store;
   lf_store_recorder *prev, *next; /* s->recorders, under s->mu */
@@ -116,6 +150,12 @@ struct lf_store {
   double next_heartbeat; /* monotonic */
 };
 
+/* Queues a record of no run (a delivery, an outbox change): its fixed part
+ * (size bytes) then n strings. 0, or -1 when dropped. */
+int lf_store_append(lf_store *s, rec_head *fixed, size_t size, const char *const *str,
+                    uint32_t *len, int n);
+/* The writer's part for those records, inside its open transaction. */
+int lf_store_write_loose(lf_store *s, const rec_head *h, lf_store_error *err);
 /* Stops recording for good (under s->mu): records are dropped from now on. */
 void lf_store_set_failure(lf_store *s, const lf_store_error *err);
 /* The writer thread (store_writer.c). */

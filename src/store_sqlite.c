@@ -105,6 +105,7 @@ struct lf_store_conn {
   int readonly;
   int version;
   sqlite3_stmt *insert_run, *update_run, *insert_chunk, *delete_run;
+  sqlite3_stmt *insert_delivery, *outbox[3]; /* by LF_OUTBOX_* */
 };
 
 /* ---- errors ---- */
@@ -206,6 +207,9 @@ static void sq_close(lf_store_conn *c) {
   sqlite3_finalize(c->update_run);
   sqlite3_finalize(c->insert_chunk);
   sqlite3_finalize(c->delete_run);
+  sqlite3_finalize(c->insert_delivery);
+  for (int i = 0; i < 3; i++)
+    sqlite3_finalize(c->outbox[i]);
   sqlite3_close_v2(c->db);
   free(c->path);
   free(c);
@@ -428,6 +432,139 @@ static int sq_insert_chunk(lf_store_conn *c, long long key, int kind, size_t n,
   return step_done(c, st, err);
 }
 
+/* ---- deliveries and the outbox ---- */
+
+static int sq_insert_delivery(lf_store_conn *c, const lf_store_delivery *d,
+                              lf_store_error *err) {
+  if (prepared(c, &c->insert_delivery,
+               "INSERT INTO deliveries(run, transition_id, notifier, destination, time,"
+               " duration, ok, status) VALUES ((SELECT run FROM runs WHERE id = ?1),"
+               " ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+               err))
+    return -1;
+  sqlite3_stmt *st = c->insert_delivery;
+  bind_text(st, 1, d->run_id);
+  bind_text(st, 2, d->transition_id ? d->transition_id : "");
+  bind_text(st, 3, d->notifier ? d->notifier : "");
+  bind_text(st, 4, d->destination);
+  sqlite3_bind_double(st, 5, d->time);
+  sqlite3_bind_double(st, 6, d->duration);
+  sqlite3_bind_int(st, 7, d->ok != 0);
+  bind_text(st, 8, d->status);
+  return step_done(c, st, err);
+}
+
+/* An item is known by (transition_id, notifier, created): ?1, ?2, ?3. */
+static const char *const outbox_sql[3] = {
+    "INSERT INTO outbox(transition_id, notifier, created, run_id, destination, payload,"
+    " deliver_by, next_attempt, attempts, last_error, claimed_by, claimed_until)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?7)",
+    "UPDATE outbox SET next_attempt = ?8, attempts = ?9, last_error = ?10"
+    " WHERE transition_id = ?1 AND notifier = ?2 AND created = ?3",
+    "DELETE FROM outbox WHERE transition_id = ?1 AND notifier = ?2 AND created = ?3"};
+
+static int sq_change_outbox(lf_store_conn *c, int op, const lf_store_outbox_item *it,
+                            const char *owner, lf_store_error *err) {
+  if (op < 0 || op > 2) return lf_store_fail(err, LF_STORE_EINVAL, "bad outbox change");
+  if (prepared(c, &c->outbox[op], outbox_sql[op], err)) return -1;
+  sqlite3_stmt *st = c->outbox[op];
+  bind_text(st, 1, it->transition_id ? it->transition_id : "");
+  bind_text(st, 2, it->notifier ? it->notifier : "");
+  sqlite3_bind_double(st, 3, it->created);
+  if (op == LF_OUTBOX_ADD) {
+    bind_text(st, 4, it->run_id);
+    bind_text(st, 5, it->destination);
+    bind_text(st, 6, it->payload ? it->payload : "{}");
+    sqlite3_bind_double(st, 7, it->deliver_by);
+    bind_text(st, 11, owner);
+  }
+  if (op != LF_OUTBOX_REMOVE) {
+    sqlite3_bind_double(st, 8, it->next_attempt);
+    sqlite3_bind_int(st, 9, it->attempts);
+    bind_text(st, 10, it->last_error);
+  }
+  return step_done(c, st, err);
+}
+
+/* Steps st to its end, calling row(st) for each row; finalizes it. */
+static int each_row(lf_store_conn *c, sqlite3_stmt *st,
+                    int (*row)(sqlite3_stmt *, void *), void *ud, lf_store_error *err) {
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (row(st, ud)) {
+      sqlite3_finalize(st);
+      return lf_store_fail(err, LF_STORE_EIO, "run store %s: out of memory", c->path);
+    }
+  if (rc != SQLITE_DONE) conn_fail(c, rc, err);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+typedef struct {
+  lf_store_delivery_cb cb;
+  lf_store_outbox_cb ocb;
+  void *ud;
+} row_cb;
+
+static int delivery_row(sqlite3_stmt *st, void *ud) {
+  row_cb *r = ud;
+  lf_store_delivery d = {.run_id = column_text(st, 0),
+                         .transition_id = column_text(st, 1),
+                         .notifier = column_text(st, 2),
+                         .destination = column_text(st, 3),
+                         .time = sqlite3_column_double(st, 4),
+                         .duration = sqlite3_column_double(st, 5),
+                         .ok = sqlite3_column_int(st, 6),
+                         .status = column_text(st, 7)};
+  return r->cb(&d, r->ud);
+}
+
+static int sq_select_deliveries(lf_store_conn *c, const char *run_id,
+                                lf_store_delivery_cb cb, void *ud, lf_store_error *err) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(
+      c->db,
+      "SELECT ?1, transition_id, notifier, destination, time, duration, ok, status"
+      " FROM deliveries WHERE run = (SELECT run FROM runs WHERE id = ?1) ORDER BY "
+      "delivery",
+      -1, &st, NULL);
+  if (rc != SQLITE_OK) return conn_fail(c, rc, err);
+  bind_text(st, 1, run_id);
+  row_cb r = {.cb = cb, .ud = ud};
+  return each_row(c, st, delivery_row, &r, err);
+}
+
+static int outbox_row(sqlite3_stmt *st, void *ud) {
+  row_cb *r = ud;
+  lf_store_outbox_item it = {.run_id = column_text(st, 0),
+                             .transition_id = column_text(st, 1),
+                             .notifier = column_text(st, 2),
+                             .destination = column_text(st, 3),
+                             .payload = column_text(st, 4),
+                             .created = sqlite3_column_double(st, 5),
+                             .deliver_by = sqlite3_column_double(st, 6),
+                             .next_attempt = sqlite3_column_double(st, 7),
+                             .attempts = sqlite3_column_int(st, 8),
+                             .last_error = column_text(st, 9),
+                             .claimed_by = column_text(st, 10),
+                             .claimed_until = sqlite3_column_double(st, 11)};
+  return r->ocb(&it, r->ud);
+}
+
+static int sq_select_outbox(lf_store_conn *c, lf_store_outbox_cb cb, void *ud,
+                            lf_store_error *err) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(
+      c->db,
+      "SELECT run_id, transition_id, notifier, destination, payload, created, deliver_by,"
+      " next_attempt, attempts, last_error, claimed_by, claimed_until FROM outbox"
+      " ORDER BY created, item",
+      -1, &st, NULL);
+  if (rc != SQLITE_OK) return conn_fail(c, rc, err);
+  row_cb r = {.ocb = cb, .ud = ud};
+  return each_row(c, st, outbox_row, &r, err);
+}
+
 /* ---- reading ---- */
 
 #define RUN_COLUMNS                                                                      \
@@ -572,8 +709,12 @@ const lf_store_backend lf_store_sqlite = {
     .insert_run = sq_insert_run,
     .update_run = sq_update_run,
     .insert_chunk = sq_insert_chunk,
+    .insert_delivery = sq_insert_delivery,
+    .change_outbox = sq_change_outbox,
     .select_runs = sq_select_runs,
     .find_runs = sq_find_runs,
     .each_chunk = sq_each_chunk,
+    .select_deliveries = sq_select_deliveries,
+    .select_outbox = sq_select_outbox,
     .delete_runs = sq_delete_runs,
 };

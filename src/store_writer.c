@@ -9,16 +9,6 @@
 #include "state.h"
 #include "store_priv.h"
 
-/* The strings that follow a record's fixed part (size bytes). */
-static void strings(const rec_head *h, size_t size, const uint32_t *len, int n,
-                    const char **str) {
-  const char *p = (const char *)h + size;
-  for (int i = 0; i < n; i++) {
-    str[i] = len[i] == NO_STR ? NULL : p;
-    if (str[i]) p += len[i] + 1;
-  }
-}
-
 /* Frees a recorder whose run ended (its END record is written or dropped). */
 static void drop_recorder(lf_store *s, lf_store_recorder *r) {
   pthread_mutex_lock(&s->mu);
@@ -60,7 +50,7 @@ static int encode(lf_store *s, lf_store_recorder *r, const rec_head *h, lf_buf *
   int kind;
   if (h->type == REC_TASK) {
     const rec_task *k = (const rec_task *)h;
-    strings(h, sizeof *k, k->len, 3, str);
+    lf_rec_strings(h, sizeof *k, k->len, 3, str);
     lf_store_task t = {k->index, k->map_index,           str[0],     (lf_kind)h->kind_a,
                        str[1],   k->run_count,           k->started, k->ended,
                        str[2],   str[2] ? k->len[2] : 0, h->flag};
@@ -68,13 +58,13 @@ static int encode(lf_store *s, lf_store_recorder *r, const rec_head *h, lf_buf *
     if (h->kind_a < LF_NKINDS) r->delta[h->kind_a]++;
   } else if (h->type == REC_TRANSITION) {
     const rec_transition *k = (const rec_transition *)h;
-    strings(h, sizeof *k, k->len, 2, str);
+    lf_rec_strings(h, sizeof *k, k->len, 2, str);
     lf_store_transition t = {k->index,           k->map_index,       k->seq, str[0],
                              (lf_kind)h->kind_a, (lf_kind)h->kind_b, str[1], k->time};
     lf_codec_transition(&r->chunk[kind = LF_CHUNK_TRANSITION], &t);
   } else {
     const rec_log *k = (const rec_log *)h;
-    strings(h, sizeof *k, k->len, 2, str);
+    lf_rec_strings(h, sizeof *k, k->len, 2, str);
     lf_store_log l = {k->time, k->level, str[0], str[1], str[1] ? k->len[1] : 0};
     lf_codec_log(&r->chunk[kind = LF_CHUNK_LOG], &l);
   }
@@ -104,7 +94,7 @@ static int update_run(lf_store *s, lf_store_recorder *r, lf_buf *scratch, double
   if (r->end) {
     const rec_end *k = (const rec_end *)r->end;
     const char *message;
-    strings(r->end, sizeof *k, k->len, 1, &message);
+    lf_rec_strings(r->end, sizeof *k, k->len, 1, &message);
     u.end = 1;
     u.ended = k->ended;
     u.exit_code = k->exit_code;
@@ -144,6 +134,10 @@ static int write_batch(lf_store *s, qblock *blocks, lf_store_recorder **touched,
       const rec_head *h = (const rec_head *)(b->data + off);
       off += h->size;
       lf_store_recorder *r = h->run;
+      if (!r) { /* a delivery or an outbox change */
+        if (lf_store_write_loose(s, h, err)) goto fail;
+        continue;
+      }
       if (!r->touched) {
         r->touched = 1;
         r->next_touched = *touched;
@@ -152,7 +146,7 @@ static int write_batch(lf_store *s, qblock *blocks, lf_store_recorder **touched,
       if (h->type == REC_BEGIN) {
         const rec_begin *k = (const rec_begin *)h;
         const char *str[6];
-        strings(h, sizeof *k, k->len, 6, str);
+        lf_rec_strings(h, sizeof *k, k->len, 6, str);
         lf_store_run run = {.id = str[0],
                             .flow = str[1],
                             .script = str[2],
