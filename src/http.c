@@ -44,7 +44,9 @@ static int ensure_init(void) {
 
 /* When the process ends, or the Lua module is unloaded (lua_close unloads
  * C modules), libcurl's global state (TLS libraries included) is released. */
-__attribute__((destructor)) static void global_cleanup(void) {
+/* Priority 101: the last destructor, after the sender's (sender.c) has
+ * stopped its thread. */
+__attribute__((destructor(101))) static void global_cleanup(void) {
   if (init_rc == CURLE_OK) curl_global_cleanup();
   init_rc = CURLE_FAILED_INIT;
 }
@@ -760,9 +762,12 @@ int lf_smtp_send_with(lf_http_client *client, const lf_smtp_request *req, char *
     transfer_error(err, errlen, what, crc, errbuf, &u, req->url, extra);
     chomp(reply.line);
     printable(reply.line);
-    if (reply.line[0] && text_is_safe(reply.line, &u, req->url, extra) && err && errlen) {
-      size_t n = strlen(err);
-      set_err(err + n, errlen - n, "; server said: %s", reply.line);
+    if (reply.line[0] && text_is_safe(reply.line, &u, req->url, extra)) {
+      if (err && errlen) {
+        size_t n = strlen(err);
+        set_err(err + n, errlen - n, "; server said: %s", reply.line);
+      }
+      if (req->reply && req->reply_len) set_err(req->reply, req->reply_len, "%s", reply.line);
     }
     goto done;
   }

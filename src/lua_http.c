@@ -421,5 +421,6 @@ int luaopen_luaflow_http(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_newlib(L, fns);
+  lf_open_sender(L);
   return 1;
 }

@@ -5,7 +5,8 @@
 
 #include <lua.h>
 
-/* Pushes a table of three functions (see lua_http.c for their contracts):
+/* Pushes a table of three functions (see lua_http.c for their contracts),
+ * and `sender` (lua_sender.c):
  *   perform{method=, url=, body=, headers={Name="value"}, timeout=,
  *           connect_timeout=, verify=, ca_file=}
  *       -> status, body, headers (lower-cased names), origin | nil, errtext
@@ -16,5 +17,7 @@
  * Bad arguments raise; transport failures return nil and a text that never
  * holds a URL's path, query or credentials. */
 int luaopen_luaflow_http(lua_State *L);
+/* Adds core.http.sender (lua_sender.c) to the table on top of the stack. */
+void lf_open_sender(lua_State *L);
 
 #endif

@@ -23,7 +23,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <string.h>
+#include "delivery.h"
 #include "log.h"
+#include "lua_store.h"
 #include "state.h"
 #include "store.h"
 
@@ -113,6 +115,12 @@ static lf_store *check_store(lua_State *L) {
   return *box;
 }
 
+lf_store *lf_lua_check_store(lua_State *L, int idx) {
+  lf_store **box = luaL_checkudata(L, idx, STORE_MT);
+  if (!*box) luaL_error(L, "attempt to use a closed run store");
+  return *box;
+}
+
 static int store_open(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
@@ -141,6 +149,7 @@ static int store_close(lua_State *L) {
   lf_store *s = *box;
   *box = NULL;
   lf_store_error err;
+  lf_delivery_detach_store(s);
   if (s && lf_store_close(s, &err) != 0) return push_error(L, &err);
   lua_pushboolean(L, 1);
   return 1;
@@ -148,6 +157,7 @@ static int store_close(lua_State *L) {
 
 static int store_gc(lua_State *L) {
   lf_store **box = check_box(L);
+  lf_delivery_detach_store(*box);
   if (*box) lf_store_close(*box, NULL);
   *box = NULL;
   return 0;
