@@ -20,6 +20,8 @@ usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE
        luaflow runs show [ID] [--transitions] [--json]   one run and its tasks
        luaflow runs logs [ID] [--json]    the log lines of a run
        luaflow runs prune (--keep N | --before DATE)   forget old runs
+       luaflow notify test FILE [--task NAME] [--state CLASS]
+                                          send a made-up alert through the handlers
        luaflow help [COMMAND]             this text, or one command's options
        luaflow --version
 
@@ -218,7 +220,34 @@ Environment:
 
 Exit codes: 0 done, 1 the output could not be written, 2 usage error, or a
 store that cannot be written.]],
+  ["notify test"] = [[
+usage: luaflow notify test FILE [options]
+
+Runs the top-level code of the Lua script FILE as 'luaflow check' does (no task
+runs), then calls the state handlers of one task (or of the flow) once with a
+made-up transition Running -> CLASS("This is a test notification from
+luaflow"), so you see a real alert arrive without running the flow. Every
+notifier delivers at once (async, digest and dedup step aside); each delivery
+is one log line and one line of the summary on stdout.
+
+Options:
+  --task NAME           the task whose handlers to call (default: the flow's)
+  --state CLASS         the made-up new state's class (default Failed)
+  --flow NAME           the flow to look in, when FILE defines several
+  --secrets FILE        read secrets from the JSON object in FILE (as for run)
+  --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_SECRET_<NAME> the secret NAME (upper-cased, other characters made _)
+  LUAFLOW_SECRETS_FILE  the secrets file when --secrets is not given
+  LUAFLOW_LOG_LEVEL     the log level when --log-level is not given
+
+Exit codes: 0 every delivery succeeded, 1 one failed (or a handler raised, or
+there is no handler), 2 usage, script or validation error.]],
 }
+
+HELP.notify = HELP["notify test"] -- luaflow help notify, luaflow notify --help
 
 local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 
@@ -282,14 +311,17 @@ local OPTIONS = {
   ["runs show"] = with_store { json = "flag", transitions = "flag" },
   ["runs logs"] = with_store { json = "flag" },
   ["runs prune"] = with_store { keep = "value", before = "value" },
+  ["notify test"] = { task = "value", state = "value", flow = "value", secrets = "value",
+                      ["log-level"] = "value" },
   -- room for: ["runs show"].deliveries (notification deliveries), ["cache list"], ["cache clear"]
 }
 -- The words after the command: FILE or ID; required or not.
 local ARGUMENT = { run = { "FILE", true }, check = { "FILE", true }, graph = { "FILE", false },
-                   ["runs show"] = { "ID", false }, ["runs logs"] = { "ID", false } }
+                   ["runs show"] = { "ID", false }, ["runs logs"] = { "ID", false },
+                   ["notify test"] = { "FILE", true } }
 local SHORT = { graph = { o = "output" } } -- -o PATH
 local ALIASES = { ["runs list"] = "runs" }
-local SUBCOMMANDS = { runs = { "list", "show", "logs", "prune" } }
+local SUBCOMMANDS = { runs = { "list", "show", "logs", "prune" }, notify = { "test" } }
 M.OPTIONS, M.HELP, M.ARGUMENT = OPTIONS, HELP, ARGUMENT -- the man page and completion specs read them
 
 local function parse(args)
@@ -315,6 +347,11 @@ local function parse(args)
     local guess = require("luaflow.options").suggest(args[2], known)
     usage_error(("unknown command '%s %s' (%s: %s)%s"):format(cmd, args[2], cmd,
                 table.concat(SUBCOMMANDS[cmd], ", "), guess and (": did you mean '%s %s'?"):format(cmd, guess) or ""))
+  end
+  if SUBCOMMANDS[cmd] and not OPTIONS[cmd] then -- luaflow notify [--help]
+    current_command = cmd
+    if args[2] == "--help" or args[2] == "-h" then return { cmd = "help", topic = cmd } end
+    usage_error(("'%s' needs a command: %s %s"):format(cmd, cmd, table.concat(SUBCOMMANDS[cmd], ", ")))
   end
   local allowed = OPTIONS[cmd]
   if not allowed then usage_error(("unknown command '%s'"):format(cmd)) end
@@ -718,6 +755,16 @@ local function cmd_check(o)
   return EXIT_OK
 end
 
+local function cmd_notify(o)
+  local secrets_file = o.secrets or os.getenv("LUAFLOW_SECRETS_FILE")
+  if secrets_file and secrets_file ~= "" then
+    local ok, why = luaflow.secrets.use_file(secrets_file)
+    if not ok then usage_error(why) end
+  end
+  if not load_only(o) then return EXIT_USAGE end
+  return require("luaflow.cli_notify").run(o, { usage_error = usage_error, flow_named = flow_named })
+end
+
 -- What the commands in their own modules (cli_graph, cli_runs) use from here.
 local ctx = {
   usage_error = usage_error,
@@ -734,6 +781,7 @@ local COMMANDS = {
   ["runs show"] = function(o) return require("luaflow.cli_runs").show(o, ctx) end,
   ["runs logs"] = function(o) return require("luaflow.cli_runs").logs(o, ctx) end,
   ["runs prune"] = function(o) return require("luaflow.cli_runs").prune(o, ctx) end,
+  ["notify test"] = function(o) return cmd_notify(o) end,
 }
 
 -- For embedding: runs FILE as `luaflow run FILE --param ...` would, without
@@ -780,6 +828,8 @@ function M.main(args)
     end
     return COMMANDS[o.cmd](o)
   end)
+  -- deliveries queued with async = true go out (or are given up) first
+  core.http.sender.stop()
   secret_hints()
   if core.cancel_signal() then -- SIGINT/SIGTERM: 130/143, whatever stopped
     io.stdout:flush()

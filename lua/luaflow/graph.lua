@@ -19,6 +19,10 @@ M.flows = {}          -- every Flow built, in order, when M.record_flows is set 
 M.runs = {}           -- { parameters = } of the runs in progress, innermost last
 M.parameters = setmetatable({}, { __mode = "k" }) -- Parameter task -> spec
 M.hooks = {}          -- before_run(flow, opts), after_run(flow, state) (the CLI)
+M.end_of_run = {}     -- fn(run) called when a run's engine work is over, before
+                      -- flow:run returns (the notifiers' pending digests)
+-- task or flow -> {state_handlers =, on_failure =} as given (luaflow notify test)
+M.handlers_of = setmetatable({}, { __mode = "k" })
 -- flow -> its terminal_state_handler (weak keys); the runner looks it up here
 local terminal_handlers = core.terminal_handlers
 
@@ -109,10 +113,29 @@ function task_methods.set_downstream(t, d, key)
   flow:add_edge(t, d, key)
 end
 
+-- The handler options as the engine takes them (on_failure_final_only
+-- wraps on_failure), remembered for obj once it is made.
+local function handler_options(opts)
+  local on_failure = opts.on_failure
+  if on_failure ~= nil and opts.on_failure_final_only then
+    on_failure = require("luaflow.notifications").final_failures_only(on_failure)
+  end
+  local list = nil
+  if type(opts.state_handlers) == "table" then list = table.move(opts.state_handlers, 1, #opts.state_handlers, 1, {}) end
+  return on_failure, { state_handlers = list, on_failure = on_failure }
+end
+
 function M.Task(opts)
   opts = opts or {}
   options.check("Task", opts)
+  local on_failure, handlers = handler_options(opts)
+  if on_failure ~= opts.on_failure then
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.on_failure, opts = on_failure, o
+  end
   local t = core.new_task(opts)
+  M.handlers_of[t] = handlers
   if opts.name == nil then core.task_set_name(t, "Task", true) end -- never named by a call site
   return t
 end
@@ -140,7 +163,10 @@ function M.task(a, b)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.fn = fn
+  local handlers
+  o.on_failure, handlers = handler_options(opts)
   local t = core.new_task(o)
+  M.handlers_of[t] = handlers
   if o.name == nil then core.task_set_name(t, "task", false) end
   return t
 end
@@ -407,6 +433,7 @@ function flow_methods.run(f, opts)
   M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets,
                           run_id = M.new_run_id() }
   local ok, state, cycle = pcall(core.flow_run, f, resume, M.hooks.approve)
+  for _, hook in ipairs(M.end_of_run) do hook(M.runs[#M.runs]) end
   table.remove(M.runs)
   if not ok then error(state, 0) end
   if not state then cycle_error(f, cycle) end
@@ -461,7 +488,9 @@ function M.Flow(a, builder)
   if builder ~= nil and type(builder) ~= "function" then
     raise(("Flow(name, builder): the builder must be a function(flow) (got %s)"):format(describe(builder)))
   end
-  local f = core.new_flow(opts.name, opts.state_handlers, opts.on_failure)
+  local on_failure, handlers = handler_options(opts)
+  local f = core.new_flow(opts.name, opts.state_handlers, on_failure)
+  M.handlers_of[f] = handlers
   if opts.tasks then add_listed(f, opts.tasks) end
   if builder then
     M.building[#M.building + 1] = f

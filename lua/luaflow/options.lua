@@ -207,9 +207,11 @@ M.checks = C
 -- instead of a check is allowed with any value.
 M.specs = {
   Task = { name = C.string, fn = C.callable, state_handlers = C.handlers, on_failure = C.callable,
+           on_failure_final_only = C.boolean,
            max_retries = C.count, retry_delay = C.seconds, trigger = C.trigger,
            skip_on_upstream_skip = C.boolean, timeout = C.positive_seconds, tags = C.strings },
   Flow = { name = C.string, tasks = C.tasks, state_handlers = C.handlers, on_failure = C.callable,
+           on_failure_final_only = C.boolean,
            reference_tasks = C.tasks, terminal_state_handler = C.callable },
   ["flow:run"] = { parameters = C.named_values, secrets = C.named_values, resume = C.tasks },
   Parameter = { default = C.any, required = C.boolean },
@@ -218,7 +220,9 @@ M.specs.task = M.specs.Task
 
 local NOTIFIER = { only_states = C.state_classes, ignore_states = C.state_classes,
                    raise_on_error = C.boolean, timeout = C.positive_seconds, ca_file = C.string,
-                   verify = C.boolean }
+                   verify = C.boolean, final_only = C.boolean, dedup = C.positive_seconds,
+                   digest = C.positive_seconds, async = C.boolean,
+                   deliver_within = C.positive_seconds }
 local function notifier(extra)
   local spec = {}
   for k, v in pairs(NOTIFIER) do spec[k] = v end
@@ -231,6 +235,7 @@ M.specs.email_notifier = notifier({ smtp_url = C.name, from = C.name, to = C.add
                                     username_secret = C.name, password_secret = C.name,
                                     starttls = C.boolean })
 M.specs.gmail_notifier = M.specs.email_notifier
+M.specs.callback_factory = { final_only = C.boolean }
 M.specs.some_successful = { at_least = C.non_negative, at_most = C.non_negative }
 M.specs.some_failed = M.specs.some_successful
 
