@@ -1,4 +1,4 @@
-/* delivery: the log line and the store row of each delivery (delivery.h). */
+/* delivery: the log line and the journal record of each delivery (delivery.h). */
 #include <pthread.h>
 #include <stdio.h>
 #include "delivery.h"
@@ -6,31 +6,27 @@
 
 #define LOGGER "luaflow.notifications"
 
-/* The attached store; held while a record is appended so that detaching
- * waits for the appender. */
-static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
-static lf_store *store;
+/* The journal; held while it is called, so that changing it waits for the
+ * callers. */
+static pthread_mutex_t journal_mu = PTHREAD_MUTEX_INITIALIZER;
+static lf_delivery_journal journal;
 
-void lf_delivery_attach_store(lf_store *s) {
-  pthread_mutex_lock(&store_mu);
-  store = s;
-  pthread_mutex_unlock(&store_mu);
+void lf_delivery_set_journal(const lf_delivery_journal *j) {
+  pthread_mutex_lock(&journal_mu);
+  journal = j ? *j : (lf_delivery_journal){0};
+  pthread_mutex_unlock(&journal_mu);
 }
 
-void lf_delivery_detach_store(lf_store *s) {
-  pthread_mutex_lock(&store_mu);
-  if (s && store == s) store = NULL;
-  pthread_mutex_unlock(&store_mu);
+void lf_delivery_unset_journal(void *ud) {
+  pthread_mutex_lock(&journal_mu);
+  if (ud && journal.ud == ud) journal = (lf_delivery_journal){0};
+  pthread_mutex_unlock(&journal_mu);
 }
 
-void lf_delivery_with_store(void (*fn)(lf_store *s, void *ud), void *ud) {
-  pthread_mutex_lock(&store_mu);
-  fn(store, ud);
-  pthread_mutex_unlock(&store_mu);
-}
-
-static void record(lf_store *s, void *ud) {
-  if (s) lf_store_record_delivery(s, ud);
+void lf_delivery_outbox(int op, const lf_store_outbox_item *it) {
+  pthread_mutex_lock(&journal_mu);
+  if (journal.outbox) journal.outbox(journal.ud, op, it);
+  pthread_mutex_unlock(&journal_mu);
 }
 
 void lf_delivery_report(const lf_delivery *d, int level, int attempts) {
@@ -43,5 +39,7 @@ void lf_delivery_report(const lf_delivery *d, int level, int attempts) {
            d->destination ? d->destination : "?", status, d->duration, tries);
   else
     lf_log(level, LOGGER, "%s failed: %s (%.3f s%s)", who, status, d->duration, tries);
-  lf_delivery_with_store(record, (void *)d);
+  pthread_mutex_lock(&journal_mu);
+  if (journal.delivered) journal.delivered(journal.ud, d);
+  pthread_mutex_unlock(&journal_mu);
 }

@@ -1,6 +1,6 @@
 /* delivery: every notification luaflow sends is visible. Its outcome is one
- * log line, and a row of the run store's deliveries when a store is
- * attached. Lua-free; any thread.
+ * log line, and a record in the journal when one is set (the run store's
+ * deliveries table: lf_store_attach_deliveries). Lua-free; any thread.
  *
  *   INFO    Slack notification for <Task: extract> delivered to
  *           https://hooks.slack.com:443: HTTP 200 (0.118 s)
@@ -18,20 +18,27 @@
 
 typedef lf_store_delivery lf_delivery;
 
-/* Records deliveries (and asynchronous ones' outbox rows) into s from now
- * on; NULL stops it. Once this returns, the previous store is no longer
- * used: detach a store before closing it. */
-void lf_delivery_attach_store(lf_store *s);
-/* Detaches s when it is the attached store (a store about to close). */
-void lf_delivery_detach_store(lf_store *s);
+/* Where deliveries and asynchronous items waiting for theirs are recorded.
+ * A journal only holds pointers: nothing here links the store in. */
+typedef struct {
+  void *ud;
+  void (*delivered)(void *ud, const lf_delivery *d);
+  /* op: LF_OUTBOX_ADD, LF_OUTBOX_UPDATE or LF_OUTBOX_REMOVE (store_backend.h) */
+  void (*outbox)(void *ud, int op, const lf_store_outbox_item *it);
+} lf_delivery_journal;
+
+/* Records into j from now on (copied; NULL stops it). Once this returns the
+ * previous journal is no longer used. */
+void lf_delivery_set_journal(const lf_delivery_journal *j);
+/* Stops recording when the journal's ud is `ud` (a store about to close). */
+void lf_delivery_unset_journal(void *ud);
 
 /* Logs the outcome at `level` (LF_LOG_INFO for a delivery made; WARNING or
  * ERROR for one that failed) and records it. attempts > 1 is said in the
  * line. */
 void lf_delivery_report(const lf_delivery *d, int level, int attempts);
 
-/* Runs fn(store, ud) with the attached store (NULL when none), the store
- * held attached meanwhile. */
-void lf_delivery_with_store(void (*fn)(lf_store *s, void *ud), void *ud);
+/* An asynchronous item's outbox row changes (recorded when a journal is set). */
+void lf_delivery_outbox(int op, const lf_store_outbox_item *it);
 
 #endif

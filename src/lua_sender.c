@@ -10,7 +10,6 @@
  *   drain() -> n                      (waits for the queued deliveries; n were
  *                                      pending; SIGINT/SIGTERM: last chance)
  *   pending() -> n; totals() -> delivered, failed
- *   use_store(store | nil)            (records deliveries and the outbox there)
  *   monotonic() -> seconds
  *
  * A userdata in the registry drains the queue when the Lua state closes, so
@@ -25,7 +24,6 @@
 #include "interrupt.h"
 #include "log.h"
 #include "lua_http.h"
-#include "lua_store.h"
 #include "sender.h"
 
 #define DRAIN_MT "luaflow.SenderDrain"
@@ -62,7 +60,8 @@ static int opt_bool(lua_State *L, int t, const char *key, int dflt) {
 
 /* The strings of t[key] (a list, or a map made "Name: value") as a C array
  * in a userdata it pushes, the strings anchored in a table it pushes too. */
-static const char **string_list(lua_State *L, int t, const char *key, int map, size_t *n) {
+static const char **string_list(lua_State *L, int t, const char *key, int map,
+                                size_t *n) {
   lua_getfield(L, t, key);
   int src = lua_gettop(L);
   lua_newtable(L); /* anchors */
@@ -160,16 +159,6 @@ static int sender_totals(lua_State *L) {
   return 2;
 }
 
-/* use_store(store | nil): the store is kept alive by the registry while it
- * is attached; closing it detaches it (lua_store.c). */
-static int sender_use_store(lua_State *L) {
-  lf_store *s = lua_isnoneornil(L, 1) ? NULL : lf_lua_check_store(L, 1);
-  lua_settop(L, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, "luaflow.SenderStore");
-  lf_delivery_attach_store(s);
-  return 0;
-}
-
 static int sender_monotonic(lua_State *L) {
   lua_pushnumber(L, lf_monotonic());
   return 1;
@@ -182,10 +171,13 @@ static int drain_gc(lua_State *L) {
 }
 
 void lf_open_sender(lua_State *L) {
-  static const luaL_Reg fns[] = {{"enqueue", sender_enqueue},     {"report", sender_report},
-                                 {"drain", sender_drain},         {"pending", sender_pending},
-                                 {"totals", sender_totals},       {"use_store", sender_use_store},
-                                 {"monotonic", sender_monotonic}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"enqueue", sender_enqueue},
+                                 {"report", sender_report},
+                                 {"drain", sender_drain},
+                                 {"pending", sender_pending},
+                                 {"totals", sender_totals},
+                                 {"monotonic", sender_monotonic},
+                                 {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_setfield(L, -2, "sender");
   if (luaL_newmetatable(L, DRAIN_MT)) {

@@ -13,6 +13,7 @@
  *   s:delivery{run_id =, transition_id =, notifier =, destination =, time =,
  *              duration =, ok =, status =}; s:deliveries(id)
  *   s:outbox_add{...} / s:outbox_update{...} / s:outbox_remove{...}; s:outbox()
+ *   s:record_deliveries([false]): the notifiers' deliveries recorded here
  *
  * The record calls return true, or nil and why recording stopped. Caller
  * mistakes raise; a store that cannot do what is asked returns nil, message,
@@ -23,11 +24,11 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <string.h>
-#include "delivery.h"
 #include "log.h"
-#include "lua_store.h"
 #include "state.h"
 #include "store.h"
+
+int luaopen_luaflow_store(lua_State *L);
 
 #define STORE_MT "luaflow.Store"
 #define RUN_MT "luaflow.StoreRun"
@@ -115,12 +116,6 @@ static lf_store *check_store(lua_State *L) {
   return *box;
 }
 
-lf_store *lf_lua_check_store(lua_State *L, int idx) {
-  lf_store **box = luaL_checkudata(L, idx, STORE_MT);
-  if (!*box) luaL_error(L, "attempt to use a closed run store");
-  return *box;
-}
-
 static int store_open(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
@@ -149,7 +144,7 @@ static int store_close(lua_State *L) {
   lf_store *s = *box;
   *box = NULL;
   lf_store_error err;
-  lf_delivery_detach_store(s);
+  lf_store_detach_deliveries(s);
   if (s && lf_store_close(s, &err) != 0) return push_error(L, &err);
   lua_pushboolean(L, 1);
   return 1;
@@ -157,7 +152,7 @@ static int store_close(lua_State *L) {
 
 static int store_gc(lua_State *L) {
   lf_store **box = check_box(L);
-  lf_delivery_detach_store(*box);
+  if (*box) lf_store_detach_deliveries(*box);
   if (*box) lf_store_close(*box, NULL);
   *box = NULL;
   return 0;
@@ -584,6 +579,23 @@ static void push_outbox_item(lua_State *L, const void *row) {
   set_num(L, "claimed_until", it->claimed_until);
 }
 
+/* s:record_deliveries([on]): the notifiers' deliveries (and asynchronous
+ * items' outbox rows) are recorded here from now on; false stops it. The
+ * store is kept alive meanwhile; closing it stops it too. */
+static int store_record_deliveries(lua_State *L) {
+  lf_store *s = check_store(L);
+  int on = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
+  if (on) {
+    lf_store_attach_deliveries(s);
+    lua_pushvalue(L, 1);
+  } else {
+    lf_store_detach_deliveries(s);
+    lua_pushnil(L);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, "luaflow.DeliveryStore");
+  return 0;
+}
+
 static int store_deliveries(lua_State *L) {
   return read_run(L, lf_store_run_deliveries, push_delivery, sizeof(lf_store_delivery));
 }
@@ -620,6 +632,7 @@ int luaopen_luaflow_store(lua_State *L) {
                                            {"logs", store_logs},
                                            {"prune", store_prune},
                                            {"delivery", store_delivery},
+                                           {"record_deliveries", store_record_deliveries},
                                            {"deliveries", store_deliveries},
                                            {"outbox_add", store_outbox_add},
                                            {"outbox_update", store_outbox_update},

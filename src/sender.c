@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "sender.h"
+#include "store_backend.h"
 
 #define LOGGER "luaflow.notifications"
 
@@ -32,10 +33,10 @@ typedef struct item {
   size_t nheaders, nto;
   int smtp, starttls, verify;
   double timeout, deliver_within;
-  char destination[320]; /* scheme://host:port */
-  double created;                   /* epoch seconds */
-  double queued, deliver_by;        /* monotonic */
-  double next_attempt;              /* monotonic */
+  char destination[320];     /* scheme://host:port */
+  double created;            /* epoch seconds */
+  double queued, deliver_by; /* monotonic */
+  double next_attempt;       /* monotonic */
   int attempts;
   int last_chance_taken; /* its last attempt was made after the interruption */
   char last_error[LF_HTTP_ERRLEN];
@@ -142,7 +143,8 @@ static item *item_new(const lf_send_request *req) {
   it->starttls = req->starttls;
   it->verify = req->verify;
   it->timeout = req->timeout > 0 ? req->timeout : LF_HTTP_DEFAULT_TIMEOUT;
-  it->deliver_within = req->deliver_within > 0 ? req->deliver_within : LF_SENDER_DELIVER_WITHIN;
+  it->deliver_within =
+      req->deliver_within > 0 ? req->deliver_within : LF_SENDER_DELIVER_WITHIN;
   if (oom) {
     item_free(it);
     return NULL;
@@ -166,22 +168,10 @@ static void outbox_fill(const item *it, lf_store_outbox_item *o) {
                               .last_error = it->last_error[0] ? it->last_error : NULL};
 }
 
-static void outbox_add(lf_store *s, void *ud) {
+static void outbox(int op, const item *it) {
   lf_store_outbox_item o;
-  outbox_fill(ud, &o);
-  if (s) lf_store_outbox_add(s, &o);
-}
-
-static void outbox_update(lf_store *s, void *ud) {
-  lf_store_outbox_item o;
-  outbox_fill(ud, &o);
-  if (s) lf_store_outbox_update(s, &o);
-}
-
-static void outbox_remove(lf_store *s, void *ud) {
-  lf_store_outbox_item o;
-  outbox_fill(ud, &o);
-  if (s) lf_store_outbox_remove(s, &o);
+  outbox_fill(it, &o);
+  lf_delivery_outbox(op, &o);
 }
 
 /* {=== One attempt ===} */
@@ -194,7 +184,8 @@ typedef struct {
 } outcome;
 
 static int retryable_status(long status) {
-  return status == 408 || status == 425 || status == 429 || (status >= 500 && status < 600);
+  return status == 408 || status == 425 || status == 429 ||
+         (status >= 500 && status < 600);
 }
 
 /* Retry-After in seconds (its HTTP-date form is not honoured). */
@@ -231,7 +222,8 @@ static void attempt_http(lf_http_client *c, const item *it, double timeout, outc
     snprintf(o->status, sizeof o->status, "HTTP %ld", res.status);
     o->ok = 1;
   } else {
-    snprintf(o->status, sizeof o->status, "HTTP %ld from %s", res.status, it->destination);
+    snprintf(o->status, sizeof o->status, "HTTP %ld from %s", res.status,
+             it->destination);
     o->retry = retryable_status(res.status);
     o->retry_after = retry_after(&res);
   }
@@ -310,7 +302,7 @@ static void finish(item *it, int ok, const char *status) {
                    .ok = ok,
                    .status = status};
   lf_delivery_report(&d, ok ? LF_LOG_INFO : LF_LOG_ERROR, it->attempts);
-  lf_delivery_with_store(outbox_remove, it);
+  outbox(LF_OUTBOX_REMOVE, it);
   pthread_mutex_lock(&S.mu);
   if (ok)
     S.delivered++;
@@ -373,10 +365,10 @@ static void attempt(lf_http_client *c, item *it, int last_chance, double last_en
     finish(it, 0, status);
     return;
   }
-  lf_log(LF_LOG_WARNING, LOGGER, "%s failed: %s (attempt %d; next in %.1f s)", it->notifier,
-         o.status, it->attempts, wait);
+  lf_log(LF_LOG_WARNING, LOGGER, "%s failed: %s (attempt %d; next in %.1f s)",
+         it->notifier, o.status, it->attempts, wait);
   it->next_attempt = now + wait;
-  lf_delivery_with_store(outbox_update, it);
+  outbox(LF_OUTBOX_UPDATE, it);
   pthread_mutex_lock(&S.mu);
   it->next = S.head;
   S.head = it;
@@ -514,7 +506,7 @@ int lf_sender_enqueue(const lf_send_request *req, char *err, size_t errlen) {
   it->created = lf_now();
   it->queued = it->next_attempt = lf_monotonic();
   it->deliver_by = it->queued + it->deliver_within;
-  lf_delivery_with_store(outbox_add, it); /* before the thread can take it */
+  outbox(LF_OUTBOX_ADD, it); /* before the thread can take it */
   pthread_mutex_lock(&S.mu);
   int rc = -1;
   if (S.pending >= LF_SENDER_MAX_ITEMS)
@@ -529,7 +521,7 @@ int lf_sender_enqueue(const lf_send_request *req, char *err, size_t errlen) {
   }
   pthread_mutex_unlock(&S.mu);
   if (rc != 0) {
-    lf_delivery_with_store(outbox_remove, it);
+    outbox(LF_OUTBOX_REMOVE, it);
     item_free(it);
     return -1;
   }
@@ -572,9 +564,10 @@ size_t lf_sender_drain(int (*interrupted)(void)) {
       S.last_chance = 1;
       S.last_chance_end = lf_monotonic() + LF_SENDER_LAST_CHANCE;
       atomic_store(&abort_at, S.last_chance_end);
-      lf_log(LF_LOG_WARNING, LOGGER,
-             "interrupted: %zu notification deliver%s get one last attempt (at most %.0f s)",
-             S.pending, S.pending == 1 ? "y" : "ies", LF_SENDER_LAST_CHANCE);
+      lf_log(
+          LF_LOG_WARNING, LOGGER,
+          "interrupted: %zu notification deliver%s get one last attempt (at most %.0f s)",
+          S.pending, S.pending == 1 ? "y" : "ies", LF_SENDER_LAST_CHANCE);
       pthread_cond_signal(&S.wake);
     }
     timed_wait(&S.done, lf_monotonic() + 0.1);

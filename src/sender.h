@@ -17,7 +17,7 @@
  *
  * Credentials: a webhook's URL, an SMTP user name and password are secrets.
  * An item holds their values in this process's memory only. When a run store
- * is attached (lf_delivery_attach_store) each item also waits in its outbox
+ * is attached (lf_store_attach_deliveries) each item also waits in its outbox
  * until its outcome, as `outbox_payload`, which the caller makes naming the
  * secrets instead of holding them; so the store never keeps a credential,
  * and only a process that can read those secrets can send the item.

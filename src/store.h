@@ -211,6 +211,12 @@ int lf_store_outbox_add(lf_store *s, const lf_store_outbox_item *it);
 int lf_store_outbox_update(lf_store *s, const lf_store_outbox_item *it);
 /* The item was delivered or given up (its delivery is recorded apart). */
 int lf_store_outbox_remove(lf_store *s, const lf_store_outbox_item *it);
+/* Makes s the journal of notification deliveries (delivery.h): every
+ * delivery's outcome and every asynchronous item's outbox row are recorded
+ * here from now on. lf_store_detach_deliveries(s) stops it (a no-op when s
+ * is not attached); detach a store before closing it. */
+void lf_store_attach_deliveries(lf_store *s);
+void lf_store_detach_deliveries(lf_store *s);
 /* Waits until everything recorded before the call is committed. 0, or -1 with
  * *err set when recording has failed. */
 int lf_store_flush(lf_store *s, lf_store_error *err);

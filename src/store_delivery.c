@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "delivery.h"
 #include "store_codec.h"
 #include "store_priv.h"
 
@@ -43,6 +44,31 @@ int lf_store_outbox_update(lf_store *s, const lf_store_outbox_item *it) {
 
 int lf_store_outbox_remove(lf_store *s, const lf_store_outbox_item *it) {
   return outbox_change(s, REC_OUTBOX_REMOVE, it);
+}
+
+/* ---- the journal of deliveries (delivery.h) ---- */
+
+static void journal_delivered(void *ud, const lf_delivery *d) {
+  lf_store_record_delivery(ud, d);
+}
+
+static void journal_outbox(void *ud, int op, const lf_store_outbox_item *it) {
+  if (op == LF_OUTBOX_ADD)
+    lf_store_outbox_add(ud, it);
+  else if (op == LF_OUTBOX_UPDATE)
+    lf_store_outbox_update(ud, it);
+  else
+    lf_store_outbox_remove(ud, it);
+}
+
+void lf_store_attach_deliveries(lf_store *s) {
+  if (!s) return;
+  lf_delivery_journal j = {s, journal_delivered, journal_outbox};
+  lf_delivery_set_journal(&j);
+}
+
+void lf_store_detach_deliveries(lf_store *s) {
+  lf_delivery_unset_journal(s);
 }
 
 /* ---- the writer's part ---- */

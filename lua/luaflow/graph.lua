@@ -118,7 +118,7 @@ end
 local function handler_options(opts)
   local on_failure = opts.on_failure
   if on_failure ~= nil and opts.on_failure_final_only then
-    on_failure = require("luaflow.notifications").final_failures_only(on_failure)
+    on_failure = require("luaflow.notifications")._final_failures_only(on_failure)
   end
   local list = nil
   if type(opts.state_handlers) == "table" then list = table.move(opts.state_handlers, 1, #opts.state_handlers, 1, {}) end

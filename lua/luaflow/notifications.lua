@@ -38,7 +38,7 @@ local function context(key)
 end
 
 -- True inside the handlers of a failure that a retry will follow.
-function M.will_retry()
+function M._will_retry()
   return context("task_will_retry") == true
 end
 
@@ -88,16 +88,16 @@ function M.callback_factory(fn, check, opts)
   end
   local final_only = opts ~= nil and options.check("callback_factory", opts).final_only
   return function(obj, _, new_state)
-    if final_only and new_state:is_failed() and M.will_retry() then return new_state end
+    if final_only and new_state:is_failed() and M._will_retry() then return new_state end
     if check(new_state) == true then fn(obj, new_state) end
     return new_state
   end
 end
 
 -- on_failure with on_failure_final_only = true (graph.lua wraps it).
-function M.final_failures_only(fn)
+function M._final_failures_only(fn)
   return function(obj, state)
-    if M.will_retry() then return end
+    if M._will_retry() then return end
     return fn(obj, state)
   end
 end
@@ -126,7 +126,7 @@ local function wanted(cfg, state)
     end
     if not any then return false end
   end
-  return not (cfg.final_only and state:is_failed() and M.will_retry())
+  return not (cfg.final_only and state:is_failed() and M._will_retry())
 end
 
 local ENGINE_ERROR_PREFIXES = { "Error during execution of task: ",
@@ -198,9 +198,9 @@ local function status_hint(status, secret_name)
   elseif status == 401 or status == 403 then
     return ("the service refused the request: check %s and its permissions"):format(where)
   elseif status == 429 then
-    return "rate limited by the service: send fewer notifications (only_states, dedup or digest)"
+    return "rate limited by the service: send fewer notifications (only_states = {...})"
   elseif status >= 500 then
-    return "the service failed: try again later (async = true retries; raise_on_error = false lets the task go on)"
+    return "the service failed: try again later (raise_on_error = false lets the task go on)"
   elseif status >= 400 then
     return "the service refused the payload"
   end
@@ -310,11 +310,11 @@ local function deliver(cfg, who, make)
     sender.report({ notifier = who, ok = false, status = status, level = "ERROR" })
     return observe(false, who, status)
   end
-  local t0, msg, destination = clock(), nil, nil
+  local t0, msg, destination, sending = clock(), nil, nil, false
   local ok, status = pcall(function()
     msg = make()
     local target = resolve(msg)
-    destination = target.destination
+    destination, sending = target.destination, true
     return send_now(cfg, msg, target)
   end)
   local report = { notifier = who, run_id = msg and msg.run_id, transition_id = msg and msg.tid,
@@ -331,7 +331,9 @@ local function deliver(cfg, who, make)
   report.level = cfg.raise_on_error == false and "WARNING" or "ERROR"
   sender.report(report)
   observe(false, who, why)
-  if cfg.raise_on_error ~= false then error(prefix .. why, 0) end
+  if cfg.raise_on_error == false then return end
+  if not sending then error(status, 0) end -- a missing secret, a bad option: as raised
+  error(prefix .. why, 0)
 end
 
 -- ---- storms: digests ----
