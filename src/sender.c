@@ -350,6 +350,9 @@ static void attempt(lf_http_client *c, item *it, int last_chance, double last_en
     return;
   }
   snprintf(it->last_error, sizeof it->last_error, "%s", o.status);
+  pthread_mutex_lock(&S.mu);
+  last_chance |= S.last_chance; /* interrupted while it was in flight: that was it */
+  pthread_mutex_unlock(&S.mu);
   now = lf_monotonic();
   double wait = o.retry ? backoff(it->attempts, o.retry_after) : 0;
   if (!o.retry || last_chance || now + wait >= it->deliver_by) {
@@ -566,8 +569,8 @@ size_t lf_sender_drain(int (*interrupted)(void)) {
       atomic_store(&abort_at, S.last_chance_end);
       lf_log(
           LF_LOG_WARNING, LOGGER,
-          "interrupted: %zu notification deliver%s get one last attempt (at most %.0f s)",
-          S.pending, S.pending == 1 ? "y" : "ies", LF_SENDER_LAST_CHANCE);
+          "interrupted: %zu notification deliver%s one last attempt (at most %.0f s)",
+          S.pending, S.pending == 1 ? "y gets" : "ies get", LF_SENDER_LAST_CHANCE);
       pthread_cond_signal(&S.wake);
     }
     timed_wait(&S.done, lf_monotonic() + 0.1);

@@ -61,12 +61,19 @@ end
 -- Calls obj's handlers as the engine calls them: each gets the previous
 -- one's state; on_failure after them when that state is failed. Returns
 -- the errors raised (a handler's error does not stop the others here).
-local function call_handlers(obj, old, new)
+local function call_handlers(obj, old, new, deliveries)
   local spec, errors, called = handlers_of(obj), {}, 0
   local state = new
   for i, h in ipairs(spec.state_handlers or {}) do
     called = called + 1
+    local seen = #deliveries
     local ok, result = pcall(h, obj, old, state)
+    local last = deliveries[#deliveries]
+    if not ok and #deliveries > seen and not last.ok
+       and tostring(result) == ("%s failed: %s"):format(last.who, last.status) then
+      -- the notifier raised its delivery's failure: counted once, as that
+      ok, result = true, nil
+    end
     if not ok then
       errors[#errors + 1] = ("state_handlers[%d] raised: %s"):format(i, core.redact(tostring(result)))
     elseif core.is_state(result) then
@@ -93,7 +100,8 @@ function M.run(o, cli)
   table.insert(N.observers, observer)
   graph.runs[#graph.runs + 1] = { flow = flow, parameters = {}, run_id = graph.new_run_id() }
   local ok, errors, called = pcall(N._with_transition,
-    { task_will_retry = false, transition_number = 1, single = true }, call_handlers, obj, old, new)
+    { task_will_retry = false, transition_number = 1, single = true }, call_handlers, obj, old, new,
+    deliveries)
   table.remove(graph.runs)
   for i, fn in ipairs(N.observers) do
     if fn == observer then table.remove(N.observers, i) break end

@@ -11,7 +11,10 @@
  * repeat-header:N (http: the same header N times), fold-header:N (http: one
  * header continued on N obs-folded lines), auth-echo:plain|login (smtp:
  * offers only that mechanism and answers the credentials with a 535 that
- * echoes the base64 lines it got).
+ * echoes the base64 lines it got), fail-first:N (http: the first N requests
+ * are answered 503 with Retry-After: 0, the rest 200; smtp: the first N
+ * RCPT TO are answered 451), retry-after:SECONDS (http: always 503 with that
+ * Retry-After).
  *
  * It binds 127.0.0.1 on an ephemeral port, prints "PORT <n>" on stdout and
  * serves one connection at a time, appending one JSON line per HTTP request
@@ -55,7 +58,9 @@ enum mode {
   MODE_HEADER_LINE,
   MODE_REPEAT_HEADER,
   MODE_FOLD_HEADER,
-  MODE_AUTH_ECHO
+  MODE_AUTH_ECHO,
+  MODE_FAIL_FIRST,
+  MODE_RETRY_AFTER
 };
 
 #define IDLE_MS 10000        /* a client silent this long is dropped */
@@ -71,12 +76,14 @@ static struct {
   enum mode mode;
   int status;      /* status:NNN */
   double slow;     /* slow:SECONDS */
-  long count;      /* header-line, repeat-header, fold-header */
+  long count;      /* header-line, repeat-header, fold-header, fail-first */
   bool auth_plain; /* auth-echo:plain (else login) */
   const char *cert, *key, *log_path;
-} cfg = {PROTO_HTTP, TLS_NONE, MODE_OK, 200, 0.0, 0, false, NULL, NULL, NULL};
+  const char *retry_after; /* retry-after:SECONDS */
+} cfg = {PROTO_HTTP, TLS_NONE, MODE_OK, 200, 0.0, 0, false, NULL, NULL, NULL, NULL};
 
 static volatile sig_atomic_t g_stop; /* set by signals and stdin EOF */
+static long g_failed;                /* fail-first: answers failed so far */
 static bool g_watch_stdin = true;
 static int g_log_fd = STDOUT_FILENO;
 static SSL_CTX *g_ctx;
@@ -488,6 +495,16 @@ static int http_send(struct conn *c, int status, const char *body) {
   return conn_write(c, body, n);
 }
 
+/* A 503 that asks the client to come back after `seconds`. */
+static int http_send_retry_after(struct conn *c, const char *seconds) {
+  char head[256];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %s\r\n"
+                   "Content-Length: 4\r\nConnection: close\r\n\r\nbusy",
+                   seconds);
+  return conn_write(c, head, (size_t)n);
+}
+
 /* The answers of the header modes: a 200 whose headers are too long, too
  * many or folded, built as one block. */
 static int http_send_headers(struct conn *c) {
@@ -678,6 +695,16 @@ static void http_session(struct conn *c) {
   case MODE_REPEAT_HEADER:
   case MODE_FOLD_HEADER:
     http_send_headers(c);
+    break;
+  case MODE_FAIL_FIRST:
+    if (g_failed < cfg.count) {
+      g_failed++;
+      http_send_retry_after(c, "0");
+    } else
+      http_send(c, 200, "ok");
+    break;
+  case MODE_RETRY_AFTER:
+    http_send_retry_after(c, cfg.retry_after);
     break;
   default:
     http_send(c, 200, "ok");
@@ -942,6 +969,11 @@ static int smtp_rcpt(struct smtp *s, const char *arg) {
   if (!s->from) return smtp_reply(s, "503 5.5.1 Need MAIL command");
   char *to = smtp_address(arg, "TO:");
   if (!to) return smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+  if (cfg.mode == MODE_FAIL_FIRST && g_failed < cfg.count) {
+    g_failed++;
+    free(to);
+    return smtp_reply(s, "451 4.3.0 try again later");
+  }
   if (cfg.mode == MODE_REJECT || s->nto == MAX_RCPT) {
     free(to);
     return smtp_reply(s, cfg.mode == MODE_REJECT ? "550 5.7.1 rejected"
@@ -1116,7 +1148,8 @@ static void usage(FILE *to) {
         "                [--cert FILE --key FILE]\n"
         "                [--mode ok|status:NNN|slow:SECONDS|never|close|reject|\n"
         "                        header-line:N|repeat-header:N|fold-header:N|\n"
-        "                        auth-echo:plain|auth-echo:login] [--log FILE]\n",
+        "                        auth-echo:plain|auth-echo:login|fail-first:N|\n"
+        "                        retry-after:SECONDS] [--log FILE]\n",
         to);
 }
 
@@ -1150,6 +1183,15 @@ static void parse_mode(const char *m) {
     cfg.mode = m[0] == 'h'   ? MODE_HEADER_LINE
                : m[0] == 'r' ? MODE_REPEAT_HEADER
                              : MODE_FOLD_HEADER;
+  } else if (strncmp(m, "fail-first:", 11) == 0) {
+    cfg.count = strtol(m + 11, &end, 10);
+    if (end == m + 11 || *end || cfg.count < 0) die("bad count in --mode %s", m);
+    cfg.mode = MODE_FAIL_FIRST;
+  } else if (strncmp(m, "retry-after:", 12) == 0) {
+    strtod(m + 12, &end);
+    if (end == m + 12 || *end) die("bad seconds in --mode %s", m);
+    cfg.mode = MODE_RETRY_AFTER;
+    cfg.retry_after = m + 12;
   } else if (strcmp(m, "auth-echo:plain") == 0 || strcmp(m, "auth-echo:login") == 0) {
     cfg.mode = MODE_AUTH_ECHO;
     cfg.auth_plain = m[10] == 'p';
@@ -1199,7 +1241,7 @@ static void parse_args(int argc, char **argv) {
   if (cfg.proto == PROTO_HTTP && (cfg.tls == TLS_STARTTLS || cfg.mode == MODE_REJECT))
     die("--tls starttls and --mode reject are for --proto smtp");
   if (cfg.proto == PROTO_SMTP &&
-      (cfg.mode == MODE_STATUS || cfg.mode == MODE_HEADER_LINE ||
+      (cfg.mode == MODE_STATUS || cfg.mode == MODE_HEADER_LINE || cfg.mode == MODE_RETRY_AFTER ||
        cfg.mode == MODE_REPEAT_HEADER || cfg.mode == MODE_FOLD_HEADER))
     die("--mode status:NNN and the header modes are for --proto http");
   if (cfg.proto == PROTO_HTTP && cfg.mode == MODE_AUTH_ECHO)

@@ -17,6 +17,9 @@
 --              folded over N lines)
 --            | "auth-echo:plain" | "auth-echo:login" (smtp: offers that one
 --              mechanism and answers with a 535 quoting the base64 it got)
+--            | "fail-first:N" (http: the first N requests answered 503 with
+--              Retry-After: 0, then 200; smtp: the first N RCPT TO get a 451)
+--            | "retry-after:SECONDS" (http: always 503 with that Retry-After)
 --   cert,key PEM files; with tls ~= "none" and no cert, make_cert() makes a
 --            pair in the receiver's temp dir (r.cert doubles as the CA file)
 --   timeout  seconds to wait for the program to report its port (default 5)
