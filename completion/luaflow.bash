@@ -1,6 +1,6 @@
 # bash completion for luaflow: commands and sub-commands, each command's
-# options, .lua files, log levels, state classes, formats, and the flow and
-# Parameter names a flow file mentions (read from the file's text, never by
+# options, .lua files, log levels, state classes, formats, and the flow, task
+# and Parameter names a flow file mentions (read from the file's text, never by
 # running it).
 # Installed as <PREFIX>/share/bash-completion/completions/luaflow.
 
@@ -14,11 +14,15 @@ _luaflow_options() {
     "runs show") echo "--transitions --json $store --help" ;;
     "runs logs") echo "--json $store --help" ;;
     "runs prune") echo "--keep --before $store --help" ;;
+    "notify test") echo "--task --state --flow --secrets --log-level --help" ;;
   esac
 }
 
-# The command: "runs show" for `luaflow runs show ...`; and where its own
-# words start.
+# The state classes `notify test --state` takes.
+_luaflow_classes="Cached Cancelled Cancelling Failed Finished Looped Mapped Paused Pending Queued Resume Retrying Running Scheduled Skipped State Submitted Success TimedOut TriggerFailed ValidationFailed"
+
+# The command: "runs show" for `luaflow runs show ...` ("notify test" for
+# `luaflow notify test ...`); and where its own words start.
 _luaflow_command() {
   _luaflow_cmd=${COMP_WORDS[1]} _luaflow_first=2
   if [[ $_luaflow_cmd == runs ]] && ((COMP_CWORD > 2)); then
@@ -26,6 +30,8 @@ _luaflow_command() {
       show | logs | prune) _luaflow_cmd="runs ${COMP_WORDS[2]}" _luaflow_first=3 ;;
       list) _luaflow_first=3 ;;
     esac
+  elif [[ $_luaflow_cmd == notify ]] && ((COMP_CWORD > 2)) && [[ ${COMP_WORDS[2]} == test ]]; then
+    _luaflow_cmd="notify test" _luaflow_first=3
   fi
 }
 
@@ -33,7 +39,7 @@ _luaflow_command() {
 _luaflow_takes_value() {
   case $1 in
     --flow | --param | --param-file | --json | --log-level | --secrets | --resume | --store | \
-      --run | --format | -o | --output | --state | --limit | --keep | --before) return 0 ;;
+      --run | --format | -o | --output | --state | --limit | --keep | --before | --task) return 0 ;;
   esac
   return 1
 }
@@ -76,20 +82,24 @@ _luaflow() {
   local _luaflow_cmd _luaflow_first
   COMPREPLY=()
   if ((COMP_CWORD == 1)); then
-    mapfile -t COMPREPLY < <(compgen -W "run check graph runs help --help --version" -- "$cur")
+    mapfile -t COMPREPLY < <(compgen -W "run check graph runs notify help --help --version" -- "$cur")
     return
   fi
   _luaflow_command
   local cmd=$_luaflow_cmd
   if [[ $cmd == help ]]; then
-    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W "run check graph runs" -- "$cur")
+    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W "run check graph runs notify" -- "$cur")
     ((COMP_CWORD == 3)) && [[ ${COMP_WORDS[2]} == runs ]] &&
       mapfile -t COMPREPLY < <(compgen -W "show logs prune" -- "$cur")
     return
   fi
-  [[ $cmd == run || $cmd == check || $cmd == graph || $cmd == runs* ]] || return
+  [[ $cmd == run || $cmd == check || $cmd == graph || $cmd == runs* || $cmd == notify* ]] || return
   if [[ $cmd == runs ]] && ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
     mapfile -t COMPREPLY < <(compgen -W "list show logs prune" -- "$cur")
+    return
+  fi
+  if [[ $cmd == notify ]]; then # only `notify test` has options
+    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W "test" -- "$cur")
     return
   fi
   if [[ $prev == --json && $cmd == run ]]; then # elsewhere --json is a flag
@@ -105,6 +115,10 @@ _luaflow() {
       mapfile -t COMPREPLY < <(compgen -W "dot svg png" -- "$cur")
       return ;;
     --state)
+      if [[ $cmd == "notify test" ]]; then
+        mapfile -t COMPREPLY < <(compgen -W "$_luaflow_classes" -- "$cur")
+        return
+      fi
       mapfile -t COMPREPLY < <(compgen -W "Success Failed Running Crashed Cancelled TimedOut Skipped Cached Mapped TriggerFailed ValidationFailed Looped Paused" -- "$cur")
       return ;;
     --run)
@@ -112,10 +126,10 @@ _luaflow() {
       return ;;
     --limit | --keep | --before)
       return ;;
-    --flow | --param | --resume)
+    --flow | --param | --resume | --task)
       local kind=flow
       [[ $prev == --param ]] && kind=parameter
-      [[ $prev == --resume ]] && kind=task
+      [[ $prev == --resume || $prev == --task ]] && kind=task
       local names
       names=$(_luaflow_names "$(_luaflow_file)" $kind | sort -u)
       [[ $kind == parameter ]] && names=$(printf '%s=\n' $names)

@@ -83,13 +83,14 @@ describe("bash completion", function()
     assert.matches("complete %-F _luaflow luaflow", out)
   end)
 
-  it("completes the commands and the sub-commands of runs", function()
-    assert.are.same({ "--help", "--version", "check", "graph", "help", "run", "runs" }, complete({ "luaflow", "" }))
+  it("completes the commands and the sub-commands of runs and notify", function()
+    assert.are.same({ "--help", "--version", "check", "graph", "help", "notify", "run", "runs" }, complete({ "luaflow", "" }))
     assert.are.same({ "check" }, complete({ "luaflow", "ch" }))
-    assert.are.same({ "check", "graph", "run", "runs" }, complete({ "luaflow", "help", "" }))
+    assert.are.same({ "check", "graph", "notify", "run", "runs" }, complete({ "luaflow", "help", "" }))
     assert.are.same({ "list", "logs", "prune", "show" }, complete({ "luaflow", "runs", "" }))
     assert.are.same({ "show" }, complete({ "luaflow", "help", "runs", "s" }))
     assert.are.same({ "last" }, complete({ "luaflow", "runs", "show", "" }))
+    assert.are.same({ "test" }, complete({ "luaflow", "notify", "" }))
   end)
 
   -- The words of a command ("runs show") on a command line.
@@ -132,6 +133,10 @@ local b = luaflow.Flow{name = "weekly", tasks = {luaflow.Task{name = "report"}, 
     assert.are.same({ "mail", "report" }, complete({ "luaflow", "run", "etl.lua", "--resume", "" }, dir))
     assert.are.same({ "warning" }, complete({ "luaflow", "run", "etl.lua", "--log-level", "w" }, dir))
     assert.are.same({ "WARNING" }, complete({ "luaflow", "run", "etl.lua", "--log-level", "W" }, dir))
+    assert.are.same({ "mail", "report" }, complete({ "luaflow", "notify", "test", "etl.lua", "--task", "" }, dir))
+    assert.are.same({ "weekly" }, complete({ "luaflow", "notify", "test", "etl.lua", "--flow", "w" }, dir))
+    assert.are.same({ "TimedOut", "TriggerFailed" }, complete({ "luaflow", "notify", "test", "etl.lua", "--state", "T" }, dir))
+    assert.are.same({ "etl.lua" }, complete({ "luaflow", "notify", "test", "" }, dir))
   end)
 end)
 
@@ -194,7 +199,8 @@ describe("LuaLS annotations (types/luaflow.lua)", function()
 
   it("annotates every option of every function that takes options", function()
     local classes = { Task = "TaskOptions", task = "TaskOptions", Flow = "FlowOptions", ["flow:run"] = "RunOptions",
-                      Parameter = "ParameterOptions", some_successful = "TriggerBounds", some_failed = "TriggerBounds" }
+                      Parameter = "ParameterOptions", some_successful = "TriggerBounds", some_failed = "TriggerBounds",
+                      callback_factory = "CallbackOptions" }
     for what, spec in pairs(require("luaflow.options").specs) do
       local class = classes[what] or "NotifierOptions"
       local body = assert(text:match("%-%-%-@class luaflow%." .. class .. "\n(.-)\n[^%-]"), class)

@@ -31,6 +31,7 @@ local luaflow = {}
 ---@field fn? function the task's body (Task{} only)
 ---@field state_handlers? luaflow.HandlerLike[] called on every state change, in order
 ---@field on_failure? fun(task: luaflow.Task, state: luaflow.State) called for every failed state
+---@field on_failure_final_only? boolean on_failure skips a failure a retry will follow
 ---@field max_retries? integer retries of a failed run (>= 0)
 ---@field retry_delay? number seconds before each retry (required with max_retries > 0)
 ---@field trigger? luaflow.Trigger|luaflow.TriggerFn when the task may run
@@ -117,6 +118,7 @@ function luaflow.pause_task(message, seconds) end
 ---@field tasks? luaflow.TaskLike[]
 ---@field state_handlers? luaflow.HandlerLike[]
 ---@field on_failure? fun(flow: luaflow.Flow, state: luaflow.State)
+---@field on_failure_final_only? boolean as for tasks (a flow is never retried)
 ---@field reference_tasks? luaflow.TaskLike[] the tasks that decide the flow's state
 ---@field terminal_state_handler? fun(flow: luaflow.Flow, state: luaflow.State, reference_states: table): luaflow.State|nil called once a run before the flow's handlers
 
@@ -349,8 +351,13 @@ function luaflow.triggers.some_failed(bounds) end
 ---@class luaflow.NotifierOptions
 ---@field only_states? luaflow.StateClassLike|luaflow.StateClassLike[]
 ---@field ignore_states? luaflow.StateClassLike|luaflow.StateClassLike[]
+---@field final_only? boolean ignore a failed state a retry will follow
+---@field dedup? number seconds: the same object, class and message once per window
+---@field digest? number seconds: states collected, one message per window
+---@field async? boolean queue the delivery for the background sender; never raises
+---@field deliver_within? number seconds async deliveries are tried for (default 60)
 ---@field raise_on_error? boolean default true: a failed delivery fails the task
----@field timeout? number seconds (default 10)
+---@field timeout? number seconds (default 10; each attempt with async)
 ---@field verify? boolean TLS verification (default true)
 ---@field ca_file? string
 ---@field webhook_secret? string slack_notifier (default "SLACK_WEBHOOK_URL")
@@ -380,11 +387,19 @@ notifications.email_notifier = nil
 ---@type luaflow.Notifier
 notifications.gmail_notifier = nil
 
+---@class luaflow.CallbackOptions
+---@field final_only? boolean skip a failed state a retry will follow
+
 ---A handler that calls fn(obj, new_state) when check(new_state) is true.
 ---@param fn fun(obj: luaflow.Task|luaflow.Flow, state: luaflow.State)
 ---@param check fun(state: luaflow.State): boolean
+---@param opts? luaflow.CallbackOptions
 ---@return luaflow.Handler
-function luaflow.notifications.callback_factory(fn, check) end
+function luaflow.notifications.callback_factory(fn, check, opts) end
+
+---Waits until every delivery queued with async = true is delivered or given up.
+---@return integer pending how many were waiting
+function luaflow.notifications.flush() end
 
 ---The Slack document for a state.
 ---@param obj luaflow.Task|luaflow.Flow
@@ -402,8 +417,9 @@ function luaflow.notifications.webhook_payload(obj, old_state, new_state) end
 ---Subject, plain text and HTML of the e-mail for a state.
 ---@param obj luaflow.Task|luaflow.Flow
 ---@param state luaflow.State
+---@param similar? integer held back by dedup: "(and N similar)"
 ---@return string subject, string text, string html
-function luaflow.notifications.email_content(obj, state) end
+function luaflow.notifications.email_content(obj, state, similar) end
 
 ---The MIME message (CRLF line ends).
 ---@param from string
@@ -411,8 +427,9 @@ function luaflow.notifications.email_content(obj, state) end
 ---@param subject string
 ---@param text string
 ---@param html string
+---@param transition_id? string its Message-ID is made from it
 ---@return string
-function luaflow.notifications.email_message(from, to, subject, text, html) end
+function luaflow.notifications.email_message(from, to, subject, text, html, transition_id) end
 
 -- ---------------------------------------------------------------- context and logs
 
@@ -444,6 +461,8 @@ function Logger:critical(fmt, ...) end
 ---@field resume boolean|nil true once the running task's pause has been approved
 ---@field flow_name string|nil
 ---@field flow_run_id string|nil
+---@field task_will_retry boolean|nil in a failure's handlers: true when a retry will follow
+---@field transition_number integer|nil in a handler: the object's n-th state change in the run
 ---@field parameters table<string, any>|nil
 ---@field logger luaflow.Logger named luaflow.<task> inside a task
 luaflow.context = {}
