@@ -9,10 +9,11 @@
  *       -> nothing                    (a synchronous delivery's outcome)
  *   drain() -> n                      (waits for the queued deliveries; n were
  *                                      pending; SIGINT/SIGTERM: last chance)
+ *   stop()                            (drain, then end the thread)
  *   pending() -> n; totals() -> delivered, failed
  *   monotonic() -> seconds
  *
- * A userdata in the registry drains the queue when the Lua state closes, so
+ * A userdata in the registry stops the sender when the Lua state closes, so
  * a script run by a plain lua5.4 waits for its deliveries too. */
 #include <string.h>
 
@@ -146,6 +147,12 @@ static int sender_drain(lua_State *L) {
   return 1;
 }
 
+static int sender_stop(lua_State *L) {
+  (void)L;
+  lf_sender_stop(cancelled);
+  return 0;
+}
+
 static int sender_pending(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lf_sender_pending());
   return 1;
@@ -166,18 +173,16 @@ static int sender_monotonic(lua_State *L) {
 
 static int drain_gc(lua_State *L) {
   (void)L;
-  lf_sender_drain(cancelled);
+  lf_sender_stop(cancelled);
   return 0;
 }
 
 void lf_open_sender(lua_State *L) {
-  static const luaL_Reg fns[] = {{"enqueue", sender_enqueue},
-                                 {"report", sender_report},
-                                 {"drain", sender_drain},
-                                 {"pending", sender_pending},
-                                 {"totals", sender_totals},
-                                 {"monotonic", sender_monotonic},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"enqueue", sender_enqueue},     {"report", sender_report},
+      {"drain", sender_drain},         {"stop", sender_stop},
+      {"pending", sender_pending},     {"totals", sender_totals},
+      {"monotonic", sender_monotonic}, {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_setfield(L, -2, "sender");
   if (luaL_newmetatable(L, DRAIN_MT)) {

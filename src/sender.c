@@ -567,10 +567,9 @@ size_t lf_sender_drain(int (*interrupted)(void)) {
       S.last_chance = 1;
       S.last_chance_end = lf_monotonic() + LF_SENDER_LAST_CHANCE;
       atomic_store(&abort_at, S.last_chance_end);
-      lf_log(
-          LF_LOG_WARNING, LOGGER,
-          "interrupted: %zu notification deliver%s one last attempt (at most %.0f s)",
-          S.pending, S.pending == 1 ? "y gets" : "ies get", LF_SENDER_LAST_CHANCE);
+      lf_log(LF_LOG_WARNING, LOGGER,
+             "interrupted: %zu notification deliver%s one last attempt (at most %.0f s)",
+             S.pending, S.pending == 1 ? "y gets" : "ies get", LF_SENDER_LAST_CHANCE);
       pthread_cond_signal(&S.wake);
     }
     timed_wait(&S.done, lf_monotonic() + 0.1);
@@ -581,21 +580,26 @@ size_t lf_sender_drain(int (*interrupted)(void)) {
   return start;
 }
 
-/* At exit (or when the module is unloaded): what is pending is delivered or
- * given up, then the thread ends. Before http.c's libcurl cleanup, which has
- * the lowest priority of the destructors. */
-__attribute__((destructor)) static void sender_exit(void) {
+void lf_sender_stop(int (*interrupted)(void)) {
   pthread_mutex_lock(&S.mu);
   int mine = S.running && (long)getpid() == S.owner;
   pthread_mutex_unlock(&S.mu);
   if (!mine) return;
-  lf_sender_drain(NULL);
+  lf_sender_drain(interrupted);
   pthread_mutex_lock(&S.mu);
   S.stopping = 1;
   pthread_cond_signal(&S.wake);
   pthread_mutex_unlock(&S.mu);
   pthread_join(S.thread, NULL);
   pthread_mutex_lock(&S.mu);
-  S.running = 0;
+  S.running = S.stopping = 0;
   pthread_mutex_unlock(&S.mu);
+}
+
+/* At exit (or when the module is unloaded), for a host that did not stop
+ * the sender: what is pending is delivered or given up, then the thread
+ * ends. Before http.c's libcurl cleanup, which has the lowest priority of the
+ * destructors. */
+__attribute__((destructor)) static void sender_exit(void) {
+  lf_sender_stop(NULL);
 }

@@ -22,11 +22,11 @@
  * secrets instead of holding them; so the store never keeps a credential,
  * and only a process that can read those secrets can send the item.
  *
- * Exit: lf_sender_drain waits until every item has its outcome (each item's
- * deadline bounds the wait). When SIGINT or SIGTERM came (`interrupted`
- * says so), every pending item gets one last attempt, all within
- * LF_SENDER_LAST_CHANCE seconds; the ones still not delivered then are
- * given up, each reported as not delivered.
+ * Exit: lf_sender_drain (and lf_sender_stop, which then ends the thread) waits until
+ * every item has its outcome (each item's deadline bounds the wait). When SIGINT or
+ * SIGTERM came (`interrupted` says so), every pending item gets one last attempt, all
+ * within LF_SENDER_LAST_CHANCE seconds; the ones still not delivered then are given up,
+ * each reported as not delivered.
  *
  * Threads: every function may be called from any thread. A forked child
  * starts with an empty queue (its parent delivers what was queued). */
@@ -52,11 +52,11 @@ typedef struct {
   size_t body_len;
   const char *const *headers; /* HTTP: "Name: value" lines */
   size_t nheaders;
-  int starttls;                 /* SMTP, as lf_smtp_request */
-  const char *username;         /* SMTP; NULL: no AUTH */
-  const char *password;         /* SMTP */
-  const char *from;             /* SMTP envelope sender */
-  const char *const *to;        /* SMTP envelope recipients */
+  int starttls;          /* SMTP, as lf_smtp_request */
+  const char *username;  /* SMTP; NULL: no AUTH */
+  const char *password;  /* SMTP */
+  const char *from;      /* SMTP envelope sender */
+  const char *const *to; /* SMTP envelope recipients */
   size_t nto;
   double timeout;        /* seconds an attempt may take; <= 0: 10 */
   int verify;            /* TLS verification (1, as lf_http_request) */
@@ -74,6 +74,13 @@ int lf_sender_enqueue(const lf_send_request *req, char *err, size_t errlen);
  * left get their last chance. Returns how many items were pending when it
  * started. */
 size_t lf_sender_drain(int (*interrupted)(void));
+
+/* Drains (as lf_sender_drain) and ends the thread; the next
+ * lf_sender_enqueue starts it again. Hosts call it before the process exits:
+ * a thread still running when the TLS library's own exit cleanup has run
+ * would leave its per-thread state behind. Also called at exit by a
+ * destructor, for hosts that did not. */
+void lf_sender_stop(int (*interrupted)(void));
 
 /* Items queued and not yet given their outcome. */
 size_t lf_sender_pending(void);
