@@ -117,6 +117,7 @@ end
 -- wraps on_failure), remembered for obj once it is made.
 local function handler_options(opts)
   local on_failure = opts.on_failure
+  if on_failure == nil and opts.state_handlers == nil then return nil, nil end -- the common case: free
   if on_failure ~= nil and opts.on_failure_final_only then
     on_failure = require("luaflow.notifications")._final_failures_only(on_failure)
   end
