@@ -11,7 +11,7 @@ _luaflow_options() {
     check) echo "--flow --log-level --help" ;;
     graph) echo "--flow --log-level --run --format -o --output $store --help" ;;
     runs) echo "--flow --state --limit --json $store --help" ;;
-    "runs show") echo "--transitions --json $store --help" ;;
+    "runs show") echo "--transitions --deliveries --json $store --help" ;;
     "runs logs") echo "--json $store --help" ;;
     "runs prune") echo "--keep --before $store --help" ;;
     "notify test") echo "--task --state --flow --secrets --log-level --help" ;;

@@ -367,6 +367,37 @@ os.exit(0, false) -- no finish: the process is gone
       }, { table.unpack(lines(text:sub(at)), 2) })
     end)
 
+    it("lists the notification deliveries with --deliveries, in a table and in JSON", function()
+      three_runs(path)
+      local id = "22222222-bbbb-4bbb-8bbb-000000000002"
+      local s = assert(store.open(path, { record = true }))
+      assert(s:delivery{ run_id = id, transition_id = id .. "/1/2", notifier = "Slack notification for <Task: mail>",
+                         destination = "https://hooks.slack.com:443", time = T0 + 3601, duration = 0.118, ok = true,
+                         status = "HTTP 200" })
+      assert(s:delivery{ run_id = id, notifier = "Email notification for <Task: mail>",
+                         destination = "smtps://smtp.example.com:465", time = T0 + 3602, duration = 2.5, ok = false,
+                         status = "SMTP via smtps://smtp.example.com:465 failed: Login denied" })
+      assert(s:close())
+      local r = runs({ "runs", "show", "2222222", "--deliveries" })
+      assert.are.equal(0, r.code, r.stderr)
+      local at = assert(r.stdout:find("TIME                     NOTIFICATION", 1, true), r.stdout)
+      local rows = { table.unpack(lines(r.stdout:sub(at)), 2) }
+      assert.are.equal(2, #rows, r.stdout)
+      assert.is_truthy(rows[1]:find("^2025%-11%-29 08:06:41%.000  Slack notification for <Task: mail>  "
+                                    .. "https://hooks%.slack%.com:443 +delivered +118 ms  HTTP 200$"), rows[1])
+      assert.is_truthy(rows[2]:find("smtps://smtp.example.com:465  failed", 1, true), rows[2])
+      assert.is_truthy(rows[2]:find("Login denied$"), rows[2])
+      local doc = json.decode(runs({ "runs", "show", id, "--json", "--deliveries" }).stdout)
+      assert.are.same({ time = "2025-11-29T08:06:41.000000+00:00", transition_id = id .. "/1/2",
+                        notifier = "Slack notification for <Task: mail>", destination = "https://hooks.slack.com:443",
+                        delivered = true, status = "HTTP 200", duration = 0.118 }, doc.deliveries[1])
+      assert.is_false(doc.deliveries[2].delivered)
+      assert.are.equal(json.null, doc.deliveries[2].transition_id)
+      r = runs({ "runs", "show", "1111", "--deliveries" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.is_true(has(r.stdout, "No notification deliveries recorded."), r.stdout)
+    end)
+
     it("writes the run, its tasks and transitions as one JSON object", function()
       three_runs(path)
       local r = runs({ "runs", "show", "last", "--json", "--transitions" })

@@ -17,7 +17,8 @@ usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE
                                           draw the flows FILE builds (Graphviz)
        luaflow runs [--flow NAME] [--state CLASS] [--limit N] [--json]
                                           the runs recorded, newest first
-       luaflow runs show [ID] [--transitions] [--json]   one run and its tasks
+       luaflow runs show [ID] [--transitions] [--deliveries] [--json]
+                                          one run and its tasks
        luaflow runs logs [ID] [--json]    the log lines of a run
        luaflow runs prune (--keep N | --before DATE)   forget old runs
        luaflow notify test FILE [--task NAME] [--state CLASS]
@@ -133,7 +134,7 @@ Examples: luaflow graph flow.lua -o flow.svg
           luaflow graph --run last -o last-run.png]],
   runs = [[
 usage: luaflow runs [list] [options]
-       luaflow runs show [ID] [--transitions] [--json]
+       luaflow runs show [ID] [--transitions] [--deliveries] [--json]
        luaflow runs logs [ID] [--json]
        luaflow runs prune (--keep N | --before DATE)
 
@@ -171,6 +172,8 @@ unique prefix of one (an ambiguous prefix lists the runs it matches), or last
 
 Options:
   --transitions         also every state transition, in order
+  --deliveries          also every notification delivery: notifier,
+                        destination, delivered or not, status, duration
   --json                one JSON object (keys: see the reference)
   --store PATH          the run store to read
   --no-store            (no store: an error)
@@ -308,12 +311,12 @@ local OPTIONS = {
   graph = with_store { ["log-level"] = "value", flow = "value", run = "value", format = "value",
                        output = "value" },
   runs = with_store { flow = "value", state = "value", limit = "value", json = "flag" },
-  ["runs show"] = with_store { json = "flag", transitions = "flag" },
+  ["runs show"] = with_store { json = "flag", transitions = "flag", deliveries = "flag" },
   ["runs logs"] = with_store { json = "flag" },
   ["runs prune"] = with_store { keep = "value", before = "value" },
   ["notify test"] = { task = "value", state = "value", flow = "value", secrets = "value",
                       ["log-level"] = "value" },
-  -- room for: ["runs show"].deliveries (notification deliveries), ["cache list"], ["cache clear"]
+  -- room for: ["cache list"], ["cache clear"]
 }
 -- The words after the command: FILE or ID; required or not.
 local ARGUMENT = { run = { "FILE", true }, check = { "FILE", true }, graph = { "FILE", false },

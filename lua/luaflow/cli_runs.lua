@@ -107,6 +107,12 @@ local function transition_json(t)
     "old_state", t.old, "new_state", t.new, "message", t.message, "time", fmt.iso(t.time))
 end
 
+local function delivery_json(d)
+  return fmt.object("time", fmt.iso(d.time), "transition_id", d.transition_id ~= "" and d.transition_id or nil,
+                    "notifier", d.notifier, "destination", d.destination, "delivered", d.ok,
+                    "status", d.status, "duration", d.duration)
+end
+
 local function log_json(l)
   return fmt.object("time", fmt.iso(l.time), "level", l.level, "logger", l.logger,
                     "message", l.message)
@@ -167,7 +173,7 @@ local function task_label(t)
   return fmt.one_line(t.name)
 end
 
-local function print_run(run, tasks, transitions)
+local function print_run(run, tasks, transitions, deliveries)
   local function field(name, value)
     if value ~= nil and value ~= "" then out:write(("%-11s %s\n"):format(name, value)) end
   end
@@ -196,7 +202,21 @@ local function print_run(run, tasks, transitions)
     fmt.print_table(out, { "TASK", "STATE", "RUNS", "DURATION", "MESSAGE" }, rows,
                     { [3] = true, [4] = true })
   end
-  -- (the notifications' deliveries, --deliveries, will be listed here too)
+  if deliveries then
+    out:write("\n")
+    local rows = {}
+    for i, d in ipairs(deliveries) do
+      rows[i] = { fmt.local_time(d.time, true), fmt.one_line(d.notifier), d.destination or "-",
+                  { d.ok and "delivered" or "failed", fmt.state_colour(d.ok and "Success" or "Failed") },
+                  fmt.duration(d.duration), fmt.one_line(d.status) }
+    end
+    if #rows > 0 then
+      fmt.print_table(out, { "TIME", "NOTIFICATION", "DESTINATION", "RESULT", "DURATION", "STATUS" }, rows,
+                      { [5] = true })
+    else
+      out:write("No notification deliveries recorded.\n")
+    end
+  end
   if transitions then
     out:write("\n")
     local rows = {}
@@ -233,14 +253,18 @@ function M.show(o, ctx)
   if not s then return run end
   local tasks = read(ctx, s, "tasks", run.id)
   local transitions = tasks and o.transitions and read(ctx, s, "transitions", run.id)
+  local deliveries = tasks and o.deliveries and read(ctx, s, "deliveries", run.id)
   s:close()
-  if not tasks or (o.transitions and not transitions) then return EXIT_USAGE end
+  if not tasks or (o.transitions and not transitions) or (o.deliveries and not deliveries) then
+    return EXIT_USAGE
+  end
   if o.json then
     local doc = run_json(run, "tasks", list_json(tasks, task_json),
-                         transitions and "transitions", transitions and list_json(transitions, transition_json))
+                         transitions and "transitions", transitions and list_json(transitions, transition_json),
+                         deliveries and "deliveries", deliveries and list_json(deliveries, delivery_json))
     out:write(fmt.json(doc), "\n")
   else
-    print_run(run, tasks, transitions)
+    print_run(run, tasks, transitions, deliveries)
   end
   return fmt.finish(out, ctx.report, EXIT_OK)
 end
