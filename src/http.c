@@ -767,7 +767,8 @@ int lf_smtp_send_with(lf_http_client *client, const lf_smtp_request *req, char *
         size_t n = strlen(err);
         set_err(err + n, errlen - n, "; server said: %s", reply.line);
       }
-      if (req->reply && req->reply_len) set_err(req->reply, req->reply_len, "%s", reply.line);
+      if (req->reply && req->reply_len)
+        set_err(req->reply, req->reply_len, "%s", reply.line);
     }
     goto done;
   }

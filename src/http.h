@@ -101,10 +101,10 @@ typedef struct {
   int verify;             /* as for HTTP; also applies to STARTTLS */
   const char *ca_file;    /* as for HTTP */
   int (*stop)(void);      /* as for HTTP */
-  char *reply; /* NULL, or where the server's word goes (printable ASCII): its
-                  answer to the message ("250 2.0.0 Ok: queued as 1F3A"), or
-                  when sending failed its refusal ("550 5.1.1 no such user"),
-                  "" when it said neither */
+  char *reply;            /* NULL, or where the server's word goes (printable ASCII): its
+                             answer to the message ("250 2.0.0 Ok: queued as 1F3A"), or
+                             when sending failed its refusal ("550 5.1.1 no such user"),
+                             "" when it said neither */
   size_t reply_len;       /* its size, NUL included */
 } lf_smtp_request;
 

@@ -478,6 +478,19 @@ static int store_prune(lua_State *L) {
 
 /* ---- notification deliveries and the outbox ---- */
 
+/* What a delivery or outbox record call returns: true, or nil and why the
+ * store stopped recording. */
+static int queued(lua_State *L, lf_store *s, int rc) {
+  if (rc == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  const char *f = lf_store_failure(s);
+  lua_pushnil(L);
+  lua_pushstring(L, f ? f : "run store: not recording");
+  return 2;
+}
+
 /* s:delivery{run_id=, transition_id=, notifier=, destination=, time=,
  * duration=, ok=, status=} -> true | nil, why */
 static int store_delivery(lua_State *L) {
@@ -494,15 +507,7 @@ static int store_delivery(lua_State *L) {
   d.ok = lua_toboolean(L, -1);
   lua_pop(L, 1);
   d.status = field_str(L, 2, "status", 0);
-  int rc = lf_store_record_delivery(s, &d);
-  if (rc == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  const char *f = lf_store_failure(s);
-  lua_pushnil(L);
-  lua_pushstring(L, f ? f : "run store: not recording");
-  return 2;
+  return queued(L, s, lf_store_record_delivery(s, &d));
 }
 
 static void read_outbox_item(lua_State *L, lf_store_outbox_item *it) {
@@ -526,14 +531,7 @@ static int outbox_change(lua_State *L,
   lf_store *s = check_store(L);
   lf_store_outbox_item it = {0};
   read_outbox_item(L, &it);
-  if (change(s, &it) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  const char *f = lf_store_failure(s);
-  lua_pushnil(L);
-  lua_pushstring(L, f ? f : "run store: not recording");
-  return 2;
+  return queued(L, s, change(s, &it));
 }
 
 static int store_outbox_add(lua_State *L) {

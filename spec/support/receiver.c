@@ -1241,8 +1241,9 @@ static void parse_args(int argc, char **argv) {
   if (cfg.proto == PROTO_HTTP && (cfg.tls == TLS_STARTTLS || cfg.mode == MODE_REJECT))
     die("--tls starttls and --mode reject are for --proto smtp");
   if (cfg.proto == PROTO_SMTP &&
-      (cfg.mode == MODE_STATUS || cfg.mode == MODE_HEADER_LINE || cfg.mode == MODE_RETRY_AFTER ||
-       cfg.mode == MODE_REPEAT_HEADER || cfg.mode == MODE_FOLD_HEADER))
+      (cfg.mode == MODE_STATUS || cfg.mode == MODE_HEADER_LINE ||
+       cfg.mode == MODE_RETRY_AFTER || cfg.mode == MODE_REPEAT_HEADER ||
+       cfg.mode == MODE_FOLD_HEADER))
     die("--mode status:NNN and the header modes are for --proto http");
   if (cfg.proto == PROTO_HTTP && cfg.mode == MODE_AUTH_ECHO)
     die("--mode auth-echo is for --proto smtp");
