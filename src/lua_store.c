@@ -28,8 +28,6 @@
 #include "state.h"
 #include "store.h"
 
-int luaopen_luaflow_store(lua_State *L);
-
 #define STORE_MT "luaflow.Store"
 #define RUN_MT "luaflow.StoreRun"
 #define ROWS_MT "luaflow.StoreRows"
