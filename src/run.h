@@ -4,16 +4,13 @@
 
 #include <stdint.h>
 #include "graph.h"
+#include "heap.h"
+#include "ready.h"
 #include "lua_core.h"
 
 /* F_RESUME: approved in advance (resume=) until a pause uses it up;
  * F_RESUMED: the task's current run started from Resume or a due Paused. */
 enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4, F_ASKED = 8, F_RESUMED = 16 };
-
-typedef struct {
-  double due;
-  int task;
-} lf_timer;
 
 typedef struct {
   int task;
@@ -37,11 +34,8 @@ typedef struct lf_run {
   int stamp;
   int *up_start, *up_task, *up_key, *down_start, *down_task;
   uint8_t *flags;
-  int *heap, nheap, nready; /* the ready set: heap and bitmap (see ready_push) */
-  uint64_t *bits;
-  int cursor;
-  lf_timer *timers; /* a heap (malloc'ed, grows) */
-  int ntimers, cap_timers;
+  lf_ready ready;   /* ready tasks by rank */
+  lf_heap timers;   /* tasks waiting for a start time */
   int approve_idx;  /* stack slot of the approver function, 0 when none */
   lf_outcome *done; /* outcomes from the executor: a ring (malloc'ed, grows) */
   int done_head, ndone, cap_done;
@@ -107,12 +101,6 @@ static inline void lf_run_set_state(lf_run *r, int i, lf_state *s) {
 static inline const char *object_label(lf_object *obj) {
   return obj->is_flow ? "Flow" : "Task";
 }
-
-/* ready.c: the ready set and the timer heap */
-void lf_ready_push(lf_run *r, int rank);
-int lf_ready_pop(lf_run *r);
-void lf_timer_push(lf_run *r, double due, int task);
-lf_timer lf_timer_pop(lf_run *r);
 
 /* transition.c: the one transition function */
 lf_state *lf_transition(lf_run *r, int i, lf_state *old, lf_state *next, int *end);

@@ -53,6 +53,10 @@ static void log_retry(lf_run *r, int i, const lf_state *failed) {
          why, in, due);
 }
 
+static void ready_push(lf_run *r, int rank) {
+  if (lf_ready_push(&r->ready, rank) != 0) luaL_error(r->L, "not enough memory");
+}
+
 static void finish(lf_run *r, int i) {
   lf_state *s = r->st[i];
   if (lf_log_enabled(LF_LOG_INFO))
@@ -63,7 +67,7 @@ static void finish(lf_run *r, int i) {
   r->flags[i] |= F_FINISHED;
   for (int k = r->down_start[i]; k < r->down_start[i + 1]; k++) {
     int d = r->down_task[k];
-    if (--r->npend[d] == 0) lf_ready_push(r, r->rank[d]);
+    if (--r->npend[d] == 0) ready_push(r, r->rank[d]);
   }
 }
 
@@ -83,7 +87,8 @@ static void start_attempt(lf_run *r, int i);
 static void settle(lf_run *r, int i, int end) {
   lf_state *s = r->st[i];
   if (!end && lf_kind_is_scheduled_family((lf_kind)s->kind) && s->has_start) {
-    lf_timer_push(r, s->start_time, i);
+    if (lf_heap_push(&r->timers, s->start_time, i, 0) != 0)
+      luaL_error(r->L, "not enough memory");
     return;
   }
   finish(r, i);
@@ -309,7 +314,7 @@ static void resume_task(lf_run *r, int i) {
   next->start_time = lf_now();
   int end = move(r, i, next);
   if (!end && r->st[i]->kind == LF_RESUME)
-    lf_ready_push(r, r->rank[i]);
+    ready_push(r, r->rank[i]);
   else
     settle(r, i, end);
 }
@@ -352,24 +357,22 @@ static void schedule(lf_run *r) {
       continue;
     }
     if (lf_cancel_signal) break; /* nothing new starts once cancelled */
-    if (r->nready > 0) {
-      begin(r, r->order[lf_ready_pop(r)]);
+    if (r->ready.count > 0) {
+      begin(r, r->order[lf_ready_pop(&r->ready)]);
       continue;
     }
-    if (r->ntimers == 0) {
+    if (r->timers.count == 0) {
       if (approve_paused(r)) continue;
       break;
     }
-    double wait = r->timers[0].due - lf_now();
+    double wait = r->timers.entry[0].key - lf_now();
     double left = lf_watch_time_left(); /* a nested run: the enclosing task's timeout */
     if (left == 0) luaL_error(r->L, "Execution timed out.");
     if (left > 0 && left < wait) wait = left;
     if (wait > 0) lf_sleep(wait); /* nothing is ready: sleep until the next timer */
     double now = lf_now();
-    while (r->ntimers > 0 && r->timers[0].due <= now) {
-      lf_timer tm = lf_timer_pop(r);
-      lf_ready_push(r, r->rank[tm.task]);
-    }
+    while (r->timers.count > 0 && r->timers.entry[0].key <= now)
+      ready_push(r, r->rank[lf_heap_pop(&r->timers).value]);
   }
 }
 
@@ -379,9 +382,8 @@ static void schedule(lf_run *r) {
  * happens in the protected part of the run). */
 static int layout(lf_run *r) {
   int n = r->n, e = r->flow->nedges;
-  size_t ints = (size_t)n * 7 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
-  size_t size = ints * sizeof(int) + (size_t)n * 3 * sizeof(lf_state *) + (size_t)n + 64 +
-                ((size_t)n + 63) / 64 * sizeof(uint64_t) + 8;
+  size_t ints = (size_t)n * 6 + 2 * ((size_t)n + 1) + 3 * (size_t)e + 4;
+  size_t size = ints * sizeof(int) + (size_t)n * 3 * sizeof(lf_state *) + (size_t)n + 64;
   char *p = calloc(1, size);
   if (!p) return -1;
   r->block = p;
@@ -398,18 +400,15 @@ static int layout(lf_run *r) {
   r->attempt = ip, ip += n;
   r->loops = ip, ip += n;
   r->seen = ip, ip += n;
-  r->heap = ip, ip += n;
   r->up_start = ip, ip += n + 1;
   r->down_start = ip, ip += n + 1;
   r->up_task = ip, ip += e;
   r->up_key = ip, ip += e;
   r->down_task = ip, ip += e;
   r->flags = (uint8_t *)ip;
-  r->bits = (uint64_t *)(((uintptr_t)(r->flags + n) + 7) & ~(uintptr_t)7);
-  r->cap_timers = r->cap_done = 16;
-  r->timers = malloc((size_t)r->cap_timers * sizeof *r->timers);
+  r->cap_done = 16;
   r->done = malloc((size_t)r->cap_done * sizeof *r->done);
-  return r->timers && r->done ? 0 : -1;
+  return r->done && lf_ready_init(&r->ready, n) == 0 ? 0 : -1;
 }
 
 static void build_adjacency(lf_run *r) {
@@ -477,7 +476,7 @@ static int run_protected(lua_State *L) {
                         &end);
   if (!end && r->fs->kind == LF_RUNNING) {
     for (int i = 0; i < r->n; i++)
-      if (r->npend[i] == 0) lf_ready_push(r, r->rank[i]);
+      if (r->npend[i] == 0) ready_push(r, r->rank[i]);
     schedule(r);
     r->cur = -1;
     lf_state *final;
@@ -538,7 +537,8 @@ static void release_run(lf_run *r) {
                       r->scheduled, r->fs,      r->not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);
-  free(r->timers);
+  lf_heap_free(&r->timers);
+  lf_ready_free(&r->ready);
   free(r->done);
   free(r->block);
 }
