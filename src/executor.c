@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "interrupt.h"
+#include "lua_interrupt.h"
 #include "log.h"
 #include "run.h"
 
@@ -213,19 +213,19 @@ lf_state *lf_run_body(lf_run *r, int i, int *end) {
     }
   if (t->has_tables) lf_table_args_expand(r, i, fn, nargs);
   lf_state *s;
-  lf_watch watch;
+  lf_lua_watch watch;
   if (!r->body_base) r->body_base = count_levels(L) + 1; /* the same for every body */
   int outer_base = body_base;
   body_base = r->body_base;
-  lf_watch_begin(L, &watch, t->timeout, LF_WATCH_BODY);
+  lf_lua_watch_begin(L, &watch, t->timeout, LF_WATCH_BODY);
   int rc = lua_pcall(L, nargs, 1, msgh);
-  lf_watch_end(L, &watch);
+  lf_lua_watch_end(L, &watch);
   body_base = outer_base;
-  if (watch.cancelled || lf_cancel_signal) {
+  if (watch.w.cancelled || lf_cancel_signal) {
     lf_cancel_acknowledge();
     s = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
     *end = 1;
-  } else if (watch.timed_out) {
+  } else if (watch.w.timed_out) {
     /* whatever the body did with the timeout error, it ran out of time */
     s = lf_run_state(L, LF_TIMEDOUT, "Task timed out during execution.");
     lf_log(LF_LOG_ERROR, "luaflow.TaskRunner", "Task '%s': timed out after %g seconds",

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "graph.h"
-#include "interrupt.h"
+#include "lua_interrupt.h"
 #include "log.h"
 #include "lua_core.h"
 #include "lua_http.h"

@@ -5,7 +5,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include "interrupt.h"
+#include "lua_interrupt.h"
 #include "log.h"
 #include "redact.h"
 
@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "luaflow: cannot create a Lua state\n");
     return 2;
   }
-  lf_interrupt_install(L);
+  lf_lua_interrupt_install(L);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);

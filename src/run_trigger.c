@@ -1,6 +1,6 @@
 /* Before a task runs: a skipped upstream skips it, then its trigger decides. */
 #include <string.h>
-#include "interrupt.h"
+#include "lua_interrupt.h"
 #include "run.h"
 
 /* Gathers the states of task i's distinct upstream tasks, in edge order. */
@@ -60,11 +60,11 @@ static lf_state *lua_trigger(lf_run *r, int i, int nups) {
   }
   luaL_setmetatable(L, "luaflow.TaskMap");
   lf_state *s = NULL;
-  lf_watch watch; /* SIGINT/SIGTERM stop a trigger that loops */
-  lf_watch_begin(L, &watch, 0, LF_WATCH_HANDLER);
+  lf_lua_watch watch; /* SIGINT/SIGTERM stop a trigger that loops */
+  lf_lua_watch_begin(L, &watch, 0, LF_WATCH_HANDLER);
   int rc = lua_pcall(L, 2, 1, 0);
-  lf_watch_end(L, &watch);
-  if (watch.cancelled) {
+  lf_lua_watch_end(L, &watch);
+  if (watch.w.cancelled) {
     s = lf_run_state(L, LF_CANCELLED, "Flow run was cancelled.");
   } else if (rc != LUA_OK) {
     lf_signal sig;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
-#include "interrupt.h"
+#include "lua_interrupt.h"
 #include "log.h"
 #include "run.h"
 
@@ -645,7 +645,7 @@ static int install_signal_handlers(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   main = lua_tothread(L, -1);
   lua_pop(L, 1);
-  lf_interrupt_install(main);
+  lf_lua_interrupt_install(main);
   return 0;
 }
 

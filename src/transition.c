@@ -2,7 +2,7 @@
  * through its handlers here. */
 #include <stdio.h>
 #include <string.h>
-#include "interrupt.h"
+#include "lua_interrupt.h"
 #include "log.h"
 #include "run.h"
 
@@ -170,8 +170,8 @@ static int call_lua_handlers(lf_chain *c, int *cancelled) {
   lf_run *r = c->r;
   lua_State *L = r->L;
   lf_object *obj = lf_run_object(r, c->i);
-  lf_watch watch;
-  lf_watch_begin(L, &watch, 0, LF_WATCH_HANDLER);
+  lf_lua_watch watch;
+  lf_lua_watch_begin(L, &watch, 0, LF_WATCH_HANDLER);
   int rc;
   if (c->from == 0 && obj->nhandlers == 1 && !obj->handlers[0].on_failure) {
     /* one Lua handler: call it directly, without the chain's frame */
@@ -199,8 +199,8 @@ static int call_lua_handlers(lf_chain *c, int *cancelled) {
     rc = lua_pcall(L, 4, 0, 0);
     r->boxes.table = boxes, r->tasks_t = tasks, r->flow_ud = flow, r->spec_slot = spec;
   }
-  lf_watch_end(L, &watch);
-  *cancelled = watch.cancelled;
+  lf_lua_watch_end(L, &watch);
+  *cancelled = watch.w.cancelled;
   return rc;
 }
 
