@@ -40,6 +40,7 @@ $(BUILD)/obj/lua_sources.o: $(BUILD)/lua_sources.c
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libluaflow.a: $(LIB_OBJS)
+	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/luaflow: $(BUILD)/obj/main.o $(BUILD)/libluaflow.a

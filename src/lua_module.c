@@ -201,7 +201,7 @@ static void open_core(lua_State *L) {
   lua_newtable(L);
   luaL_setfuncs(L, fns, 0);
   lf_open_graph(L);
-  lf_open_runner(L);
+  lf_open_run(L);
   lf_open_interrupt(L);
   lf_open_api(L);
   lf_open_result(L);

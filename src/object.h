@@ -1,0 +1,11 @@
+/* Tasks and flows as C handlers see them (the public lf_object getters and
+ * lf_handler_error are in luaflow.h). Lua-free. */
+#ifndef LF_OBJECT_H
+#define LF_OBJECT_H
+
+/* The message of this thread's last LF_ERROR (or a default); reset before
+ * each C handler call. */
+const char *lf_handler_error_text(void);
+void lf_handler_error_reset(void);
+
+#endif
