@@ -17,7 +17,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "codec.h"
+#include "lua_codec.h"
 #include "lua_core.h"
 
 int luaopen_luaflow(lua_State *L);

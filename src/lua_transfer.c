@@ -28,7 +28,7 @@
 
 #include <lauxlib.h>
 
-#include "codec_impl.h"
+#include "lua_codec_impl.h"
 
 #define NAME_LEVELS 3        /* keys below a module's name */
 #define NAME_SCAN_MAX 100000 /* entries looked at by one build */

@@ -3,7 +3,7 @@
 local core = require("luaflow.core")
 
 local M = {}
--- code -> metatable: the codec (src/codec.c) gives a signal that crosses
+-- code -> metatable: the codec (src/lua_codec_walk.c) gives a signal that crosses
 -- between Lua states the target state's own class.
 M._metatables = {}
 local codes = { FAIL = 1, SUCCESS = 2, RETRY = 3, SKIP = 4, PAUSE = 5, LOOP = 6,

@@ -1,4 +1,4 @@
-/* The value codec (see codec.h): the byte format and the walk over values.
+/* The value codec (see lua_codec.h): the byte format and the walk over values.
  *
  * Format, version 1 (integers little endian; varint = unsigned LEB128,
  * zigzag for signed):
@@ -32,7 +32,7 @@
 
 #include <lauxlib.h>
 
-#include "codec_impl.h"
+#include "lua_codec_impl.h"
 #include "lua_core.h"
 #include "lua_json.h"
 
