@@ -114,7 +114,8 @@ void lf_open_result(lua_State *L);
 
 int lf_open_states(lua_State *L);
 int lf_open_time(lua_State *L);
-void lf_open_graph(lua_State *L);
+void lf_open_task(lua_State *L);
+void lf_open_flow(lua_State *L);
 void lf_open_run(lua_State *L);
 void lf_open_codec(lua_State *L);
 void lf_open_json_lines(lua_State *L); /* core.json_lines: the --json writer */

@@ -200,7 +200,8 @@ static void open_core(lua_State *L) {
                                  {NULL, NULL}};
   lua_newtable(L);
   luaL_setfuncs(L, fns, 0);
-  lf_open_graph(L);
+  lf_open_task(L);
+  lf_open_flow(L);
   lf_open_run(L);
   lf_open_interrupt(L);
   lf_open_api(L);
