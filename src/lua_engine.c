@@ -157,7 +157,7 @@ static void record_runs(lf_engine *e, int idx) {
 static int run_file(lua_State *L) {
   lf_engine *e = lua_touserdata(L, 1);
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "luaflow.cli");
+  lua_pushliteral(L, "luaflow.script");
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "run_file");
   lua_pushvalue(L, 2);

@@ -45,11 +45,14 @@ static void rest(lua_State *L) {
     lua_sethook(L, watch_hook, ARMED, 1); /* a signal came meanwhile */
 }
 
-/* Outside a run the script stops at once, except in the CLI's own code and
- * while a shielded function (the end of a flow run: its --json line) runs. */
+/* Outside a run the script stops at once, except in the code that runs scripts (cli.lua,
+ * script.lua) and while a shielded function (the end of a flow run: its --json line)
+ * runs. */
 static int may_stop_script(lua_State *L, lua_Debug *ar) {
   if (!lua_getinfo(L, "S", ar)) return 0;
-  if (strcmp(ar->source, "=luaflow/cli.lua") == 0) return 0;
+  if (strcmp(ar->source, "=luaflow/cli.lua") == 0 ||
+      strcmp(ar->source, "=luaflow/script.lua") == 0)
+    return 0;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &shield_key) != LUA_TTABLE) {
     lua_pop(L, 1);
     return 1;
