@@ -12,8 +12,9 @@
 static const char traceback_key = 0;    /* the last failing body's traceback */
 static const char traceback_of_key = 0; /* the error value it was taken for */
 /* Stack levels below the running body's frame, + 1: 0 when no body runs on
- * this thread. */
+ * this thread; and the state it runs on. */
 static _Thread_local int body_base;
+static _Thread_local lua_State *body_state;
 
 /* How many stack levels L has (a binary search, as lauxlib does). */
 static int count_levels(lua_State *L) {
@@ -146,7 +147,7 @@ static void push_body_traceback(lua_State *L) {
 }
 
 void lf_local_note_traceback(lua_State *L) {
-  if (body_base <= 0 || lf_signal_of(L, 1) != LF_SIG_NONE ||
+  if (body_base <= 0 || L != body_state || lf_signal_of(L, 1) != LF_SIG_NONE ||
       !lf_log_enabled(LF_LOG_ERROR) || !lua_checkstack(L, 8))
     return;
   push_body_traceback(L);
@@ -265,6 +266,7 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   if (!ex->body_base) ex->body_base = count_levels(L) + 1; /* the same for every body */
   ex->outer_base = body_base;
   body_base = ex->body_base;
+  body_state = L;
   r->busy = LF_BUSY_BODY;
   r->current = i;
   lf_lua_watch_begin(L, &ex->watch, t->timeout, LF_WATCH_BODY);

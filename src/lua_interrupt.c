@@ -4,6 +4,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include "lua_core.h"
 #include "lua_interrupt.h"
 
 #define ARMED (LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT)
@@ -141,7 +142,7 @@ static int resume_watched(lua_State *L, lua_State *co, int orig) {
   if (lf_interrupt_due_now()) lua_sethook(co, watch_hook, ARMED, 1);
   lua_pushvalue(L, orig);
   lua_insert(L, 1);
-  int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  int rc = lf_pcall(L, lua_gettop(L) - 1, LUA_MULTRET);
   lf_interrupt_pop_target(&link);
   if (rc != LUA_OK) return lua_error(L);
   return lua_gettop(L);

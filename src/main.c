@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include "lua_core.h"
 #include "lua_interrupt.h"
 #include "log.h"
 #include "redact.h"
@@ -61,7 +62,7 @@ int main(int argc, char **argv) {
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);
   int code = 2;
-  if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+  if (lf_pcall(L, 2, 1) == LUA_OK) {
     code = (int)lua_tointeger(L, -1);
   } else if (!lf_cancel_signal) { /* an error the CLI could not report: redacted too */
     lf_log_flush();
