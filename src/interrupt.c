@@ -30,6 +30,7 @@ typedef struct {
   volatile sig_atomic_t missed; /* the timer fired while it was busy */
   volatile sig_atomic_t pokes;  /* pokes by signal handlers so far */
   int is_engine;                /* the thread that installed the handlers */
+  int deadlines;                /* watches in the list that have a deadline */
 } watcher;
 
 static _Thread_local watcher self;
@@ -110,6 +111,7 @@ static int cancel_applies(const lf_watch *w) {
 /* Something this thread runs must stop at once (flags only: no clock). */
 static int due_now(const watcher *me) {
   lf_watch *w = me->current;
+  if (!lf_cancel_signal && me->deadlines == 0) return 0; /* nothing can be due */
   if (!w) return lf_cancel_signal && lf_runs_active == 0;
   if (cancel_applies(w)) return 1;
   for (; w; w = w->outer)
@@ -225,23 +227,28 @@ void lf_interrupt_install(lf_poke_target *script_target) {
 
 /* ---- watches ---- */
 
-void lf_watch_push(lf_watch *w, double timeout, lf_watch_kind kind) {
+int lf_watch_push(lf_watch *w, double timeout, lf_watch_kind kind) {
   watcher *me = &self;
   w->kind = kind;
   w->expired = 0;
   w->timed_out = w->cancelled = 0;
   w->deadline = timeout > 0 ? lf_monotonic() + timeout : 0;
   w->outer = me->current;
+  me->deadlines += w->deadline > 0;
   barrier();
   me->current = w;
   if (w->deadline > 0 &&
       (me->has_timer > 0 || (me->has_timer == 0 && make_timer(me) > 0)))
     arm_nearest(me);
+  return due_now(me);
 }
 
-void lf_watch_pop(lf_watch *w) {
-  self.current = w->outer;
+int lf_watch_pop(lf_watch *w) {
+  watcher *me = &self;
+  me->current = w->outer;
+  me->deadlines -= w->deadline > 0;
   barrier();
+  return due_now(me);
 }
 
 lf_watch *lf_watch_current(void) {

@@ -59,9 +59,11 @@ typedef struct lf_watch {
   struct lf_watch *outer;
 } lf_watch;
 
-/* Starts watching (w->poke and w->target set by the caller). */
-void lf_watch_push(lf_watch *w, double timeout, lf_watch_kind kind);
-void lf_watch_pop(lf_watch *w);
+/* Starts watching (w->poke and w->target set by the caller); returns
+ * lf_interrupt_due_now(). */
+int lf_watch_push(lf_watch *w, double timeout, lf_watch_kind kind);
+/* Stops watching; returns lf_interrupt_due_now() for the enclosing watches. */
+int lf_watch_pop(lf_watch *w);
 /* The innermost watch of this thread, or NULL. */
 lf_watch *lf_watch_current(void);
 /* What must stop the watched code now, marking the watch that stops it:

@@ -243,7 +243,9 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   int nargs = t->nconsts;
   for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
     if (r->up.key[k] > nargs) nargs = r->up.key[k];
-  if (!lua_checkstack(L, nargs + 8)) luaL_error(L, "too many task arguments");
+  /* the protected call's frame starts with room for a few arguments */
+  if (nargs > 8 && !lua_checkstack(L, nargs + 8))
+    luaL_error(L, "too many task arguments");
   lf_lua_host_push_spec(h, r, i, LF_SPEC_FN);
   int fn = lua_gettop(L);
   if (t->nconsts) {

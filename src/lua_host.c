@@ -13,7 +13,7 @@ static lf_lua_host *lua_host(lf_host *base) {
 void lf_lua_host_enter(lf_lua_host *h) {
   lua_settop(h->L, LF_NSLOTS);
   h->boxes.table = LF_SLOT_BOXES;
-  h->spec_of = NULL;
+  h->spec_of = h->handlers_of = NULL;
 }
 
 void lf_lua_host_push_object(lf_lua_host *h, int i) {
@@ -23,12 +23,16 @@ void lf_lua_host_push_object(lf_lua_host *h, int i) {
     lua_rawgeti(h->L, LF_SLOT_TASKS, i + 1);
 }
 
+/* Whose spec table object i has: the copies of a task share their origin's. */
+static const void *spec_owner(const lf_run *r, int i) {
+  if (i < 0) return r->flow;
+  const lf_task *t = r->flow->tasks[i];
+  return t->origin ? (const void *)t->origin : (const void *)t;
+}
+
 void lf_lua_host_push_spec(lf_lua_host *h, lf_run *r, int i, int key) {
   lua_State *L = h->L;
-  const void *of = r->flow;
-  if (i >= 0)
-    of = r->flow->tasks[i]->origin ? (void *)r->flow->tasks[i]->origin
-                                   : (void *)r->flow->tasks[i];
+  const void *of = spec_owner(r, i);
   if (of != h->spec_of) {
     lf_lua_host_push_object(h, i);
     lua_getiuservalue(L, -1, LF_UV_SPEC);
@@ -84,10 +88,17 @@ static lf_state *call_handler(lf_host *base, lf_run *r, int i, const lf_handler 
                               lf_state *old, lf_state *next) {
   lf_lua_host *h = lua_host(base);
   lua_State *L = h->L;
-  lf_lua_host_push_spec(h, r, i, LF_SPEC_HANDLERS);
-  lua_rawgeti(L, -1, hd->lua);
-  lua_replace(L, -2);
-  lf_lua_host_push_object(h, i);
+  const void *of = spec_owner(r, i);
+  if (of != h->handlers_of) { /* a chain calls its object's handlers in turn */
+    lf_lua_host_push_spec(h, r, i, LF_SPEC_HANDLERS);
+    lua_replace(L, LF_SLOT_HANDLERS);
+    h->handlers_of = of;
+  }
+  lua_rawgeti(L, LF_SLOT_HANDLERS, hd->lua);
+  if (i < 0)
+    lua_pushvalue(L, LF_SLOT_FLOW);
+  else
+    lua_rawgeti(L, LF_SLOT_TASKS, i + 1);
   if (hd->on_failure) {
     lf_boxes_push(L, &h->boxes, next);
     lua_call(L, 2, 0);

@@ -26,7 +26,8 @@ enum {
   LF_SLOT_APPROVER, /* the approver (the terminal prompt), or nil */
   LF_SLOT_ERROR,    /* the error that ended the previous protected call, or nil */
   LF_SLOT_SPEC,     /* the spec table used last (see lf_lua_host_push_spec) */
-  LF_NSLOTS = LF_SLOT_SPEC
+  LF_SLOT_HANDLERS, /* the handlers of the object whose handler ran last */
+  LF_NSLOTS = LF_SLOT_HANDLERS
 };
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
   lua_State *L;
   lf_boxes boxes;             /* boxes.table is LF_SLOT_BOXES */
   const void *spec_of;        /* whose spec table LF_SLOT_SPEC holds; NULL: none */
+  const void *handlers_of;    /* whose handlers LF_SLOT_HANDLERS holds; NULL: none */
   int aborted;                /* the run ended with an error (lf_run_abort) */
   char bad_return_where[512]; /* where the handler that returned a bad value is */
 } lf_lua_host;

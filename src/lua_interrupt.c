@@ -112,8 +112,7 @@ void lf_lua_watch_begin(lua_State *L, lf_lua_watch *lw, double timeout,
   } else {
     lw->prev_hook = NULL, lw->prev_mask = lw->prev_count = 0;
   }
-  lf_watch_push(w, timeout, kind);
-  if (lf_interrupt_due_now())
+  if (lf_watch_push(w, timeout, kind))
     lua_sethook(L, watch_hook, ARMED, 1);
   else if (w->deadline > 0 && !lf_watch_has_timer())
     lua_sethook(L, watch_hook, LUA_MASKCOUNT, CHECK_EVERY);
@@ -121,8 +120,7 @@ void lf_lua_watch_begin(lua_State *L, lf_lua_watch *lw, double timeout,
 
 void lf_lua_watch_end(lua_State *L, lf_lua_watch *lw) {
   lf_watch *w = &lw->w;
-  lf_watch_pop(w);
-  if (w->outer && lf_interrupt_due_now()) {
+  if (lf_watch_pop(w) && w->outer) {
     lua_sethook(L, watch_hook, ARMED, 1); /* the enclosing code must stop too */
     return;
   }

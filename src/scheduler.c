@@ -102,7 +102,7 @@ static void finish(lf_run *r, int i) {
  * (or waits for approval, when Paused). */
 static void settle(lf_run *r, int i, int end) {
   lf_state *s = r->task[i].state;
-  if (!end && lf_kind_is_scheduled_family((lf_kind)s->kind) && s->has_start) {
+  if (!end && s->has_start && lf_kind_is_scheduled_family((lf_kind)s->kind)) {
     if (lf_heap_push(&r->timers, s->start_time, i, 0) != 0)
       lf_run_abort(r, "not enough memory");
     return;

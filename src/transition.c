@@ -61,15 +61,19 @@ static lf_state *run_chain(lf_run *r, int *end) {
   return c->next;
 }
 
+static __attribute__((noinline)) void
+log_transition(const lf_object *obj, const lf_state *old, const lf_state *next) {
+  lf_log(LF_LOG_DEBUG, logger_of(obj), "%s '%s': Handling state change from %s to %s",
+         lf_object_label(obj), obj->name, lf_kind_name(old->kind),
+         lf_kind_name(next->kind));
+}
+
 lf_state *lf_transition(lf_run *r, int i, lf_state *old, lf_state *next, int *end) {
   lf_object *obj = lf_run_object(r, i);
   int number = i < 0 ? ++r->flow_transitions : ++r->task[i].transitions;
   r->current = i;
   *end = 0;
-  if (lf_log_enabled(LF_LOG_DEBUG))
-    lf_log(LF_LOG_DEBUG, logger_of(obj), "%s '%s': Handling state change from %s to %s",
-           lf_object_label(obj), obj->name, lf_kind_name(old->kind),
-           lf_kind_name(next->kind));
+  if (lf_log_enabled(LF_LOG_DEBUG)) log_transition(obj, old, next);
   if (obj->nhandlers == 0) return next;
   lf_chain *c = &r->chain;
   c->active = 1;
