@@ -41,8 +41,9 @@ typedef struct lf_host_ops {
    * when there is no approver). */
   int (*approve)(lf_host *host, lf_run *r, int i);
   /* The flow's terminal_state_handler on the final state the reference
-   * tasks decided (owned; NULL: the flow stays Running): returns the state
-   * the flow moves to (owned), or NULL. */
+   * tasks decided (NULL: the flow stays Running; the host takes it over when
+   * it returns, the run holds it until then): returns the state the flow
+   * moves to (owned), or NULL. */
   lf_state *(*terminal)(lf_host *host, lf_run *r, lf_state *final);
   /* Ends the run with an error (lf_run_abort); does not return. */
   void (*abort)(lf_host *host, lf_run *r, const char *message);

@@ -4,20 +4,16 @@
 #include "graph.h"
 #include "object.h"
 
-static _Thread_local char handler_error[1024];
+_Thread_local char lf_handler_error_message[1024];
 
 void lf_handler_error(const lf_object *obj, const char *message) {
   (void)obj;
-  snprintf(handler_error, sizeof handler_error, "%s",
+  snprintf(lf_handler_error_message, sizeof lf_handler_error_message, "%s",
            message ? message : "C handler failed");
 }
 
-void lf_handler_error_reset(void) {
-  handler_error[0] = '\0';
-}
-
 const char *lf_handler_error_text(void) {
-  return handler_error[0] ? handler_error : "C handler failed";
+  return lf_handler_error_message[0] ? lf_handler_error_message : "C handler failed";
 }
 
 const char *lf_object_name(const lf_object *obj) {

@@ -6,6 +6,9 @@
 /* The message of this thread's last LF_ERROR (or a default); reset before
  * each C handler call. */
 const char *lf_handler_error_text(void);
-void lf_handler_error_reset(void);
+extern _Thread_local char lf_handler_error_message[1024];
+static inline void lf_handler_error_reset(void) {
+  lf_handler_error_message[0] = '\0';
+}
 
 #endif

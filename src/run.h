@@ -118,6 +118,8 @@ typedef struct lf_run {
 
   /* the flow's own state */
   lf_state *flow_state; /* Scheduled, then Running, then its final state */
+  lf_state *flow_final; /* the state the reference tasks decided, while the host's
+                           terminal handler looks at it (owned) */
   int flow_transitions;
 
   struct { /* states many tasks share */

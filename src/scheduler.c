@@ -461,7 +461,9 @@ static void end_flow(lf_run *r) {
     lf_log(LF_LOG_WARNING, "luaflow.FlowRunner", "Flow run was cancelled.");
     final = engine_state(r, LF_CANCELLED, "Flow run was cancelled.");
   } else {
-    final = r->host->ops->terminal(r->host, r, final_flow_state(r));
+    r->flow_final = final_flow_state(r); /* the run holds it while Lua runs */
+    final = r->host->ops->terminal(r->host, r, r->flow_final);
+    r->flow_final = NULL; /* consumed */
   }
   if (final)
     move(r, -1, final, LF_THEN_FLOW_END);
@@ -584,8 +586,9 @@ void lf_run_release(lf_run *r) {
   for (int k = 0; k < r->outcomes.count; k++)
     lf_state_release(r->outcomes.ring[(r->outcomes.head + k) % r->outcomes.cap].state);
   if (r->chain.active) lf_transition_drop(r);
-  lf_state *held[] = {r->retry_of,       r->flow_state,     r->shared.pending,
-                      r->shared.running, r->shared.success, r->shared.not_run};
+  lf_state *held[] = {r->retry_of,        r->flow_state,      r->flow_final,
+                      r->shared.pending,  r->shared.running,  r->shared.success,
+                      r->shared.not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);
   lf_heap_free(&r->timers);

@@ -23,6 +23,26 @@ static lf_state *c_handler_failed(lf_run *r, lf_object *obj) {
   return s;
 }
 
+/* Calls C handler hd on old -> *next; returns 0 to go on (*next is the
+ * state so far), 1 when it failed (*next released). */
+static int call_c_handler(lf_object *obj, lf_handler *hd, lf_state *old,
+                          lf_state **next) {
+  lf_state *out = NULL;
+  lf_handler_error_reset();
+  int rc = hd->fn(obj, old, *next, &out, hd->ud);
+  if (rc == LF_KEEP) return 0;
+  if (rc == LF_REPLACE && out) {
+    lf_state_release(*next);
+    *next = out;
+    return 0;
+  }
+  lf_state_release(out);
+  if (rc == LF_REPLACE) lf_handler_error(obj, "C handler replaced the state with NULL");
+  lf_state_release(*next);
+  *next = NULL;
+  return 1;
+}
+
 /* Calls the chain's handlers from r->chain.at on; returns the state the
  * object ends in (owned). */
 static lf_state *run_chain(lf_run *r, int *end) {
@@ -75,6 +95,14 @@ lf_state *lf_transition(lf_run *r, int i, lf_state *old, lf_state *next, int *en
   *end = 0;
   if (lf_log_enabled(LF_LOG_DEBUG)) log_transition(obj, old, next);
   if (obj->nhandlers == 0) return next;
+  if (obj->nlua == 0) { /* C handlers only: nothing can unwind, no chain in flight */
+    for (int h = 0; h < obj->nhandlers; h++)
+      if (call_c_handler(obj, &obj->handlers[h], old, &next)) {
+        *end = 1;
+        return c_handler_failed(r, obj);
+      }
+    return next;
+  }
   lf_chain *c = &r->chain;
   c->active = 1;
   c->object = i;
