@@ -47,11 +47,11 @@ $(BUILD)/obj/cflags: FORCE | $(BUILD)/obj
 
 # The Lua half of the engine is compiled into the binary and the module, so
 # `luaflow` finds it wherever it is started from.
-$(BUILD)/embed: tools/embed.c | $(BUILD)/obj
+$(BUILD)/lua2c: tools/lua2c.c | $(BUILD)/obj
 	$(CC) -O2 -Wall -Wextra -o $@ $<
 
-$(BUILD)/lua_sources.c: $(BUILD)/embed $(LUA_SRCS)
-	$(BUILD)/embed $(LUA_SRCS) > $@
+$(BUILD)/lua_sources.c: $(BUILD)/lua2c $(LUA_SRCS)
+	$(BUILD)/lua2c $(LUA_SRCS) > $@
 
 $(BUILD)/obj/lua_sources.o: $(BUILD)/lua_sources.c $(BUILD)/obj/cflags
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@

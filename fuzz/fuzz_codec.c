@@ -1,4 +1,4 @@
-/* libFuzzer harness: the value codec (src/codec.c), decoding untrusted bytes
+/* libFuzzer harness: the value codec (src/lua_codec_walk.c), decoding untrusted bytes
  * in a state with luaflow loaded (marks, signals, states and times decode).
  * Property: decoding any bytes never crashes, leaks or trips a sanitizer;
  * what decodes encodes again and that decodes to as many values; where the
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include <lualib.h>
-#include "codec.h"
+#include "lua_codec.h"
 
 int luaopen_luaflow(lua_State *L);
 

@@ -20,7 +20,7 @@ instr() {
   out=$(mktemp)
   BENCH_COST=$1 BENCH_COST_N=$N valgrind --tool=callgrind --callgrind-out-file="$out" \
     "$BIN" run bench/handler_cost.lua --no-input </dev/null >/dev/null 2>&1
-  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk '/runner.c:flow_run/ { gsub(",", "", $1); print $1; exit }'
+  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | awk '/lua_run.c:flow_run/ { gsub(",", "", $1); print $1; exit }'
   rm -f "$out"
 }
 if command -v valgrind >/dev/null 2>&1; then

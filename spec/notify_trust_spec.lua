@@ -42,29 +42,6 @@ local function lines_with(text, ...)
   return found
 end
 
--- Whether the engine gives luaflow.context[key] to the handlers of a failure
--- a retry follows.
-local engine_gives = {}
-local function engine_sets(key)
-  if engine_gives[key] == nil then
-    local seen = false
-    local t = Task{ name = "probe", max_retries = 1, retry_delay = 0, fn = function() error("x", 0) end,
-                    state_handlers = { function(_, _, new)
-                      if new:is_failed() and luaflow.context[key] ~= nil then seen = true end
-                    end } }
-    Flow{ name = "probe", tasks = { t } }:run()
-    engine_gives[key] = seen
-  end
-  return engine_gives[key]
-end
-
-local function needs_engine(key)
-  if not engine_sets(key) then
-    pending(("the engine does not set luaflow.context.%s yet (it comes with the scheduler's rework)"):format(key))
-    return true
-  end
-end
-
 -- Runs fn() inside a task body of a flow that holds `others` too (so they
 -- have their index), with secrets; returns the flow's state.
 local function in_a_run(fn, secrets, others)
@@ -134,10 +111,10 @@ describe("notifications people can trust", function()
     end)
 
     it("a task that fails twice then succeeds notifies nothing; one out of retries notifies once", function()
-      if needs_engine("task_will_retry") then return end
       local r = receiver.start{ proto = "http" }
       local h = N.slack_notifier{ only_states = { "Failed" }, final_only = true }
-      local failures, on_failure = {}, function(obj) failures[#failures + 1] = obj.name end
+      local failures = {}
+      local function on_failure(obj) failures[#failures + 1] = obj.name end
       local recovers = Task{ name = "recovers", max_retries = 2, retry_delay = 0, state_handlers = { h },
                              on_failure = on_failure, on_failure_final_only = true, fn = function()
         if luaflow.context.task_run_count < 3 then error("not yet", 0) end
@@ -329,7 +306,6 @@ return luaflow.Flow{name = "etl", tasks = {luaflow.Task{name = "first"}, t}}
     end)
 
     it("are unique per transition and stable within a run (engine)", function()
-      if needs_engine("transition_number") then return end
       local r = receiver.start{ proto = "http" }
       local h = N.webhook_notifier{ url_secret = "HOOK" }
       local a = Task{ name = "a", max_retries = 1, retry_delay = 0, state_handlers = { h }, fn = function()

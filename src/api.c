@@ -2,6 +2,7 @@
  * handlers as Lua values. */
 #include "graph.h"
 #include "lua_core.h"
+#include "object.h"
 
 static const lf_api api = {.version = LF_API_VERSION,
                            .size = sizeof(lf_api),

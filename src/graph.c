@@ -3,79 +3,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include "graph.h"
+#include "ready.h"
 
-/* A binary min-heap of task indices: among ready tasks, the one added first. */
-static void heap_push(int *h, int *n, int v) {
-  int i = (*n)++;
-  while (i > 0 && h[(i - 1) / 2] > v) {
-    h[i] = h[(i - 1) / 2];
-    i = (i - 1) / 2;
-  }
-  h[i] = v;
-}
-
-static int heap_pop(int *h, int *n) {
-  int top = h[0], v = h[--*n], i = 0;
-  for (;;) {
-    int c = 2 * i + 1;
-    if (c >= *n) break;
-    if (c + 1 < *n && h[c + 1] < h[c]) c++;
-    if (h[c] >= v) break;
-    h[i] = h[c];
-    i = c;
-  }
-  if (*n > 0) h[i] = v;
-  return top;
-}
-
-/* Kahn's algorithm; among ready tasks, the lowest index. The ready set is
- * a bitmap read by a cursor that only moves forward, plus a heap for the
- * tasks that become ready behind it (an edge to an earlier task): a flow
- * whose edges mostly go forward costs no heap at all. */
+/* Kahn's algorithm; among ready tasks, the lowest index (the ready set of
+ * ready.h: a flow whose edges mostly go forward costs no heap at all). */
 static int kahn(const lf_flow *f, int *order) {
   int n = f->ntasks;
-  size_t words = ((size_t)n + 63) / 64 + 1;
   int *indeg = calloc((size_t)n + 1, sizeof *indeg);
-  int *heap = malloc(((size_t)n + 1) * sizeof *heap);
-  uint64_t *bits = calloc(words, sizeof *bits);
-  if (!indeg || !heap || !bits) {
-    free(indeg), free(heap), free(bits);
+  lf_ready ready;
+  if (lf_ready_init(&ready, n) != 0 || !indeg) {
+    free(indeg);
+    lf_ready_free(&ready);
     return -2;
   }
   for (int k = 0; k < f->nedges; k++)
     indeg[f->edges[k].down]++;
   for (int i = 0; i < n; i++)
-    if (indeg[i] == 0) bits[i >> 6] |= 1ull << (i & 63);
-  int cursor = 0, hn = 0, done = 0;
-  while (done < n) {
-    int b = -1; /* the first ready task at or after the cursor */
-    for (int w = cursor >> 6; w < (n + 63) >> 6 && b < 0; w++) {
-      uint64_t word = bits[w];
-      if (w == cursor >> 6) word &= ~0ull << (cursor & 63);
-      if (word) b = (w << 6) + __builtin_ctzll(word);
-    }
-    int t;
-    if (hn > 0 && (b < 0 || heap[0] < b)) {
-      t = heap_pop(heap, &hn);
-    } else if (b >= 0) {
-      bits[b >> 6] &= ~(1ull << (b & 63));
-      t = b;
-    } else {
-      break; /* cannot happen: the edges were checked one by one */
-    }
-    cursor = b < 0 ? n : b;
+    if (indeg[i] == 0) lf_ready_push(&ready, i); /* ahead of the cursor: no heap */
+  int done = 0, rc = 0;
+  while (ready.count > 0 && rc == 0) {
+    int t = lf_ready_pop(&ready);
     order[done++] = t;
-    for (int e = f->nodes[t].last_out; e >= 0; e = f->edges[e].next_out) {
+    for (int e = f->nodes[t].last_out; e >= 0 && rc == 0; e = f->edges[e].next_out) {
       int d = f->edges[e].down;
-      if (--indeg[d] > 0) continue;
-      if (d > cursor)
-        bits[d >> 6] |= 1ull << (d & 63);
-      else
-        heap_push(heap, &hn, d);
+      if (--indeg[d] == 0 && lf_ready_push(&ready, d) != 0) rc = -2;
     }
   }
-  free(indeg), free(heap), free(bits);
-  return done == n ? 0 : -1;
+  free(indeg);
+  lf_ready_free(&ready);
+  if (rc != 0) return rc;
+  return done == n ? 0 : -1; /* -1 cannot happen: the edges were checked one by one */
 }
 
 int lf_flow_order(lf_flow *f, int *order) {

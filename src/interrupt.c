@@ -1,5 +1,5 @@
 /* Timeouts and cancellation (see interrupt.h): watches per thread, one
- * deadline timer per thread, and the hook that stops Lua code. */
+ * deadline timer per thread, the signal handlers that poke what runs. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -7,8 +7,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <lauxlib.h>
-#include <lualib.h>
 #include "clock.h"
 #include "interrupt.h"
 #include "log.h"
@@ -20,38 +18,26 @@ int lf_runs_active;
  * on it: later handlers run to their end. */
 static volatile sig_atomic_t cancel_delivered;
 
-#define ARMED (LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT)
-#define CHECK_EVERY 1000 /* instructions between clock checks without a timer */
-#define SHIELD_CHECK_EVERY 1000
-
-/* A coroutine resumed through coroutine.resume/wrap on this thread. */
-typedef struct resumed {
-  lua_State *co;
-  struct resumed *outer;
-} resumed;
-
 /* One per thread. The signal handlers read the lists; the thread changes
  * them with single pointer stores, so a handler always sees a whole list. */
 typedef struct {
   lf_watch *volatile current;
-  resumed *volatile coroutines;
+  lf_poke_target *volatile targets; /* coroutines resumed under the watches */
   timer_t timer;
   int has_timer;                /* 0: not made yet, 1: made, -1: cannot be made */
   double armed;                 /* when the timer fires next; 0: not set */
   volatile sig_atomic_t busy;   /* the thread is setting the timer itself */
   volatile sig_atomic_t missed; /* the timer fired while it was busy */
-  volatile sig_atomic_t pokes;  /* hooks set by signal handlers so far */
+  volatile sig_atomic_t pokes;  /* pokes by signal handlers so far */
   int is_engine;                /* the thread that installed the handlers */
+  int deadlines;                /* watches in the list that have a deadline */
 } watcher;
 
 static _Thread_local watcher self;
 
 static pthread_t engine;
 static volatile sig_atomic_t have_engine;
-static lua_State *volatile script_state; /* the CLI's state (engine thread) */
-static const char shield_key = 0;        /* registry: functions that defer it */
-
-static void watch_hook(lua_State *L, lua_Debug *ar);
+static lf_poke_target *volatile script; /* the CLI's script (engine thread) */
 
 static void barrier(void) {
   atomic_signal_fence(memory_order_seq_cst);
@@ -114,7 +100,7 @@ static void arm_nearest(watcher *me) {
   }
 }
 
-/* ---- hooks ---- */
+/* ---- pokes ---- */
 
 /* Whether the cancellation stops the code of watch w. */
 static int cancel_applies(const lf_watch *w) {
@@ -125,6 +111,7 @@ static int cancel_applies(const lf_watch *w) {
 /* Something this thread runs must stop at once (flags only: no clock). */
 static int due_now(const watcher *me) {
   lf_watch *w = me->current;
+  if (!lf_cancel_signal && me->deadlines == 0) return 0; /* nothing can be due */
   if (!w) return lf_cancel_signal && lf_runs_active == 0;
   if (cancel_applies(w)) return 1;
   for (; w; w = w->outer)
@@ -132,87 +119,16 @@ static int due_now(const watcher *me) {
   return 0;
 }
 
-/* Called from the signal handlers: every Lua state this thread is running
- * gets the hook, which decides. */
+/* Called from the signal handlers: every target this thread is running
+ * gets poked (the Lua binding sets its hook, which decides). */
 static void poke(watcher *me) {
   for (lf_watch *w = me->current; w; w = w->outer)
-    lua_sethook(w->L, watch_hook, ARMED, 1);
-  for (resumed *c = me->coroutines; c; c = c->outer)
-    lua_sethook(c->co, watch_hook, ARMED, 1);
-  lua_State *L = script_state;
-  if (me->is_engine && L && lf_cancel_signal) lua_sethook(L, watch_hook, ARMED, 1);
+    w->poke(w->target);
+  for (lf_poke_target *t = me->targets; t; t = t->outer)
+    t->poke(t->target);
+  lf_poke_target *sc = script;
+  if (me->is_engine && sc && lf_cancel_signal) sc->poke(sc->target);
   me->pokes++;
-}
-
-/* Puts L's hook back as it was before the watches (nothing to stop). */
-static void rest(watcher *me, lua_State *L) {
-  sig_atomic_t pokes = me->pokes;
-  barrier();
-  lf_watch *first = NULL;
-  int deadlines = 0;
-  for (lf_watch *w = me->current; w; w = w->outer) {
-    if (w->L == L && w->kind == LF_WATCH_BODY) first = w;
-    deadlines |= w->deadline > 0;
-  }
-  if (me->has_timer < 0 && deadlines)
-    lua_sethook(L, watch_hook, LUA_MASKCOUNT, CHECK_EVERY); /* no timer: poll */
-  else if (first && first->prev_hook != watch_hook)
-    lua_sethook(L, first->prev_hook, first->prev_mask, first->prev_count);
-  else
-    lua_sethook(L, NULL, 0, 0);
-  barrier();
-  if (me->pokes != pokes)
-    lua_sethook(L, watch_hook, ARMED, 1); /* a signal came meanwhile */
-}
-
-/* Outside a run the script stops at once, except in the CLI's own code and
- * while a shielded function (the end of a flow run: its --json line) runs. */
-static int may_stop_script(lua_State *L, lua_Debug *ar) {
-  if (!lua_getinfo(L, "S", ar)) return 0;
-  if (strcmp(ar->source, "=luaflow/cli.lua") == 0) return 0;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &shield_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  lua_Debug frame;
-  int shielded = 0;
-  for (int level = 0; !shielded && lua_getstack(L, level, &frame); level++) {
-    lua_getinfo(L, "f", &frame);
-    shielded = lua_rawget(L, -2) != LUA_TNIL;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return !shielded;
-}
-
-static void watch_hook(lua_State *L, lua_Debug *ar) {
-  watcher *me = &self;
-  lf_watch *w = me->current, *late;
-  const char *why = NULL;
-  if (ar->event != LUA_HOOKCOUNT && lua_getinfo(L, "S", ar) && ar->what[0] == 'C')
-    return; /* C code finishes its call: stop at the next Lua instruction */
-  if (w) {
-    if (cancel_applies(w)) {
-      w->cancelled = 1;
-      cancel_delivered = 1;
-      why = "Flow run was cancelled.";
-    } else if ((late = late_watch(me))) {
-      late->timed_out = 1;
-      why = "Execution timed out.";
-    }
-  } else if (lf_cancel_signal && lf_runs_active == 0) {
-    if (!may_stop_script(L, ar)) {
-      lua_sethook(L, watch_hook, LUA_MASKCOUNT, SHIELD_CHECK_EVERY); /* ask again soon */
-      return;
-    }
-    why = "interrupted";
-  }
-  if (why) {
-    lua_sethook(L, watch_hook, ARMED, 1); /* re-armed: a pcall cannot swallow it */
-    lua_pushstring(L, why);
-    lua_error(L);
-  }
-  rest(me, L);
 }
 
 /* ---- signals ---- */
@@ -297,58 +213,86 @@ static int make_timer(watcher *me) {
   return me->has_timer;
 }
 
-void lf_interrupt_install(lua_State *L) {
+void lf_interrupt_install(lf_poke_target *script_target) {
   init();
   watcher *me = &self;
   me->is_engine = 1;
   engine = pthread_self();
   have_engine = 1;
-  script_state = L;
+  script = script_target;
   /* no SA_RESTART: a sleeping scheduler or a blocked read wakes up */
   handle(SIGINT, on_cancel, NULL, 0);
   handle(SIGTERM, on_cancel, NULL, 0);
-  if (L && lf_cancel_signal) lua_sethook(L, watch_hook, ARMED, 1); /* it came early */
 }
 
 /* ---- watches ---- */
 
-void lf_watch_begin(lua_State *L, lf_watch *w, double timeout, lf_watch_kind kind) {
+int lf_watch_push(lf_watch *w, double timeout, lf_watch_kind kind) {
   watcher *me = &self;
-  w->L = L;
   w->kind = kind;
   w->expired = 0;
   w->timed_out = w->cancelled = 0;
   w->deadline = timeout > 0 ? lf_monotonic() + timeout : 0;
-  if (kind == LF_WATCH_BODY) {
-    w->prev_hook = lua_gethook(L);
-    w->prev_mask = lua_gethookmask(L);
-    w->prev_count = lua_gethookcount(L);
-  } else {
-    w->prev_hook = NULL, w->prev_mask = w->prev_count = 0;
-  }
   w->outer = me->current;
+  me->deadlines += w->deadline > 0;
   barrier();
   me->current = w;
   if (w->deadline > 0 &&
       (me->has_timer > 0 || (me->has_timer == 0 && make_timer(me) > 0)))
     arm_nearest(me);
-  if (due_now(me))
-    lua_sethook(L, watch_hook, ARMED, 1);
-  else if (w->deadline > 0 && me->has_timer < 0)
-    lua_sethook(L, watch_hook, LUA_MASKCOUNT, CHECK_EVERY);
+  return due_now(me);
 }
 
-void lf_watch_end(lua_State *L, lf_watch *w) {
+int lf_watch_pop(lf_watch *w) {
   watcher *me = &self;
   me->current = w->outer;
+  me->deadlines -= w->deadline > 0;
   barrier();
-  if (w->outer && due_now(me)) {
-    lua_sethook(L, watch_hook, ARMED, 1); /* the enclosing code must stop too */
-    return;
+  return due_now(me);
+}
+
+lf_watch *lf_watch_current(void) {
+  return self.current;
+}
+
+const char *lf_watch_stop_reason(void) {
+  watcher *me = &self;
+  lf_watch *w = me->current, *late;
+  if (!w) return NULL;
+  if (cancel_applies(w)) {
+    w->cancelled = 1;
+    cancel_delivered = 1;
+    return "Flow run was cancelled.";
   }
-  if (w->timed_out || w->cancelled || w->expired ||
-      (w->deadline > 0 && me->has_timer < 0))
-    rest(me, L);
+  if ((late = late_watch(me))) {
+    late->timed_out = 1;
+    return "Execution timed out.";
+  }
+  return NULL;
+}
+
+int lf_watch_has_timer(void) {
+  return self.has_timer >= 0;
+}
+
+unsigned lf_interrupt_pokes(void) {
+  return (unsigned)self.pokes;
+}
+
+void lf_interrupt_push_target(lf_poke_target *t) {
+  watcher *me = &self;
+  t->outer = me->targets;
+  barrier();
+  me->targets = t;
+}
+
+void lf_interrupt_pop_target(lf_poke_target *t) {
+  self.targets = t->outer;
+  barrier();
+}
+
+int lf_interrupt_due_now(void) {
+  return due_now(&self);
 }
 
 void lf_run_enter(void) {
@@ -383,106 +327,4 @@ double lf_watch_time_left(void) {
   if (d == 0) return -1;
   double left = d - lf_monotonic();
   return left > 0 ? left : 0;
-}
-
-/* ---- coroutines ---- */
-
-/* Calls the original coroutine.resume (at index orig) on co with the values
- * on the stack (co first); leaves its results. While co runs, the signal
- * handlers can reach it. */
-static int resume_watched(lua_State *L, lua_State *co, int orig) {
-  watcher *me = &self;
-  resumed link = {co, me->coroutines};
-  barrier();
-  me->coroutines = &link;
-  if (due_now(me)) lua_sethook(co, watch_hook, ARMED, 1);
-  lua_pushvalue(L, orig);
-  lua_insert(L, 1);
-  int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-  me->coroutines = link.outer;
-  if (rc != LUA_OK) return lua_error(L);
-  return lua_gettop(L);
-}
-
-/* coroutine.resume(co, ...) */
-static int co_resume(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTHREAD);
-  lua_State *co = lua_tothread(L, 1);
-  return resume_watched(L, co, lua_upvalueindex(1));
-}
-
-static int close_thread(lua_State *co, lua_State *L) {
-#if LUA_VERSION_RELEASE_NUM >= 50406
-  return lua_closethread(co, L);
-#else
-  (void)L;
-  return lua_resetthread(co);
-#endif
-}
-
-/* The function coroutine.wrap returns (upvalues: the coroutine, the original
- * resume); errors behave as the standard wrap's. */
-static int co_wrapped(lua_State *L) {
-  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  int n = resume_watched(L, co, lua_upvalueindex(2));
-  if (lua_toboolean(L, 1)) return n - 1;
-  int status = lua_status(co);
-  if (status != LUA_OK && status != LUA_YIELD) { /* it died: close its variables */
-    status = close_thread(co, L);
-    lua_pop(L, 1);
-    lua_xmove(co, L, 1); /* the error after closing */
-  }
-  if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
-    luaL_where(L, 1);
-    lua_insert(L, -2);
-    lua_concat(L, 2);
-  }
-  return lua_error(L);
-}
-
-/* coroutine.wrap(f) */
-static int co_wrap(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_State *co = lua_newthread(L);
-  lua_pushvalue(L, 1);
-  lua_xmove(L, co, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushcclosure(L, co_wrapped, 2);
-  return 1;
-}
-
-/* core.shield(fn): an interruption outside a run waits while fn runs. */
-static int shield(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &shield_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &shield_key);
-  }
-  lua_pushvalue(L, 1);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  return 0;
-}
-
-void lf_open_interrupt(lua_State *L) {
-  lua_pushcfunction(L, shield);
-  lua_setfield(L, -2, "shield");
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  if (lua_getfield(L, -1, LUA_COLIBNAME) == LUA_TTABLE) {
-    lua_getfield(L, -1, "resume");
-    if (lua_tocfunction(L, -1) != co_resume && lua_iscfunction(L, -1)) {
-      lua_pushvalue(L, -1);
-      lua_pushcclosure(L, co_resume, 1);
-      lua_setfield(L, -3, "resume");
-      lua_pushcclosure(L, co_wrap, 1); /* takes the original resume */
-      lua_setfield(L, -2, "wrap");
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 2);
 }

@@ -17,7 +17,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "codec.h"
+#include "lua_codec.h"
 #include "lua_core.h"
 
 int luaopen_luaflow(lua_State *L);
@@ -113,7 +113,7 @@ static lua_State *fresh_state(lua_State *L) {
   lua_State *T = luaL_newstate();
   if (!T) luaL_error(L, "not enough memory");
   lua_pushcfunction(T, open_luaflow);
-  if (lua_pcall(T, 0, 0, 0) != LUA_OK) {
+  if (lf_pcall(T, 0, 0) != LUA_OK) {
     lua_pushstring(L, lua_tostring(T, -1));
     lua_close(T);
     lua_error(L);
@@ -259,7 +259,7 @@ static int worker_call(lua_State *L) {
   }
   lf_buf_free(&fb);
   lf_buf_free(&ab);
-  int ok = lua_pcall(T, nargs, LUA_MULTRET, 0) == LUA_OK;
+  int ok = lf_pcall(T, nargs, LUA_MULTRET) == LUA_OK;
   return copy_back(L, T, base, ok);
 }
 

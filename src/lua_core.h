@@ -70,7 +70,7 @@ int lf_raise(lua_State *L, const char *fmt, ...);
 /* Pushes "/path/f.lua:3: " for that frame, or "" when there is none (or
  * when the engine, not the user's code, made the call that failed). */
 void lf_push_where(lua_State *L);
-/* Whether stack frame ar is a flow run's own C frame (runner.c). */
+/* Whether stack frame ar is a flow run's own C frame (lua_run.c). */
 int lf_is_run_frame(lua_State *L, lua_Debug *ar);
 
 /* Current-run facts the state constructors default from. */
@@ -90,10 +90,12 @@ struct lf_task *lf_check_task(lua_State *L, int idx);
 struct lf_task *lf_test_task(lua_State *L, int idx); /* NULL when not a Task */
 struct lf_flow *lf_check_flow(lua_State *L, int idx);
 
-/* The message of the last LF_ERROR (or a default), cleared before each call. */
-const char *lf_handler_error_text(void);
-void lf_handler_error_reset(void);
 void lf_open_api(lua_State *L);
+
+/* The one protected call: calls the function below nargs arguments with the
+ * one message handler (lua_call.c); on an error leaves the error value as it
+ * was raised and returns its status. */
+int lf_pcall(lua_State *L, int nargs, int nresults);
 
 /* Keeps the luaflow.table_args module (at idx) for the runs to come. */
 void lf_table_args_set(lua_State *L, int idx);
@@ -102,9 +104,9 @@ void lf_table_args_set(lua_State *L, int idx);
 int lf_flow_task_index(lua_State *L, int flow, int task);
 /* The index of the one copy of the bare task at `bare` (0: none; several raise). */
 int lf_flow_copy_index(lua_State *L, int flow, int bare);
-/* A run's result (task -> state) from its states by task index at `states`. */
-void lf_result_new(lua_State *L, int n, const int *order, const int *counts, int states,
-                   int flow);
+/* Pushes a run's result (task -> state) from its states by task index at
+ * `states`; returns its run counts by task index, for the caller to fill. */
+int *lf_result_new(lua_State *L, int n, const int *order, int states, int flow);
 /* The run result at idx in task_states() order: *n positions, order[k] the
  * task index (0-based) at position k, (*counts)[i] the run count of task i;
  * NULL when idx is no result. Valid while the result lives. Its user values
@@ -114,12 +116,13 @@ void lf_open_result(lua_State *L);
 
 int lf_open_states(lua_State *L);
 int lf_open_time(lua_State *L);
-void lf_open_graph(lua_State *L);
 /* Sets core.task_map_mt and core.terminal_handlers in the table on the top. */
 void lf_open_run_tables(lua_State *L);
 /* Sets core.trigger_ids and core.trigger_check in the table on the top. */
 void lf_open_triggers(lua_State *L);
-void lf_open_runner(lua_State *L);
+void lf_open_task(lua_State *L);
+void lf_open_flow(lua_State *L);
+void lf_open_run(lua_State *L);
 void lf_open_codec(lua_State *L);
 void lf_open_json_lines(lua_State *L); /* core.json_lines: the --json writer */
 void lf_open_terminal(lua_State *L);   /* core.terminal_columns, core.progress */

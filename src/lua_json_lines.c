@@ -103,7 +103,7 @@ static void put_cstring(lua_State *L, json_lines *w, lf_buf *b, const char *s) {
   put_text(L, w, b, s, s ? strlen(s) : 0);
 }
 
-/* lf_json_encode_into under lua_pcall: (writer, value). */
+/* lf_json_encode_into in protected mode: (writer, value). */
 static int encode_protected(lua_State *L) {
   json_lines *w = lua_touserdata(L, 1);
   lf_json_encode_into(L, 2, &w->b, w->red);
@@ -144,7 +144,7 @@ static void put_result(lua_State *L, json_lines *w, int idx) {
     lua_pushcfunction(L, encode_protected);
     lua_pushlightuserdata(L, w);
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    if (lf_pcall(L, 2, 0) != LUA_OK) {
       lua_pop(L, 1);
       w->b.len = mark;
     }
@@ -199,7 +199,7 @@ static void put_task(lua_State *L, json_lines *w, const lf_task *task, int state
   PUT_LITERAL(L, &w->b, "}");
 }
 
-/* The line of a run, under lua_pcall: (writer, flow, flow_state). */
+/* The line of a run, in protected mode: (writer, flow, flow_state). */
 static int write_line(lua_State *L) {
   json_lines *w = lua_touserdata(L, 1);
   lf_flow *flow = lua_touserdata(L, 2);
@@ -248,7 +248,7 @@ static int writer_write_run(lua_State *L) {
   w->red = lf_redactor_acquire();
   lua_pushcfunction(L, write_line);
   lua_insert(L, 1);
-  int status = lua_pcall(L, 3, 0, 0);
+  int status = lf_pcall(L, 3, 0);
   lf_redactor_release(w->red);
   w->red = NULL;
   w->busy = 0;

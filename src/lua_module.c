@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "graph.h"
-#include "interrupt.h"
+#include "lua_interrupt.h"
 #include "log.h"
 #include "lua_core.h"
 #include "lua_http.h"
@@ -182,8 +182,9 @@ static void open_core(lua_State *L) {
   lua_setfield(L, -2, "signals");
   lf_open_triggers(L);
   lf_open_run_tables(L);
-  lf_open_graph(L);
-  lf_open_runner(L);
+  lf_open_task(L);
+  lf_open_flow(L);
+  lf_open_run(L);
   lf_open_interrupt(L);
   lf_open_api(L);
   lf_open_result(L);

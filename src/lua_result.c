@@ -17,18 +17,17 @@ static lf_result *check_result(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, LF_RESULT_MT);
 }
 
-void lf_result_new(lua_State *L, int n, const int *order, const int *counts, int states,
-                   int flow) {
+int *lf_result_new(lua_State *L, int n, const int *order, int states, int flow) {
   states = lua_absindex(L, states), flow = lua_absindex(L, flow);
   lf_result *res = lua_newuserdatauv(L, sizeof *res + 2 * (size_t)n * sizeof(int), 2);
   res->n = n;
   memcpy(res->data, order, (size_t)n * sizeof(int));
-  memcpy(res->data + n, counts, (size_t)n * sizeof(int));
   luaL_setmetatable(L, LF_RESULT_MT);
   lua_pushvalue(L, states);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, flow);
   lua_setiuservalue(L, -2, 2);
+  return res->data + n;
 }
 
 /* The flow index (1-based) of key, or 0: a task of the flow, a reference to

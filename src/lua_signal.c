@@ -123,7 +123,7 @@ const char *lf_safe_tostring(lua_State *L, int idx, size_t *len) {
   idx = lua_absindex(L, idx);
   lua_pushcfunction(L, tostring_call);
   lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+  if (lf_pcall(L, 1, 1) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
     lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
   }

@@ -1,4 +1,4 @@
-/* The Lua half of luaflow, compiled in by tools/embed.c. */
+/* The Lua half of luaflow, compiled in by tools/lua2c.c. */
 #ifndef LF_LUA_SOURCES_H
 #define LF_LUA_SOURCES_H
 

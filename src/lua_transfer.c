@@ -28,7 +28,8 @@
 
 #include <lauxlib.h>
 
-#include "codec_impl.h"
+#include "lua_codec_impl.h"
+#include "lua_core.h"
 
 #define NAME_LEVELS 3        /* keys below a module's name */
 #define NAME_SCAN_MAX 100000 /* entries looked at by one build */
@@ -255,7 +256,7 @@ void lf_names_resolve(lua_State *L, const char *name, size_t len, int may_requir
         luaL_error(L, "cannot load module '%s': no require in this Lua state",
                    printable(L, name, mlen));
       lua_pushlstring(L, name, mlen);
-      if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+      if (lf_pcall(L, 1, 1) != LUA_OK)
         luaL_error(L, "cannot load module '%s': %s", printable(L, name, mlen),
                    lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error");
     }

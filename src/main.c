@@ -5,7 +5,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include "interrupt.h"
+#include "lua_core.h"
+#include "lua_interrupt.h"
 #include "log.h"
 #include "redact.h"
 
@@ -56,12 +57,12 @@ int main(int argc, char **argv) {
     fprintf(stderr, "luaflow: cannot create a Lua state\n");
     return 2;
   }
-  lf_interrupt_install(L);
+  lf_lua_interrupt_install(L);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);
   int code = 2;
-  if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
+  if (lf_pcall(L, 2, 1) == LUA_OK) {
     code = (int)lua_tointeger(L, -1);
   } else if (!lf_cancel_signal) { /* an error the CLI could not report: redacted too */
     lf_log_flush();

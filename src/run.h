@@ -1,129 +1,184 @@
-/* The state of one flow run, shared by the runner's files (internal). */
+/* One flow run as the scheduler sees it: plain C, no Lua (internal).
+ *
+ * The scheduler (scheduler.c) moves the tasks and the flow from state to
+ * state through the one transition function (transition.c). Handlers and
+ * triggers written in Lua are called through the host (host.h), task bodies
+ * run behind an executor (executor.h). The run's Lua values (task functions,
+ * results, the flow object) live behind the host, never here. */
 #ifndef LF_RUN_H
 #define LF_RUN_H
 
 #include <stdint.h>
 #include "graph.h"
-#include "lua_core.h"
+#include "heap.h"
+#include "ready.h"
+#include "state.h"
 
-/* F_RESUME: approved in advance (resume=) until a pause uses it up;
- * F_RESUMED: the task's current run started from Resume or a due Paused. */
-enum { F_STARTED = 1, F_RESUME = 2, F_FINISHED = 4, F_ASKED = 8, F_RESUMED = 16 };
+typedef struct lf_host lf_host;
+typedef struct lf_executor lf_executor;
 
+/* lf_task_run.flags */
+enum {
+  LF_TASK_STARTED = 1,  /* its run has begun (else it ends "Task not run.") */
+  LF_TASK_APPROVED = 2, /* its pause is approved in advance (resume=) until one uses it */
+  LF_TASK_FINISHED = 4, /* it reached a Finished state: its downstream tasks know */
+  LF_TASK_ASKED = 8,    /* the approver was asked about its current pause */
+  LF_TASK_RESUMED = 16, /* its current run started from Resume or a due Paused */
+  LF_TASK_SEEN = 32,    /* scratch: met while gathering a task's upstream states */
+};
+
+/* What the run keeps of each task, by the flow's task index. */
 typedef struct {
-  double due;
-  int task;
-} lf_timer;
+  lf_state *state;       /* its current state (owned) */
+  lf_state *loop_state;  /* its last Looped state (owned), or NULL */
+  int attempt;           /* the attempt running, or the last one (task_run_count) */
+  int loop;              /* the loop iteration (task_loop_count) */
+  int transitions;       /* its transitions so far (transition_number) */
+  int pending_upstreams; /* upstream tasks not Finished yet */
+  int rank;              /* its position in the run order */
+  uint8_t flags;         /* LF_TASK_* */
+} lf_task_run;
 
+/* An outcome an executor delivered: task's body ended in state (owned); end
+ * when nothing more may happen to the task (ENDRUN, a cancelled body). */
 typedef struct {
   int task;
-  int end; /* ENDRUN: nothing more happens to the task */
+  int end;
   lf_state *state;
 } lf_outcome;
 
+/* Where the scheduler goes on once a transition has happened (the step that
+ * asked for it). Kept in the run, so a transition a Lua error ended is
+ * finished and followed by the same step (see host.h). */
+typedef enum {
+  LF_THEN_SETTLE,     /* the task waits on a timer, or it is done for now */
+  LF_THEN_START,      /* -> Running: the body is submitted */
+  LF_THEN_OUTCOME,    /* Running -> the body's outcome: retry, loop or settle */
+  LF_THEN_RETRY,      /* Failed -> Retrying: the retry's log line, then settle */
+  LF_THEN_RESUME,     /* Paused -> Resume: the task is ready again */
+  LF_THEN_FLOW_START, /* Scheduled -> Running: the tasks may begin */
+  LF_THEN_FLOW_END,   /* Running -> the final state: the run is over */
+} lf_then;
+
+/* The transition in flight (transition.c): object (a task index, -1 the flow)
+ * goes from old to next through its handlers, handler `at` being called. */
+typedef struct {
+  int active;
+  int object;
+  lf_state *old;  /* the object's current state (the run holds it) */
+  lf_state *next; /* owned: the state so far */
+  int at;         /* the handler being called */
+  int number;     /* the transition's number for its object, from 1 */
+  int end;        /* the cancellation stopped a handler: nothing more happens */
+  lf_then then;   /* the step after it */
+} lf_chain;
+
+/* What the engine thread runs for this run right now, so that the host's
+ * protected frame knows what a Lua error unwound. */
+typedef enum {
+  LF_BUSY_NONE,    /* scheduling: an error here ends the run */
+  LF_BUSY_CHAIN,   /* a handler of the transition in flight (r->chain) */
+  LF_BUSY_TRIGGER, /* task r->current's trigger */
+  LF_BUSY_BODY,    /* task r->current's body (an inline executor) */
+} lf_busy;
+
 typedef struct lf_run {
-  lua_State *L;
   lf_flow *flow;
-  int n;
-  int flow_ud, tasks_t; /* stack slots of this run's Lua values */
-  int spec_slot;        /* slot of the last spec table used (0: none here) */
-  const void *spec_of;  /* whose spec table it is: a task's origin, or the flow */
-  lf_boxes boxes;       /* the boxes of the states this run shows to Lua */
-  lf_state **st;        /* current state of each task */
-  lf_state *pending;    /* shared: Pending(), Running("Starting task run."), */
-  lf_state *running;    /* Success("Task run succeeded.") without a result */
-  lf_state *success;
-  int *order, *rank, *npend, *attempt, *loops, *seen;
-  int stamp;
-  int *up_start, *up_task, *up_key, *down_start, *down_task;
-  uint8_t *flags;
-  int *heap, nheap, nready; /* the ready set: heap and bitmap (see ready_push) */
-  uint64_t *bits;
-  int cursor;
-  lf_timer *timers; /* a heap (malloc'ed, grows) */
-  int ntimers, cap_timers;
-  int approve_idx;  /* stack slot of the approver function, 0 when none */
-  lf_outcome *done; /* outcomes from the executor: a ring (malloc'ed, grows) */
-  int done_head, ndone, cap_done;
-  void *block;                        /* the arrays above, one allocation */
-  lf_state *scheduled, *fs, *not_run; /* the flow's states, held until the end */
-  lf_state **ups;                     /* scratch: distinct upstream states of one task */
-  int cur;                            /* the task being run, -1 for the flow */
-  lf_state **loop_st;                 /* each task's last Looped state, or NULL */
-  int body_base; /* stack levels below a task body's frame, + 1 (0: not known yet) */
+  int ntasks;
+  lf_host *host;
+  lf_executor *executor;
+
+  lf_task_run *task; /* by task index */
+  int *order;        /* the run order: order[rank] is a task index */
+  struct {
+    int *start; /* task i's upstream edges: start[i] .. start[i + 1] - 1 */
+    int *task;  /* each edge's upstream task */
+    int *key;   /* its argument position: 0 order only, < 0 inside a table */
+  } up;
+  struct {
+    int *start; /* task i's downstream edges: start[i] .. start[i + 1] - 1 */
+    int *task;
+  } down;
+  lf_state **upstream_states; /* scratch: the distinct upstream states of a task */
+
+  lf_ready ready; /* tasks ready to begin, by rank */
+  lf_heap timers; /* tasks waiting for a start time (key: epoch seconds) */
+  struct {        /* outcomes delivered, oldest first: a ring */
+    lf_outcome *ring;
+    int head, count, cap;
+  } outcomes;
+  int bodies_running; /* submitted, outcome not delivered yet */
+  int cancel_sent;    /* the executor was told of the cancellation */
+  lf_chain chain;     /* the transition in flight */
+  lf_busy busy;       /* what runs now (see lf_busy) */
+  int current;        /* the object whose handlers, trigger or body run; -1 the flow */
+  int outcome_end;    /* LF_THEN_OUTCOME: the outcome itself ended the task */
+  lf_state *retry_of; /* LF_THEN_RETRY: the failed state retried (owned) */
+  int phase;          /* where lf_run_continue is (scheduler.c) */
+
+  /* the flow's own state */
+  lf_state *flow_state; /* Scheduled, then Running, then its final state */
+  lf_state *flow_final; /* the state the reference tasks decided, while the host's
+                           terminal handler looks at it (owned) */
+  int flow_transitions;
+
+  struct { /* states many tasks share */
+    lf_state *pending, *running, *success, *not_run;
+  } shared;
+  void *block; /* the arrays above, one allocation */
 } lf_run;
 
-static inline lf_object *lf_run_object(lf_run *r, int i) {
+static inline lf_object *lf_run_object(const lf_run *r, int i) {
   return i < 0 ? &r->flow->obj : &r->flow->tasks[i]->obj;
 }
 
-static inline void lf_run_push_object(lf_run *r, int i) {
-  if (i < 0)
-    lua_pushvalue(r->L, r->flow_ud);
-  else
-    lua_rawgeti(r->L, r->tasks_t, i + 1);
-}
-
-/* Pushes entry `key` (LF_SPEC_*) of object i's spec table. The copies of
- * one task share theirs: the last one used stays in a slot of the run. */
-static inline void lf_run_push_spec(lf_run *r, int i, int key) {
-  const void *of = r->flow;
-  if (i >= 0)
-    of = r->flow->tasks[i]->origin ? (void *)r->flow->tasks[i]->origin
-                                   : (void *)r->flow->tasks[i];
-  if (!r->spec_slot || of != r->spec_of) {
-    lf_run_push_object(r, i);
-    lua_getiuservalue(r->L, -1, LF_UV_SPEC);
-    if (!r->spec_slot) {
-      lua_rawgeti(r->L, -1, key);
-      lua_replace(r->L, -3);
-      lua_pop(r->L, 1);
-      return;
-    }
-    lua_replace(r->L, r->spec_slot);
-    lua_pop(r->L, 1);
-    r->spec_of = of;
-  }
-  lua_rawgeti(r->L, r->spec_slot, key);
-}
-
-/* The box on top of the stack belongs to the run from now on (it may hold
- * the result of a state the engine still uses); pops it. */
-static inline void lf_run_keep_box(lf_run *r) {
-  lf_boxes_keep(r->L, &r->boxes);
-}
-
-static inline lf_state *lf_run_state(lua_State *L, lf_kind k, const char *static_msg) {
-  lf_state *s = lf_state_static(k, static_msg);
-  if (!s) luaL_error(L, "not enough memory");
-  return s;
-}
-
-static inline void lf_run_set_state(lf_run *r, int i, lf_state *s) {
-  lf_state_release(r->st[i]);
-  r->st[i] = s;
-}
-
-static inline const char *object_label(lf_object *obj) {
+static inline const char *lf_object_label(const lf_object *obj) {
   return obj->is_flow ? "Flow" : "Task";
 }
 
-/* ready.c: the ready set and the timer heap */
-void lf_ready_push(lf_run *r, int rank);
-int lf_ready_pop(lf_run *r);
-void lf_timer_push(lf_run *r, double due, int task);
-lf_timer lf_timer_pop(lf_run *r);
+/* ---- scheduler.c ---- */
 
-/* transition.c: the one transition function */
+/* Sets up a run of flow (its arrays and its run order). Returns 0; -1 when
+ * the flow has a cycle (nothing is held then; flow->cycle names its tasks),
+ * -2 when out of memory. Release it with lf_run_release either way. */
+int lf_run_init(lf_run *r, lf_flow *flow, lf_host *host, lf_executor *executor);
+/* Approves task i's pause in advance (resume=). */
+void lf_run_approve(lf_run *r, int i);
+/* Runs the run on from where it is until it is over. Lua errors may unwind
+ * it (host.h): call it again once the host has finished what was in flight. */
+void lf_run_continue(lf_run *r);
+int lf_run_over(const lf_run *r);
+/* The state task i ended the run in ("Task not run." when it never began);
+ * NULL when out of memory. */
+lf_state *lf_run_final_state(lf_run *r, int i);
+void lf_run_release(lf_run *r);
+
+/* An executor hands task i's outcome to the run (engine thread; state owned). */
+void lf_run_deliver(lf_run *r, int i, lf_state *state, int end);
+/* The host's protected frame finishes what a Lua error ended (see host.h):
+ * the handler being called failed, and the object ends in `failure` (owned);
+ * the trigger of task r->current failed with state (owned). */
+void lf_run_handler_failed(lf_run *r, lf_state *failure, int end);
+void lf_run_handler_cancelled(lf_run *r);
+void lf_run_trigger_failed(lf_run *r, lf_state *state);
+/* Ends the run with an error (out of memory, an enclosing task's timeout). */
+void lf_run_abort(lf_run *r, const char *message) __attribute__((noreturn));
+
+/* Run facts the host shows (luaflow.context): inside the handlers of a
+ * Running -> Failed transition that a retry will follow. */
+int lf_run_task_will_retry(const lf_run *r);
+
+/* ---- transition.c: the one transition function ---- */
+
+/* Object i (-1 the flow) goes from old (its current state) to next (owned)
+ * through its handlers, in order; each sees the same old state and the
+ * previous one's result. Returns the state the object is now in (owned)
+ * and sets *end when nothing more may happen to it (handler error, PAUSE,
+ * ENDRUN). A Lua handler's error unwinds it (r->chain stays in flight). */
 lf_state *lf_transition(lf_run *r, int i, lf_state *old, lf_state *next, int *end);
-
-/* executor.c: the inline executor runs a task body */
-lf_state *lf_run_body(lf_run *r, int i, int *end);
-
-/* table_args.c: task results inside table arguments, put in place */
-void lf_table_args_expand(lf_run *r, int i, int fn, int nargs);
-
-/* run_trigger.c: skip on upstream skip and the task's trigger */
-lf_state *lf_check_trigger(lf_run *r, int i);
+/* The chain in flight goes on from its next handler with next = Cancelled. */
+lf_state *lf_transition_cancelled(lf_run *r, int *end);
+/* The chain in flight is over: its state so far is released. */
+void lf_transition_drop(lf_run *r);
 
 #endif

@@ -461,8 +461,8 @@ function Logger:critical(fmt, ...) end
 ---@field resume boolean|nil true once the running task's pause has been approved
 ---@field flow_name string|nil
 ---@field flow_run_id string|nil
----@field task_will_retry boolean|nil in a failure's handlers: true when a retry will follow
----@field transition_number integer|nil in a handler: the object's n-th state change in the run
+---@field transition_number integer|nil in a handler: its transition's number for the task or flow, from 1 in each run
+---@field task_will_retry boolean|nil in a handler: a retry follows this failed attempt
 ---@field parameters table<string, any>|nil
 ---@field logger luaflow.Logger named luaflow.<task> inside a task
 luaflow.context = {}

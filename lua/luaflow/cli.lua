@@ -2,6 +2,7 @@
 -- user's script, picks the flow to run, writes --json lines, decides the exit code.
 local luaflow = require("luaflow")
 local core = require("luaflow.core")
+local script = require("luaflow.script") -- running a flow script, shared with embedding
 local graph = luaflow._graph
 local json = luaflow.json
 
@@ -252,30 +253,25 @@ there is no handler), 2 usage, script or validation error.]],
 
 HELP.notify = HELP["notify test"] -- luaflow help notify, luaflow notify --help
 
-local EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
+local EXIT_OK, EXIT_FAILED, EXIT_USAGE = script.EXIT_OK, script.EXIT_FAILED, script.EXIT_USAGE
 
-local Usage = {}
-local function usage_error(msg) error(setmetatable({ msg = msg }, Usage), 0) end
+local Usage, usage_error = script.Usage, script.usage_error
 local current_command -- the command being parsed, for "see 'luaflow run --help'"
-local Stop = {} -- flow:run() under check/graph: stops the script there
-local flow_named -- defined with the commands
-local secret_hints -- defined before main
 
--- CLI messages never show a secret that has been read. An embedding program
--- (src/embed.c) collects them instead of printing (M.report).
-function M.report(msg)
-  core.log_flush() -- after the log lines it follows
+-- A message on stderr, after the log lines it follows.
+local function report(msg)
+  core.log_flush()
   io.stderr:write("luaflow: ", msg, "\n")
 end
 
+-- CLI messages never show a secret that has been read.
 local function err(msg)
   if core.cancel_signal() then return end -- interrupted: nothing more to say
-  M.report(core.redact(tostring(msg)))
+  report(core.redact(tostring(msg)))
 end
 
--- Stops the process before a flow runs (exit 2); embedded, it raises instead.
+-- Stops the process before a flow runs (exit 2).
 local function fatal(msg)
-  if M.embedded then usage_error(msg) end
   err(msg)
   io.stdout:flush()
   core.exit_guarded(EXIT_USAGE)
@@ -283,21 +279,6 @@ end
 
 -- ---- arguments ----
 
--- --param-file FILE: a JSON object of Parameter values.
-local function read_param_file(path)
-  local f, why = io.open(path, "r")
-  if not f then usage_error(("--param-file: cannot read '%s': %s"):format(path, why)) end
-  local text = f:read("a")
-  f:close()
-  local ok, values = pcall(json.decode, text)
-  if not ok then
-    usage_error(("--param-file '%s' is not valid JSON: %s"):format(path, tostring(values)))
-  end
-  if type(values) ~= "table" or getmetatable(values) ~= nil then -- arrays carry a mark
-    usage_error(("--param-file '%s' must hold a JSON object of NAME: value pairs"):format(path))
-  end
-  return values
-end
 local STORE = { store = "value", ["no-store"] = "flag" } -- every command that uses the store
 local function with_store(options)
   for k, v in pairs(STORE) do options[k] = v end
@@ -406,7 +387,7 @@ local function parse(args)
     end
   end
   o.params = {}
-  if o["param-file"] then o.params = read_param_file(o["param-file"]) end
+  if o["param-file"] then o.params = script.read_param_file(o["param-file"]) end
   for _, p in ipairs(o.param) do
     local name, value = p:match("^([^=]+)=(.*)$")
     if not name then usage_error(("--param expects NAME=VALUE, got '%s'"):format(p)) end
@@ -416,87 +397,7 @@ local function parse(args)
   return o
 end
 
--- ---- loading the script ----
-local function absolute(path)
-  local real = core.realpath(path)
-  if real then return real end
-  if path:sub(1, 1) == "/" then return path end
-  local pwd = os.getenv("PWD")
-  if not pwd then
-    local p = io.popen("pwd")
-    pwd = p and p:read("l")
-    if p then p:close() end
-  end
-  return (pwd or ".") .. "/" .. path
-end
-
--- The user's frame nearest the error: "/path/flow.lua:12: ", or nil.
-local function user_where()
-  local source, line = require("luaflow.options").user_frame()
-  if not source then return nil end
-  return ("%s:%d: "):format(source:sub(1, 1) == "@" and source:sub(2) or source, line)
-end
-
-local function traceback_handler(e)
-  if getmetatable(e) == Stop or getmetatable(e) == Usage then return e end
-  if type(e) ~= "string" then -- error(nil), error(table): no position of their own
-    local ok, s = pcall(tostring, e)
-    e = (user_where() or "") .. (ok and s or ("(error object is a %s value)"):format(type(e)))
-  end
-  -- an error raised inside luaflow's own Lua code is shown at the user's line
-  local inside = e:match("^luaflow/[%w_]+%.lua:%d+: ()")
-  if inside then e = (user_where() or "") .. e:sub(inside) end
-  return e
-end
-
--- Runs FILE; returns ok, value (the script's first return value) or the error.
-local function run_script(path)
-  local f = io.open(path, "r")
-  if not f then usage_error(("cannot open '%s'"):format(path)) end
-  f:close()
-  local chunk, msg = loadfile(absolute(path), "t") -- bytecode is never trusted
-  if not chunk and msg:find("binary chunk", 1, true) then
-    msg = absolute(path) .. ": precompiled Lua bytecode; luaflow runs Lua source files only"
-  end
-  if not chunk then return false, msg end
-  return xpcall(chunk, traceback_handler)
-end
-
 -- ---- commands ----
-
--- The one Flow named `name` among those the script built (--flow NAME).
-flow_named = function(name, file)
-  local found, names, known = {}, {}, {}
-  for _, f in ipairs(graph.flows) do
-    names[#names + 1] = ("'%s'"):format(f.name)
-    known[f.name] = true
-    if f.name == name then found[#found + 1] = f end
-  end
-  if #found == 1 then return found[1] end
-  if #found > 1 then
-    usage_error(("--flow %s: %s defines %d flows of that name; give them distinct names")
-                :format(name, file, #found))
-  end
-  local guess = require("luaflow.options").suggest(name, known)
-  usage_error(("--flow %s: %s defines no flow of that name (%s)%s"):format(name, file,
-              #names > 0 and ("its flows: " .. table.concat(names, ", ")) or "it defines no flow",
-              guess and (": did you mean --flow %s?"):format(guess) or ""))
-end
-local function all_parameter_names()
-  local names = {}
-  for _, f in ipairs(graph.flows) do
-    for name in pairs(graph.flow_parameters(f)) do names[name] = true end
-  end
-  return names
-end
-
-local function paused_tasks(state)
-  local list = {}
-  for t, s in state:task_states() do
-    if s:is_paused() then list[#list + 1] = tostring(t) end
-  end
-  return list
-end
 
 -- Asks on the terminal whether a paused task may resume.
 local function ask(task)
@@ -510,21 +411,13 @@ local function ask(task)
 end
 
 local function run_flows(o)
-  if not o.embedded then core.install_signal_handlers() end
-  local secrets_file = o.secrets or os.getenv("LUAFLOW_SECRETS_FILE")
-  if secrets_file and secrets_file ~= "" then
-    local ok, why = luaflow.secrets.use_file(secrets_file)
-    if not ok then usage_error(why) end
-  end
-  if not o["no-input"] and core.isatty(0) and core.isatty(2) then graph.hooks.approve = ask end
-  -- Library and embedding runs record only when asked; the CLI records by
-  -- default. The engine records each flow run into M.store and shows the
-  -- progress line when M.progress is set (stderr a terminal, no --no-progress).
-  local store = not o.embedded and require("luaflow.cli_store").open_for_run(o, usage_error) or nil
-  M.store = store
-  M.progress = not o.embedded and not o["no-progress"] and core.isatty(2)
-  local outcomes = {}
-  M.outcomes = outcomes
+  core.install_signal_handlers()
+  script.use_secrets_file(o.secrets)
+  -- The CLI records by default (library and embedding runs only when asked):
+  -- the engine records each flow run into M.store and shows the progress line
+  -- when M.progress is set (stderr a terminal, no --no-progress).
+  M.store = require("luaflow.cli_store").open_for_run(o, usage_error)
+  M.progress = not o["no-progress"] and core.isatty(2)
   -- --json lines are written by C as each run ends (src/lua_json_lines.c);
   -- the first write error is reported at once and makes the exit code non-zero
   local json_out, json_failed
@@ -539,125 +432,25 @@ local function run_flows(o)
     local where = o.json == "-" and "standard output" or ("'%s'"):format(o.json)
     err(("--json: cannot write to %s: %s"):format(where, why))
   end
-  local resume_names = {}
-  for _, name in ipairs(o.resume) do resume_names[name] = true end
-  graph.hooks.before_run = function(flow, opts, params)
-    local known = all_parameter_names()
-    for name in pairs(o.params) do
-      if not known[name] then
-        fatal(("--param %s matches no Parameter of any flow"):format(name))
-      end
-    end
-    for k, v in pairs(o.params) do params[k] = v end
-    local specs = graph.flow_parameters(flow)
-    local missing = {}
-    for name, spec in pairs(specs) do
-      local given = (opts.parameters or {})[name]
-      if spec.required and given == nil and params[name] == nil then missing[#missing + 1] = name end
-    end
-    table.sort(missing)
-    if #missing == 1 then
-      fatal(("%s: required parameter '%s' has no value (use --param %s=VALUE)")
-            :format(tostring(flow), missing[1], missing[1]))
-    elseif #missing > 1 then
-      fatal(("%s: required parameters without a value: %s (use --param NAME=VALUE for each)")
-            :format(tostring(flow), table.concat(missing, ", ")))
-    end
-    for k in pairs(params) do if not specs[k] then params[k] = nil end end
-    for name in pairs(resume_names) do
-      local anywhere, here = 0, {}
-      for _, f in ipairs(graph.flows) do
-        for _, t in ipairs(core.flow_tasks(f)) do
-          if t.name == name then
-            anywhere = anywhere + 1
-            if f == flow then here[#here + 1] = t end
-          end
-        end
-      end
-      if anywhere == 0 then
-        fatal(("--resume %s matches no task"):format(name))
-      elseif #here > 1 then
-        fatal(("--resume %s matches %d tasks of %s; give the tasks distinct names")
-            :format(name, #here, tostring(flow)))
-      elseif #here == 1 then
-        opts.resume = opts.resume or {}
-        table.insert(opts.resume, here[1])
-      end
-    end
-  end
-  graph.hooks.after_run = function(flow, state)
-    outcomes[#outcomes + 1] = { flow = flow, state = state }
-    if json_out then
+  local code = script.run(o, {
+    report = report,
+    fatal = fatal,
+    approve = not o["no-input"] and core.isatty(0) and core.isatty(2) and ask or nil,
+    after_run = function(flow, state)
+      if not json_out then return end
       local ok, why = json_out:write_run(flow, state)
       if not ok then json_error(why) end
-    end
-  end
-  local function close_json()
-    if json_out then
-      local ok, why = json_out:close()
-      if not ok then json_error(why) end
-    end
-    json_out = nil
-  end
-  local ok, value = run_script(o.file)
-  if core.cancel_signal() then
-    close_json()
-    return 128 + core.cancel_signal()
-  end
-  if not ok then
-    if getmetatable(value) == Usage then error(value, 0) end
-    err(tostring(value))
-    close_json()
-    return EXIT_USAGE
-  end
-  local to_run
-  if o.flow then
-    to_run = flow_named(o.flow, o.file)
-    if (graph.ran or {})[to_run] then to_run = nil end
-  elseif graph.is_flow(value) and not (graph.ran or {})[value] then
-    to_run = value
-  elseif #outcomes == 0 then
-    local unrun = {}
-    for _, f in ipairs(graph.flows) do
-      if not (graph.ran or {})[f] then unrun[#unrun + 1] = f end
-    end
-    if #unrun == 1 then
-      to_run = unrun[1]
-    elseif #unrun > 1 then
-      local names = {}
-      for i, f in ipairs(unrun) do names[i] = tostring(f) end
-      usage_error(("%s defines several flows and runs none: %s (choose one with --flow NAME, or return it)")
-                  :format(o.file, table.concat(names, ", ")))
-    end
-  end
-  if to_run then
-    local rok, rerr = xpcall(to_run.run, traceback_handler, to_run)
-    if core.cancel_signal() then
-      close_json()
-      return 128 + core.cancel_signal()
-    end
-    if not rok and getmetatable(rerr) == Usage then error(rerr, 0) end
-    if not rok then
-      err(tostring(rerr))
-      close_json()
-      return EXIT_USAGE
-    end
-  end
-  close_json()
-  local failed, paused = false, false
-  for _, run in ipairs(outcomes) do
-    local s = run.state
-    if s:is_running() then
-      paused = true
-      err(("%s is waiting for approval of paused tasks: %s (approve with --resume NAME)")
-          :format(tostring(run.flow), table.concat(paused_tasks(s), ", ")))
-    elseif not s:is_successful() then
-      failed = true
-    end
-  end
-  if failed or json_failed then return EXIT_FAILED end
-  if paused then return EXIT_PAUSED end
-  return EXIT_OK
+    end,
+    finish = function()
+      if json_out then
+        local ok, why = json_out:close()
+        if not ok then json_error(why) end
+      end
+      json_out = nil
+    end,
+  })
+  if json_failed and (code == EXIT_OK or code == script.EXIT_PAUSED) then return EXIT_FAILED end
+  return code
 end
 
 -- Runs FILE's flows; the run store (when one was opened) is closed after,
@@ -674,19 +467,12 @@ local function cmd_run(o)
 end
 
 local function load_only(o)
-  graph.hooks.before_run = function() error(setmetatable({}, Stop), 0) end
-  local ok, value = run_script(o.file)
-  if not ok and getmetatable(value) ~= Stop then
-    if getmetatable(value) == Usage then error(value, 0) end
-    err(tostring(value))
-    return false
-  end
-  return true
+  return script.load_only(o.file, err)
 end
 
 -- The flows check/graph show: all, or the one --flow names.
 local function chosen_flows(o)
-  if o.flow then return { flow_named(o.flow, o.file) } end
+  if o.flow then return { script.flow_named(o.flow, o.file) } end
   return graph.flows
 end
 
@@ -759,13 +545,9 @@ local function cmd_check(o)
 end
 
 local function cmd_notify(o)
-  local secrets_file = o.secrets or os.getenv("LUAFLOW_SECRETS_FILE")
-  if secrets_file and secrets_file ~= "" then
-    local ok, why = luaflow.secrets.use_file(secrets_file)
-    if not ok then usage_error(why) end
-  end
+  script.use_secrets_file(o.secrets)
   if not load_only(o) then return EXIT_USAGE end
-  return require("luaflow.cli_notify").run(o, { usage_error = usage_error, flow_named = flow_named })
+  return require("luaflow.cli_notify").run(o, { usage_error = usage_error, flow_named = script.flow_named })
 end
 
 -- What the commands in their own modules (cli_graph, cli_runs) use from here.
@@ -787,37 +569,6 @@ local COMMANDS = {
   ["notify test"] = function(o) return cmd_notify(o) end,
 }
 
--- For embedding: runs FILE as `luaflow run FILE --param ...` would, without
--- signal handlers or a terminal prompt. Returns the exit code, the flow runs
--- ({flow=, state=}) and the error messages.
-function M.run_file(path, params)
-  M.embedded = true
-  graph.record_flows = true
-  graph.flows = {} -- each file picks among its own flows
-  local messages = {}
-  M.report = function(msg) messages[#messages + 1] = msg end
-  M.outcomes = {}
-  local ok, code = pcall(cmd_run, { file = path, params = params or {}, resume = {},
-                                    ["no-input"] = true, embedded = true })
-  if not ok then
-    messages[#messages + 1] = core.redact(getmetatable(code) == Usage and code.msg or tostring(code))
-    code = EXIT_USAGE
-  end
-  secret_hints()
-  return code, M.outcomes, table.concat(messages, "\n")
-end
-
--- One line for each secret the script asked for and did not find.
-secret_hints = function()
-  local secrets = luaflow.secrets
-  for _, name in ipairs(secrets.missing) do
-    local key = name:match("^[%a_][%w_]*$") and name or ("[%q]"):format(name)
-    M.report(("hint: secret \"%s\" was not found: set %s, give --secrets FILE (a JSON object), "
-              .. "or pass flow:run{secrets = {%s = ...}}"):format(name, secrets.env_name(name), key))
-  end
-  secrets.missing = {}
-end
-
 function M.main(args)
   graph.record_flows = true
   local ok, code = pcall(function()
@@ -833,7 +584,7 @@ function M.main(args)
   end)
   -- deliveries queued with async = true go out (or are given up) first
   core.http.sender.stop()
-  secret_hints()
+  script.secret_hints(report)
   if core.cancel_signal() then -- SIGINT/SIGTERM: 130/143, whatever stopped
     io.stdout:flush()
     return 128 + core.cancel_signal()

@@ -1,4 +1,4 @@
--- Tasks, flows and the flow builder: thin sugar over the C graph (src/lua_graph.c).
+-- Tasks, flows and the flow builder: thin sugar over the C graph (src/lua_task.c, src/lua_flow.c).
 local core = require("luaflow.core")
 
 local M = {}
@@ -72,7 +72,7 @@ local function get_item_task(flow, up, key)
   return t
 end
 
--- t(args...) in a builder (C: src/lua_graph.c task_call) adds a copy of t
+-- t(args...) in a builder (C: src/lua_flow.c task_call) adds a copy of t
 -- with data edges from the references among args and constants for the rest.
 task_mt.__call = core.make_task_call(M.building, ref_mt, resolve, require("luaflow.table_args"))
 
@@ -173,7 +173,7 @@ function M.task(a, b)
 end
 
 -- A Parameter is required unless it has a default (as Prefect 1); a root
--- task, one per name in a flow (src/lua_graph.c enforces both).
+-- task, one per name in a flow (src/lua_flow.c enforces both).
 function M.Parameter(name, opts)
   if type(name) ~= "string" or name == "" then
     raise(("Parameter(name [, opts]): the name must be a non-empty string (got %s)"):format(describe(name)))
@@ -197,7 +197,7 @@ function M.Parameter(name, opts)
 end
 
 -- ---- references ----
--- r.method, else r[k] adds a get-item task (C: src/lua_graph.c ref_index)
+-- r.method, else r[k] adds a get-item task (C: src/lua_flow.c ref_index)
 ref_mt.__index = core.make_ref_index(ref_methods, function(r, k)
   local flow = current_builder()
   if not flow then raise("indexing a task result outside a flow builder") end
@@ -206,7 +206,7 @@ end)
 ref_mt.__tostring = function(r) return tostring(rawget(r, "_task")) end
 ref_mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
 -- r:set_upstream(u, key): the common case inside a builder (two references
--- of the flow being built, no key) is C's (src/lua_graph.c ref_set_upstream);
+-- of the flow being built, no key) is C's (src/lua_flow.c ref_set_upstream);
 -- the rest comes here.
 ref_methods.set_upstream = core.make_ref_set_upstream(M.building, ref_mt, function(r, u, key)
   if not is_ref(r) or (u == nil and options.dot_call("set_upstream")) then

@@ -6,10 +6,10 @@
 --
 -- When the builder calls a task, scan() turns each table argument that holds
 -- references or tasks into a template (a "node" for every table on the way to
--- one) and lists the upstream tasks; the C side (src/lua_graph.c) adds the
+-- one) and lists the upstream tasks; the C side (src/lua_flow.c) adds the
 -- edges and keeps the template as the argument's constant. Before the body
 -- runs, expand() builds a fresh table from the template with the upstream
--- results in place (src/executor.c). A table without references stays the
+-- results in place (src/lua_table_args.c). A table without references stays the
 -- constant it was. Both walks are iterative: nesting depth costs no C stack.
 local core = require("luaflow.core")
 

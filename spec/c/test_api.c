@@ -2,6 +2,7 @@
  * that set it (handlers may run on worker threads). */
 #include <pthread.h>
 #include "lua_core.h"
+#include "object.h"
 #include "test.h"
 
 static void *set_and_read(void *arg) {

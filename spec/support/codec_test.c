@@ -14,7 +14,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "codec.h"
+#include "lua_codec.h"
 
 static int failures;
 

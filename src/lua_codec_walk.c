@@ -1,4 +1,4 @@
-/* The value codec (see codec.h): the byte format and the walk over values.
+/* The value codec (see lua_codec.h): the byte format and the walk over values.
  *
  * Format, version 1 (integers little endian; varint = unsigned LEB128,
  * zigzag for signed):
@@ -22,7 +22,7 @@
  * The walk keeps an explicit frame stack: each open container sits on the Lua
  * stack with its current key above it, and a frame says where the walk is, so
  * depth costs Lua stack slots (checked), never C stack. Everything runs under
- * lua_pcall; the scratch memory lives in the encoder/decoder struct of the
+ * lf_pcall; the scratch memory lives in the encoder/decoder struct of the
  * calling C frame, which frees it whatever happened.
  */
 #include <math.h>
@@ -32,7 +32,7 @@
 
 #include <lauxlib.h>
 
-#include "codec_impl.h"
+#include "lua_codec_impl.h"
 #include "lua_core.h"
 #include "lua_json.h"
 
@@ -893,7 +893,7 @@ int lf_encode(lua_State *L, int idx, int n, const lf_codec_opts *opts, lf_buf *o
   lua_pushlightuserdata(L, &E);
   for (int i = 0; i < n; i++)
     lua_pushvalue(L, idx + i);
-  int status = lua_pcall(L, n + 1, 0, 0);
+  int status = lf_pcall(L, n + 1, 0);
   if (status != LUA_OK) {
     copy_error(L, err, errlen);
     out->len = E.start;
@@ -1292,7 +1292,7 @@ int lf_decode(lua_State *L, const void *data, size_t len, const lf_codec_opts *o
   if (lua_checkstack(L, 4)) {
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &D);
-    status = lua_pcall(L, 1, LUA_MULTRET, 0);
+    status = lf_pcall(L, 1, LUA_MULTRET);
   }
   frames_free(&D.fr);
   if (status != LUA_OK) {

@@ -2,7 +2,7 @@
  * held references when the builder called the task is kept as a template
  * (lua/luaflow/table_args.lua); before the body runs it becomes a fresh table
  * with the upstream results in place. */
-#include "run.h"
+#include "lua_host.h"
 
 static const char table_args_key = 0; /* the luaflow.table_args module */
 
@@ -13,8 +13,8 @@ void lf_table_args_set(lua_State *L, int module) {
 
 /* Replaces each template among task i's nargs arguments (at fn+1 ...) by its
  * expansion. */
-void lf_table_args_expand(lf_run *r, int i, int fn, int nargs) {
-  lua_State *L = r->L;
+void lf_table_args_expand(lf_lua_host *h, lf_run *r, int i, int fn, int nargs) {
+  lua_State *L = h->L;
   if (!lua_checkstack(L, 8)) luaL_error(L, "stack overflow");
   lua_rawgetp(L, LUA_REGISTRYINDEX, &table_args_key);
   int mod = lua_gettop(L);
@@ -23,10 +23,10 @@ void lf_table_args_expand(lf_run *r, int i, int fn, int nargs) {
   int node_mt = mod + 1, expand = mod + 2;
   lua_newtable(L); /* upstream task -> its result */
   int results = lua_gettop(L);
-  for (int k = r->up_start[i]; k < r->up_start[i + 1]; k++)
-    if (r->up_key[k] < 0) {
-      lua_rawgeti(L, r->tasks_t, r->up_task[k] + 1);
-      lf_boxes_push_result(L, &r->boxes, r->st[r->up_task[k]]);
+  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
+    if (r->up.key[k] < 0) {
+      lua_rawgeti(L, LF_SLOT_TASKS, r->up.task[k] + 1);
+      lf_boxes_push_result(L, &h->boxes, r->task[r->up.task[k]].state);
       lua_rawset(L, results);
     }
   for (int a = fn + 1; a <= fn + nargs; a++) {

@@ -1,12 +1,12 @@
-/* Internals shared by codec.c (the format and the walk) and lua_transfer.c
+/* Internals shared by lua_codec_walk.c (the format and the walk) and lua_transfer.c
  * (functions, upvalues and values bound by module name). Not for other files. */
 #ifndef LF_CODEC_IMPL_H
 #define LF_CODEC_IMPL_H
 
 #include <stdint.h>
-#include "codec.h"
+#include "lua_codec.h"
 
-/* The tags of the format (see codec.c for the grammar). */
+/* The tags of the format (see lua_codec_walk.c for the grammar). */
 enum {
   T_NIL,
   T_FALSE,
@@ -88,7 +88,7 @@ typedef struct {
   lf_frames fr;
 } lf_decoder;
 
-/* codec.c */
+/* lua_codec_walk.c */
 void lf_enc_write(lf_encoder *E, const void *p, size_t n);
 /* Makes room for n bytes or raises (size limit, memory). */
 void lf_enc_reserve(lf_encoder *E, size_t n);

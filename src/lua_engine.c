@@ -69,7 +69,7 @@ lf_engine *lf_engine_new(void) {
     return NULL;
   }
   lua_pushcfunction(e->L, open_engine);
-  if (lua_pcall(e->L, 0, 0, 0) != LUA_OK) {
+  if (lf_pcall(e->L, 0, 0) != LUA_OK) {
     lua_close(e->L);
     free(e);
     return NULL;
@@ -84,7 +84,7 @@ static int set_param(lua_State *L) {
   lua_getfield(L, -1, "json");
   lua_getfield(L, -1, "decode");
   lua_pushvalue(L, 2);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* not JSON: the string itself */
+  if (lf_pcall(L, 1, 1) != LUA_OK) { /* not JSON: the string itself */
     lua_pop(L, 1);
     lua_pushvalue(L, 2);
   }
@@ -96,7 +96,7 @@ int lf_engine_set_param(lf_engine *e, const char *name, const char *value) {
   lua_pushcfunction(e->L, set_param);
   lua_pushstring(e->L, name);
   lua_pushstring(e->L, value);
-  if (lua_pcall(e->L, 2, 0, 0) != LUA_OK) {
+  if (lf_pcall(e->L, 2, 0) != LUA_OK) {
     set_error(e, lua_tostring(e->L, -1));
     lua_pop(e->L, 1);
     return -1;
@@ -157,7 +157,7 @@ static void record_runs(lf_engine *e, int idx) {
 static int run_file(lua_State *L) {
   lf_engine *e = lua_touserdata(L, 1);
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "luaflow.cli");
+  lua_pushliteral(L, "luaflow.script");
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "run_file");
   lua_pushvalue(L, 2);
@@ -176,7 +176,7 @@ int lf_engine_run_file(lf_engine *e, const char *path) {
   lua_pushcfunction(e->L, run_file);
   lua_pushlightuserdata(e->L, e);
   lua_pushstring(e->L, path);
-  if (lua_pcall(e->L, 2, 1, 0) != LUA_OK) {
+  if (lf_pcall(e->L, 2, 1) != LUA_OK) {
     set_error(e, lua_tostring(e->L, -1));
     lua_pop(e->L, 1);
     return 2;

@@ -1,0 +1,599 @@
+/* The scheduler: a flow run's task pipeline (triggers, bodies through the
+ * executor, retries, loops, pauses and their approval, cancellation), its
+ * ready set and timers (with nothing ready it waits for the next timer or
+ * outcome, it never spins), and the flow's own states. Lua-free: handlers and
+ * triggers written in Lua are the host's (host.h), bodies the executor's
+ * (executor.h).
+ *
+ * Every step that moves a task goes through move(), which names the step
+ * that follows the transition (lf_then) in the run: when a Lua handler
+ * raises, the host finishes the transition with the failure state and
+ * moved() goes on exactly as it would have. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "clock.h"
+#include "executor.h"
+#include "host.h"
+#include "interrupt.h"
+#include "log.h"
+#include "run.h"
+
+/* Where lf_run_continue is: each phase's first step names the next one. */
+enum { PHASE_NEW, PHASE_STARTING, PHASE_TASKS, PHASE_FINAL, PHASE_ENDING, PHASE_OVER };
+
+void lf_run_abort(lf_run *r, const char *message) {
+  r->host->ops->abort(r->host, r, message);
+  abort(); /* a host's abort does not return */
+}
+
+static lf_state *engine_state(lf_run *r, lf_kind k, const char *static_msg) {
+  lf_state *s = lf_state_static(k, static_msg);
+  if (!s) lf_run_abort(r, "not enough memory");
+  return s;
+}
+
+static void set_state(lf_run *r, int i, lf_state *s) {
+  lf_state **slot = i < 0 ? &r->flow_state : &r->task[i].state;
+  lf_state_release(*slot);
+  *slot = s;
+}
+
+static void ready_push(lf_run *r, int i) {
+  if (lf_ready_push(&r->ready, r->task[i].rank) != 0)
+    lf_run_abort(r, "not enough memory");
+}
+
+/* ---- the task pipeline ---- */
+
+static void move(lf_run *r, int i, lf_state *next, lf_then then);
+
+/* Whether task i's failed attempt is retried (its retry policy). */
+static int retries(const lf_run *r, int i, const lf_state *s) {
+  return LF_IS(s, LF_FAILED) && r->task[i].attempt <= r->flow->tasks[i]->max_retries;
+}
+
+int lf_run_task_will_retry(const lf_run *r) {
+  const lf_chain *c = &r->chain;
+  return c->active && c->object >= 0 && c->then == LF_THEN_OUTCOME && !c->end &&
+         !r->outcome_end && retries(r, c->object, c->next);
+}
+
+/* The INFO line of a failed attempt that will be retried (`failed` is the
+ * failed state, task i is now Retrying). */
+static void log_retry(lf_run *r, int i, const lf_state *failed) {
+  lf_state *s = r->task[i].state;
+  if (!lf_log_enabled(LF_LOG_INFO) || s->kind != LF_RETRYING || !s->has_start) return;
+  char due[48], in[32];
+  double wait = s->start_time - lf_now();
+  if (wait < 0) wait = 0;
+  if (wait < 60)
+    snprintf(in, sizeof in, "%.3g s", wait);
+  else
+    snprintf(in, sizeof in, "%.0fm %.0fs", floor(wait / 60), fmod(wait, 60));
+  lf_format_log_stamp(s->start_time, due, sizeof due);
+  /* a plain error's text is enough */
+  static const char plain[] = "Error during execution of task: ";
+  const char *why = failed->message ? failed->message : lf_kind_name(failed->kind);
+  if (strncmp(why, plain, sizeof plain - 1) == 0) why += sizeof plain - 1;
+  lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
+         "Task '%s': attempt %d of %d failed: %s; retrying in %s (at %s)",
+         lf_run_object(r, i)->name, r->task[i].attempt,
+         r->flow->tasks[i]->max_retries + 1, why, in, due);
+}
+
+static void finish(lf_run *r, int i) {
+  lf_state *s = r->task[i].state;
+  if (lf_log_enabled(LF_LOG_INFO))
+    lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
+           "Task '%s': Finished task run for task with final state: '%s'",
+           lf_run_object(r, i)->name, lf_kind_name(s->kind));
+  if (!LF_IS(s, LF_FINISHED)) return; /* waits: paused or pending */
+  r->task[i].flags |= LF_TASK_FINISHED;
+  for (int k = r->down.start[i]; k < r->down.start[i + 1]; k++) {
+    int d = r->down.task[k];
+    if (--r->task[d].pending_upstreams == 0) ready_push(r, d);
+  }
+}
+
+/* After a task's last transition of this turn: a Scheduled-family state with a
+ * start time (a retry) waits on the timer heap; anything else is finished
+ * (or waits for approval, when Paused). */
+static void settle(lf_run *r, int i, int end) {
+  lf_state *s = r->task[i].state;
+  if (!end && s->has_start && lf_kind_is_scheduled_family((lf_kind)s->kind)) {
+    if (lf_heap_push(&r->timers, s->start_time, i, 0) != 0)
+      lf_run_abort(r, "not enough memory");
+    return;
+  }
+  finish(r, i);
+}
+
+/* Gathers the states of task i's distinct upstream tasks, in edge order. */
+static int gather_upstreams(lf_run *r, int i) {
+  int n = 0;
+  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++) {
+    lf_task_run *u = &r->task[r->up.task[k]];
+    if (u->flags & LF_TASK_SEEN) continue; /* one entry per task, however many edges */
+    u->flags |= LF_TASK_SEEN;
+    r->upstream_states[n++] = u->state;
+  }
+  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
+    r->task[r->up.task[k]].flags &= (uint8_t)~LF_TASK_SEEN;
+  return n;
+}
+
+/* A skipped upstream skips task i, then its trigger decides: NULL when it
+ * runs, else the state it fails with. */
+static lf_state *check_trigger(lf_run *r, int i) {
+  lf_task *t = r->flow->tasks[i];
+  int nups = gather_upstreams(r, i);
+  if (t->skip_on_upstream_skip)
+    for (int j = 0; j < nups; j++)
+      if (LF_IS(r->upstream_states[j], LF_SKIPPED))
+        return engine_state(r, LF_SKIPPED,
+                            "Upstream task was skipped; if this was not the intended "
+                            "behavior, consider setting `skip_on_upstream_skip = false` "
+                            "for this task.");
+  if (t->trigger == LF_TRIGGER_LUA) {
+    r->busy = LF_BUSY_TRIGGER;
+    r->current = i;
+    lf_state *s = r->host->ops->trigger(r->host, r, i, r->upstream_states, nups);
+    r->busy = LF_BUSY_NONE;
+    return s;
+  }
+  lf_trigger_result res =
+      lf_trigger_check(t->trigger, r->upstream_states, nups, t->at_least, t->at_most,
+                       r->task[i].flags & (LF_TASK_APPROVED | LF_TASK_RESUMED));
+  if (res.pass) return NULL;
+  lf_state *s = r->host->ops->signal_state(r->host, r, res.kind, res.message);
+  if (!s) lf_run_abort(r, "not enough memory");
+  return s;
+}
+
+void lf_run_trigger_failed(lf_run *r, lf_state *state) {
+  move(r, r->current, state, LF_THEN_SETTLE); /* this run of the task ends here */
+}
+
+static void start_attempt(lf_run *r, int i) {
+  move(r, i, lf_state_ref(r->shared.running), LF_THEN_START);
+}
+
+/* A ready task: its upstreams are finished, or the Scheduled-family state it
+ * waits in (a retry, a Resume, a Paused with a start time) is due. As in
+ * Prefect, every run of a task checks its trigger; a run from Resume (or a
+ * due Paused) has luaflow.context.resume set, which passes manual_only. */
+static void begin(lf_run *r, int i) {
+  lf_task_run *tr = &r->task[i];
+  lf_state *s = tr->state;
+  if (!(tr->flags & LF_TASK_STARTED)) {
+    tr->flags |= LF_TASK_STARTED;
+    tr->attempt = 1;
+    tr->loop = 1;
+    if (lf_log_enabled(LF_LOG_INFO))
+      lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': Starting task run...",
+             lf_run_object(r, i)->name);
+  } else if (s->kind == LF_RETRYING) {
+    tr->attempt = s->run_count + 1;
+  }
+  if (s->kind == LF_RESUME || s->kind == LF_PAUSED)
+    tr->flags |= LF_TASK_RESUMED;
+  else
+    tr->flags &= (uint8_t)~LF_TASK_RESUMED;
+  lf_state *fail = check_trigger(r, i);
+  if (fail) /* this run ends here; a Resume a handler made runs later */
+    move(r, i, fail, LF_THEN_SETTLE);
+  else
+    start_attempt(r, i);
+}
+
+/* Task i is Running: its body goes to the executor (a task without a
+ * function succeeds at once). */
+static void submit(lf_run *r, int i) {
+  r->bodies_running++;
+  if (!r->flow->tasks[i]->has_fn)
+    lf_run_deliver(r, i, lf_state_ref(r->shared.success), 0);
+  else
+    r->executor->ops->submit(r->executor, r, i);
+}
+
+void lf_run_deliver(lf_run *r, int i, lf_state *state, int end) {
+  r->bodies_running--;
+  if (r->outcomes.count == r->outcomes.cap) { /* grow the ring, oldest first */
+    int cap = r->outcomes.cap ? r->outcomes.cap * 2 : 16;
+    lf_outcome *grown = malloc((size_t)cap * sizeof *grown);
+    if (!grown) {
+      lf_state_release(state);
+      lf_run_abort(r, "not enough memory");
+    }
+    for (int k = 0; k < r->outcomes.count; k++)
+      grown[k] = r->outcomes.ring[(r->outcomes.head + k) % r->outcomes.cap];
+    free(r->outcomes.ring);
+    r->outcomes.ring = grown;
+    r->outcomes.head = 0;
+    r->outcomes.cap = cap;
+  }
+  lf_outcome o = {i, end, state};
+  r->outcomes.ring[(r->outcomes.head + r->outcomes.count++) % r->outcomes.cap] = o;
+}
+
+static void on_outcome(lf_run *r, lf_outcome o) {
+  r->outcome_end = o.end;
+  move(r, o.task, o.state, LF_THEN_OUTCOME);
+}
+
+/* Task i's body's outcome is its state now: a failed attempt with retries
+ * left is retried, a LOOP runs again, anything else settles. */
+static void after_outcome(lf_run *r, int i, int end) {
+  lf_task_run *tr = &r->task[i];
+  lf_state *s = tr->state;
+  if (!end && retries(r, i, s)) {
+    lf_task *t = r->flow->tasks[i];
+    char msg[96];
+    snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", tr->attempt,
+             t->max_retries + 1);
+    lf_state *retry = lf_state_new(LF_RETRYING, msg);
+    if (!retry) lf_run_abort(r, "not enough memory");
+    retry->has_start = 1;
+    retry->start_time = lf_now() + t->retry_delay;
+    retry->run_count = tr->attempt;
+    r->retry_of = lf_state_ref(s);
+    move(r, i, retry, LF_THEN_RETRY);
+  } else if (!end && s->kind == LF_LOOPED) {
+    /* LOOP: run again with the loop's result in the context; the Pending
+     * between iterations is not a transition of its own (as in Prefect). */
+    lf_state_release(tr->loop_state);
+    tr->loop_state = lf_state_ref(s);
+    tr->loop++;
+    tr->attempt = 1; /* each iteration counts its own attempts (as Prefect) */
+    char msg[64];
+    snprintf(msg, sizeof msg, "Looping task (on loop index %d)", tr->loop - 1);
+    lf_state *p = lf_state_new(LF_PENDING, msg);
+    if (!p) lf_run_abort(r, "not enough memory");
+    set_state(r, i, p);
+    start_attempt(r, i);
+  } else {
+    settle(r, i, end);
+  }
+}
+
+/* Object i is now in state s: the step that asked for the transition goes on. */
+static void moved(lf_run *r, int i, lf_state *s, int end) {
+  lf_then then = r->chain.then;
+  set_state(r, i, s);
+  switch (then) {
+  case LF_THEN_SETTLE:
+    settle(r, i, end);
+    break;
+  case LF_THEN_START: /* the body runs only from Running */
+    if (end || s->kind != LF_RUNNING)
+      settle(r, i, end);
+    else
+      submit(r, i);
+    break;
+  case LF_THEN_OUTCOME:
+    after_outcome(r, i, end || r->outcome_end);
+    break;
+  case LF_THEN_RETRY: {
+    lf_state *failed = r->retry_of;
+    r->retry_of = NULL;
+    log_retry(r, i, failed);
+    lf_state_release(failed);
+    settle(r, i, end);
+    break;
+  }
+  case LF_THEN_RESUME:
+    if (!end && s->kind == LF_RESUME)
+      ready_push(r, i);
+    else
+      settle(r, i, end);
+    break;
+  case LF_THEN_FLOW_START:
+    r->phase = !end && s->kind == LF_RUNNING ? PHASE_TASKS : PHASE_OVER;
+    if (r->phase == PHASE_TASKS)
+      for (int k = 0; k < r->ntasks; k++)
+        if (r->task[k].pending_upstreams == 0) ready_push(r, k);
+    break;
+  case LF_THEN_FLOW_END:
+    r->phase = PHASE_OVER;
+    break;
+  }
+}
+
+/* Object i (-1 the flow) goes to next through the one transition function;
+ * `then` follows. */
+static void move(lf_run *r, int i, lf_state *next, lf_then then) {
+  lf_state *old = i < 0 ? r->flow_state : r->task[i].state;
+  int end;
+  r->chain.then = then;
+  lf_state *s = lf_transition(r, i, old, next, &end);
+  moved(r, i, s, end);
+}
+
+void lf_run_handler_failed(lf_run *r, lf_state *failure, int end) {
+  int i = r->chain.object;
+  lf_transition_drop(r);
+  moved(r, i, failure, end);
+}
+
+void lf_run_handler_cancelled(lf_run *r) {
+  int i = r->chain.object, end;
+  lf_state *s = lf_transition_cancelled(r, &end);
+  moved(r, i, s, end);
+}
+
+/* ---- pauses ---- */
+
+/* Paused -> Resume("Approval given to resume.") through the handlers. */
+static void resume_task(lf_run *r, int i) {
+  r->task[i].flags &= (uint8_t) ~(LF_TASK_APPROVED | LF_TASK_ASKED);
+  lf_state *next = engine_state(r, LF_RESUME, "Approval given to resume.");
+  next->has_start = 1;
+  next->start_time = lf_now();
+  move(r, i, next, LF_THEN_RESUME);
+}
+
+/* With nothing else to do, paused tasks approved in advance resume, and the
+ * approver (the CLI's prompt), when there is one, is asked about the others
+ * once per pause. Returns how many resumed. */
+static int approve_paused(lf_run *r) {
+  int resumed = 0;
+  for (int k = 0; k < r->ntasks; k++) {
+    int i = r->order[k];
+    lf_task_run *tr = &r->task[i];
+    if (tr->state->kind != LF_PAUSED || tr->state->has_start ||
+        (tr->flags & LF_TASK_ASKED))
+      continue;
+    int approved = (tr->flags & LF_TASK_APPROVED) != 0;
+    if (!approved) {
+      tr->flags |= LF_TASK_ASKED;
+      approved = r->host->ops->approve(r->host, r, i);
+    }
+    if (approved) {
+      resume_task(r, i);
+      resumed++;
+    }
+  }
+  return resumed;
+}
+
+void lf_run_approve(lf_run *r, int i) {
+  r->task[i].flags |= LF_TASK_APPROVED;
+}
+
+/* ---- the loop ---- */
+
+/* Outcomes first, then ready tasks in topological order, then timers; with
+ * nothing ready it waits until the next timer is due or an outcome comes.
+ * Returns when nothing more can happen. */
+static void schedule(lf_run *r) {
+  for (;;) {
+    if (r->outcomes.count > 0) {
+      lf_outcome o = r->outcomes.ring[r->outcomes.head];
+      r->outcomes.head = (r->outcomes.head + 1) % r->outcomes.cap;
+      r->outcomes.count--;
+      on_outcome(r, o);
+      continue;
+    }
+    if (lf_cancel_signal) { /* nothing new starts once cancelled */
+      if (r->bodies_running == 0) return;
+      if (!r->cancel_sent) r->executor->ops->cancel(r->executor, r);
+      r->cancel_sent = 1;
+      r->executor->ops->wait(r->executor, r, -1);
+      continue;
+    }
+    if (r->ready.count > 0) {
+      begin(r, r->order[lf_ready_pop(&r->ready)]);
+      continue;
+    }
+    double wait = -1; /* no limit */
+    if (r->timers.count > 0) {
+      wait = r->timers.entry[0].key - lf_now();
+      if (wait < 0) wait = 0;
+    } else if (r->bodies_running == 0) {
+      if (approve_paused(r)) continue;
+      return;
+    }
+    double left = lf_watch_time_left(); /* a nested run: the enclosing task's timeout */
+    if (left == 0) lf_run_abort(r, "Execution timed out.");
+    if (left > 0 && (wait < 0 || left < wait)) wait = left;
+    if (wait != 0) r->executor->ops->wait(r->executor, r, wait);
+    double now = lf_now();
+    while (r->timers.count > 0 && r->timers.entry[0].key <= now)
+      ready_push(r, lf_heap_pop(&r->timers).value);
+  }
+}
+
+static int is_terminal(const lf_run *r, int i) {
+  return r->down.start[i] == r->down.start[i + 1];
+}
+
+/* The flow's final state as its reference tasks decide it (by default its
+ * terminal tasks); NULL while some terminal task is not finished. */
+static lf_state *final_flow_state(lf_run *r) {
+  lf_flow *f = r->flow;
+  for (int i = 0; i < r->ntasks; i++)
+    if (is_terminal(r, i) && !LF_IS(r->task[i].state, LF_FINISHED)) {
+      lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
+             "Flow run RUNNING: terminal tasks are incomplete.");
+      return NULL;
+    }
+  int failed = 0, all_ok = 1;
+  int nrefs = f->nrefs ? f->nrefs : r->ntasks;
+  for (int k = 0; k < nrefs; k++) { /* the reference tasks, or the terminal ones */
+    int i = f->nrefs ? f->refs[k] : k;
+    if (i >= r->ntasks || (!f->nrefs && !is_terminal(r, i))) continue;
+    if (LF_IS(r->task[i].state, LF_FAILED)) failed = 1;
+    if (!LF_IS(r->task[i].state, LF_SUCCESS)) all_ok = 0;
+  }
+  if (failed) {
+    lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
+           "Flow run FAILED: some reference tasks failed.");
+    return engine_state(r, LF_FAILED, "Some reference tasks failed.");
+  }
+  if (all_ok) {
+    lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
+           "Flow run SUCCESS: all reference tasks succeeded");
+    return engine_state(r, LF_SUCCESS, "All reference tasks succeeded.");
+  }
+  lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
+         "Flow run SUCCESS: no reference tasks failed");
+  return engine_state(r, LF_SUCCESS, "No reference tasks failed.");
+}
+
+static void start_flow(lf_run *r) {
+  lf_log(LF_LOG_INFO, "luaflow.FlowRunner", "Beginning Flow run for '%s'",
+         r->flow->obj.name);
+  r->flow_state = engine_state(r, LF_SCHEDULED, NULL);
+  r->flow_state->has_start = 1;
+  r->flow_state->start_time = lf_now();
+  r->phase = PHASE_STARTING;
+  move(r, -1, engine_state(r, LF_RUNNING, "Running flow."), LF_THEN_FLOW_START);
+}
+
+static void end_flow(lf_run *r) {
+  r->phase = PHASE_ENDING;
+  r->current = -1;
+  lf_state *final;
+  if (lf_cancel_signal) {
+    lf_cancel_acknowledge(); /* the flow's handlers carry it from here */
+    lf_log(LF_LOG_WARNING, "luaflow.FlowRunner", "Flow run was cancelled.");
+    final = engine_state(r, LF_CANCELLED, "Flow run was cancelled.");
+  } else {
+    r->flow_final = final_flow_state(r); /* the run holds it while Lua runs */
+    final = r->host->ops->terminal(r->host, r, r->flow_final);
+    r->flow_final = NULL; /* consumed */
+  }
+  if (final)
+    move(r, -1, final, LF_THEN_FLOW_END);
+  else
+    r->phase = PHASE_OVER; /* the flow stays Running */
+}
+
+void lf_run_continue(lf_run *r) {
+  for (;;) {
+    switch (r->phase) {
+    case PHASE_NEW:
+      start_flow(r);
+      break;
+    case PHASE_TASKS:
+      schedule(r);
+      r->phase = PHASE_FINAL;
+      break;
+    case PHASE_FINAL:
+      end_flow(r);
+      break;
+    default: /* over (a step in flight always names the phase after it) */
+      return;
+    }
+  }
+}
+
+int lf_run_over(const lf_run *r) {
+  return r->phase == PHASE_OVER;
+}
+
+/* ---- setting up and releasing ---- */
+
+/* Lays the per-task and per-edge arrays out in one block. */
+static int layout(lf_run *r) {
+  int n = r->ntasks, e = r->flow->nedges;
+  size_t size = (size_t)n * sizeof(lf_task_run) + (size_t)n * sizeof(lf_state *) +
+                ((size_t)n + 2 * ((size_t)n + 1) + 3 * (size_t)e) * sizeof(int);
+  char *p = calloc(1, size + 1);
+  if (!p) return -1;
+  r->block = p;
+  r->task = (lf_task_run *)p;
+  p += (size_t)n * sizeof(lf_task_run);
+  r->upstream_states = (lf_state **)p;
+  p += (size_t)n * sizeof(lf_state *);
+  int *ip = (int *)p;
+  r->order = ip, ip += n;
+  r->up.start = ip, ip += n + 1;
+  r->down.start = ip, ip += n + 1;
+  r->up.task = ip, ip += e;
+  r->up.key = ip, ip += e;
+  r->down.task = ip;
+  return 0;
+}
+
+/* Each task's upstream and downstream edges, in the order they were added. */
+static void build_adjacency(lf_run *r) {
+  lf_flow *f = r->flow;
+  int n = r->ntasks;
+  for (int k = 0; k < f->nedges; k++) {
+    r->up.start[f->edges[k].down + 1]++;
+    r->down.start[f->edges[k].up + 1]++;
+  }
+  for (int i = 0; i < n; i++) {
+    r->up.start[i + 1] += r->up.start[i];
+    r->down.start[i + 1] += r->down.start[i];
+  }
+  for (int k = 0; k < f->nedges; k++) { /* start[i] moves to start[i + 1] ... */
+    lf_edge *ed = &f->edges[k];
+    int u = r->up.start[ed->down]++;
+    r->up.task[u] = ed->up;
+    r->up.key[u] = ed->key;
+    r->down.task[r->down.start[ed->up]++] = ed->down;
+  }
+  for (int i = n; i > 0; i--) { /* ... and back */
+    r->up.start[i] = r->up.start[i - 1];
+    r->down.start[i] = r->down.start[i - 1];
+  }
+  r->up.start[0] = r->down.start[0] = 0;
+}
+
+int lf_run_init(lf_run *r, lf_flow *flow, lf_host *host, lf_executor *executor) {
+  memset(r, 0, sizeof *r);
+  r->flow = flow;
+  r->ntasks = flow->ntasks;
+  r->host = host;
+  r->executor = executor;
+  r->current = -1;
+  r->phase = PHASE_NEW;
+  r->shared.pending = lf_state_static(LF_PENDING, NULL);
+  r->shared.running = lf_state_static(LF_RUNNING, "Starting task run.");
+  r->shared.success = lf_state_static(LF_SUCCESS, "Task run succeeded.");
+  if (!r->shared.pending || !r->shared.running || !r->shared.success || layout(r) != 0 ||
+      lf_ready_init(&r->ready, r->ntasks) != 0)
+    return -2;
+  int rc = lf_flow_order(flow, r->order);
+  if (rc != 0) return rc == -2 ? -2 : -1;
+  build_adjacency(r);
+  for (int k = 0; k < r->ntasks; k++)
+    r->task[r->order[k]].rank = k;
+  for (int i = 0; i < r->ntasks; i++) {
+    r->task[i].state = lf_state_ref(r->shared.pending);
+    r->task[i].pending_upstreams = r->up.start[i + 1] - r->up.start[i];
+  }
+  return 0;
+}
+
+lf_state *lf_run_final_state(lf_run *r, int i) {
+  if (r->task[i].flags & LF_TASK_STARTED) return r->task[i].state;
+  if (!r->shared.not_run)
+    r->shared.not_run = lf_state_static(LF_PENDING, "Task not run.");
+  return r->shared.not_run;
+}
+
+void lf_run_release(lf_run *r) {
+  if (r->block)
+    for (int i = 0; i < r->ntasks; i++) {
+      lf_state_release(r->task[i].state);
+      lf_state_release(r->task[i].loop_state);
+    }
+  for (int k = 0; k < r->outcomes.count; k++)
+    lf_state_release(r->outcomes.ring[(r->outcomes.head + k) % r->outcomes.cap].state);
+  if (r->chain.active) lf_transition_drop(r);
+  lf_state *held[] = {r->retry_of,        r->flow_state,      r->flow_final,
+                      r->shared.pending,  r->shared.running,  r->shared.success,
+                      r->shared.not_run};
+  for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
+    lf_state_release(held[k]);
+  lf_heap_free(&r->timers);
+  lf_ready_free(&r->ready);
+  free(r->outcomes.ring);
+  free(r->block);
+  memset(r, 0, sizeof *r);
+}
