@@ -156,9 +156,10 @@ void lf_local_note_traceback(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_of_key);
 }
 
-/* The ERROR line of a plain error (with the traceback noted for it), or the
- * INFO line of a signal. */
-static void log_signal(lua_State *L, const char *task, int err, lf_signal sig) {
+/* The ERROR line of a plain error (with its traceback: the one given, or
+ * the one noted for it), or the INFO line of a signal. */
+static void log_signal(lua_State *L, const char *task, int err, lf_signal sig,
+                       const char *given_tb) {
   err = lua_absindex(L, err);
   if (sig == LF_SIG_NONE) {
     if (lf_log_enabled(LF_LOG_ERROR)) {
@@ -166,7 +167,7 @@ static void log_signal(lua_State *L, const char *task, int err, lf_signal sig) {
       lua_rawgetp(L, LUA_REGISTRYINDEX, &traceback_of_key);
       int mine = lua_rawequal(L, -1, err);
       lua_rawgetp(L, LUA_REGISTRYINDEX, &traceback_key);
-      const char *tb = mine ? lua_tostring(L, -1) : NULL;
+      const char *tb = given_tb ? given_tb : mine ? lua_tostring(L, -1) : NULL;
       lf_log(LF_LOG_ERROR, "luaflow.TaskRunner",
              "Task '%s': Exception encountered during task execution! %s%s%s", task, msg,
              tb ? "\n" : "", tb ? tb : "");
@@ -186,20 +187,17 @@ static void log_signal(lua_State *L, const char *task, int err, lf_signal sig) {
   }
 }
 
-/* Task i's body ended, returning the value at `value` or raising it
- * (`failed`): its outcome state, *end set for ENDRUN and a cancelled body. */
-static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int failed,
-                         int *end) {
-  lf_lua_host *h = ex->host;
+lf_state *lf_body_outcome(lf_lua_host *h, lf_run *r, int i, int value,
+                          const lf_body_end *how, int *end) {
   lua_State *L = h->L;
   lf_task *t = r->flow->tasks[i];
   lf_state *s;
   *end = 0;
-  if (ex->watch.w.cancelled || lf_cancel_signal) {
+  if (how->cancelled || lf_cancel_signal) {
     lf_cancel_acknowledge();
     s = lf_state_static(LF_CANCELLED, "Flow run was cancelled.");
     *end = 1;
-  } else if (ex->watch.w.timed_out) {
+  } else if (how->timed_out) {
     /* whatever the body did with the timeout error, it ran out of time */
     s = lf_state_static(LF_TIMEDOUT, "Task timed out during execution.");
     if (!s) luaL_error(L, "not enough memory");
@@ -209,7 +207,7 @@ static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int
     lf_box_new(L, lf_state_ref(s), -1);
     lf_lua_host_keep_box(h);
     lua_pop(L, 1);
-  } else if (!failed) {
+  } else if (!how->failed) {
     if (lua_isnil(L, value)) return lf_state_ref(r->shared.success);
     s = lf_state_static(LF_SUCCESS, "Task run succeeded.");
     if (!s) luaL_error(L, "not enough memory");
@@ -219,7 +217,7 @@ static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int
     lf_signal sig;
     s = lf_lua_host_error_state(h, value, LF_FAILED,
                                 "Error during execution of task: ", &sig);
-    log_signal(L, t->obj.name, value, sig);
+    log_signal(L, t->obj.name, value, sig, how->traceback);
     if (s->kind == LF_LOOPED && !s->message) {
       char msg[64];
       snprintf(msg, sizeof msg, "Task is looping (%d)", r->task[i].loop);
@@ -232,14 +230,21 @@ static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int
   return s;
 }
 
-/* Calls task i's function with its inputs: constants, then the upstream
- * results at their argument positions, then the results inside tables. */
-static void submit(lf_executor *base, lf_run *r, int i) {
-  lf_local_executor *ex = (lf_local_executor *)base;
-  lf_lua_host *h = ex->host;
+/* Task i's body ended under the Local executor, returning the value at
+ * `value` or raising it (`failed`). A body that returns after its deadline
+ * (a blocking C call the hook could not stop) timed out all the same. */
+static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int failed,
+                         int *end) {
+  const lf_watch *w = &ex->watch.w;
+  lf_body_end how = {failed, w->cancelled,
+                     w->timed_out || (w->deadline > 0 && lf_monotonic() >= w->deadline),
+                     NULL};
+  return lf_body_outcome(ex->host, r, i, value, &how, end);
+}
+
+int lf_body_push_call(lf_lua_host *h, lf_run *r, int i) {
   lua_State *L = h->L;
   lf_task *t = r->flow->tasks[i];
-  int top = lua_gettop(L);
   int nargs = t->nconsts;
   for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
     if (r->up.key[k] > nargs) nargs = r->up.key[k];
@@ -265,6 +270,19 @@ static void submit(lf_executor *base, lf_run *r, int i) {
       lua_replace(L, fn + r->up.key[k]);
     }
   if (t->has_tables) lf_table_args_expand(h, r, i, fn, nargs);
+  return nargs;
+}
+
+/* Calls task i's function with its inputs: constants, then the upstream
+ * results at their argument positions, then the results inside tables. */
+static void submit(lf_executor *base, lf_run *r, int i) {
+  lf_local_executor *ex = (lf_local_executor *)base;
+  lf_lua_host *h = ex->host;
+  lua_State *L = h->L;
+  lf_task *t = r->flow->tasks[i];
+  int top = lua_gettop(L);
+  int nargs = lf_body_push_call(h, r, i);
+  int fn = top + 1;
   if (!ex->body_base) ex->body_base = count_levels(L) + 1; /* the same for every body */
   ex->outer_base = body_base;
   body_base = ex->body_base;
@@ -280,6 +298,34 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   lf_state *s = outcome(ex, r, i, fn, 0, &end);
   lua_settop(L, top);
   lf_run_deliver(r, i, s, end);
+}
+
+int lf_body_enter(lua_State *L) {
+  int outer = body_base;
+  body_base = count_levels(L) + 1;
+  body_state = L;
+  return outer;
+}
+
+void lf_body_leave(int outer) {
+  body_base = outer;
+}
+
+int lf_body_push_traceback(lua_State *L, int err) {
+  err = lua_absindex(L, err);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &traceback_of_key);
+  int mine = lua_rawequal(L, -1, err);
+  lua_pop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &traceback_key);
+  if (!mine || !lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_key);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &traceback_of_key);
+  return 1;
 }
 
 void lf_local_executor_unwound(lf_local_executor *ex) {

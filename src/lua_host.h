@@ -77,6 +77,29 @@ void lf_local_executor_recover(lf_local_executor *ex, lf_run *r, int err);
  * value at index 1) while its stack still exists. */
 void lf_local_note_traceback(lua_State *L);
 
+/* How a body ended: raised (failed), stopped by the cancellation, past its
+ * deadline; traceback: a failing body's traceback taken elsewhere (a
+ * worker), NULL: the one noted on the engine's state. */
+typedef struct {
+  int failed, cancelled, timed_out;
+  const char *traceback;
+} lf_body_end;
+
+/* The one place a body's end becomes task i's outcome state (owned; *end
+ * set for ENDRUN and a cancelled body), from the value at `value` (its
+ * result or error), with its log line: every executor's. */
+lf_state *lf_body_outcome(lf_lua_host *h, lf_run *r, int i, int value,
+                          const lf_body_end *how, int *end);
+/* Pushes task i's function and its arguments; returns their number. */
+int lf_body_push_call(lf_lua_host *h, lf_run *r, int i);
+/* A body runs on L from here (its traceback stops at this level): returns
+ * what lf_body_leave puts back. */
+int lf_body_enter(lua_State *L);
+void lf_body_leave(int outer);
+/* Pushes the traceback noted for the error at err (and forgets it); 0 when
+ * none was noted. */
+int lf_body_push_traceback(lua_State *L, int err);
+
 /* lua_table_args.c: the results inside task i's table arguments (at fn + 1
  * .. fn + nargs), put in place. */
 void lf_table_args_expand(lf_lua_host *h, lf_run *r, int i, int fn, int nargs);

@@ -3,6 +3,7 @@
  * executor, in as few protected calls as its errors allow. */
 #include <string.h>
 #include "lua_host.h"
+#include "lua_worker.h"
 
 /* A run's C side, in flow_run's frame. */
 typedef struct {
@@ -26,12 +27,14 @@ static lf_run *current_run(lua_State *L) {
 
 int lf_current_run_count(lua_State *L) {
   lf_run *r = current_run(L);
-  return r && r->current >= 0 ? r->task[r->current].attempt : 1;
+  if (!r) return lf_worker_count(L, 0);
+  return r->current >= 0 ? r->task[r->current].attempt : 1;
 }
 
 int lf_current_loop_count(lua_State *L) {
   lf_run *r = current_run(L);
-  return r && r->current >= 0 ? r->task[r->current].loop : 1;
+  if (!r) return lf_worker_count(L, 1);
+  return r->current >= 0 ? r->task[r->current].loop : 1;
 }
 
 /* The run's result: the flow's final state, whose result maps every task to
@@ -171,7 +174,7 @@ static int context_get(lua_State *L) {
   lf_run *r = current_run(L);
   const char *key = luaL_checkstring(L, 1);
   if (!r) {
-    lua_pushnil(L);
+    if (!lf_worker_context(L, key)) lua_pushnil(L); /* a body in a worker */
   } else if (strcmp(key, "flow_name") == 0) {
     lua_pushstring(L, r->flow->obj.name);
   } else if (strcmp(key, "transition_number") == 0) {
@@ -213,7 +216,7 @@ static int context_get(lua_State *L) {
 }
 
 static int running(lua_State *L) {
-  lua_pushboolean(L, current_run(L) != NULL);
+  lua_pushboolean(L, current_run(L) != NULL || lf_worker_busy(L));
   return 1;
 }
 
