@@ -291,6 +291,20 @@ void lf_interrupt_pop_target(lf_poke_target *t) {
   barrier();
 }
 
+void lf_interrupt_reset_worker(void) {
+  watcher *me = &self;
+  me->current = NULL;
+  me->targets = NULL;
+  me->deadlines = 0;
+  me->is_engine = 0;
+  forget_timer_after_fork();
+  have_engine = 0;
+  script = NULL;
+  lf_runs_active = 0;
+  lf_cancel_signal = 0;
+  cancel_delivered = 0;
+}
+
 int lf_interrupt_due_now(void) {
   return due_now(&self);
 }

@@ -88,6 +88,10 @@ void lf_run_leave(void);
  * start from now on run to their end. */
 void lf_cancel_acknowledge(void);
 
+/* A forked worker process starts afresh: no watches, runs or cancellation
+ * of the engine it was forked from. */
+void lf_interrupt_reset_worker(void);
+
 /* Nonzero when something this thread runs must stop at once (flags only, no
  * clock): the cancellation applies to the innermost watch, a deadline was
  * seen passed, or a signal came outside any run. */

@@ -11,6 +11,7 @@
 #include "lua_interrupt.h"
 #include "log.h"
 #include "lua_core.h"
+#include "lua_executors.h"
 #include "lua_http.h"
 #include "lua_json.h"
 #include "lua_sources.h"
@@ -185,6 +186,7 @@ static void open_core(lua_State *L) {
   lf_open_task(L);
   lf_open_flow(L);
   lf_open_run(L);
+  lf_open_executors(L);
   lf_open_interrupt(L);
   lf_open_api(L);
   lf_open_result(L);

@@ -3,6 +3,7 @@
  * executor, in as few protected calls as its errors allow. */
 #include <string.h>
 #include "lua_host.h"
+#include "lua_executors.h"
 #include "lua_worker.h"
 
 /* A run's C side, in flow_run's frame. */
@@ -17,6 +18,7 @@ typedef struct {
 
 static const char current_run_key = 0;   /* the innermost run of the state */
 static const char current_boxes_key = 0; /* its box table */
+static const char executor_spec_key = 0; /* the executor flow_run was given */
 
 static lf_run *current_run(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
@@ -115,7 +117,9 @@ static int run_slices(lua_State *L, lf_lua_run *lr, int slots) {
  * keys of the enclosing run are put back. */
 static int flow_run(lua_State *L) {
   lf_flow *flow = lf_check_flow(L, 1);
-  lua_settop(L, 3);
+  lua_settop(L, 4);
+  if (!lua_isnil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &executor_spec_key); /* read once the host is made */
   lf_lua_run lr;
   memset(&lr, 0, sizeof lr);
   /* the Lua values first: nothing of the run is held while they are made */
@@ -132,7 +136,12 @@ static int flow_run(lua_State *L) {
   lua_pushvalue(L, slots + LF_SLOT_BOXES - LF_SLOT_FLOW);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   lf_local_executor_init(&lr.local, &lr.host);
-  int rc = lf_run_init(&lr.run, flow, &lr.host.base, &lr.local.base);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &executor_spec_key);
+  lf_executor *executor = lf_lua_executor_new(L, lua_gettop(L), &lr.host, &lr.local.base);
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &executor_spec_key);
+  int rc = executor ? lf_run_init(&lr.run, flow, &lr.host.base, executor) : -2;
   if (rc == 0 && lua_istable(L, 2))
     for (size_t k = 1, n = lua_rawlen(L, 2); k <= n; k++) {
       lua_rawgeti(L, 2, (lua_Integer)k);
@@ -146,8 +155,8 @@ static int flow_run(lua_State *L) {
     lf_run_enter();
     rc = run_slices(L, &lr, slots);
     lf_run_leave();
-    lr.local.base.ops->close(&lr.local.base, &lr.run);
   }
+  if (executor) executor->ops->close(executor, &lr.run); /* its workers end here */
   lua_pushvalue(L, 4);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
   lua_pushvalue(L, 5);

@@ -1,5 +1,6 @@
 /* Time values: epoch seconds printed as ISO-8601 UTC, comparable. */
 #include "clock.h"
+#include "interrupt.h"
 #include "lua_core.h"
 
 typedef struct {
@@ -95,6 +96,19 @@ static int time_now(lua_State *L) {
   return 1;
 }
 
+/* luaflow.time.sleep(seconds): blocks the body that calls it (a worker's
+ * only); a timeout or the cancellation ends it early, the watch's hook then
+ * raises at the next instruction. Short naps, so a signal that lands just
+ * before one is seen soon. */
+static int time_sleep(lua_State *L) {
+  double s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0 && s < 1e9, 1, "seconds must be a number from 0 to 1e9");
+  double end = lf_monotonic() + s;
+  for (double left = s; left > 0 && !lf_interrupt_due(); left = end - lf_monotonic())
+    lf_sleep(left < 0.25 ? left : 0.25);
+  return 0;
+}
+
 static int time_new(lua_State *L) {
   lf_push_time(L, luaL_checknumber(L, 1));
   return 1;
@@ -115,8 +129,10 @@ int lf_open_time(lua_State *L) {
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  static const luaL_Reg lib[] = {
-      {"now", time_now}, {"from_timestamp", time_new}, {NULL, NULL}};
+  static const luaL_Reg lib[] = {{"now", time_now},
+                                 {"from_timestamp", time_new},
+                                 {"sleep", time_sleep},
+                                 {NULL, NULL}};
   luaL_newlib(L, lib);
   return 1;
 }

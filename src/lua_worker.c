@@ -15,11 +15,11 @@ LUAFLOW_API int luaopen_luaflow(lua_State *L);
 
 struct lf_worker {
   lua_State *L;
-  uint64_t gen;     /* the run whose context the state has (0: none yet) */
-  int busy;         /* a body runs */
-  lf_job_head job;  /* the job running (or the last one) */
-  char name[256];   /* its task's name */
-  int loop_result;  /* registry ref of luaflow.context.task_loop_result */
+  uint64_t gen;    /* the run whose context the state has (0: none yet) */
+  int busy;        /* a body runs */
+  lf_job_head job; /* the job running (or the last one) */
+  char name[256];  /* its task's name */
+  int loop_result; /* registry ref of luaflow.context.task_loop_result */
   lf_lua_watch watch;
 };
 
@@ -179,8 +179,9 @@ static void put_reply(lua_State *L, job_call *c, int kind, int idx, int tb) {
   memset(&head, 0, sizeof head);
   head.task = w->job.task;
   head.kind = (uint8_t)kind;
-  head.timed_out = (uint8_t)(w->watch.w.timed_out ||
-                             (w->watch.w.deadline > 0 && lf_monotonic() >= w->watch.w.deadline));
+  head.timed_out =
+      (uint8_t)(w->watch.w.timed_out ||
+                (w->watch.w.deadline > 0 && lf_monotonic() >= w->watch.w.deadline));
   head.cancelled = (uint8_t)w->watch.w.cancelled;
   lf_buf *out = c->reply;
   size_t at = out->len;

@@ -16,8 +16,8 @@ static int put_message(lua_State *L, int idx, int n, const lf_codec_opts *o, lf_
   return 0;
 }
 
-int lf_job_build(lf_lua_host *h, lf_run *r, int i, double timeout, lf_buf *out,
-                 char *err, size_t errlen) {
+int lf_job_build(lf_lua_host *h, lf_run *r, int i, double timeout, lf_buf *out, char *err,
+                 size_t errlen) {
   lua_State *L = h->L;
   int top = lua_gettop(L);
   lf_task_run *tr = &r->task[i];

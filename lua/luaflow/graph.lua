@@ -433,7 +433,8 @@ function flow_methods.run(f, opts)
   end
   M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets,
                           run_id = M.new_run_id() }
-  local ok, state, cycle = pcall(core.flow_run, f, resume, M.hooks.approve)
+  local executor = opts.executor or require("luaflow.executors").default
+  local ok, state, cycle = pcall(core.flow_run, f, resume, M.hooks.approve, executor)
   for _, hook in ipairs(M.end_of_run) do hook(M.runs[#M.runs]) end
   table.remove(M.runs)
   if not ok then error(state, 0) end

@@ -18,6 +18,7 @@ M.http = require("luaflow.http")
 M.secrets = require("luaflow.secrets")
 M.Secret = M.secrets.Secret
 M.time = core.time
+M.executors = require("luaflow.executors")
 core.time.cpu_time = core.cpu_time
 M.Task, M.task, M.Flow, M.Parameter = graph.Task, graph.task, graph.Flow, graph.Parameter
 

@@ -95,6 +95,8 @@ C.positive_seconds = simple("a number of seconds > 0", function(v) return finite
 C.non_negative = simple("a number >= 0", function(v) return finite(v) and v >= 0 end)
 C.table = simple("a table", plain_table)
 C.any = function() end
+C.executor = simple("luaflow.executors.Local(), Threads{workers = N} or Processes{workers = N}",
+                    function(v) return require("luaflow.executors").is_executor(v) end)
 
 -- A list whose items each pass `item`; a hint for the common slip of giving
 -- one item where a list is wanted.
@@ -213,7 +215,8 @@ M.specs = {
   Flow = { name = C.string, tasks = C.tasks, state_handlers = C.handlers, on_failure = C.callable,
            on_failure_final_only = C.boolean,
            reference_tasks = C.tasks, terminal_state_handler = C.callable },
-  ["flow:run"] = { parameters = C.named_values, secrets = C.named_values, resume = C.tasks },
+  ["flow:run"] = { parameters = C.named_values, secrets = C.named_values, resume = C.tasks,
+                   executor = C.executor },
   Parameter = { default = C.any, required = C.boolean },
 }
 M.specs.task = M.specs.Task
