@@ -12,7 +12,8 @@ local USAGE = [[
 usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE]
                         [--json PATH|-] [--log-level LEVEL] [--secrets FILE]
                         [--no-input] [--resume TASK]... [--store PATH] [--no-store]
-                        [--no-progress]
+                        [--no-progress] [--executor local|threads|processes]
+                        [--workers N]
        luaflow check FILE [--flow NAME]   list the flows FILE builds, run no task
        luaflow graph FILE [--flow NAME] [--run ID] [--format dot|svg|png] [-o PATH]
                                           draw the flows FILE builds (Graphviz)
@@ -68,6 +69,12 @@ Options:
   --no-store            record nothing
   --no-progress         no progress line at the bottom of the terminal (there is
                         none when stderr is not a terminal)
+  --executor KIND       where task bodies run, for every flow:run that names no
+                        executor: local (one at a time in the script's own Lua
+                        state, the default), threads (worker threads) or
+                        processes (worker processes)
+  --workers N           how many bodies run at once (threads, processes; the
+                        number of CPUs by default); alone it means threads
   -h, --help            this text
 
 Environment:
@@ -287,7 +294,7 @@ end
 local OPTIONS = {
   run = with_store { param = "list", ["param-file"] = "value", json = "value", ["log-level"] = "value",
                      secrets = "value", ["no-input"] = "flag", resume = "list", flow = "value",
-                     ["no-progress"] = "flag" },
+                     ["no-progress"] = "flag", executor = "value", workers = "value" },
   check = { ["log-level"] = "value", flow = "value" },
   graph = with_store { ["log-level"] = "value", flow = "value", run = "value", format = "value",
                        output = "value" },
@@ -386,6 +393,7 @@ local function parse(args)
       usage_error(("unknown log level '%s' (DEBUG, INFO, WARNING, ERROR, CRITICAL)"):format(o["log-level"]))
     end
   end
+  if o.executor or o.workers then o.executor = script.executor_option(o.executor, o.workers) end
   o.params = {}
   if o["param-file"] then o.params = script.read_param_file(o["param-file"]) end
   for _, p in ipairs(o.param) do
@@ -412,6 +420,7 @@ end
 
 local function run_flows(o)
   core.install_signal_handlers()
+  if o.executor then luaflow.executors.set_default(o.executor) end
   script.use_secrets_file(o.secrets)
   -- The CLI records by default (library and embedding runs only when asked):
   -- the engine records each flow run into M.store and shows the progress line

@@ -185,6 +185,29 @@ end
 -- ---- running ----
 
 -- Reads secrets from `file` (--secrets), else from $LUAFLOW_SECRETS_FILE when set.
+-- --executor KIND and --workers N: the executor of every flow:run that names
+-- none (--workers alone means threads).
+function M.executor_option(kind, workers)
+  local executors = require("luaflow.executors")
+  local n
+  if workers ~= nil then
+    n = tostring(workers):match("^%d+$") and math.tointeger(tonumber(workers))
+    if not n or n < 1 or n > 1024 then
+      usage_error(("--workers expects a whole number from 1 to 1024, got '%s'"):format(workers))
+    end
+  end
+  kind = kind or "threads"
+  if kind == "local" then
+    if n then usage_error("--workers needs --executor threads or processes (local runs one body at a time)") end
+    return executors.Local()
+  elseif kind == "threads" then
+    return executors.Threads { workers = n }
+  elseif kind == "processes" then
+    return executors.Processes { workers = n }
+  end
+  usage_error(("--executor expects local, threads or processes, got '%s'"):format(kind))
+end
+
 function M.use_secrets_file(file)
   file = file or os.getenv("LUAFLOW_SECRETS_FILE")
   if file and file ~= "" then
