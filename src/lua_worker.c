@@ -131,6 +131,8 @@ int lf_worker_context(lua_State *L, const char *key) {
     lua_pushboolean(L, w->job.resume);
   else if (strcmp(key, "map_index") == 0 && w->job.map_index >= 0)
     lua_pushinteger(L, w->job.map_index);
+  else if (strcmp(key, "task_will_retry") == 0)
+    lua_pushboolean(L, 0); /* as in a Local body */
   else if (strcmp(key, "task_loop_result") == 0)
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->loop_result);
   else
