@@ -8,13 +8,14 @@ local Task, Flow, task = luaflow.Task, luaflow.Flow, luaflow.task
 local S, signals = luaflow.states, luaflow.signals
 local now, busy, SANITIZE, SLACK = timing.now, timing.busy, timing.SANITIZE, timing.SLACK
 local recorder, lines_of, run_one, RUNNING = timing.recorder, timing.lines_of, timing.run_one, timing.RUNNING
+local X = require("executors") -- under every executor: what a body tells goes through a tally
 
-describe("retries", function()
+describe("retries", function() X.each(function()
   it("go Running -> Failed -> Retrying(attempt N of M) -> Running, due retry_delay later", function()
-    local log, calls = {}, 0
+    local log, calls = {}, X.tally()
     local t = Task{name = "flaky", max_retries = 2, retry_delay = 0.12,
                    state_handlers = {recorder(log)},
-                   fn = function() calls = calls + 1; error("boom", 0) end}
+                   fn = function() calls.add(1); error("boom", 0) end}
     local _, ts = run_one(t)
     local FAILED = 'Failed("Error during execution of task: boom")'
     assert.are.same({
@@ -28,7 +29,7 @@ describe("retries", function()
       RUNNING .. " -> " .. FAILED,
     }, lines_of(log))
     -- total attempts = max_retries + 1; no "retries exhausted" message
-    assert.are.equal(3, calls)
+    assert.are.equal(3, calls.count())
     assert.are.equal(FAILED, tostring(ts))
     assert.is_true(ts:is(S.Failed))
     for _, k in ipairs({3, 6}) do
@@ -47,15 +48,15 @@ describe("retries", function()
   end)
 
   it("a failure that succeeds on its second attempt ends Success with that result", function()
-    local log, calls = {}, 0
+    local log, calls = {}, X.tally()
     local t = task{name = "second_time_lucky", max_retries = 3, retry_delay = 0.01,
                    state_handlers = {recorder(log)}}(function()
-      calls = calls + 1
-      if calls == 1 then error("not yet", 0) end
+      calls.add(1)
+      if calls.count() == 1 then error("not yet", 0) end
       return "got it"
     end)
     local fs, ts = run_one(t)
-    assert.are.equal(2, calls)
+    assert.are.equal(2, calls.count())
     assert.are.equal(5, #log)
     assert.are.equal('Success("Task run succeeded.")', tostring(ts))
     assert.are.equal("got it", ts.result)
@@ -63,15 +64,15 @@ describe("retries", function()
   end)
 
   it("luaflow.context.task_run_count is the attempt number in the task and in its handlers", function()
-    local log, seen_in_task = {}, {}
+    local log, seen_in_task = {}, X.tally()
     local t = Task{name = "counted", max_retries = 2, retry_delay = 0,
                    state_handlers = {recorder(log)},
                    fn = function()
-                     seen_in_task[#seen_in_task + 1] = luaflow.context.task_run_count
+                     seen_in_task.add(luaflow.context.task_run_count)
                      error("again", 0)
                    end}
     run_one(t)
-    assert.are.same({1, 2, 3}, seen_in_task)
+    assert.are.same({1, 2, 3}, seen_in_task.list())
     local by_transition = {}
     for i, e in ipairs(log) do by_transition[i] = e.new_name .. "@" .. tostring(e.attempt) end
     assert.are.same({
@@ -83,14 +84,14 @@ describe("retries", function()
 
   describe("the RETRY signal", function()
     it("retries now even with max_retries = 0, run_count being the current attempt", function()
-      local log, calls = {}, 0
+      local log, calls = {}, X.tally()
       local t = Task{name = "again", state_handlers = {recorder(log)}, fn = function()
-        calls = calls + 1
-        if calls <= 2 then error(signals.RETRY("go again")) end
-        return calls
+        calls.add(1)
+        if calls.count() <= 2 then error(signals.RETRY("go again")) end
+        return calls.count()
       end}
       local _, ts = run_one(t)
-      assert.are.equal(3, calls)
+      assert.are.equal(3, calls.count())
       assert.are.same({
         "Pending() -> " .. RUNNING,
         RUNNING .. ' -> Retrying("go again")',
@@ -109,30 +110,30 @@ describe("retries", function()
 
   describe("are never made for", function()
     it("a trigger that does not pass (a user trigger returning false)", function()
-      local log, trigger_calls, calls = {}, 0, 0
+      local log, trigger_calls, calls = {}, 0, X.tally()
       local up = Task{name = "up"}
       local t = Task{name = "guarded", max_retries = 2, retry_delay = 0,
                      state_handlers = {recorder(log)},
                      trigger = function() trigger_calls = trigger_calls + 1; return false end,
-                     fn = function() calls = calls + 1 end}
+                     fn = function() calls.add(1) end}
       local f = Flow{name = "f", tasks = {up, t}}
       f:add_edge(up, t)
       local fs = f:run()
       assert.are.equal(1, trigger_calls)
-      assert.are.equal(0, calls)
+      assert.are.equal(0, calls.count())
       assert.are.same({'Pending() -> TriggerFailed("Trigger failed")'}, lines_of(log))
       assert.are.equal('TriggerFailed("Trigger failed")', tostring(fs.result[t]))
     end)
 
     it("a trigger that does not pass (all_successful after a failed upstream)", function()
-      local log, calls = {}, 0
+      local log, calls = {}, X.tally()
       local up = Task{name = "up", fn = function() error("upstream broke", 0) end}
       local t = Task{name = "down", max_retries = 2, retry_delay = 0,
-                     state_handlers = {recorder(log)}, fn = function() calls = calls + 1 end}
+                     state_handlers = {recorder(log)}, fn = function() calls.add(1) end}
       local f = Flow{name = "f", tasks = {up, t}}
       f:add_edge(up, t)
       local fs = f:run()
-      assert.are.equal(0, calls)
+      assert.are.equal(0, calls.count())
       assert.are.equal(1, #log)
       assert.are.equal(
         'TriggerFailed("Trigger was "all_successful" but some of the upstream tasks failed.")',
@@ -140,27 +141,27 @@ describe("retries", function()
     end)
 
     it("a handler error", function()
-      local calls, handler_calls = 0, 0
+      local calls, handler_calls = X.tally(), 0
       local t = Task{name = "h", max_retries = 2, retry_delay = 0,
                      state_handlers = {function(_, _, new)
                        handler_calls = handler_calls + 1
                        if new:is_failed() then error("handler broke", 0) end
                      end},
-                     fn = function() calls = calls + 1; error("body broke", 0) end}
+                     fn = function() calls.add(1); error("body broke", 0) end}
       local _, ts = run_one(t)
-      assert.are.equal(1, calls)
+      assert.are.equal(1, calls.count())
       assert.are.equal(2, handler_calls) -- Pending->Running, Running->Failed; none after
       assert.are.equal('Failed("Unexpected error while calling state handlers: handler broke")',
                        tostring(ts))
     end)
 
     it("ENDRUN raised in the body", function()
-      local log, calls = {}, 0
+      local log, calls = {}, X.tally()
       local t = Task{name = "e", max_retries = 2, retry_delay = 0,
                      state_handlers = {recorder(log)},
-                     fn = function() calls = calls + 1; error(signals.ENDRUN(S.Failed("f"))) end}
+                     fn = function() calls.add(1); error(signals.ENDRUN(S.Failed("f"))) end}
       local _, ts = run_one(t)
-      assert.are.equal(1, calls)
+      assert.are.equal(1, calls.count())
       assert.are.same({"Pending() -> " .. RUNNING, RUNNING .. ' -> Failed("f")'}, lines_of(log))
       assert.are.equal('Failed("f")', tostring(ts))
     end)
@@ -174,13 +175,13 @@ describe("retries", function()
     }) do
       local signal, class = case[1], case[2]
       it(signal .. " gives " .. class .. ", retried while retries are left", function()
-        local log, calls = {}, 0
+        local log, calls = {}, X.tally()
         local t = Task{name = "s", max_retries = 1, retry_delay = 0,
                        state_handlers = {recorder(log)},
-                       fn = function() calls = calls + 1; error(signals[signal]("no good")) end}
+                       fn = function() calls.add(1); error(signals[signal]("no good")) end}
         local _, ts = run_one(t)
         local failed = class .. '("no good")'
-        assert.are.equal(2, calls)
+        assert.are.equal(2, calls.count())
         assert.are.same({
           "Pending() -> " .. RUNNING,
           RUNNING .. " -> " .. failed,
@@ -193,7 +194,7 @@ describe("retries", function()
       end)
     end
   end)
-end)
+end) end)
 
 describe("the scheduler", function()
   it("runs independent tasks while a retry waits; the run takes the retry's delay, not a sum", function()

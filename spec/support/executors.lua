@@ -41,7 +41,11 @@ function M.each(body)
     local x = { name = name, is_local = name == "local", executor = MAKERS[name] }
     describe("under " .. name, function()
       before_each(function() executors.set_default(x.executor()) end)
-      after_each(function() executors.set_default(nil) end)
+      after_each(function()
+        executors.set_default(nil)
+        for _, t in ipairs(M.made) do t.remove() end
+        M.made = {}
+      end)
       body(x)
     end)
   end
@@ -50,9 +54,12 @@ end
 -- Something bodies append to from any worker: t.add(v) (a line of
 -- tostring(v)), t.list() the values in order (numbers back as numbers),
 -- t.count().
+M.made = {} -- the tallies of the spec running, removed after it
+
 function M.tally()
   local path = os.tmpname()
   local t = { path = path }
+  M.made[#M.made + 1] = t
   function t.add(v)
     local f = assert(io.open(path, "a"))
     f:write(tostring(v), "\n")
