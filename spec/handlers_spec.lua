@@ -7,17 +7,18 @@ local S, signals = luaflow.states, luaflow.signals
 local callback_factory = luaflow.notifications.callback_factory
 
 local HANDLER_ERROR = "Unexpected error while calling state handlers: "
+local X = require("executors") -- under every executor: what a body tells goes through a tally
 
 -- A one-task flow; returns the flow's final state and the task's final state.
 
 local function failing(n)
   return function()
-    n.calls = n.calls + 1
+    n.add(1)
     error("boom", 0)
   end
 end
 
-describe("state handlers", function()
+describe("state handlers", function() X.each(function()
   describe("call sequences", function()
     it("a plain success makes exactly two task transitions", function()
       local log = {}
@@ -63,10 +64,10 @@ describe("state handlers", function()
     end)
 
     it("flow handlers see only two transitions even when a task retries", function()
-      local log, n = {}, {calls = 0}
+      local log, n = {}, X.tally()
       local t = Task{name = "t", fn = failing(n), max_retries = 2, retry_delay = 0}
       Flow{name = "f", tasks = {t}, state_handlers = {recorder(log)}}:run()
-      assert.are.equal(3, n.calls)
+      assert.are.equal(3, n.count())
       assert.are.same({
         'Scheduled() -> Running("Running flow.")',
         'Running("Running flow.") -> Failed("Some reference tasks failed.")',
@@ -74,7 +75,7 @@ describe("state handlers", function()
     end)
 
     it("a retried failure goes Running -> Failed -> Retrying, then Retrying -> Running", function()
-      local log, n = {}, {calls = 0}
+      local log, n = {}, X.tally()
       local t = Task{name = "t", fn = failing(n), max_retries = 1, retry_delay = 0,
                      state_handlers = {recorder(log)}}
       local _, ts = run_one(t)
@@ -87,7 +88,7 @@ describe("state handlers", function()
         retrying .. ' -> Running("Starting task run.")',
         'Running("Starting task run.") -> ' .. failed,
       }, log)
-      assert.are.equal(2, n.calls)
+      assert.are.equal(2, n.count())
       assert.are.equal(failed, tostring(ts))
     end)
 
@@ -228,13 +229,13 @@ describe("state handlers", function()
       {"true", true, "boolean"},
     }) do
       it("treats a task handler returning " .. case[1] .. " as a handler error", function()
-        local ran = false
-        local t = Task{name = "t", fn = function() ran = true end,
+        local ran = X.tally()
+        local t = Task{name = "t", fn = function() ran.add(1) end,
                        state_handlers = {function() return case[2] end}}
         local _, ts = run_one(t)
         assert.are.equal("Failed", ts.name)
         assert.are.equal(HANDLER_ERROR .. "state handler returned a " .. case[3], ts.message)
-        assert.is_false(ran)
+        assert.are.equal(0, ran.count())
       end)
     end
 
@@ -247,36 +248,36 @@ describe("state handlers", function()
 
   describe("a handler raising a plain error", function()
     it("ends the task Failed with the handler error message", function()
-      local ran = false
-      local t = Task{name = "t", fn = function() ran = true end,
+      local ran = X.tally()
+      local t = Task{name = "t", fn = function() ran.add(1) end,
                      state_handlers = {function() error("handler broke", 0) end}}
       local fs, ts = run_one(t)
       assert.are.equal('Failed("Unexpected error while calling state handlers: handler broke")', tostring(ts))
       assert.are.equal("handler broke", ts.result) -- Prefect 1: result = the error
-      assert.is_false(ran)
+      assert.are.equal(0, ran.count())
       assert.are.equal('Failed("Some reference tasks failed.")', tostring(fs))
     end)
 
     it("after the body ran, still ends the task Failed", function()
-      local ran = false
-      local t = Task{name = "t", fn = function() ran = true; return 1 end,
+      local ran = X.tally()
+      local t = Task{name = "t", fn = function() ran.add(1); return 1 end,
                      state_handlers = {function(_, _, new)
                        if new:is_successful() then error("late", 0) end
                      end}}
       local _, ts = run_one(t)
-      assert.is_true(ran)
+      assert.are.equal(1, ran.count())
       assert.are.equal(HANDLER_ERROR .. "late", ts.message)
       assert.is_true(ts:is_failed())
     end)
 
     it("is final: no retry even with max_retries", function()
-      local log, n = {}, {calls = 0}
+      local log, n = {}, X.tally()
       local t = Task{name = "t", fn = failing(n), max_retries = 2, retry_delay = 0,
                      state_handlers = {recorder(log), function(_, _, new)
                        if new:is_failed() then error("no retry", 0) end
                      end}}
       local _, ts = run_one(t)
-      assert.are.equal(1, n.calls)
+      assert.are.equal(1, n.count())
       assert.are.equal(HANDLER_ERROR .. "no retry", ts.message)
       assert.are.equal(2, #log)
       for _, line in ipairs(log) do
@@ -319,7 +320,7 @@ describe("state handlers", function()
   describe("a handler raising a signal", function()
     it("PAUSE ends the task Paused, with no retry and no later handler call", function()
       -- Prefect 1 (test_task_handlers_respect_signals).
-      local log, n = {}, {calls = 0}
+      local log, n = {}, X.tally()
       local function pauser(_, _, new)
         if new:is_failed() then error(signals.PAUSE("Pausing.")) end
       end
@@ -327,39 +328,39 @@ describe("state handlers", function()
                      state_handlers = {pauser, recorder(log)}}
       local fs, ts = run_one(t)
       assert.are.equal('Paused("Pausing.")', tostring(ts))
-      assert.are.equal(1, n.calls)
+      assert.are.equal(1, n.count())
       assert.are.same({'Pending() -> Running("Starting task run.")'}, log)
       -- A task waiting for approval keeps the flow Running.
       assert.are.equal('Running("Running flow.")', tostring(fs))
     end)
 
     it("ENDRUN on Pending -> Running ends the task in its state without running the body", function()
-      local log, ran = {}, false
-      local t = Task{name = "t", fn = function() ran = true end,
+      local log, ran = {}, X.tally()
+      local t = Task{name = "t", fn = function() ran.add(1) end,
                      state_handlers = {function(_, _, new)
                        if new:is_running() then error(signals.ENDRUN(S.Success("short-circuit"))) end
                      end, recorder(log)}}
       local fs, ts = run_one(t)
       assert.are.equal('Success("short-circuit")', tostring(ts))
-      assert.is_false(ran)
+      assert.are.equal(0, ran.count())
       assert.are.same({}, log) -- Prefect 1: no handler is called for that state
       assert.are.equal('Success("All reference tasks succeeded.")', tostring(fs))
     end)
 
     it("ENDRUN with a failed state is final: no retry", function()
-      local n = {calls = 0}
+      local n = X.tally()
       local t = Task{name = "t", fn = failing(n), max_retries = 2, retry_delay = 0,
                      state_handlers = {function(_, _, new)
                        if new:is_failed() then error(signals.ENDRUN(S.Failed("ended"))) end
                      end}}
       local _, ts = run_one(t)
       assert.are.equal('Failed("ended")', tostring(ts))
-      assert.are.equal(1, n.calls)
+      assert.are.equal(1, n.count())
     end)
 
     it("FAIL on Pending -> Running ends the task Failed without running the body or retrying", function()
       -- Prefect 1: the run step sees a non-Running state, so no retry.
-      local log, n = {}, {calls = 0}
+      local log, n = {}, X.tally()
       local function refuse(_, _, new)
         if new:is_running() then
           local sig = signals.FAIL("refused")
@@ -371,7 +372,7 @@ describe("state handlers", function()
                      state_handlers = {refuse, recorder(log)}}
       local fs, ts = run_one(t)
       assert.are.equal('Failed("refused")', tostring(ts))
-      assert.are.equal(0, n.calls)
+      assert.are.equal(0, n.count())
       assert.are.same({}, log) -- the remaining handler was skipped
       assert.is_true(ts.result.flag)
       assert.are.equal('Failed("Some reference tasks failed.")', tostring(fs))
@@ -389,14 +390,14 @@ describe("state handlers", function()
     end)
 
     it("SUCCESS replaces a Failed state, so the failure is not retried", function()
-      local n = {calls = 0}
+      local n = X.tally()
       local t = Task{name = "t", fn = failing(n), max_retries = 1, retry_delay = 0,
                      state_handlers = {function(_, _, new)
                        if new:is_failed() then error(signals.SUCCESS("rescued")) end
                      end}}
       local fs, ts = run_one(t)
       assert.are.equal('Success("rescued")', tostring(ts))
-      assert.are.equal(1, n.calls)
+      assert.are.equal(1, n.count())
       assert.are.equal('Success("All reference tasks succeeded.")', tostring(fs))
     end)
   end)
@@ -416,17 +417,17 @@ describe("state handlers", function()
 
     it("RETRY on a Failed state makes the task run again, ignoring max_retries", function()
       -- Prefect 1 (test_task_handlers_handle_retry_signals).
-      local calls = 0
+      local calls = X.tally()
       local t = Task{name = "t", fn = function()
-                       calls = calls + 1
-                       if calls == 1 then error("first", 0) end
-                       return calls
+                       calls.add(1)
+                       if calls.count() == 1 then error("first", 0) end
+                       return calls.count()
                      end,
                      state_handlers = {function(_, _, new)
                        if new:is_failed() then error(signals.RETRY("again")) end
                      end}}
       local _, ts = run_one(t)
-      assert.are.equal(2, calls)
+      assert.are.equal(2, calls.count())
       assert.are.equal('Success("Task run succeeded.")', tostring(ts))
       assert.are.equal(2, ts.result)
     end)
@@ -434,35 +435,35 @@ describe("state handlers", function()
 
   describe("the body runs only if the state after the handlers is Running", function()
     it("does not run when a handler replaces Running with Skipped", function()
-      local ran = false
-      local t = Task{name = "t", fn = function() ran = true end,
+      local ran = X.tally()
+      local t = Task{name = "t", fn = function() ran.add(1) end,
                      state_handlers = {function(_, _, new)
                        if new:is_running() then return S.Skipped("not today") end
                      end}}
       local _, ts = run_one(t)
-      assert.is_false(ran)
+      assert.are.equal(0, ran.count())
       assert.are.equal('Skipped("not today")', tostring(ts))
     end)
 
     it("does not run and does not retry when a handler returns a Failed state for Running", function()
-      local n = {calls = 0}
+      local n = X.tally()
       local t = Task{name = "t", fn = failing(n), max_retries = 2, retry_delay = 0,
                      state_handlers = {function(_, _, new)
                        if new:is_running() then return S.Failed("blocked") end
                      end}}
       local _, ts = run_one(t)
-      assert.are.equal(0, n.calls)
+      assert.are.equal(0, n.count())
       assert.are.equal('Failed("blocked")', tostring(ts))
     end)
 
     it("runs when a handler returns a fresh Running state", function()
-      local ran = false
-      local t = Task{name = "t", fn = function() ran = true end,
+      local ran = X.tally()
+      local t = Task{name = "t", fn = function() ran.add(1) end,
                      state_handlers = {function(_, _, new)
                        if new:is_running() then return S.Running("my own running") end
                      end}}
       local _, ts = run_one(t)
-      assert.is_true(ran)
+      assert.are.equal(1, ran.count())
       assert.are.equal('Success("Task run succeeded.")', tostring(ts))
     end)
   end)
@@ -585,27 +586,27 @@ describe("state handlers", function()
   describe("a flow handler replacing Running", function()
     it("keeps the flow from running its tasks", function()
       -- Prefect 1: the flow-run step ends when the state is not Running.
-      local ran = false
-      local a = Task{name = "a", fn = function() ran = true end}
+      local ran = X.tally()
+      local a = Task{name = "a", fn = function() ran.add(1) end}
       local state = Flow{name = "f", tasks = {a}, state_handlers = {function(_, _, new)
         if new:is_running() then return S.Skipped("no flow today") end
       end}}:run()
       assert.are.equal('Skipped("no flow today")', tostring(state))
-      assert.is_false(ran)
+      assert.are.equal(0, ran.count())
       assert.are.equal('Pending("Task not run.")', tostring(state.result[a]))
     end)
   end)
 
   describe("a flow handler that errors", function()
     it("on Scheduled -> Running fails the flow and maps every task to Pending(\"Task not run.\")", function()
-      local ran = false
-      local a = Task{name = "a", fn = function() ran = true end}
+      local ran = X.tally()
+      local a = Task{name = "a", fn = function() ran.add(1) end}
       local b = Task{name = "b"}
       local f = Flow{name = "f", tasks = {a, b}, state_handlers = {function() error("flow handler broke", 0) end}}
       f:add_edge(a, b)
       local state = f:run()
       assert.are.equal('Failed("Unexpected error while calling state handlers: flow handler broke")', tostring(state))
-      assert.is_false(ran)
+      assert.are.equal(0, ran.count())
       assert.are.equal('Pending("Task not run.")', tostring(state.result[a]))
       assert.are.equal('Pending("Task not run.")', tostring(state.result[b]))
       local names = {}
@@ -637,14 +638,14 @@ describe("state handlers", function()
     end)
 
     it("is the attempt number inside the task", function()
-      local counts = {}
+      local counts = X.tally()
       local t = Task{name = "t", max_retries = 2, retry_delay = 0, fn = function()
-        counts[#counts + 1] = luaflow.context.task_run_count
-        if #counts < 3 then error("again", 0) end
+        counts.add(luaflow.context.task_run_count)
+        if counts.count() < 3 then error("again", 0) end
         return "done"
       end}
       local _, ts = run_one(t)
-      assert.are.same({1, 2, 3}, counts)
+      assert.are.same({1, 2, 3}, counts.list())
       assert.are.equal("done", ts.result)
     end)
   end)
@@ -659,12 +660,12 @@ describe("state handlers", function()
       local a = Task{ name = "a", fn = function() return 42 end, state_handlers = { function(_, _, new)
         if new:is_successful() then saved = new; inner:run() end
       end } }
-      local got
-      local b = Task{ name = "b", fn = function(x) got = x; return x end }
+      local got = X.tally()
+      local b = Task{ name = "b", fn = function(x) got.add(x); return x end }
       local f = Flow{ name = "outer", tasks = { a, b } }
       f:add_edge(a, b, 1)
       local state = f:run()
-      assert.are.equal(42, got)
+      assert.are.same({ 42 }, got.list())
       assert.are.equal(42, state.result[a].result)
     end)
   
@@ -679,4 +680,4 @@ describe("state handlers", function()
       assert.are.equal("Success", s2.result[b].name)
     end)
   end)
-end)
+end) end)
