@@ -44,7 +44,14 @@ enum {
    * bytecode may be loaded and a module named in them may be `require`d.
    * Without it only modules already loaded are used, and no code runs. */
   LF_CODEC_TRUSTED = 4,
+  /* encode: the caller knows no module was loaded since the name index was
+   * last checked (lf_codec_names_check): a miss costs no walk of
+   * package.loaded (a worker executor checks once per batch of jobs) */
+  LF_CODEC_NAMES_FRESH = 8,
 };
+
+/* Brings L's name index up to date with package.loaded (lua_transfer.c). */
+void lf_codec_names_check(lua_State *L);
 
 #define LF_CODEC_MAX_DEPTH 10000            /* tables, metatables, functions nested */
 #define LF_CODEC_MAX_SIZE ((size_t)1 << 30) /* encoded bytes */

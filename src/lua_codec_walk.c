@@ -876,7 +876,7 @@ int lf_encode(lua_State *L, int idx, int n, const lf_codec_opts *opts, lf_buf *o
   E.L = L;
   E.nrefs = E.nkeys = E.keycap = 0;
   E.keys = NULL;
-  E.names_checked = 0;
+  E.names_checked = opts && (opts->flags & LF_CODEC_NAMES_FRESH) ? 1 : 0;
   E.out = out;
   E.start = out->len;
   E.flags = opts ? opts->flags : 0;

@@ -58,6 +58,7 @@ typedef struct {
   slot *slots;
   pending *head, *tail; /* jobs waiting for a worker */
   int ctx_built;
+  int names_checked; /* the codec's name index was checked in this batch of jobs */
   lf_buf ctx;
   char ctx_error[ERR_TEXT];
   char *path, *cpath;
@@ -283,7 +284,8 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   if (!p) lf_run_abort(r, "not enough memory");
   p->task = i;
   p->timeout = r->flow->tasks[i]->timeout;
-  if (lf_job_build(ex->host, r, i, p->timeout, &p->msg, err, sizeof err)) {
+  if (lf_job_build(ex->host, r, i, p->timeout, lf_executor_names_fresh(ex->host, &ex->names_checked),
+                   &p->msg, err, sizeof err)) {
     pending_free(p);
     deliver_failed(ex, r, i, err);
     return;
@@ -322,6 +324,7 @@ static void hear(proc_executor *ex, lf_run *r, slot *s) {
 
 static void wait_outcomes(lf_executor *base, lf_run *r, double timeout) {
   proc_executor *ex = (proc_executor *)base;
+  ex->names_checked = 0; /* Lua code runs from here on (handlers) */
   struct pollfd fds[ex->nslots > 0 ? ex->nslots : 1];
   int owner[ex->nslots > 0 ? ex->nslots : 1], n = 0;
   double now = lf_monotonic();

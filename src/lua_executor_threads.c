@@ -46,6 +46,7 @@ typedef struct {
   int stopping;         /* under lock */
   int wake_fd;          /* eventfd: something is on the done list */
   int ctx_built;
+  int names_checked; /* the codec's name index was checked in this batch of jobs */
   lf_buf ctx; /* the run's context message (written before any job is queued) */
   char ctx_error[ERR_TEXT];
   char *path, *cpath;
@@ -130,10 +131,13 @@ static void *worker_main(void *arg) {
     else
       j->no_worker = lf_buf_put(&j->reply, err, strlen(err) + 1);
     pthread_mutex_lock(&ex->lock);
+    int first = ex->done.head == NULL; /* else the engine was woken already */
     list_push(&ex->done, j);
-    uint64_t one = 1;
-    ssize_t rc = write(ex->wake_fd, &one, sizeof one);
-    (void)rc; /* a full counter wakes the engine all the same */
+    if (first) {
+      uint64_t one = 1;
+      ssize_t rc = write(ex->wake_fd, &one, sizeof one);
+      (void)rc; /* a full counter wakes the engine all the same */
+    }
   }
   pthread_mutex_unlock(&ex->lock);
   lf_worker_free(w);
@@ -191,7 +195,8 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   job *j = calloc(1, sizeof *j);
   if (!j) lf_run_abort(r, "not enough memory");
   j->task = i;
-  if (lf_job_build(ex->host, r, i, r->flow->tasks[i]->timeout, &j->msg, err,
+  if (lf_job_build(ex->host, r, i, r->flow->tasks[i]->timeout,
+                   lf_executor_names_fresh(ex->host, &ex->names_checked), &j->msg, err,
                    sizeof err)) {
     job_free(j);
     deliver_failed(ex, r, i, err);
@@ -202,7 +207,7 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   int start = ex->idle == 0 && ex->started < ex->max_workers;
   if (start && pthread_create(&ex->threads[ex->started], NULL, worker_main, ex) == 0)
     ex->started++;
-  else
+  else if (ex->idle > 0)
     pthread_cond_signal(&ex->work);
   int none = ex->started == 0;
   if (none) ex->queue.head = ex->queue.tail = NULL;
@@ -215,6 +220,7 @@ static void submit(lf_executor *base, lf_run *r, int i) {
 
 static void wait_outcomes(lf_executor *base, lf_run *r, double timeout) {
   threads_executor *ex = (threads_executor *)base;
+  ex->names_checked = 0; /* Lua code runs from here on (handlers) */
   if (drain(ex, r)) return;
   struct pollfd pfd = {ex->wake_fd, POLLIN, 0};
   if (lf_executor_poll(&pfd, 1, timeout) > 0) {

@@ -2,6 +2,7 @@
  * its table read into the executor the run uses. */
 #include <string.h>
 #include <unistd.h>
+#include "lua_codec.h"
 #include "lua_executors.h"
 
 /* core.cpu_count(): the CPUs online (the default number of workers). */
@@ -39,4 +40,10 @@ lf_executor *lf_lua_executor_new(lua_State *L, int idx, lf_lua_host *h,
                         : lf_threads_executor_new(h, workers, path, cpath);
   lua_pop(L, 3);
   return ex;
+}
+
+int lf_executor_names_fresh(lf_lua_host *h, int *checked) {
+  if (!*checked) lf_codec_names_check(h->L);
+  *checked = 1;
+  return 1;
 }

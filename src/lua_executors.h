@@ -25,6 +25,10 @@ lf_executor *lf_lua_executor_new(lua_State *L, int idx, lf_lua_host *h,
                                  lf_executor *local);
 void lf_open_executors(lua_State *L);
 
+/* Checks the codec's name index once per batch of jobs (*checked, reset by
+ * the executor when Lua code may have run); returns 1 for lf_job_build. */
+int lf_executor_names_fresh(lf_lua_host *h, int *checked);
+
 /* Shared by both: waits until fd is readable, timeout seconds have passed
  * (< 0: no limit) or a signal came; SIGINT/SIGTERM arriving just before the
  * wait are not missed. Returns poll's count (0 on a timeout or signal). */

@@ -222,6 +222,13 @@ int lf_names_find(lua_State *L, int idx, int *checked) {
   return lookup(L, idx);
 }
 
+void lf_codec_names_check(lua_State *L) {
+  int fresh = lua_rawgetp(L, LUA_REGISTRYINDEX, &stamp_key) == LUA_TNUMBER &&
+              lua_tointeger(L, -1) == loaded_count(L);
+  lua_pop(L, 1);
+  if (!fresh) lf_names_refresh(L);
+}
+
 /* "mod\0a\0b" as "mod.a.b", for messages. */
 static const char *printable(lua_State *L, const char *name, size_t len) {
   luaL_Buffer b;

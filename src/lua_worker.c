@@ -261,5 +261,4 @@ void lf_worker_run(lf_worker *w, uint64_t gen, const char *ctx, size_t ctx_len,
     put_reply(L, &c, LF_REPLY_RAISED, lua_gettop(L), 0);
   }
   lua_settop(L, 0);
-  lua_gc(L, LUA_GCSTEP, 0);
 }

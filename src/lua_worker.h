@@ -44,9 +44,11 @@ typedef struct {
 /* ---- engine side (lua_worker_job.c) ---- */
 
 /* Task i's job (appended to out). Returns 0, or -1 with the text of why it
- * cannot cross in err ("cannot copy a function at argument 1.fn"). */
-int lf_job_build(lf_lua_host *h, lf_run *r, int i, double timeout, lf_buf *out, char *err,
-                 size_t errlen);
+ * cannot cross in err ("cannot copy a function at argument 1.fn").
+ * names_fresh: the codec's name index was checked since the last Lua code
+ * ran that may have loaded a module (LF_CODEC_NAMES_FRESH). */
+int lf_job_build(lf_lua_host *h, lf_run *r, int i, double timeout, int names_fresh,
+                 lf_buf *out, char *err, size_t errlen);
 /* The run's context message (appended to out): 0, or -1 with err. */
 int lf_job_run_context(lf_lua_host *h, lf_run *r, lf_buf *out, char *err, size_t errlen);
 /* The outcome of a reply for its task (*task set; -1 on garbage): a state

@@ -16,8 +16,8 @@ static int put_message(lua_State *L, int idx, int n, const lf_codec_opts *o, lf_
   return 0;
 }
 
-int lf_job_build(lf_lua_host *h, lf_run *r, int i, double timeout, lf_buf *out, char *err,
-                 size_t errlen) {
+int lf_job_build(lf_lua_host *h, lf_run *r, int i, double timeout, int names_fresh,
+                 lf_buf *out, char *err, size_t errlen) {
   lua_State *L = h->L;
   int top = lua_gettop(L);
   lf_task_run *tr = &r->task[i];
@@ -42,8 +42,9 @@ int lf_job_build(lf_lua_host *h, lf_run *r, int i, double timeout, lf_buf *out, 
     lf_boxes_push_result(L, &h->boxes, tr->loop_state);
     head.has_loop_result = 1;
   }
-  lf_codec_opts fo = {LF_CODEC_FUNCTIONS, 0, 0, "the task's function"};
-  lf_codec_opts ao = {0, 0, 0, "argument %d"};
+  unsigned fresh = names_fresh ? LF_CODEC_NAMES_FRESH : 0;
+  lf_codec_opts fo = {LF_CODEC_FUNCTIONS | fresh, 0, 0, "the task's function"};
+  lf_codec_opts ao = {fresh, 0, 0, "argument %d"};
   int rc = put_message(L, top + 1, 1, &fo, out, &head.fn_len, err, errlen);
   if (rc == 0)
     rc = put_message(L, top + 2, nargs + head.has_loop_result, &ao, out, &head.args_len,

@@ -3,7 +3,7 @@
  *
  *   receiver --proto http|smtp [--tls none|starttls|implicit]
  *            [--cert FILE --key FILE]
- *            [--mode MODE] [--log FILE]
+ *            [--mode MODE] [--log FILE] [--parallel yes]
  *
  * Modes: ok, status:NNN (http), slow:SECONDS, never, close, reject (smtp:
  * RCPT TO answered 550), and hostile peers for the error texts of clients:
@@ -80,7 +80,8 @@ static struct {
   bool auth_plain; /* auth-echo:plain (else login) */
   const char *cert, *key, *log_path;
   const char *retry_after; /* retry-after:SECONDS */
-} cfg = {PROTO_HTTP, TLS_NONE, MODE_OK, 200, 0.0, 0, false, NULL, NULL, NULL, NULL};
+  bool parallel;           /* --parallel yes: a process per connection (benchmarks) */
+} cfg = {PROTO_HTTP, TLS_NONE, MODE_OK, 200, 0.0, 0, false, NULL, NULL, NULL, NULL, false};
 
 static volatile sig_atomic_t g_stop; /* set by signals and stdin EOF */
 static long g_failed;                /* fail-first: answers failed so far */
@@ -1149,7 +1150,8 @@ static void usage(FILE *to) {
         "                [--mode ok|status:NNN|slow:SECONDS|never|close|reject|\n"
         "                        header-line:N|repeat-header:N|fold-header:N|\n"
         "                        auth-echo:plain|auth-echo:login|fail-first:N|\n"
-        "                        retry-after:SECONDS] [--log FILE]\n",
+        "                        retry-after:SECONDS] [--log FILE]\n"
+        "                [--parallel yes]\n",
         to);
 }
 
@@ -1232,6 +1234,8 @@ static void parse_args(int argc, char **argv) {
       parse_mode(v);
     } else if (strcmp(opt, "--log") == 0) {
       cfg.log_path = v;
+    } else if (strcmp(opt, "--parallel") == 0) {
+      cfg.parallel = strcmp(v, "yes") == 0;
     } else {
       usage(stderr);
       die("unknown option %s", opt);
@@ -1259,6 +1263,7 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+  if (cfg.parallel) signal(SIGCHLD, SIG_IGN); /* children reap themselves */
   if (fcntl(STDIN_FILENO, F_GETFD) < 0)
     g_watch_stdin = false; /* no stdin at all: only signals stop us */
 
@@ -1275,7 +1280,17 @@ int main(int argc, char **argv) {
   while (!g_stop) {
     if (wait_fd(lfd, POLLIN, -1) < 0) break;
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) serve_connection(fd);
+    if (fd >= 0 && cfg.parallel) { /* each connection in a child of its own */
+      pid_t pid = fork();
+      if (pid == 0) {
+        close(lfd);
+        serve_connection(fd);
+        _exit(0);
+      }
+      close(fd);
+    } else if (fd >= 0) {
+      serve_connection(fd);
+    }
   }
 
   close(lfd);
