@@ -29,7 +29,7 @@ LIB_SRCS = $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/lua_sources.o
 LUA_SRCS = $(sort $(wildcard lua/luaflow/*.lua))
 
-.PHONY: FORCE all examples test ctest check-mem bench install uninstall clean deps format rock \
+.PHONY: FORCE all examples test ctest check-mem check-threads bench install uninstall clean deps format rock \
         rock-install fuzz fuzz-smoke fuzz-build fuzz-deps
 
 all: $(BUILD)/luaflow $(BUILD)/luaflow.so $(BUILD)/libluaflow.a $(BUILD)/luaflow.pc
@@ -141,6 +141,17 @@ check-mem:
 	$(MAKE) BUILD=build-asan SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all examples build-asan/receiver build-asan/codec_test build-asan/ctest
 	LUAFLOW_BUILD=build-asan LUAFLOW_SANITIZE=1 LUAFLOW_CTEST=build-asan/ctest ./scripts/run-specs.sh
 
+# The executors under ThreadSanitizer (build-tsan/): the specs that run
+# bodies in worker threads and processes, the Lua module loaded into lua5.4
+# after the TSan runtime. Lua itself is not instrumented: each Lua state is
+# used by one thread at a time, handed over through our own locks.
+TSAN_SPECS ?= spec/executors_spec.lua spec/retries_spec.lua spec/timeouts_spec.lua \
+              spec/handlers_spec.lua spec/signals_spec.lua
+check-threads:
+	$(MAKE) BUILD=build-tsan SANFLAGS="-fsanitize=thread" CFLAGS="-O1 -g" all build-tsan/receiver
+	LUAFLOW_BUILD=build-tsan LUAFLOW_TSAN=1 LUAFLOW_SPEC_EXECUTORS=threads,processes \
+	  ./scripts/run-specs.sh $(TSAN_SPECS)
+
 # libFuzzer harnesses (fuzz/), built with Debian's clang under ASan and UBSan
 # into build-fuzz/; `make fuzz FUZZ_TIME=600` runs each that long, CI runs
 # `make fuzz-smoke` (20 s each). Only these targets need clang.
@@ -181,7 +192,7 @@ $(BUILD)/memcount.so: bench/memcount.c
 $(BUILD)/store_bench: bench/store_bench.c $(BUILD)/libluaflow-internal.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libluaflow-internal.a $(LIBS)
 
-bench: all examples $(BUILD)/memcount.so
+bench: all examples $(BUILD)/memcount.so $(BUILD)/receiver
 	@./scripts/bench.sh
 
 INSTALLED = $(bindir)/luaflow $(libdir)/libluaflow.a $(includedir)/luaflow.h \

@@ -26,7 +26,7 @@ local RATIO_N = tonumber(os.getenv("BENCH_RATIO_N") or "100000")
 local BUILD_SIZES = list_env("BENCH_BUILD_SIZES", "10000,100000,1000000")
 local CLI_N = tonumber(os.getenv("BENCH_CLI_N") or "100000")
 local BIN = os.getenv("BENCH_BIN") or "build/luaflow"
--- BENCH_ONLY=run,build,cli,redact runs those sections only
+-- BENCH_ONLY=run,build,cli,redact,executors runs those sections only
 local ONLY = os.getenv("BENCH_ONLY")
 local function section(name) return not ONLY or ONLY:find(name, 1, true) ~= nil end
 
@@ -304,6 +304,12 @@ local ten = median({ redact_ns(200000), redact_ns(200000), redact_ns(200000) })
 print()
 print(("redacting a %d-byte line: %.0f ns with 1 secret, %.0f ns with 10: %.2fx  target<=1.5x  %s"):format(
   #line, one, ten, ten / one, judge("redaction 10 secrets/1<=1.5", ten / one <= 1.5, ("%.2f"):format(ten / one))))
+end
+
+-- ---------------------------------------------------------------- executors
+
+if section("executors") then
+  require("executors").run(judge, os.getenv("BENCH_RECEIVER"))
 end
 
 local cost = os.getenv("BENCH_HANDLER_COST")

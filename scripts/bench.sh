@@ -10,6 +10,7 @@ export LUA_CPATH="$PWD/$BUILD/examples/?.so;;"
 export LUA_PATH="$PWD/bench/?.lua;;"
 export LUAFLOW_LOG_LEVEL=CRITICAL
 export XDG_STATE_HOME="${TMPDIR:-/tmp}/luaflow-bench-state"
+export BENCH_RECEIVER="$PWD/$BUILD/receiver" # the executor rows' HTTP waits
 
 # Handler cost per call from callgrind's instruction counts (repeatable,
 # unlike a difference of two timings): the instructions of the run phase

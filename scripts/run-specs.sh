@@ -18,6 +18,11 @@ if [ -n "${LUAFLOW_SANITIZE:-}" ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LUAFLOW_CHILD_ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 fi
+if [ -n "${LUAFLOW_TSAN:-}" ]; then
+  # ThreadSanitizer (make check-threads): its runtime first, any report fails.
+  export LD_PRELOAD="$(gcc -print-file-name=libtsan.so)"
+  export TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 report_signal_unsafe=0 second_deadlock_stack=1"
+fi
 out=$(mktemp)
 # `luaflow run` records into a run store under XDG_STATE_HOME: never the
 # real home's (a spec that looks at the store sets its own).

@@ -33,7 +33,7 @@ const char *lf_log_level_name(int level) {
 }
 
 void lf_log_set_filter(lf_log_filter f) {
-  log_filter = f;
+  if (log_filter != f) log_filter = f; /* a worker's Lua state sets the same one */
 }
 
 /* The level as shown: coloured when stderr is a terminal (and NO_COLOR and

@@ -63,7 +63,7 @@ static int core_set_log_level(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   int level = lf_log_parse_level(name);
   if (level < 0) return lf_raise(L, "unknown log level '%s'", name);
-  lf_log_level = level;
+  if (lf_log_level != level) lf_log_level = level; /* a worker's state sets the same */
   return 0;
 }
 

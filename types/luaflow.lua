@@ -126,6 +126,11 @@ function luaflow.pause_task(message, seconds) end
 ---@field parameters? table<string, any> Parameter values
 ---@field secrets? table<string, any> secrets, looked up before the environment
 ---@field resume? luaflow.TaskLike[] tasks whose pauses are approved in advance
+---@field executor? luaflow.Executor where the bodies run (default: Local, or the CLI's --executor)
+
+---@class luaflow.Executor
+---@field kind "local"|"threads"|"processes"
+---@field workers integer bodies run at once
 
 ---@class luaflow.Edge
 ---@field upstream luaflow.Task
@@ -663,5 +668,32 @@ function luaflow.time.from_timestamp(seconds) end
 
 ---@return number the process's CPU seconds
 function luaflow.time.cpu_time() end
+
+---Blocks the calling body (under a worker executor, only its worker).
+---@param seconds number
+function luaflow.time.sleep(seconds) end
+
+luaflow.executors = {}
+
+---Bodies run one at a time in the engine's Lua state (the default).
+---@return luaflow.Executor
+function luaflow.executors.Local() end
+
+---Bodies run in up to `workers` worker threads, each with its own Lua state.
+---@param opts? {workers?: integer}
+---@return luaflow.Executor
+function luaflow.executors.Threads(opts) end
+
+---Bodies run in up to `workers` forked worker processes (crash isolation, killing timeouts).
+---@param opts? {workers?: integer}
+---@return luaflow.Executor
+function luaflow.executors.Processes(opts) end
+
+---The executor of every flow:run that names none (nil: Local).
+---@param e luaflow.Executor|nil
+function luaflow.executors.set_default(e) end
+
+---@return integer the CPUs online
+function luaflow.executors.cpu_count() end
 
 return luaflow

@@ -14,7 +14,7 @@ local luaflow = require("luaflow")
 local M = {}
 
 -- Sanitizer builds run slower: waits scale with this.
-M.SLACK = (os.getenv("LUAFLOW_SANITIZE") or "") ~= "" and 3 or 1
+M.SLACK = ((os.getenv("LUAFLOW_SANITIZE") or "") ~= "" or (os.getenv("LUAFLOW_TSAN") or "") ~= "") and 3 or 1
 
 local function now() return luaflow.time.now():timestamp() end
 

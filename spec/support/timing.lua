@@ -6,7 +6,7 @@ local luaflow = require("luaflow")
 local M = {}
 
 -- Sanitizer builds run slower: timing tolerances scale with this.
-M.SANITIZE = (os.getenv("LUAFLOW_SANITIZE") or "") ~= ""
+M.SANITIZE = (os.getenv("LUAFLOW_SANITIZE") or "") ~= "" or (os.getenv("LUAFLOW_TSAN") or "") ~= ""
 M.SLACK = M.SANITIZE and 3 or 1
 
 function M.now() return luaflow.time.now():timestamp() end
