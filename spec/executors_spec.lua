@@ -341,6 +341,31 @@ end)
       end)
     end
 
+    it("runs bodies in worker threads and processes from an embedding program", function()
+      local build = os.getenv("LUAFLOW_BUILD") or "build"
+      local bin = (os.getenv("LUAFLOW_ROOT") or cli.root) .. "/" .. build .. "/examples/run_flow"
+      local script = cli.write_flow([[
+local luaflow = require("luaflow")
+local f = luaflow.Flow("emb", function()
+  for i = 1, 3 do luaflow.task{name = "e" .. i}(function() return luaflow.context.task_name end)() end
+end)
+for _, e in ipairs{luaflow.executors.Threads{workers = 2}, luaflow.executors.Processes{workers = 2}} do
+  for t, s in f:run{executor = e}:task_states() do print(tostring(e), t.name, s.result) end
+end
+]])
+      local saved = cli.bin
+      cli.bin = bin
+      local ok, r = pcall(cli.run, { script })
+      cli.bin = saved
+      assert(ok, r)
+      assert.are.equal(0, r.code, r.stderr)
+      for _, kind in ipairs({ "Threads", "Processes" }) do
+        for i = 1, 3 do
+          assert.is_true(util.has(r.stdout, ("<Executor: %s{workers = 2}>\te%d\te%d"):format(kind, i, i)), r.stdout)
+        end
+      end
+    end)
+
     it("refuses a bad --executor or --workers (exit 2)", function()
       local path = cli.write_flow(FLOW)
       local r = cli.run({ "run", path, "--executor", "gpu" })
