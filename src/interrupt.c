@@ -11,12 +11,12 @@
 #include "interrupt.h"
 #include "log.h"
 
-volatile sig_atomic_t lf_cancel_signal;
+volatile atomic_int lf_cancel_signal;
 int lf_runs_active;
 
 /* Set once the cancellation has stopped some code or the engine has acted
  * on it: later handlers run to their end. */
-static volatile sig_atomic_t cancel_delivered;
+static volatile atomic_int cancel_delivered; /* read by worker threads too */
 
 /* One per thread. The signal handlers read the lists; the thread changes
  * them with single pointer stores, so a handler always sees a whole list. */

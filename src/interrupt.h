@@ -12,9 +12,11 @@
 #define LF_INTERRUPT_H
 
 #include <signal.h>
+#include <stdatomic.h>
 
-/* The signal that asked for cancellation, 0 when none. */
-extern volatile sig_atomic_t lf_cancel_signal;
+/* The signal that asked for cancellation, 0 when none (atomic: set by a
+ * signal handler, read by worker threads too). */
+extern volatile atomic_int lf_cancel_signal;
 
 /* Runs in progress on this process (a run cancels at its next step; outside
  * a run the signal interrupts the script itself). */

@@ -23,6 +23,7 @@
  * itself: a script's global Lua functions and tables are its own, not a
  * module's, so they are copied by value.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,17 +41,20 @@ static const char dump_key = 0;  /* registry: function -> its dump (weak keys) *
 
 /* {=== The name index ===} */
 
+/* A fingerprint of package.loaded: its size and where its values live, so
+ * a module unloaded and another loaded in its place (busted does this
+ * between spec files) is seen too. */
 static lua_Integer loaded_count(lua_State *L) {
-  lua_Integer n = 0;
+  uint64_t n = 0;
   if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
+      n = n * 31 + 1 + (uint64_t)(uintptr_t)lua_topointer(L, -1);
       lua_pop(L, 1);
-      n++;
     }
   }
   lua_pop(L, 1);
-  return n;
+  return (lua_Integer)(n >> 1); /* (a value, not a count: kept positive) */
 }
 
 typedef struct {
