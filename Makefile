@@ -148,7 +148,7 @@ check-mem:
 TSAN_SPECS ?= spec/executors_spec.lua spec/retries_spec.lua spec/timeouts_spec.lua \
               spec/handlers_spec.lua spec/signals_spec.lua
 check-threads:
-	$(MAKE) BUILD=build-tsan SANFLAGS="-fsanitize=thread" CFLAGS="-O1 -g" all build-tsan/receiver
+	$(MAKE) BUILD=build-tsan SANFLAGS="-fsanitize=thread" CFLAGS="-O1 -g" all examples build-tsan/receiver
 	LUAFLOW_BUILD=build-tsan LUAFLOW_TSAN=1 LUAFLOW_SPEC_EXECUTORS=threads,processes \
 	  ./scripts/run-specs.sh $(TSAN_SPECS)
 
