@@ -696,4 +696,8 @@ function luaflow.executors.set_default(e) end
 ---@return integer the CPUs online
 function luaflow.executors.cpu_count() end
 
+---@param v any
+---@return boolean whether v is an executor of luaflow.executors
+function luaflow.executors.is_executor(v) end
+
 return luaflow
