@@ -19,6 +19,7 @@
 #include "interrupt.h"
 #include "log.h"
 #include "run.h"
+#include "run_journal.h"
 
 /* Where lf_run_continue is: each phase's first step names the next one. */
 enum { PHASE_NEW, PHASE_STARTING, PHASE_TASKS, PHASE_FINAL, PHASE_ENDING, PHASE_OVER };
@@ -91,6 +92,7 @@ static void finish(lf_run *r, int i) {
            lf_run_object(r, i)->name, lf_kind_name(s->kind));
   if (!LF_IS(s, LF_FINISHED)) return; /* waits: paused or pending */
   r->task[i].flags |= LF_TASK_FINISHED;
+  if (r->journal) lf_journal_task_done(r, i);
   for (int k = r->down.start[i]; k < r->down.start[i + 1]; k++) {
     int d = r->down.task[k];
     if (--r->task[d].pending_upstreams == 0) ready_push(r, d);
@@ -261,6 +263,8 @@ static void after_outcome(lf_run *r, int i, int end) {
 /* Object i is now in state s: the step that asked for the transition goes on. */
 static void moved(lf_run *r, int i, lf_state *s, int end) {
   lf_then then = r->chain.then;
+  if (r->journal)
+    lf_journal_transition(r, i, i < 0 ? r->flow_state : r->task[i].state, s);
   set_state(r, i, s);
   switch (then) {
   case LF_THEN_SETTLE:
@@ -292,8 +296,9 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
   case LF_THEN_FLOW_START:
     r->phase = !end && s->kind == LF_RUNNING ? PHASE_TASKS : PHASE_OVER;
     if (r->phase == PHASE_TASKS)
-      for (int k = 0; k < r->ntasks; k++)
-        if (r->task[k].pending_upstreams == 0) ready_push(r, k);
+      for (int k = 0; k < r->ntasks; k++) /* a task a restart restored has finished */
+        if (r->task[k].pending_upstreams == 0 && !(r->task[k].flags & LF_TASK_FINISHED))
+          ready_push(r, k);
     break;
   case LF_THEN_FLOW_END:
     r->phase = PHASE_OVER;
@@ -586,8 +591,8 @@ void lf_run_release(lf_run *r) {
   for (int k = 0; k < r->outcomes.count; k++)
     lf_state_release(r->outcomes.ring[(r->outcomes.head + k) % r->outcomes.cap].state);
   if (r->chain.active) lf_transition_drop(r);
-  lf_state *held[] = {r->retry_of,        r->flow_state,      r->flow_final,
-                      r->shared.pending,  r->shared.running,  r->shared.success,
+  lf_state *held[] = {r->retry_of,       r->flow_state,     r->flow_final,
+                      r->shared.pending, r->shared.running, r->shared.success,
                       r->shared.not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);

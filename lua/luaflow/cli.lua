@@ -12,7 +12,7 @@ local USAGE = [[
 usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE]
                         [--json PATH|-] [--log-level LEVEL] [--secrets FILE]
                         [--no-input] [--resume TASK]... [--store PATH] [--no-store]
-                        [--no-progress]
+                        [--no-progress] [--restart ID]
        luaflow check FILE [--flow NAME]   list the flows FILE builds, run no task
        luaflow graph FILE [--flow NAME] [--run ID] [--format dot|svg|png] [-o PATH]
                                           draw the flows FILE builds (Graphviz)
@@ -55,7 +55,9 @@ Options:
                         --param NAME=VALUE wins over the file's NAME
   --json PATH|-         write one JSON line per flow run to PATH (- for stdout):
                         {"flow", "state", "message", "tasks": [{"name", "state",
-                        "message", "run_count", "result"}]}
+                        "message", "run_count", "started", "ended", "duration",
+                        "result"}], "run_id", "started", "ended", "duration"};
+                        with -, print() output goes to stderr instead
   --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
   --secrets FILE        read secrets from the JSON object in FILE (refused when its
                         group or others may read it: chmod 600 FILE)
@@ -66,6 +68,10 @@ Options:
                         when missing); one that cannot be used is one WARNING
                         and the run goes on unrecorded
   --no-store            record nothing
+  --restart ID          continue the recorded run ID (an id, a unique prefix, or
+                        last) of the same flow: its tasks that succeeded keep
+                        their state and result and do not run again; the
+                        others run
   --no-progress         no progress line at the bottom of the terminal (there is
                         none when stderr is not a terminal)
   -h, --help            this text
@@ -287,7 +293,7 @@ end
 local OPTIONS = {
   run = with_store { param = "list", ["param-file"] = "value", json = "value", ["log-level"] = "value",
                      secrets = "value", ["no-input"] = "flag", resume = "list", flow = "value",
-                     ["no-progress"] = "flag" },
+                     ["no-progress"] = "flag", restart = "value" },
   check = { ["log-level"] = "value", flow = "value" },
   graph = with_store { ["log-level"] = "value", flow = "value", run = "value", format = "value",
                        output = "value" },
@@ -418,6 +424,7 @@ local function run_flows(o)
   -- when M.progress is set (stderr a terminal, no --no-progress).
   M.store = require("luaflow.cli_store").open_for_run(o, usage_error)
   M.progress = not o["no-progress"] and core.isatty(2)
+  require("luaflow.cli_record").start(M, o, usage_error)
   -- --json lines are written by C as each run ends (src/lua_json_lines.c);
   -- the first write error is reported at once and makes the exit code non-zero
   local json_out, json_failed
@@ -436,9 +443,9 @@ local function run_flows(o)
     report = report,
     fatal = fatal,
     approve = not o["no-input"] and core.isatty(0) and core.isatty(2) and ask or nil,
-    after_run = function(flow, state)
+    after_run = function(flow, state, run)
       if not json_out then return end
-      local ok, why = json_out:write_run(flow, state)
+      local ok, why = json_out:write_run(flow, state, run)
       if not ok then json_error(why) end
     end,
     finish = function()
@@ -457,6 +464,7 @@ end
 -- what it queued committed.
 local function cmd_run(o)
   local ok, code = pcall(run_flows, o)
+  require("luaflow.cli_record").stop(M)
   if M.store then
     local closed, why = M.store:close()
     M.store = nil

@@ -6,6 +6,7 @@ local raise = core.raise
 
 local options = require("luaflow.options")
 local describe = options.describe
+local run_store = require("luaflow.run_store")
 
 local task_mt, flow_mt = core.task_mt, core.flow_mt
 local function is_task(v) return getmetatable(v) == task_mt end
@@ -431,16 +432,19 @@ function flow_methods.run(f, opts)
     if not task then raise(("resume: %s is not in %s"):format(tostring(t), tostring(f))) end
     resume[i] = core.flow_index(f, task)
   end
-  M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets,
-                          run_id = M.new_run_id() }
-  local ok, state, cycle = pcall(core.flow_run, f, resume, M.hooks.approve)
+  local run = { flow = f, parameters = params, secrets = opts.secrets, run_id = M.new_run_id() }
+  M.runs[#M.runs + 1] = run
+  -- the run store, the progress line, a restart (run_store.lua)
+  local ok, state, cycle = pcall(run_store.prepare, f, opts, run)
+  if ok then ok, state, cycle = pcall(core.flow_run, f, resume, M.hooks.approve, run) end
+  run_store.finish(run)
   for _, hook in ipairs(M.end_of_run) do hook(M.runs[#M.runs]) end
   table.remove(M.runs)
   if not ok then error(state, 0) end
   if not state then cycle_error(f, cycle) end
   M.ran = M.ran or setmetatable({}, { __mode = "k" })
   M.ran[f] = true
-  if M.hooks.after_run then M.hooks.after_run(f, state) end
+  if M.hooks.after_run then M.hooks.after_run(f, state, run) end
   if core.cancel_signal() then error("interrupted", 0) end -- SIGINT/SIGTERM stop the script too
   return state
 end

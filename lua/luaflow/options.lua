@@ -199,6 +199,13 @@ C.addresses = function(v, option)
   return ("%s must be an e-mail address or a list of them (got %s)"):format(option, M.describe(v))
 end
 
+-- flow:run's store =: a path, a store from luaflow.store.open, or false (none).
+C.run_store = function(v, option)
+  if v == false or (type(v) == "string" and v ~= "") then return end
+  if type(v) == "userdata" and tostring(v):find("^luaflow.Store") then return end
+  return ("%s must be the path of a run store, a store, or false (got %s)"):format(option, M.describe(v))
+end
+
 M.checks = C
 
 -- ---- the options of each function ----
@@ -213,7 +220,8 @@ M.specs = {
   Flow = { name = C.string, tasks = C.tasks, state_handlers = C.handlers, on_failure = C.callable,
            on_failure_final_only = C.boolean,
            reference_tasks = C.tasks, terminal_state_handler = C.callable },
-  ["flow:run"] = { parameters = C.named_values, secrets = C.named_values, resume = C.tasks },
+  ["flow:run"] = { parameters = C.named_values, secrets = C.named_values, resume = C.tasks,
+                  store = C.run_store, restart = C.string },
   Parameter = { default = C.any, required = C.boolean },
 }
 M.specs.task = M.specs.Task
