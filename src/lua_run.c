@@ -10,9 +10,10 @@ typedef struct {
   lf_run run;
   lf_lua_host host;
   lf_local_executor local;
-  lf_lua_watch watch;   /* the protected call's: SIGINT/SIGTERM stop its handlers */
-  int unwound;          /* the last protected call ended with a Lua error */
-  int cancelled;        /* ... which the cancellation raised */
+  lf_lua_watch watch; /* the protected call's: SIGINT/SIGTERM stop its handlers */
+  int unwound;        /* the last protected call ended with a Lua error */
+  int cancelled;      /* ... which the cancellation raised */
+
   lf_lua_record record; /* the run store, progress line, --json times */
 } lf_lua_run;
 

@@ -122,8 +122,7 @@ typedef struct lf_run {
                            terminal handler looks at it (owned) */
   int flow_transitions;
 
-  struct lf_run_journal
-      *journal; /* the run store's, progress, times (run_journal.h); NULL: none */
+  struct lf_run_journal *journal; /* run_journal.h; NULL: none */
 
   struct { /* states many tasks share */
     lf_state *pending, *running, *success, *not_run;
