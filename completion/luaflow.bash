@@ -7,7 +7,7 @@
 _luaflow_options() {
   local store="--store --no-store"
   case $1 in
-    run) echo "--flow --param --param-file --json --log-level --secrets --no-input --resume $store --no-progress --help" ;;
+    run) echo "--flow --param --param-file --json --log-level --secrets --no-input --resume $store --no-progress --restart --help" ;;
     check) echo "--flow --log-level --help" ;;
     graph) echo "--flow --log-level --run --format -o --output $store --help" ;;
     runs) echo "--flow --state --limit --json $store --help" ;;

@@ -104,6 +104,33 @@ int lf_engine_set_param(lf_engine *e, const char *name, const char *value) {
   return 0;
 }
 
+/* run_store.set_default_path(path or nil); raises why it cannot. */
+static int set_store(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luaflow.run_store");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "set_default_path");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 2);
+  if (!lua_toboolean(L, -2)) return lua_error(L);
+  return 0;
+}
+
+int lf_engine_set_store(lf_engine *e, const char *path) {
+  lua_pushcfunction(e->L, set_store);
+  if (path)
+    lua_pushstring(e->L, path);
+  else
+    lua_pushnil(e->L);
+  if (lf_pcall(e->L, 1, 0) != LUA_OK) {
+    set_error(e, lua_tostring(e->L, -1));
+    lua_pop(e->L, 1);
+    return -1;
+  }
+  set_error(e, NULL);
+  return 0;
+}
+
 static char *copy_string(lua_State *L, int idx) {
   const char *s = lua_tostring(L, idx);
   return strdup(s ? s : "");

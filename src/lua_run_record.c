@@ -10,6 +10,8 @@
 
 #define TIMES_MT "luaflow.RunTimes"
 #define STORE_MT "luaflow.Store" /* lua_store.c's box: an lf_store pointer */
+/* registry: true while a result is encoded for the store (run_store.lua) */
+#define LF_ENCODING_RESULT_KEY "luaflow.EncodingResult"
 
 static const char *opt_string(lua_State *L, int idx, const char *key) {
   lua_getfield(L, idx, key);
@@ -65,7 +67,12 @@ static int result_json(void *ud, lf_run *r, int i, const lf_state *s, const char
   lf_boxes_push_result(L, &rec->host->boxes, (lf_state *)s);
   rec->result.len = 0;
   const lf_redactor *red = lf_redactor_acquire();
-  int ok = lf_json_put_value(L, -1, &rec->result, red);
+  /* a __tojson that runs a flow would run it in the middle of this run */
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LF_ENCODING_RESULT_KEY);
+  int ok = lf_json_put_value(L, -2, &rec->result, red);
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, LF_ENCODING_RESULT_KEY);
   lf_redactor_release(red);
   lua_pop(L, 1);
   if (!ok || rec->result.len > LF_STORE_RESULT_MAX) return 0;

@@ -126,6 +126,8 @@ function luaflow.pause_task(message, seconds) end
 ---@field parameters? table<string, any> Parameter values
 ---@field secrets? table<string, any> secrets, looked up before the environment
 ---@field resume? luaflow.TaskLike[] tasks whose pauses are approved in advance
+---@field store? string|userdata|false record the run into the run store at this path (false: not recorded)
+---@field restart? string continue the recorded run with this id (a unique prefix, or "last"): its successful tasks keep their state and result
 
 ---@class luaflow.Edge
 ---@field upstream luaflow.Task

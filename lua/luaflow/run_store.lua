@@ -17,6 +17,7 @@ M.exit_codes = false   -- the CLI records the exit code each run gives
 M.script = nil         -- the script's path (the CLI's FILE)
 M.restart = nil        -- --restart ID: the first flow run restarts that run
 
+local registry = debug.getregistry()
 local opened = {}      -- path -> store (false: could not be opened), for store = PATH
 
 local function warn(msg) core.log("WARNING", "luaflow.RunStore", msg) end
@@ -121,6 +122,9 @@ end
 -- Before flow f runs with options opts: fills the run's table (graph.lua's
 -- M.runs entry) with what the engine keeps (lua_run_record.h).
 function M.prepare(f, opts, run)
+  if registry["luaflow.EncodingResult"] then
+    core.raise(("%s cannot run inside the __tojson of a result being recorded"):format(tostring(f)))
+  end
   local s = store_for(opts)
   local restart = opts.restart
   if restart == nil and M.restart then
