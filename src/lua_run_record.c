@@ -65,12 +65,13 @@ static int result_json(void *ud, lf_run *r, int i, const lf_state *s, const char
   lua_State *L = rec->host->L;
   luaL_checkstack(L, 8, NULL);
   lf_boxes_push_result(L, &rec->host->boxes, (lf_state *)s);
+  int value = lua_gettop(L);
   rec->result.len = 0;
   const lf_redactor *red = lf_redactor_acquire();
   /* a __tojson that runs a flow would run it in the middle of this run */
   lua_pushboolean(L, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, LF_ENCODING_RESULT_KEY);
-  int ok = lf_json_put_value(L, -2, &rec->result, red);
+  int ok = lf_json_put_value(L, value, &rec->result, red);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, LF_ENCODING_RESULT_KEY);
   lf_redactor_release(red);

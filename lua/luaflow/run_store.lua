@@ -156,6 +156,9 @@ end
 -- After the run (whatever happened to it).
 function M.finish(run)
   if run.stops_progress then core.progress.stop() end
+  -- outside the CLI, a recorded run is committed when flow:run returns (the
+  -- CLI's are when the process ends)
+  if run.store and not M.exit_codes then run.store:flush() end
 end
 
 return M
