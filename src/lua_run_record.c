@@ -68,12 +68,18 @@ static int result_json(void *ud, lf_run *r, int i, const lf_state *s, const char
   int value = lua_gettop(L);
   rec->result.len = 0;
   const lf_redactor *red = lf_redactor_acquire();
-  /* a __tojson that runs a flow would run it in the middle of this run */
-  lua_pushboolean(L, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, LF_ENCODING_RESULT_KEY);
+  /* a table's or userdata's __tojson that runs a flow would run it in the
+   * middle of this run: refused meanwhile (run_store.lua) */
+  int code = lua_type(L, value) >= LUA_TTABLE;
+  if (code) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LF_ENCODING_RESULT_KEY);
+  }
   int ok = lf_json_put_value(L, value, &rec->result, red);
-  lua_pushnil(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, LF_ENCODING_RESULT_KEY);
+  if (code) {
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LF_ENCODING_RESULT_KEY);
+  }
   lf_redactor_release(red);
   lua_pop(L, 1);
   if (!ok || rec->result.len > LF_STORE_RESULT_MAX) return 0;
