@@ -163,6 +163,17 @@ void lf_journal_end(lf_run *r, int kind, const char *message, int exit_code) {
 
 /* ---- log lines ---- */
 
+void lf_journal_note(lf_run *r, int level, const char *logger, const char *message) {
+  lf_run_journal *j = r->journal;
+  if (!j || j->off || !message) return;
+  int allocated;
+  const char *msg = redacted(message, &allocated);
+  lf_store_log l = {lf_now(), level, logger, msg, strlen(msg)};
+  int rc = lf_store_record_log(j->rec, &l);
+  if (allocated) free((char *)msg);
+  if (rc != 0) stop_recording(j);
+}
+
 static void log_tap(int level, const char *logger, const char *msg, size_t len) {
   pthread_mutex_lock(&log_mu);
   lf_run_journal *j = log_journal;
