@@ -210,6 +210,38 @@ return luaflow.Flow("doomed", function() sleeper(first()) end)
     assert.are.equal(("this is no database\n"):rep(500), util.read(path)) -- left as it was
   end)
 
+  it("goes on unrecorded with one WARNING when the store was made by a newer luaflow", function()
+    if not os.execute("command -v sqlite3 >/dev/null 2>&1") then return pending("sqlite3 is not installed") end
+    local dir = cli.tmpdir()
+    local path = dir .. "/newer.db"
+    assert(store.open(path, { create = true })):close()
+    assert(os.execute(("sqlite3 %s 'PRAGMA user_version = 99'"):format(cli.quote(path))))
+    local flow = cli.write_flow(COUNTED, dir)
+    local r = run_in(dir, { "run", flow, "--store", path }, { COUNT_DIR = dir })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(1, util.count(r.stderr, "WARNING"), r.stderr)
+    assert.is_truthy(r.stderr:find("schema version 99", 1, true), r.stderr)
+  end)
+
+  it("records a run SIGTERM cancels as Cancelled, with exit code 143", function()
+    local h = proc.spawn([[
+local luaflow = require("luaflow")
+local waiter = luaflow.task{name = "waiter"}(function()
+  print("ready"); io.stdout:flush()
+  os.execute("sleep 1")
+end)
+return luaflow.Flow("stopped", function() waiter() end)
+]])
+    proc.wait_for(h, "ready\n")
+    assert.are.equal(143, proc.signal(h, "TERM"))
+    local r = run_in(h.dir, { "runs", "show", "last", "--json" })
+    assert.are.equal(0, r.code, r.stderr)
+    local doc = json.decode(r.stdout)
+    assert.are.equal("Cancelled", doc.state)
+    assert.are.equal(143, doc.exit_code)
+    assert.are.equal("Cancelled", doc.tasks[1].state)
+  end)
+
   it("loses nothing when two processes record into one store at once", function()
     local dir = cli.tmpdir()
     local path = dir .. "/shared.db"
