@@ -380,6 +380,36 @@ return luaflow.Flow("other", function() luaflow.task{name = "a"}(function() end)
     assert.is_truthy(r.stderr:find("needs the run store", 1, true), r.stderr)
     assert.are.same({ 1, 1, 1 }, { count(dir, "a"), count(dir, "b"), count(dir, "c") }) -- nothing ran
   end)
+
+  it("applies --restart to the run of the recorded flow, other flows of the script running as usual", function()
+    local dir = cli.tmpdir()
+    local flow = cli.write_flow(COUNTED, dir)
+    assert.are.equal(1, run_in(dir, { "run", flow }, { COUNT_DIR = dir, FAIL = "1" }).code)
+    local failed_id = reader(db_of(dir)):run("last").id
+    local two = cli.write_flow(([[
+local luaflow = require("luaflow")
+local counted = dofile(%q)
+local first = luaflow.Flow("first", function() luaflow.task{name = "x"}(function() return 1 end)() end)
+first:run()
+counted:run()
+]]):format(flow), dir, "two.lua")
+    local r = run_in(dir, { "run", two, "--restart", failed_id, "--json", "-" }, { COUNT_DIR = dir })
+    assert.are.equal(0, r.code, r.stderr)
+    local lines = json_of(r)
+    assert.are.equal("first", lines[1].flow)
+    assert.are.equal("counted", lines[2].flow)
+    assert.are.same({ 1, 1, 2 }, { count(dir, "a"), count(dir, "b"), count(dir, "c") })
+    assert.are.equal(failed_id, reader(db_of(dir)):run(lines[2].run_id).restart_of)
+    -- a script that never runs the recorded flow: said at the end, exit 2
+    local none = cli.write_flow([[
+local luaflow = require("luaflow")
+luaflow.Flow("counted", function() end)
+luaflow.Flow("first", function() luaflow.task{name = "x"}(function() return 1 end)() end):run()
+]], dir, "none.lua")
+    r = run_in(dir, { "run", none, "--restart", failed_id })
+    assert.are.equal(2, r.code, r.stderr)
+    assert.is_truthy(r.stderr:find("no run of flow 'counted' was made: nothing was restarted", 1, true), r.stderr)
+  end)
 end)
 
 describe("recording outside the CLI", function()

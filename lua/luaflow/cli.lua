@@ -464,7 +464,11 @@ end
 -- what it queued committed.
 local function cmd_run(o)
   local ok, code = pcall(run_flows, o)
-  require("luaflow.cli_record").stop(M)
+  local unused_restart = require("luaflow.cli_record").stop(M, o)
+  if ok and unused_restart then
+    err(unused_restart)
+    code = EXIT_USAGE
+  end
   if M.store then
     local closed, why = M.store:close()
     M.store = nil

@@ -25,6 +25,13 @@ function M.start(cli, o, usage_error)
     end
     local rec, why = store:run(o.restart)
     if not rec then usage_error(("--restart %s: %s"):format(o.restart, why)) end
+    run_store.restart_flow = rec.flow
+    run_store.defines_flow = function(name)
+      for _, f in ipairs(require("luaflow")._graph.flows) do
+        if f.name == name then return true end
+      end
+      return false
+    end
   end
   if store then store:record_deliveries() end
   run_store.use({ default = store, progress = cli.progress or false, keep_times = o.json ~= nil,
@@ -34,12 +41,17 @@ function M.start(cli, o, usage_error)
 end
 
 -- After the runs, before the store is closed: the deliveries still queued
--- go out (and are recorded) first.
-function M.stop(cli)
+-- go out (and are recorded) first. Returns an error message when --restart
+-- was given and no run of its flow ran.
+function M.stop(cli, o)
+  local unused, flow = run_store.restart and o.restart, run_store.restart_flow
   core.http.sender.stop()
   if cli.store then cli.store:record_deliveries(false) end
   run_store.use({ default = false, progress = false, keep_times = false, exit_codes = false,
-                  script = false, restart = false })
+                  script = false, restart = false, restart_flow = false, defines_flow = false })
+  if unused and not core.cancel_signal() then
+    return ("--restart %s: no run of flow '%s' was made: nothing was restarted"):format(unused, flow)
+  end
 end
 
 return M

@@ -15,7 +15,9 @@ M.progress = false     -- the CLI shows the progress line (stderr is a terminal)
 M.keep_times = false   -- the CLI writes --json lines: keep the run's times
 M.exit_codes = false   -- the CLI records the exit code each run gives
 M.script = nil         -- the script's path (the CLI's FILE)
-M.restart = nil        -- --restart ID: the first flow run restarts that run
+M.restart = nil        -- --restart ID: the first run of the recorded flow restarts that run
+M.restart_flow = nil   -- ... whose flow name is this (known from the store)
+M.defines_flow = nil   -- fn(name): the script built a flow of that name (the CLI's)
 
 local registry = debug.getregistry()
 local opened = {}      -- path -> store (false: could not be opened), for store = PATH
@@ -128,7 +130,12 @@ function M.prepare(f, opts, run)
   local s = store_for(opts)
   local restart = opts.restart
   if restart == nil and M.restart then
-    restart, M.restart = M.restart, nil -- --restart applies to the first flow run
+    -- --restart applies to the first run of the recorded flow; another flow
+    -- the script runs before it runs as usual, unless the script has no
+    -- flow of that name (then this one is the mistake, said at once)
+    local other = M.restart_flow and f.name ~= M.restart_flow and M.defines_flow
+                  and M.defines_flow(M.restart_flow)
+    if not other then restart, M.restart = M.restart, nil end
   end
   if restart then
     local restore, id = restored_states(f, s, restart)
