@@ -286,6 +286,35 @@ return luaflow.Flow("alerting", function() t() end)
   end)
 end)
 
+describe("the store's text", function()
+  after_each(cli.cleanup)
+
+  it("keeps every string byte for byte: quotes, backslashes, control characters, UTF-8", function()
+    local dir = cli.tmpdir()
+    local s = assert(store.open(dir .. "/text.db", { create = true, record = true }))
+    local run = assert(s:begin_run{ id = "text-run", flow = "f", started = 1 })
+    local pieces = { "a", "plain text ", '"', "\\", "\n", "\t", "\1", "\31", "\127", "é", "日本", "😀",
+                     "0123456789abcdef", "luaflow.TaskRunner" }
+    math.randomseed(14)
+    local sent = {}
+    for i = 1, 300 do
+      local parts = {}
+      for k = 1, math.random(0, 12) do parts[k] = pieces[math.random(#pieces)] end
+      sent[i] = table.concat(parts)
+      assert(run:log{ time = i, level = "INFO", logger = sent[i], message = sent[i] })
+    end
+    assert(run:finish{ ended = 400, state = "Success" })
+    assert(s:flush())
+    local logs = assert(s:logs("text-run"))
+    assert.are.equal(#sent, #logs)
+    for i, l in ipairs(logs) do
+      assert.are.equal(sent[i], l.message)
+      assert.are.equal(sent[i], l.logger)
+    end
+    s:close()
+  end)
+end)
+
 describe("restarting a recorded run", function()
   after_each(cli.cleanup)
 
