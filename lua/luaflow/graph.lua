@@ -451,10 +451,27 @@ end
 -- SIGINT/SIGTERM outside a run wait while a run reports (its --json line)
 core.shield(flow_methods.run)
 
--- A random UUID (version 4) naming one flow run.
+-- A random UUID (version 4) naming one flow run: 16 bytes from the system's
+-- random source once a process (math.random's seed may be the same in two
+-- processes started together, or set by the script), counted up for each
+-- run.
+local id_base, id_count
 function M.new_run_id()
-  local b = {}
-  for i = 1, 16 do b[i] = math.random(0, 255) end
+  if not id_base then
+    local f = io.open("/dev/urandom", "rb")
+    local bytes = f and f:read(16)
+    if f then f:close() end
+    id_base, id_count = {}, 0
+    for i = 1, 16 do
+      id_base[i] = bytes and #bytes == 16 and bytes:byte(i) or math.random(0, 255)
+    end
+  end
+  id_count = id_count + 1
+  local b, carry = {}, id_count
+  for i = 16, 1, -1 do -- base + count, as one 128-bit number
+    local v = id_base[i] + carry
+    b[i], carry = v % 256, v // 256
+  end
   b[7] = (b[7] & 0x0f) | 0x40
   b[9] = (b[9] & 0x3f) | 0x80
   return ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"):format(table.unpack(b))
