@@ -36,6 +36,11 @@ typedef struct lf_task {
   int max_retries;
   double retry_delay;
   double timeout; /* seconds; 0 = none */
+  /* the retry policy and the deadline beyond max_retries / retry_delay
+   * (lua_task_policy.c; retry_on and on_overdue live in the spec table) */
+  double retry_backoff, max_retry_delay, retry_jitter; /* 1 (0 too), 0 (no cap), 0 */
+  double deadline; /* seconds from the first Running; 0 = none */
+  uint8_t has_retry_on, has_on_overdue;
   uint8_t skip_on_upstream_skip;
   uint8_t has_fn;
   uint8_t named; /* explicit name or named from its first call site */
@@ -78,6 +83,8 @@ typedef struct lf_flow {
   int ntasks, cap_tasks;
   lf_edge *edges;
   int nedges, cap_edges;
+  double deadline;        /* seconds from the flow's Running; 0 = none (lua_task_policy.c) */
+  uint8_t has_on_overdue; /* its on_overdue is in its spec table */
   int *refs; /* reference task indices; none = the terminal tasks */
   int nrefs;
   lf_node *nodes; /* by task index */

@@ -25,6 +25,7 @@ enum {
   LF_TASK_ASKED = 8,    /* the approver was asked about its current pause */
   LF_TASK_RESUMED = 16, /* its current run started from Resume or a due Paused */
   LF_TASK_SEEN = 32,    /* scratch: met while gathering a task's upstream states */
+  LF_TASK_DEADLINE = 128, /* its deadline is armed (deadline.c) */
 };
 
 /* What the run keeps of each task, by the flow's task index. */
@@ -103,6 +104,11 @@ typedef struct lf_run {
 
   lf_ready ready; /* tasks ready to begin, by rank */
   lf_heap timers; /* tasks waiting for a start time (key: epoch seconds) */
+  lf_heap alarms; /* deadlines and wake-ups (deadline.h): they never keep a run going */
+  struct {        /* retry_on's verdict on the last failed outcome (scheduler.c) */
+    lf_state *state; /* the state it was asked about (a reference), or NULL */
+    int verdict;     /* lf_retry_verdict */
+  } retry_asked;
   struct {        /* outcomes delivered, oldest first: a ring */
     lf_outcome *ring;
     int head, count, cap;

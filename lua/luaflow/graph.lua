@@ -126,14 +126,21 @@ local function handler_options(opts)
   return on_failure, { state_handlers = list, on_failure = on_failure }
 end
 
+-- on_overdue as the engine calls it: a notifier sends its overdue message.
+local function overdue_handler(fn)
+  if fn == nil then return nil end
+  return require("luaflow.notifications")._overdue_handler(fn)
+end
+
 function M.Task(opts)
   opts = opts or {}
   options.check("Task", opts)
   local on_failure, handlers = handler_options(opts)
-  if on_failure ~= opts.on_failure then
+  local on_overdue = overdue_handler(opts.on_overdue)
+  if on_failure ~= opts.on_failure or on_overdue ~= opts.on_overdue then
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
-    o.on_failure, opts = on_failure, o
+    o.on_failure, o.on_overdue, opts = on_failure, on_overdue, o
   end
   local t = core.new_task(opts)
   M.handlers_of[t] = handlers
@@ -166,6 +173,7 @@ function M.task(a, b)
   o.fn = fn
   local handlers
   o.on_failure, handlers = handler_options(opts)
+  o.on_overdue = overdue_handler(opts.on_overdue)
   local t = core.new_task(o)
   M.handlers_of[t] = handlers
   if o.name == nil then core.task_set_name(t, "task", false) end
@@ -492,6 +500,9 @@ function M.Flow(a, builder)
   local on_failure, handlers = handler_options(opts)
   local f = core.new_flow(opts.name, opts.state_handlers, on_failure)
   M.handlers_of[f] = handlers
+  if opts.deadline ~= nil or opts.on_overdue ~= nil then
+    core.flow_set_deadline(f, { deadline = opts.deadline, on_overdue = overdue_handler(opts.on_overdue) })
+  end
   if opts.tasks then add_listed(f, opts.tasks) end
   if builder then
     M.building[#M.building + 1] = f
