@@ -83,8 +83,6 @@ typedef struct lf_flow {
   int ntasks, cap_tasks;
   lf_edge *edges;
   int nedges, cap_edges;
-  double deadline;        /* seconds from the flow's Running; 0 = none (lua_task_policy.c) */
-  uint8_t has_on_overdue; /* its on_overdue is in its spec table */
   int *refs; /* reference task indices; none = the terminal tasks */
   int nrefs;
   lf_node *nodes; /* by task index */
@@ -98,6 +96,8 @@ typedef struct lf_flow {
                    */
   int *run_order; /* the run order, kept while the flow does not change */
   int run_order_tasks, run_order_edges;
+  double deadline;        /* seconds from its Running; 0 = none (lua_task_policy.c) */
+  uint8_t has_on_overdue; /* its on_overdue is in its spec table */
 } lf_flow;
 
 /* Kahn's algorithm taking, among ready tasks, the one added first. Fills

@@ -104,11 +104,6 @@ typedef struct lf_run {
 
   lf_ready ready; /* tasks ready to begin, by rank */
   lf_heap timers; /* tasks waiting for a start time (key: epoch seconds) */
-  lf_heap alarms; /* deadlines and wake-ups (deadline.h): they never keep a run going */
-  struct {        /* retry_on's verdict on the last failed outcome (scheduler.c) */
-    lf_state *state; /* the state it was asked about (a reference), or NULL */
-    int verdict;     /* lf_retry_verdict */
-  } retry_asked;
   struct {        /* outcomes delivered, oldest first: a ring */
     lf_outcome *ring;
     int head, count, cap;
@@ -121,6 +116,12 @@ typedef struct lf_run {
   int outcome_end;    /* LF_THEN_OUTCOME: the outcome itself ended the task */
   lf_state *retry_of; /* LF_THEN_RETRY: the failed state retried (owned) */
   int phase;          /* where lf_run_continue is (scheduler.c) */
+
+  lf_heap alarms; /* deadlines and wake-ups (deadline.h): they never keep a run going */
+  struct {        /* retry_on's verdict on the last failed outcome (scheduler.c) */
+    lf_state *state;
+    int verdict; /* lf_retry_verdict */
+  } retry_asked;
 
   /* the flow's own state */
   lf_state *flow_state; /* Scheduled, then Running, then its final state */
