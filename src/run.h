@@ -120,7 +120,8 @@ typedef struct lf_run {
   lf_heap alarms; /* deadlines and wake-ups (deadline.h): they never keep a run going */
   struct {        /* retry_on's verdict on the last failed outcome (scheduler.c) */
     lf_state *state;
-    int verdict; /* lf_retry_verdict */
+    int verdict;       /* lf_retry_verdict */
+    double delay, due; /* the retry's wait, as the policy set it, and its start_time */
   } retry_asked;
 
   /* the flow's own state */

@@ -121,7 +121,8 @@ static void log_retry(lf_run *r, int i, const lf_state *failed) {
   lf_state *s = r->task[i].state;
   if (!lf_log_enabled(LF_LOG_INFO) || s->kind != LF_RETRYING || !s->has_start) return;
   char due[48], in[32];
-  double wait = s->start_time - lf_now();
+  double wait = s->start_time == r->retry_asked.due ? r->retry_asked.delay
+                                                    : s->start_time - lf_now();
   if (wait < 0) wait = 0;
   if (wait < 60)
     snprintf(in, sizeof in, "%.3g s", wait);
@@ -296,7 +297,8 @@ static void after_outcome(lf_run *r, int i, int end) {
     if (!retry) lf_run_abort(r, "not enough memory");
     retry->has_start = 1;
     lf_retry_policy p = policy_of(t);
-    retry->start_time = lf_now() + lf_retry_delay(&p, tr->attempt, lf_retry_random());
+    r->retry_asked.delay = lf_retry_delay(&p, tr->attempt, lf_retry_random());
+    r->retry_asked.due = retry->start_time = lf_now() + r->retry_asked.delay;
     retry->run_count = tr->attempt;
     r->retry_of = lf_state_ref(s);
     move(r, i, retry, LF_THEN_RETRY);
