@@ -28,8 +28,11 @@ void lf_run_wake_at(lf_run *r, double when) {
 
 void lf_format_duration(char *out, size_t size, double seconds) {
   if (!(seconds >= 0)) seconds = 0;
-  if (seconds < 9.95 && seconds != floor(seconds)) {
-    snprintf(out, size, "%.1fs", seconds);
+  if (seconds < 9.995 && fabs(seconds - round(seconds)) >= 0.005) {
+    int n = snprintf(out, size, "%.2f", seconds); /* "0.05", "1.5", not "1.50" */
+    while (n > 0 && (size_t)n < size && out[n - 1] == '0')
+      out[--n] = '\0';
+    snprintf(out + n, size - (size_t)n, "s");
     return;
   }
   long long total = llround(seconds < 1e15 ? seconds : 1e15);

@@ -9,9 +9,12 @@ static const char *shown(double seconds) {
 }
 
 TEST_IMPL(deadline_durations_read_like_a_person_writes_them) {
-  ASSERT_STR_EQ(shown(0.25), "0.2s");
+  ASSERT_STR_EQ(shown(0.25), "0.25s");
+  ASSERT_STR_EQ(shown(0.05), "0.05s");
   ASSERT_STR_EQ(shown(1.5), "1.5s");
-  ASSERT_STR_EQ(shown(9.96), "10s");
+  ASSERT_STR_EQ(shown(2.001), "2s");
+  ASSERT_STR_EQ(shown(9.96), "9.96s");
+  ASSERT_STR_EQ(shown(9.996), "10s");
   ASSERT_STR_EQ(shown(45), "45s");
   ASSERT_STR_EQ(shown(59.6), "1m");
   ASSERT_STR_EQ(shown(600), "10m");
