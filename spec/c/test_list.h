@@ -32,6 +32,7 @@
   XX(retry_delay_grows_by_the_backoff_up_to_the_cap)                                     \
   XX(retry_jitter_spreads_within_its_bounds_and_under_the_cap)                           \
   XX(retry_check_says_why_a_failure_is_not_retried)                                      \
-  XX(deadline_durations_read_like_a_person_writes_them)
+  XX(deadline_durations_read_like_a_person_writes_them)                                  \
+  XX(engine_run_file_waits_for_async_deliveries)
 
 #endif
