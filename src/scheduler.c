@@ -435,7 +435,7 @@ void lf_run_approve(lf_run *r, int i) {
  * Returns when nothing more can happen. */
 static void schedule(lf_run *r) {
   for (;;) {
-    if (r->alarms.count > 0 && lf_alarms_fire(r) > 0) continue;
+    if (r->alarms.count > 0 && !lf_cancel_signal && lf_alarms_fire(r) > 0) continue;
     if (r->outcomes.count > 0) {
       lf_outcome o = r->outcomes.ring[r->outcomes.head];
       r->outcomes.head = (r->outcomes.head + 1) % r->outcomes.cap;
