@@ -45,26 +45,36 @@ static int given(lua_State *L, int opts, const char *key) {
 }
 
 void lf_parse_task_policy(lua_State *L, lf_task *t, int opts, int uv) {
-  static const char *const retry_options[] = {"retry_backoff", "max_retry_delay",
-                                              "retry_jitter", "retry_on"};
-  if (t->max_retries == 0)
-    for (size_t k = 0; k < sizeof retry_options / sizeof *retry_options; k++)
-      if (given(L, opts, retry_options[k]))
-        lf_raise(L, "%s needs retries: give max_retries (> 0) and retry_delay too",
-                 retry_options[k]);
-  t->retry_backoff =
+  static const char *const options[] = {"retry_backoff", "max_retry_delay",
+                                        "retry_jitter",  "retry_on",
+                                        "deadline",      "on_overdue"};
+  int any = 0;
+  for (size_t k = 0; k < sizeof options / sizeof *options; k++) {
+    if (!given(L, opts, options[k])) continue;
+    any = 1;
+    if (k < 4 && t->max_retries == 0)
+      lf_raise(L, "%s needs retries: give max_retries (> 0) and retry_delay too",
+               options[k]);
+  }
+  t->policy = NULL;
+  if (!any) return; /* the common case: nothing to keep */
+  lf_task_policy *p = lua_newuserdatauv(L, sizeof *p, 0);
+  memset(p, 0, sizeof *p);
+  lua_setfield(L, uv, "policy"); /* the spec table keeps it for every copy */
+  p->retry_backoff =
       number_option(L, opts, "retry_backoff", 1, 1, 0, HUGE_VAL,
                     "a number >= 1 (each retry waits that many times longer)");
-  t->max_retry_delay = number_option(L, opts, "max_retry_delay", 0, 0, 1, HUGE_VAL,
+  p->max_retry_delay = number_option(L, opts, "max_retry_delay", 0, 0, 1, HUGE_VAL,
                                      "a number of seconds > 0");
-  t->retry_jitter =
+  p->retry_jitter =
       number_option(L, opts, "retry_jitter", 0, 0, 0, 1, "a number from 0 to 1");
-  t->has_retry_on = (uint8_t)function_option(L, opts, uv, "retry_on");
-  t->deadline =
+  p->has_retry_on = (uint8_t)function_option(L, opts, uv, "retry_on");
+  p->deadline =
       number_option(L, opts, "deadline", 0, 0, 1, HUGE_VAL, "a number of seconds > 0");
-  if (given(L, opts, "on_overdue") && t->deadline == 0)
+  if (given(L, opts, "on_overdue") && p->deadline == 0)
     lf_raise(L, "on_overdue needs a deadline: give deadline = seconds too");
-  t->has_on_overdue = (uint8_t)function_option(L, opts, uv, "on_overdue");
+  p->has_on_overdue = (uint8_t)function_option(L, opts, uv, "on_overdue");
+  t->policy = p;
 }
 
 /* core.flow_set_deadline(flow, {deadline =, on_overdue =}) */
@@ -133,7 +143,8 @@ void lf_lua_host_overdue(lf_host *base, lf_run *r, int i, double deadline, doubl
   lf_lua_host *h = (lf_lua_host *)base;
   lua_State *L = h->L;
   const lf_object *obj = lf_run_object(r, i);
-  if (!(i < 0 ? r->flow->has_on_overdue : r->flow->tasks[i]->has_on_overdue)) return;
+  const lf_task_policy *p = i < 0 ? NULL : r->flow->tasks[i]->policy;
+  if (!(i < 0 ? r->flow->has_on_overdue : p && p->has_on_overdue)) return;
   int top = lua_gettop(L);
   push_spec_field(h, r, i, "on_overdue");
   lf_lua_host_push_object(h, i);

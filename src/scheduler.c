@@ -54,9 +54,17 @@ static void move(lf_run *r, int i, lf_state *next, lf_then then);
 /* ---- the retry policy (retry_policy.h) ---- */
 
 static lf_retry_policy policy_of(const lf_task *t) {
-  lf_retry_policy p = {t->max_retries, t->retry_delay, t->retry_backoff,
-                       t->max_retry_delay, t->retry_jitter};
+  lf_retry_policy p = {t->max_retries, t->retry_delay, 1, 0, 0};
+  if (t->policy) {
+    p.backoff = t->policy->retry_backoff;
+    p.max_delay = t->policy->max_retry_delay;
+    p.jitter = t->policy->retry_jitter;
+  }
   return p;
+}
+
+static int has_retry_on(const lf_task *t) {
+  return t->policy && t->policy->has_retry_on;
 }
 
 /* Whether task i's attempt ending in s is retried, as far as the engine can
@@ -66,7 +74,7 @@ static lf_retry_verdict known_verdict(const lf_run *r, int i, const lf_state *s)
   const lf_task *t = r->flow->tasks[i];
   lf_retry_policy p = policy_of(t);
   lf_retry_verdict v = lf_retry_check(&p, r->task[i].attempt, s);
-  if (v == LF_RETRY_YES && t->has_retry_on && r->retry_asked.state)
+  if (v == LF_RETRY_YES && has_retry_on(t) && r->retry_asked.state)
     v = (lf_retry_verdict)r->retry_asked.verdict;
   return v;
 }
@@ -78,7 +86,7 @@ static lf_retry_verdict ask_retry(lf_run *r, int i, lf_state *s) {
   if (r->retry_asked.state == s) return (lf_retry_verdict)r->retry_asked.verdict;
   lf_retry_policy p = policy_of(t);
   lf_retry_verdict v = lf_retry_check(&p, r->task[i].attempt, s);
-  if (v != LF_RETRY_YES || !t->has_retry_on) return v;
+  if (v != LF_RETRY_YES || !has_retry_on(t)) return v;
   int current = r->current;
   r->current = i; /* luaflow.context speaks of the task */
   int answer = r->host->ops->retry_on(r->host, r, i, s);
@@ -90,7 +98,8 @@ static lf_retry_verdict ask_retry(lf_run *r, int i, lf_state *s) {
   return v;
 }
 
-static void forget_retry_verdict(lf_run *r) {
+static inline void forget_retry_verdict(lf_run *r) {
+  if (!r->retry_asked.state) return;
   lf_state_release(r->retry_asked.state);
   r->retry_asked.state = NULL;
 }
@@ -277,7 +286,8 @@ void lf_run_deliver(lf_run *r, int i, lf_state *state, int end) {
 static void on_outcome(lf_run *r, lf_outcome o) {
   r->outcome_end = o.end;
   forget_retry_verdict(r);
-  if (!o.end) ask_retry(r, o.task, o.state); /* luaflow.context.task_will_retry */
+  if (!o.end && LF_IS(o.state, LF_FAILED))
+    ask_retry(r, o.task, o.state); /* luaflow.context.task_will_retry */
   move(r, o.task, o.state, LF_THEN_OUTCOME);
 }
 
@@ -286,7 +296,8 @@ static void on_outcome(lf_run *r, lf_outcome o) {
 static void after_outcome(lf_run *r, int i, int end) {
   lf_task_run *tr = &r->task[i];
   lf_state *s = tr->state;
-  lf_retry_verdict verdict = end ? LF_RETRY_NOT_FAILED : ask_retry(r, i, s);
+  lf_retry_verdict verdict =
+      end || !LF_IS(s, LF_FAILED) ? LF_RETRY_NOT_FAILED : ask_retry(r, i, s);
   forget_retry_verdict(r);
   if (verdict == LF_RETRY_YES) {
     lf_task *t = r->flow->tasks[i];
@@ -333,7 +344,7 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
     if (end || s->kind != LF_RUNNING) {
       settle(r, i, end);
     } else {
-      lf_deadline_arm(r, i);
+      if (r->flow->tasks[i]->policy) lf_deadline_arm(r, i); /* it may have a deadline */
       submit(r, i);
     }
     break;
