@@ -110,26 +110,34 @@ int lf_run_task_will_retry(const lf_run *r) {
          !r->outcome_end && known_verdict(r, c->object, c->next) == LF_RETRY_YES;
 }
 
-/* The INFO line of a failed attempt that could have been retried and is not
- * (retry = false, retry_on), saying why. */
+/* The INFO line of task i's failed attempt (`failed` is its failed state):
+ * "Task 'x': attempt 1 of 3 failed: <why>; <then>". */
+static void log_attempt_failed(lf_run *r, int i, const lf_state *failed,
+                               const char *then) {
+  static const char plain[] = "Error during execution of task: "; /* its text is enough */
+  const char *why = failed->message ? failed->message : lf_kind_name(failed->kind);
+  if (strncmp(why, plain, sizeof plain - 1) == 0) why += sizeof plain - 1;
+  lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': attempt %d of %d failed: %s; %s",
+         lf_run_object(r, i)->name, r->task[i].attempt,
+         r->flow->tasks[i]->max_retries + 1, why, then);
+}
+
+/* A failed attempt that could have been retried and is not (retry = false,
+ * retry_on): its line says why. */
 static void log_not_retried(lf_run *r, int i, const lf_state *failed,
                             lf_retry_verdict v) {
   if (!lf_log_enabled(LF_LOG_INFO)) return;
-  static const char plain[] = "Error during execution of task: ";
-  const char *what = failed->message ? failed->message : lf_kind_name(failed->kind);
-  if (strncmp(what, plain, sizeof plain - 1) == 0) what += sizeof plain - 1;
-  lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
-         "Task '%s': attempt %d of %d failed: %s; not retrying: %s",
-         lf_run_object(r, i)->name, r->task[i].attempt,
-         r->flow->tasks[i]->max_retries + 1, what, lf_retry_why_not(v));
+  char then[96];
+  snprintf(then, sizeof then, "not retrying: %s", lf_retry_why_not(v));
+  log_attempt_failed(r, i, failed, then);
 }
 
-/* The INFO line of a failed attempt that will be retried (`failed` is the
- * failed state, task i is now Retrying). */
+/* A failed attempt that will be retried (task i is now Retrying): its line
+ * says the delay. */
 static void log_retry(lf_run *r, int i, const lf_state *failed) {
   lf_state *s = r->task[i].state;
   if (!lf_log_enabled(LF_LOG_INFO) || s->kind != LF_RETRYING || !s->has_start) return;
-  char due[48], in[32];
+  char due[48], in[32], then[128];
   double wait = s->start_time == r->retry_asked.due ? r->retry_asked.delay
                                                     : s->start_time - lf_now();
   if (wait < 0) wait = 0;
@@ -138,14 +146,8 @@ static void log_retry(lf_run *r, int i, const lf_state *failed) {
   else
     snprintf(in, sizeof in, "%.0fm %.0fs", floor(wait / 60), fmod(wait, 60));
   lf_format_log_stamp(s->start_time, due, sizeof due);
-  /* a plain error's text is enough */
-  static const char plain[] = "Error during execution of task: ";
-  const char *why = failed->message ? failed->message : lf_kind_name(failed->kind);
-  if (strncmp(why, plain, sizeof plain - 1) == 0) why += sizeof plain - 1;
-  lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
-         "Task '%s': attempt %d of %d failed: %s; retrying in %s (at %s)",
-         lf_run_object(r, i)->name, r->task[i].attempt,
-         r->flow->tasks[i]->max_retries + 1, why, in, due);
+  snprintf(then, sizeof then, "retrying in %s (at %s)", in, due);
+  log_attempt_failed(r, i, failed, then);
 }
 
 static void finish(lf_run *r, int i) {
