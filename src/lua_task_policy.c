@@ -2,6 +2,7 @@
  * their options (core.new_task, core.flow_set_deadline), the Lua host's
  * retry_on, overdue and wake ops (host.h), and core.wake_after, which the
  * notifiers' digests use to be woken when a window ends. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #include "clock.h"
@@ -62,15 +63,15 @@ void lf_parse_task_policy(lua_State *L, lf_task *t, int opts, int uv) {
   memset(p, 0, sizeof *p);
   lua_setfield(L, uv, "policy"); /* the spec table keeps it for every copy */
   p->retry_backoff =
-      number_option(L, opts, "retry_backoff", 1, 1, 0, HUGE_VAL,
+      number_option(L, opts, "retry_backoff", 1, 1, 0, DBL_MAX,
                     "a number >= 1 (each retry waits that many times longer)");
-  p->max_retry_delay = number_option(L, opts, "max_retry_delay", 0, 0, 1, HUGE_VAL,
+  p->max_retry_delay = number_option(L, opts, "max_retry_delay", 0, 0, 1, DBL_MAX,
                                      "a number of seconds > 0");
   p->retry_jitter =
       number_option(L, opts, "retry_jitter", 0, 0, 0, 1, "a number from 0 to 1");
   p->has_retry_on = (uint8_t)function_option(L, opts, uv, "retry_on");
   p->deadline =
-      number_option(L, opts, "deadline", 0, 0, 1, HUGE_VAL, "a number of seconds > 0");
+      number_option(L, opts, "deadline", 0, 0, 1, DBL_MAX, "a number of seconds > 0");
   if (given(L, opts, "on_overdue") && p->deadline == 0)
     lf_raise(L, "on_overdue needs a deadline: give deadline = seconds too");
   p->has_on_overdue = (uint8_t)function_option(L, opts, uv, "on_overdue");
@@ -82,7 +83,7 @@ static int flow_set_deadline(lua_State *L) {
   lf_flow *f = lf_check_flow(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   f->deadline =
-      number_option(L, 2, "deadline", 0, 0, 1, HUGE_VAL, "a number of seconds > 0");
+      number_option(L, 2, "deadline", 0, 0, 1, DBL_MAX, "a number of seconds > 0");
   if (given(L, 2, "on_overdue") && f->deadline == 0)
     lf_raise(L, "on_overdue needs a deadline: give deadline = seconds too");
   lua_getiuservalue(L, 1, 1);
