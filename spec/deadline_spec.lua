@@ -190,6 +190,67 @@ if what == "Flow" then opts.name = "f" luaflow.Flow(opts) else luaflow.Task(opts
   end)
 end)
 
+describe("luaflow notify test --overdue", function()
+  after_each(function()
+    receiver.stop_all()
+    cli.cleanup()
+  end)
+
+  local FILE = [[
+local luaflow = require("luaflow")
+local n = luaflow.notifications
+local t = luaflow.Task{name = "etl", deadline = 600, fn = function() print("THE TASK RAN") end,
+  on_overdue = n.webhook_notifier{url_secret = "HOOK", async = true}}
+local plain = luaflow.Task{name = "plain"}
+local copy = luaflow.task{name = "copied", deadline = 90, on_overdue = function(obj, state, info)
+  print("on_overdue: " .. obj.name .. " " .. state.name .. " " .. info.message)
+end}(function() end)
+return luaflow.Flow("nightly", function() copy() plain() t() end)
+]]
+
+  local function notify(r, args)
+    local argv = { "notify", "test", cli.write_flow(FILE) }
+    for _, a in ipairs(args) do argv[#argv + 1] = a end
+    return cli.run(argv, { env = { LUAFLOW_SECRET_HOOK = r and r:url("/h") or "http://127.0.0.1:1/h" } })
+  end
+
+  it("calls the task's on_overdue with the overdue message; its notifier delivers at once", function()
+    local r = receiver.start{ proto = "http" }
+    local res = notify(r, { "--task", "etl", "--overdue" })
+    assert.are.equal(0, res.code, res.stdout .. res.stderr)
+    assert.is_false(has(res.stdout, "THE TASK RAN"))
+    local got = r:wait_for(1, 2)
+    assert.are.equal(1, #got)
+    local doc = json.decode(got[1].body)
+    assert.are.equal("overdue", doc.event)
+    assert.are.equal("etl is overdue: running for 10m (deadline 10m) (a test notification from luaflow)", doc.message)
+    assert.is_true(has(res.stdout, "notify test: <Task: etl>: overdue while Running()"), res.stdout)
+    assert.is_true(has(res.stdout, "delivered: Webhook overdue notification for <Task: etl>: HTTP 200"), res.stdout)
+  end)
+
+  it("reaches the on_overdue of a task called in a builder; says so when there is none or it fails", function()
+    local res = notify(nil, { "--task", "copied", "--overdue" })
+    assert.are.equal(0, res.code, res.stdout .. res.stderr)
+    assert.is_true(has(res.stdout, "on_overdue: copied Running copied is overdue: running for 1m 30s (deadline 1m 30s)"),
+                   res.stdout)
+    res = notify(nil, { "--task", "plain", "--overdue" })
+    assert.are.equal(1, res.code, res.stdout .. res.stderr)
+    assert.is_true(has(res.stdout, "<Task: plain> has no on_overdue: nothing was sent"), res.stdout)
+    res = notify(nil, { "--overdue" }) -- the flow: neither on_overdue nor handlers, not an error
+    assert.are.equal(1, res.code, res.stdout .. res.stderr)
+    assert.is_true(has(res.stdout, "<Flow: name=nightly> has no on_overdue: nothing was sent"), res.stdout)
+    res = notify(nil, {})
+    assert.are.equal(1, res.code, res.stdout .. res.stderr)
+    assert.is_true(has(res.stdout, "<Flow: name=nightly> has no state handlers: nothing was sent"), res.stdout)
+    res = notify(nil, { "--task", "etl", "--overdue" }) -- nobody listens: one failure, exit 1
+    assert.are.equal(1, res.code, res.stdout .. res.stderr)
+    assert.is_true(has(res.stdout, "notify test: 1 of 1 failed"), res.stdout)
+    res = notify(nil, { "--task", "etl", "--overdue", "--state", "Failed" })
+    assert.are.equal(2, res.code)
+    assert.is_true(has(res.stderr, "--overdue and --state do not go together"), res.stderr)
+  end)
+end)
+
 describe("digest windows", function()
   after_each(function()
     N.flush()

@@ -101,6 +101,14 @@ static int wake_after(lua_State *L) {
   return 1;
 }
 
+/* core.format_duration(seconds) -> "12m 5s" (as the overdue messages say it) */
+static int format_duration(lua_State *L) {
+  char out[64];
+  lf_format_duration(out, sizeof out, luaL_checknumber(L, 1));
+  lua_pushstring(L, out);
+  return 1;
+}
+
 static int set_wake_handler(lua_State *L) {
   lua_settop(L, 1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &wake_handler_key);
@@ -177,6 +185,7 @@ void lf_open_task_policy(lua_State *L) {
   static const luaL_Reg fns[] = {{"flow_set_deadline", flow_set_deadline},
                                  {"wake_after", wake_after},
                                  {"set_wake_handler", set_wake_handler},
+                                 {"format_duration", format_duration},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

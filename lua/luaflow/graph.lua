@@ -23,6 +23,8 @@ M.end_of_run = {}     -- fn(run) called when a run's engine work is over, before
                       -- flow:run returns (the notifiers' pending digests)
 -- task or flow -> {state_handlers =, on_failure =} as given (luaflow notify test)
 M.handlers_of = setmetatable({}, { __mode = "k" })
+-- task or flow -> {on_overdue =, deadline =} as the engine calls it (luaflow notify test --overdue)
+M.overdue_of = setmetatable({}, { __mode = "k" })
 -- flow -> its terminal_state_handler (weak keys); the runner looks it up here
 local terminal_handlers = core.terminal_handlers
 
@@ -144,6 +146,7 @@ function M.Task(opts)
   end
   local t = core.new_task(opts)
   M.handlers_of[t] = handlers
+  if on_overdue then M.overdue_of[t] = { on_overdue = on_overdue, deadline = opts.deadline } end
   if opts.name == nil then core.task_set_name(t, "Task", true) end -- never named by a call site
   return t
 end
@@ -176,6 +179,7 @@ function M.task(a, b)
   o.on_overdue = overdue_handler(opts.on_overdue)
   local t = core.new_task(o)
   M.handlers_of[t] = handlers
+  if o.on_overdue then M.overdue_of[t] = { on_overdue = o.on_overdue, deadline = o.deadline } end
   if o.name == nil then core.task_set_name(t, "task", false) end
   return t
 end
@@ -501,7 +505,9 @@ function M.Flow(a, builder)
   local f = core.new_flow(opts.name, opts.state_handlers, on_failure)
   M.handlers_of[f] = handlers
   if opts.deadline ~= nil or opts.on_overdue ~= nil then
-    core.flow_set_deadline(f, { deadline = opts.deadline, on_overdue = overdue_handler(opts.on_overdue) })
+    local on_overdue = overdue_handler(opts.on_overdue)
+    core.flow_set_deadline(f, { deadline = opts.deadline, on_overdue = on_overdue })
+    if on_overdue then M.overdue_of[f] = { on_overdue = on_overdue, deadline = opts.deadline } end
   end
   if opts.tasks then add_listed(f, opts.tasks) end
   if builder then
