@@ -106,7 +106,7 @@ describe("deadlines", function()
     assert.are.same({ "t", "t" }, names)
   end)
 
-  it("log a WARNING line (the run store keeps log lines) and check their options", function()
+  it("log a WARNING line, recorded in the run store, and check their options", function()
     local path = cli.write_flow([[
 local luaflow = require("luaflow")
 local t = luaflow.Task{name = "late", deadline = 0.05, fn = function()
@@ -114,9 +114,14 @@ local t = luaflow.Task{name = "late", deadline = 0.05, fn = function()
 end}
 return luaflow.Flow{name = "warns", tasks = {t}}
 ]])
-    local r = cli.run({ "run", path, "--log-level", "INFO" })
+    local store = cli.tmpdir() .. "/runs.db"
+    local r = cli.run({ "run", path, "--log-level", "INFO", "--store", store })
     assert.are.equal(0, r.code, r.stderr)
-    assert.is_truthy(r.stderr:find("WARNING %- luaflow%.TaskRunner | Task 'late': overdue: running for 0%.%d+s %(deadline 0%.05s%)"), r.stderr)
+    local line = "WARNING %- luaflow%.TaskRunner | Task 'late': overdue: running for 0%.%d+s %(deadline 0%.05s%)"
+    assert.is_truthy(r.stderr:find(line), r.stderr)
+    local logs = cli.run({ "runs", "logs", "--store", store }) -- the run store keeps it
+    assert.are.equal(0, logs.code, logs.stderr)
+    assert.is_truthy(logs.stdout:find(line), logs.stdout)
     local bad = cli.write_flow([[
 local luaflow = require("luaflow")
 local opts = load("return " .. os.getenv("OPTS"))()

@@ -62,8 +62,8 @@ static void overdue(lf_run *r, int i, double due) {
   lf_format_duration(ran, sizeof ran, elapsed);
   lf_format_duration(limit, sizeof limit, deadline);
   snprintf(message, sizeof message, "running for %s (deadline %s)", ran, limit);
-  /* the run store keeps this line with the run's logs; a recorder wanting a
-   * row of its own hooks in here (deadline, elapsed) */
+  /* the run store keeps this line with the run's logs (run_journal.c's tap);
+   * a recorder wanting a row of its own hooks in here (deadline, elapsed) */
   lf_log(LF_LOG_WARNING, obj->is_flow ? "luaflow.FlowRunner" : "luaflow.TaskRunner",
          "%s '%s': overdue: %s", lf_object_label(obj), obj->name, message);
   int current = r->current;
