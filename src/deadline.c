@@ -90,5 +90,6 @@ double lf_alarms_wait(const lf_run *r, double wait) {
   if (r->alarms.count == 0) return wait;
   double left = r->alarms.entry[0].key - lf_now();
   if (left < 0) left = 0;
+  if (left > 1e9) left = 1e9; /* a deadline decades away: the wait stays a sane number */
   return wait < 0 || left < wait ? left : wait;
 }
