@@ -184,10 +184,18 @@ static void log_tap(int level, const char *logger, const char *msg, size_t len) 
   pthread_mutex_unlock(&log_mu);
 }
 
+/* A forked child (a worker process) records nothing into its parent's
+ * store: its log lines are not the run's to write. */
+static void forked_child(void) {
+  pthread_mutex_init(&log_mu, NULL); /* another thread may have held it */
+  log_journal = NULL;
+}
+
 void lf_journal_log_attach(lf_run_journal *j) {
   static int tapped;
   if (!tapped) {
     tapped = 1;
+    pthread_atfork(NULL, NULL, forked_child);
     lf_log_set_tap(log_tap);
   }
   pthread_mutex_lock(&log_mu);
