@@ -149,6 +149,11 @@ function M.prepare(f, opts, run)
   if s then
     run.store = s
     run.script = M.script
+    -- the executor's name (flow:run{executor=} names one, or gives one that
+    -- knows its name); Local when none is given
+    local ex = opts.executor
+    run.executor = type(ex) == "string" and ex or type(ex) == "table" and rawget(ex, "name")
+                   or run.executor or "local"
     local ok, text = pcall(core.json_redacted, run.parameters or {})
     if ok then run.parameters_json = text end
   end
