@@ -337,6 +337,9 @@ describe("restarting a recorded run", function()
     assert.are.same({ x = 1, tag = "hello" }, tasks.a.result)
     assert.are.equal(2, tasks.b.result)
     assert.are.equal(20, tasks.c.result) -- from b's restored result
+    local before = by_name(json_of(first)[1].tasks)
+    assert.are.equal(before.a.started, tasks.a.started) -- a kept task keeps its times
+    assert.are.equal(before.b.duration, tasks.b.duration)
     assert.is_truthy(r.stderr:find("Restarting run " .. failed_id:sub(1, 8) .. " of flow 'counted': 2 tasks keep", 1, true),
                      r.stderr)
     -- only c's handlers ran
