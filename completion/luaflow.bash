@@ -14,7 +14,7 @@ _luaflow_options() {
     "runs show") echo "--transitions --deliveries --json $store --help" ;;
     "runs logs") echo "--json $store --help" ;;
     "runs prune") echo "--keep --before $store --help" ;;
-    "notify test") echo "--task --state --flow --secrets --log-level --help" ;;
+    "notify test") echo "--task --state --overdue --flow --secrets --log-level --help" ;;
   esac
 }
 

@@ -4,7 +4,9 @@
 #include <string.h>
 #include <lualib.h>
 #include "graph.h"
+#include "interrupt.h"
 #include "lua_core.h"
+#include "sender.h"
 
 int luaopen_luaflow(lua_State *L);
 
@@ -197,13 +199,21 @@ static int run_file(lua_State *L) {
   return 1;
 }
 
+static int cancelled(void) {
+  return lf_cancel_signal != 0;
+}
+
 int lf_engine_run_file(lf_engine *e, const char *path) {
   clear_runs(e);
   set_error(e, NULL);
   lua_pushcfunction(e->L, run_file);
   lua_pushlightuserdata(e->L, e);
   lua_pushstring(e->L, path);
-  if (lf_pcall(e->L, 2, 1) != LUA_OK) {
+  int rc = lf_pcall(e->L, 2, 1);
+  /* as the CLI: the file's asynchronous deliveries are delivered or given
+   * up (each within its deliver_within) before its outcome is told */
+  lf_sender_stop(cancelled);
+  if (rc != LUA_OK) {
     set_error(e, lua_tostring(e->L, -1));
     lua_pop(e->L, 1);
     return 2;
@@ -258,6 +268,7 @@ lua_State *lf_engine_lua(lf_engine *e) {
 void lf_engine_free(lf_engine *e) {
   if (!e) return;
   clear_runs(e);
+  lf_sender_stop(cancelled); /* what its Lua code queued since goes out first */
   lua_close(e->L);
   free(e->error);
   free(e);

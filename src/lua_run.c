@@ -27,6 +27,10 @@ static lf_run *current_run(lua_State *L) {
   return r;
 }
 
+lf_run *lf_lua_current_run(lua_State *L) {
+  return current_run(L);
+}
+
 int lf_current_run_count(lua_State *L) {
   lf_run *r = current_run(L);
   return r && r->current >= 0 ? r->task[r->current].attempt : 1;

@@ -22,7 +22,7 @@ usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE
                                           one run and its tasks
        luaflow runs logs [ID] [--json]    the log lines of a run
        luaflow runs prune (--keep N | --before DATE)   forget old runs
-       luaflow notify test FILE [--task NAME] [--state CLASS]
+       luaflow notify test FILE [--task NAME] [--state CLASS | --overdue]
                                           send a made-up alert through the handlers
        luaflow help [COMMAND]             this text, or one command's options
        luaflow --version
@@ -243,6 +243,7 @@ is one log line and one line of the summary on stdout.
 Options:
   --task NAME           the task whose handlers to call (default: the flow's)
   --state CLASS         the made-up new state's class (default Failed)
+  --overdue             call its on_overdue instead, as if its deadline passed
   --flow NAME           the flow to look in, when FILE defines several
   --secrets FILE        read secrets from the JSON object in FILE (as for run)
   --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
@@ -301,7 +302,7 @@ local OPTIONS = {
   ["runs show"] = with_store { json = "flag", transitions = "flag", deliveries = "flag" },
   ["runs logs"] = with_store { json = "flag" },
   ["runs prune"] = with_store { keep = "value", before = "value" },
-  ["notify test"] = { task = "value", state = "value", flow = "value", secrets = "value",
+  ["notify test"] = { task = "value", state = "value", flow = "value", secrets = "value", overdue = "flag",
                       ["log-level"] = "value" },
   -- room for: ["cache list"], ["cache clear"]
 }

@@ -24,6 +24,8 @@ M.end_of_run = {}     -- fn(run) called when a run's engine work is over, before
                       -- flow:run returns (the notifiers' pending digests)
 -- task or flow -> {state_handlers =, on_failure =} as given (luaflow notify test)
 M.handlers_of = setmetatable({}, { __mode = "k" })
+-- task or flow -> {on_overdue =, deadline =} as the engine calls it (luaflow notify test --overdue)
+M.overdue_of = setmetatable({}, { __mode = "k" })
 -- flow -> its terminal_state_handler (weak keys); the runner looks it up here
 local terminal_handlers = core.terminal_handlers
 
@@ -127,17 +129,25 @@ local function handler_options(opts)
   return on_failure, { state_handlers = list, on_failure = on_failure }
 end
 
+-- on_overdue as the engine calls it: a notifier sends its overdue message.
+local function overdue_handler(fn)
+  if fn == nil then return nil end
+  return require("luaflow.notifications")._overdue_handler(fn)
+end
+
 function M.Task(opts)
   opts = opts or {}
   options.check("Task", opts)
   local on_failure, handlers = handler_options(opts)
-  if on_failure ~= opts.on_failure then
+  local on_overdue = overdue_handler(opts.on_overdue)
+  if on_failure ~= opts.on_failure or on_overdue ~= opts.on_overdue then
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
-    o.on_failure, opts = on_failure, o
+    o.on_failure, o.on_overdue, opts = on_failure, on_overdue, o
   end
   local t = core.new_task(opts)
   M.handlers_of[t] = handlers
+  if on_overdue then M.overdue_of[t] = { on_overdue = on_overdue, deadline = opts.deadline } end
   if opts.name == nil then core.task_set_name(t, "Task", true) end -- never named by a call site
   return t
 end
@@ -167,8 +177,10 @@ function M.task(a, b)
   o.fn = fn
   local handlers
   o.on_failure, handlers = handler_options(opts)
+  o.on_overdue = overdue_handler(opts.on_overdue)
   local t = core.new_task(o)
   M.handlers_of[t] = handlers
+  if o.on_overdue then M.overdue_of[t] = { on_overdue = o.on_overdue, deadline = o.deadline } end
   if o.name == nil then core.task_set_name(t, "task", false) end
   return t
 end
@@ -513,6 +525,11 @@ function M.Flow(a, builder)
   local on_failure, handlers = handler_options(opts)
   local f = core.new_flow(opts.name, opts.state_handlers, on_failure)
   M.handlers_of[f] = handlers
+  if opts.deadline ~= nil or opts.on_overdue ~= nil then
+    local on_overdue = overdue_handler(opts.on_overdue)
+    core.flow_set_deadline(f, { deadline = opts.deadline, on_overdue = on_overdue })
+    if on_overdue then M.overdue_of[f] = { on_overdue = on_overdue, deadline = opts.deadline } end
+  end
   if opts.tasks then add_listed(f, opts.tasks) end
   if builder then
     M.building[#M.building + 1] = f
