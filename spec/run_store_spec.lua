@@ -265,6 +265,20 @@ return luaflow.Flow(os.getenv("NAME"), function() for i = 1, 300 do t(i) end end
     end
   end)
 
+  it("records a deadline that passed with the run's log lines", function()
+    local dir = cli.tmpdir()
+    local flow = cli.write_flow([[
+local luaflow = require("luaflow")
+local slow = luaflow.task{name = "slow", deadline = 0.05}(function() os.execute("sleep 0.3") end)
+return luaflow.Flow("late", function() slow() end)
+]], dir)
+    local r = run_in(dir, { "run", flow })
+    assert.are.equal(0, r.code, r.stderr)
+    r = run_in(dir, { "runs", "logs", "last" })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.is_truthy(r.stdout:find("WARNING - luaflow.TaskRunner | Task 'slow': overdue: running for", 1, true), r.stdout)
+  end)
+
   it("records the notifications' deliveries with the run", function()
     local dir = cli.tmpdir()
     local http = receiver.start{ proto = "http" }
