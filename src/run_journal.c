@@ -68,7 +68,7 @@ void lf_journal_transition(lf_run *r, int i, const lf_state *old, const lf_state
   if (i < 0) {
     if (!j->started) j->started = now;
     if (LF_IS(next, LF_FINISHED)) j->ended = now;
-  } else {
+  } else if (i < r->ntasks) { /* (an object the run adds, a mapped child, has no slot) */
     if (next->kind == LF_RUNNING && !j->times[2 * i]) j->times[2 * i] = now;
     if (j->progress) {
       j->counts.running += (next->kind == LF_RUNNING) - (old->kind == LF_RUNNING);
@@ -118,7 +118,7 @@ static void record_task(lf_run *r, int i, const lf_state *s, int started) {
 
 void lf_journal_task_done(lf_run *r, int i) {
   lf_run_journal *j = r->journal;
-  if (j->done[i]) return;
+  if (i >= r->ntasks || j->done[i]) return;
   j->times[2 * i + 1] = lf_now();
   const lf_state *s = r->task[i].state;
   if (j->progress) {
