@@ -167,12 +167,13 @@ local luaflow = require("luaflow")
 local first = luaflow.task{name = "first"}(function() return 1 end)
 local sleeper = luaflow.task{name = "sleeper"}(function()
   print("ready"); io.stdout:flush()
-  os.execute("sleep 4") -- outlives the kill; ends soon after it
+  os.execute("sleep 5") -- outlives the kill; ends soon after it
 end)
 return luaflow.Flow("doomed", function() sleeper(first()) end)
 ]])
     proc.wait_for(h, "ready\n")
-    os.execute("sleep 0.3") -- more than the writer's 50 ms: the Running transition is committed
+    -- more than the writer's 50 ms: the Running transition is committed
+    os.execute(("sleep %.2f"):format(0.4 * proc.SLACK))
     proc.kill(h)
     assert.is_truthy(proc.wait_exit(h, 5))
     local r = run_in(h.dir, { "runs", "--json" })
