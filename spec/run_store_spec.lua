@@ -273,11 +273,15 @@ local luaflow = require("luaflow")
 local slow = luaflow.task{name = "slow", deadline = 0.05}(function() os.execute("sleep 0.3") end)
 return luaflow.Flow("late", function() slow() end)
 ]], dir)
-    local r = run_in(dir, { "run", flow })
-    assert.are.equal(0, r.code, r.stderr)
-    r = run_in(dir, { "runs", "logs", "last" })
-    assert.are.equal(0, r.code, r.stderr)
-    assert.is_truthy(r.stdout:find("WARNING - luaflow.TaskRunner | Task 'slow': overdue: running for", 1, true), r.stdout)
+    -- recorded whether the log level shows WARNING lines on stderr or not
+    for _, level in ipairs({ "INFO", "ERROR" }) do
+      local r = run_in(dir, { "run", flow, "--log-level", level })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal(level == "INFO", r.stderr:find("overdue", 1, true) ~= nil, r.stderr)
+      r = run_in(dir, { "runs", "logs", "last" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.is_truthy(r.stdout:find("WARNING - luaflow.TaskRunner | Task 'slow': overdue: running for", 1, true), r.stdout)
+    end
   end)
 
   it("records the notifications' deliveries with the run", function()
