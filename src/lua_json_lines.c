@@ -200,7 +200,10 @@ static void put_times(lua_State *L, lf_buf *b, double started, double ended) {
   put_time(L, b, ended);
   PUT_LITERAL(L, b, ",\"duration\":");
   if (started > 0 && ended >= started) {
-    int n = snprintf(text, sizeof text, "%.6f", ended - started);
+    /* from the times as written (to the microsecond), so a restarted run's
+     * kept task, whose times come back from the store, says the same */
+    double us = (double)(llround(ended * 1e6) - llround(started * 1e6));
+    int n = snprintf(text, sizeof text, "%.6f", us / 1e6);
     put(L, b, text, (size_t)n);
   } else {
     PUT_LITERAL(L, b, "null");
