@@ -123,6 +123,7 @@ void lf_open_triggers(lua_State *L);
 void lf_open_task(lua_State *L);
 void lf_open_flow(lua_State *L);
 void lf_open_run(lua_State *L);
+void lf_open_task_policy(lua_State *L); /* lua_task_policy.c */
 void lf_open_codec(lua_State *L);
 void lf_open_json_lines(lua_State *L); /* core.json_lines: the --json writer */
 void lf_open_terminal(lua_State *L);   /* core.terminal_columns, core.progress */

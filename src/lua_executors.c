@@ -19,11 +19,10 @@ void lf_open_executors(lua_State *L) {
 
 /* The executor of the table at idx (nil: local), or local itself. The
  * workers' states get this state's package.path and cpath. NULL when out of
- * memory; raises on a table that is not an executor's. */
+ * memory. Never raises. */
 lf_executor *lf_lua_executor_new(lua_State *L, int idx, lf_lua_host *h,
                                  lf_executor *local) {
-  if (lua_isnoneornil(L, idx)) return local;
-  luaL_checktype(L, idx, LUA_TTABLE);
+  if (!lua_istable(L, idx)) return local; /* (flow:run checked it) */
   lua_getfield(L, idx, "kind");
   const char *kind = lua_tostring(L, -1);
   lua_getfield(L, idx, "workers");

@@ -314,6 +314,9 @@ static const lf_host_ops lua_host_ops = {
     .error_state = error_state,
     .approve = approve,
     .terminal = terminal,
+    .retry_on = lf_lua_host_retry_on,
+    .overdue = lf_lua_host_overdue,
+    .wake = lf_lua_host_wake,
     .abort = host_abort,
 };
 

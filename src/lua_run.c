@@ -4,6 +4,7 @@
 #include <string.h>
 #include "lua_host.h"
 #include "lua_executors.h"
+#include "lua_run_record.h"
 #include "lua_worker.h"
 
 /* A run's C side, in flow_run's frame. */
@@ -14,17 +15,22 @@ typedef struct {
   lf_lua_watch watch; /* the protected call's: SIGINT/SIGTERM stop its handlers */
   int unwound;        /* the last protected call ended with a Lua error */
   int cancelled;      /* ... which the cancellation raised */
+
+  lf_lua_record record; /* the run store, progress line, --json times */
 } lf_lua_run;
 
 static const char current_run_key = 0;   /* the innermost run of the state */
 static const char current_boxes_key = 0; /* its box table */
-static const char executor_spec_key = 0; /* the executor flow_run was given */
 
 static lf_run *current_run(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key);
   lf_run *r = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return r;
+}
+
+lf_run *lf_lua_current_run(lua_State *L) {
+  return current_run(L);
 }
 
 int lf_current_run_count(lua_State *L) {
@@ -110,20 +116,18 @@ static int run_slices(lua_State *L, lf_lua_run *lr, int slots) {
   }
 }
 
-/* core.flow_run(flow, resume_indices, approve) -> the flow's final state,
+/* core.flow_run(flow, resume_indices, approve[, run]) -> the flow's final state,
  * whose result maps every task to its final state; or nil and the indices of
  * the tasks on a cycle (nothing ran). Whatever happens inside the run (even a
  * Lua error that escapes it), the run's C memory is released and the registry
  * keys of the enclosing run are put back. */
 static int flow_run(lua_State *L) {
   lf_flow *flow = lf_check_flow(L, 1);
-  lua_settop(L, 4);
-  if (!lua_isnil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &executor_spec_key); /* read once the host is made */
+  lua_settop(L, 4); /* 4: the run's table (lua_run_record.h) */
   lf_lua_run lr;
   memset(&lr, 0, sizeof lr);
   /* the Lua values first: nothing of the run is held while they are made */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key); /* 4, 5: the enclosing run's */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key); /* 5, 6: the enclosing run's */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   int slots = lua_gettop(L) + 1; /* LF_SLOT_FLOW .. LF_SLOT_ERROR from here */
   lua_pushvalue(L, 1);
@@ -136,12 +140,15 @@ static int flow_run(lua_State *L) {
   lua_pushvalue(L, slots + LF_SLOT_BOXES - LF_SLOT_FLOW);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   lf_local_executor_init(&lr.local, &lr.host);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &executor_spec_key);
+  lf_lua_record_read(L, 4, &lr.record, &lr.host);
+  if (lua_istable(L, 4)) /* the run's executor (luaflow.executors; nil: Local) */
+    lua_getfield(L, 4, "executor");
+  else
+    lua_pushnil(L);
   lf_executor *executor = lf_lua_executor_new(L, lua_gettop(L), &lr.host, &lr.local.base);
   lua_pop(L, 1);
-  lua_pushnil(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &executor_spec_key);
   int rc = executor ? lf_run_init(&lr.run, flow, &lr.host.base, executor) : -2;
+  if (rc == 0 && lf_lua_record_begin(L, 4, &lr.record, &lr.run) != 0) rc = -2;
   if (rc == 0 && lua_istable(L, 2))
     for (size_t k = 1, n = lua_rawlen(L, 2); k <= n; k++) {
       lua_rawgeti(L, 2, (lua_Integer)k);
@@ -155,11 +162,15 @@ static int flow_run(lua_State *L) {
     lf_run_enter();
     rc = run_slices(L, &lr, slots);
     lf_run_leave();
+    executor->ops->close(executor, &lr.run); /* its workers end here */
+    lf_lua_record_end(L, 4, &lr.record, &lr.run, rc,
+                      slots + LF_SLOT_BOXES - LF_SLOT_FLOW);
+  } else if (executor) {
+    executor->ops->close(executor, &lr.run);
   }
-  if (executor) executor->ops->close(executor, &lr.run); /* its workers end here */
-  lua_pushvalue(L, 4);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
   lua_pushvalue(L, 5);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  lua_pushvalue(L, 6);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   lf_boxes_done(&lr.host.boxes);
   lf_run_release(&lr.run);
