@@ -324,20 +324,27 @@ end)
 ]]
     for _, kind in ipairs({ "local", "threads", "processes" }) do
       it("--executor " .. kind .. " runs the flow; print writes whole lines", function()
-        local args = { "run", cli.write_flow(FLOW), "--executor", kind, "--json", "-", "--no-store" }
+        local json = cli.tmpname()
+        local args = { "run", cli.write_flow(FLOW), "--executor", kind, "--json", json, "--no-store" }
         if kind ~= "local" then args[#args + 1] = "--workers"; args[#args + 1] = "3" end
         local r = cli.run(args)
         assert.are.equal(0, r.code, r.stderr)
-        local n = 0
-        for line in r.stdout:gmatch("[^\n]+") do
-          if line:sub(1, 1) ~= "{" then
+        local function count_lines(text)
+          local n = 0
+          for line in text:gmatch("[^\n]+") do
             assert.matches("^line %d+ of task %d x+$", line)
             assert.are.equal(2000, #line:match("x+$"))
             n = n + 1
           end
+          return n
         end
-        assert.are.equal(300, n)
-        local run = util.json_lines(r.stdout)[1]
+        assert.are.equal(300, count_lines(r.stdout))
+        -- with --json - stdout holds the JSON lines only: print goes to stderr, whole
+        local r2 = cli.run({ "run", args[2], "--executor", kind, "--json", "-", "--no-store" })
+        assert.are.equal(0, r2.code, r2.stderr)
+        assert.are.equal(300, count_lines(r2.stderr))
+        assert.are.equal(1, #util.json_lines(r2.stdout))
+        local run = util.json_lines(r2.stdout)[1]
         assert.are.equal("p1", run.tasks[1].name)
         assert.are.equal("p6", run.tasks[6].result)
       end)

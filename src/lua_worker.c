@@ -8,6 +8,7 @@
 #include <string.h>
 #include <lualib.h>
 #include "clock.h"
+#include "log.h"
 #include "lua_codec.h"
 #include "lua_worker.h"
 
@@ -20,6 +21,7 @@ struct lf_worker {
   lf_job_head job; /* the job running (or the last one) */
   char name[256];  /* its task's name */
   int loop_result; /* registry ref of luaflow.context.task_loop_result */
+  int print_stderr; /* print writes to stderr (luaflow run --json -) */
   lf_lua_watch watch;
 };
 
@@ -46,10 +48,13 @@ static int whole_line_print(lua_State *L) {
   luaL_pushresult(&b);
   size_t len;
   const char *line = lua_tolstring(L, -1, &len);
-  flockfile(stdout);
-  fwrite(line, 1, len, stdout);
-  fflush(stdout);
-  funlockfile(stdout);
+  lf_worker *w = lua_touserdata(L, lua_upvalueindex(1));
+  FILE *to = w->print_stderr ? stderr : stdout;
+  if (w->print_stderr) lf_log_flush(); /* after the log lines before it */
+  flockfile(to);
+  fwrite(line, 1, len, to);
+  fflush(to);
+  funlockfile(to);
   return 0;
 }
 
@@ -69,7 +74,8 @@ static int open_worker(lua_State *L) {
     lua_setfield(L, -2, "cpath");
   }
   lua_pop(L, 1);
-  lua_pushcfunction(L, whole_line_print);
+  lua_pushlightuserdata(L, w);
+  lua_pushcclosure(L, whole_line_print, 1);
   lua_setglobal(L, "print");
   lua_pushlightuserdata(L, w);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &worker_key);
@@ -164,6 +170,10 @@ static int take(lua_State *L, const char **p, uint32_t len, unsigned flags,
 static void enter_run(lua_State *L, const char *ctx, size_t len) {
   const char *p = ctx;
   take(L, &p, (uint32_t)len, 0, "luaflow.context");
+  lua_getfield(L, -1, "print_to");
+  lf_worker *w = worker_of(L);
+  w->print_stderr = lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "stderr") == 0;
+  lua_pop(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, "luaflow.graph");
   lua_createtable(L, 1, 0);

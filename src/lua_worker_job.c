@@ -80,6 +80,12 @@ int lf_job_run_context(lf_lua_host *h, lf_run *r, lf_buf *out, char *err, size_t
     }
   }
   lua_settop(L, ctx);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "luaflow.executors") == LUA_TTABLE) {
+    lua_getfield(L, -1, "print_to");
+    lua_setfield(L, ctx, "print_to");
+  }
+  lua_settop(L, ctx);
   lf_codec_opts o = {0, 0, 0, "luaflow.context"};
   uint32_t len;
   int rc = put_message(L, ctx, 1, &o, out, &len, err, errlen);

@@ -37,7 +37,10 @@ function M.start(cli, o, usage_error)
   run_store.use({ default = store, progress = cli.progress or false, keep_times = o.json ~= nil,
                   exit_codes = true, script = o.file and (core.realpath(o.file) or o.file),
                   restart = o.restart })
-  if o.json == "-" then print = print_to_stderr end -- luacheck: ignore (the script's global)
+  if o.json == "-" then -- luacheck: ignore (the script's global)
+    print = print_to_stderr
+    require("luaflow.executors").print_to = "stderr" -- bodies in workers too
+  end
 end
 
 -- After the runs, before the store is closed: the deliveries still queued

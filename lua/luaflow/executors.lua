@@ -54,6 +54,10 @@ function M.Processes(opts)
   return setmetatable({ kind = "processes", workers = workers_of("Processes", opts) }, executor_mt)
 end
 
+-- Where print in a worker writes: "stdout", or "stderr" (luaflow run --json -,
+-- whose stdout holds JSON lines only).
+M.print_to = "stdout"
+
 -- The executor of every flow:run that names none (the CLI's --executor);
 -- nil: Local.
 M.default = nil
