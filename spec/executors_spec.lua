@@ -283,7 +283,8 @@ describe("executors", function()
         end)
         local s = f:run { executor = executors.Processes { workers = 1 } }
         assert.are.same({
-          (os.getenv("LUAFLOW_TSAN") and -- ThreadSanitizer turns a SIGSEGV into an abort
+          ((os.getenv("LUAFLOW_TSAN") or os.getenv("LUAFLOW_SANITIZE")) and -- a sanitizer
+                                                    -- turns a SIGSEGV into an abort
            'segv Failed("Worker process running <Task: segv> died: killed by signal 6 (SIGABRT)")' or
            'segv Failed("Worker process running <Task: segv> died: killed by signal 11 (SIGSEGV)")'),
           'quit Failed("Worker process running <Task: quit> died: exited with status 3")',
