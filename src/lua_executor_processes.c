@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "clock.h"
@@ -68,13 +69,24 @@ typedef struct {
 
 /* ---- bytes over the socket ---- */
 
-static int write_all(int fd, const void *p, size_t n) {
-  const char *c = p;
+/* Sends the pieces as one message (one system call when the socket takes it
+ * all, as it does for the small jobs and replies that make up the most). */
+static int send_parts(int fd, struct iovec *iov, int n) {
   while (n > 0) {
-    ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)n;
+    ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return -1;
-    c += w, n -= (size_t)w;
+    size_t left = (size_t)w; /* skip what went, resume inside a piece */
+    for (; n > 0 && left >= iov->iov_len; iov++, n--)
+      left -= iov->iov_len;
+    if (n > 0) {
+      iov->iov_base = (char *)iov->iov_base + left;
+      iov->iov_len -= left;
+    }
   }
   return 0;
 }
@@ -105,7 +117,8 @@ static int read_frame(int fd, frame_head *h, lf_buf *b, int from_worker) {
 
 static void send_frame(int fd, uint32_t kind, const char *p, size_t n) {
   frame_head h = {kind, (uint32_t)n};
-  if (write_all(fd, &h, sizeof h) != 0 || write_all(fd, p, n) != 0) _exit(1);
+  struct iovec iov[2] = {{&h, sizeof h}, {(void *)p, n}};
+  if (send_parts(fd, iov, 2) != 0) _exit(1);
 }
 
 __attribute__((noreturn)) static void worker_main(proc_executor *ex, int fd) {
@@ -220,8 +233,9 @@ static int dispatch(proc_executor *ex, lf_run *r, slot *s, pending *p) {
   frame_head h = {s->has_ctx ? 0 : (uint32_t)ex->ctx.len, (uint32_t)p->msg.len};
   s->task = p->task;
   s->kill_at = p->timeout > 0 ? lf_monotonic() + p->timeout + KILL_GRACE : 0;
-  if (write_all(s->fd, &h, sizeof h) != 0 || write_all(s->fd, ex->ctx.data, h.a) != 0 ||
-      write_all(s->fd, p->msg.data, p->msg.len) != 0) {
+  struct iovec iov[3] = {
+      {&h, sizeof h}, {ex->ctx.data, h.a}, {p->msg.data, p->msg.len}};
+  if (send_parts(s->fd, iov, 3) != 0) {
     worker_died(ex, r, s, NULL);
     return -1;
   }
