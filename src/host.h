@@ -45,6 +45,13 @@ typedef struct lf_host_ops {
    * it returns, the run holds it until then): returns the state the flow
    * moves to (owned), or NULL. */
   lf_state *(*terminal)(lf_host *host, lf_run *r, lf_state *final);
+  /* Mapped task i is ready to map (map.c): reads its arguments and sets *n
+   * to its number of children; NULL then, else the state it fails with
+   * (no mapped argument that succeeded, an argument that is no list). */
+  lf_state *(*map_count)(lf_host *host, lf_run *r, int i, int *n);
+  /* Mapped task i's n children (ids first ..) are finished: its final
+   * Mapped state (the list of their results, their states). */
+  lf_state *(*map_final)(lf_host *host, lf_run *r, int i, int first, int n);
   /* Ends the run with an error (lf_run_abort); does not return. */
   void (*abort)(lf_host *host, lf_run *r, const char *message);
 } lf_host_ops;

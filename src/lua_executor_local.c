@@ -192,7 +192,8 @@ static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int
                          int *end) {
   lf_lua_host *h = ex->host;
   lua_State *L = h->L;
-  lf_task *t = r->flow->tasks[i];
+  lf_task *t = lf_run_task(r, i);
+  const char *name = lf_run_object(r, i)->name; /* a child's: "double[2]" */
   lf_state *s;
   *end = 0;
   if (ex->watch.w.cancelled || lf_cancel_signal) {
@@ -204,7 +205,7 @@ static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int
     s = lf_state_static(LF_TIMEDOUT, "Task timed out during execution.");
     if (!s) luaL_error(L, "not enough memory");
     lf_log(LF_LOG_ERROR, "luaflow.TaskRunner", "Task '%s': timed out after %g seconds",
-           t->obj.name, t->timeout);
+           name, t->timeout);
     lua_pushliteral(L, "Execution timed out.");
     lf_box_new(L, lf_state_ref(s), -1);
     lf_lua_host_keep_box(h);
@@ -219,7 +220,7 @@ static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int
     lf_signal sig;
     s = lf_lua_host_error_state(h, value, LF_FAILED,
                                 "Error during execution of task: ", &sig);
-    log_signal(L, t->obj.name, value, sig);
+    log_signal(L, name, value, sig);
     if (s->kind == LF_LOOPED && !s->message) {
       char msg[64];
       snprintf(msg, sizeof msg, "Task is looping (%d)", r->task[i].loop);
@@ -238,17 +239,22 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   lf_local_executor *ex = (lf_local_executor *)base;
   lf_lua_host *h = ex->host;
   lua_State *L = h->L;
-  lf_task *t = r->flow->tasks[i];
+  lf_task *t = lf_run_task(r, i);
   int top = lua_gettop(L);
   int nargs = t->nconsts;
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
+  /* a mapped task's child has no edges of its own (lf_lua_map_push_args) */
+  int up_from = i < r->ntasks ? r->up.start[i] : 0,
+      up_to = i < r->ntasks ? r->up.start[i + 1] : 0;
+  for (int k = up_from; k < up_to; k++)
     if (r->up.key[k] > nargs) nargs = r->up.key[k];
   /* the protected call's frame starts with room for a few arguments */
   if (nargs > 8 && !lua_checkstack(L, nargs + 8))
     luaL_error(L, "too many task arguments");
   lf_lua_host_push_spec(h, r, i, LF_SPEC_FN);
   int fn = lua_gettop(L);
-  if (t->nconsts) {
+  if (i >= r->ntasks) { /* a mapped task's child */
+    nargs = lf_lua_map_push_args(h, r, i);
+  } else if (t->nconsts) {
     lf_lua_host_push_object(h, i);
     lua_getiuservalue(L, -1, LF_UV_CONSTS);
     lua_remove(L, -2);
@@ -259,12 +265,12 @@ static void submit(lf_executor *base, lf_run *r, int i) {
     for (int k = 1; k <= nargs; k++)
       lua_pushnil(L);
   }
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
+  for (int k = up_from; k < up_to; k++)
     if (r->up.key[k] > 0) {
       lf_boxes_push_result(L, &h->boxes, r->task[r->up.task[k]].state);
       lua_replace(L, fn + r->up.key[k]);
     }
-  if (t->has_tables) lf_table_args_expand(h, r, i, fn, nargs);
+  if (t->has_tables && i < r->ntasks) lf_table_args_expand(h, r, i, fn, nargs);
   if (!ex->body_base) ex->body_base = count_levels(L) + 1; /* the same for every body */
   ex->outer_base = body_base;
   body_base = ex->body_base;

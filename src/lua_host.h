@@ -77,6 +77,13 @@ void lf_local_executor_recover(lf_local_executor *ex, lf_run *r, int err);
  * value at index 1) while its stack still exists. */
 void lf_local_note_traceback(lua_State *L);
 
+/* lua_map.c: the host's part of mapped tasks (host.h map_count,
+ * map_final) and a child's arguments for its body, pushed after its
+ * function (returns how many). */
+lf_state *lf_lua_map_count(lf_host *host, lf_run *r, int i, int *n);
+lf_state *lf_lua_map_final(lf_host *host, lf_run *r, int i, int first, int n);
+int lf_lua_map_push_args(lf_lua_host *h, lf_run *r, int c);
+
 /* lua_table_args.c: the results inside task i's table arguments (at fn + 1
  * .. fn + nargs), put in place. */
 void lf_table_args_expand(lf_lua_host *h, lf_run *r, int i, int fn, int nargs);

@@ -7,8 +7,12 @@ static const char classes_key = 0; /* array: kind + 1 -> class table */
 static const char meta_key = 0; /* the State metatable, found without hashing its name */
 
 void lf_box_new(lua_State *L, lf_state *s, int result_idx) {
+  lf_box_new_uv(L, s, result_idx, 1);
+}
+
+void lf_box_new_uv(lua_State *L, lf_state *s, int result_idx, int nuv) {
   result_idx = result_idx ? lua_absindex(L, result_idx) : 0;
-  lf_box *b = lua_newuserdatauv(L, sizeof *b, 1);
+  lf_box *b = lua_newuserdatauv(L, sizeof *b, nuv);
   b->s = s; /* takes over the caller's reference */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &meta_key);
   lua_setmetatable(L, -2);
@@ -190,6 +194,14 @@ static int state_index(lua_State *L) {
       lua_pushnil(L);
   } else if (strcmp(k, "color") == 0) {
     lua_pushstring(L, lf_kind_color[s->kind]);
+  } else if (s->kind == LF_MAPPED && strcmp(k, "map_states") == 0) {
+    if (lua_getiuservalue(L, 1, LF_BOX_MAP_STATES) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L); /* Prefect's default: [] */
+    }
+  } else if (s->kind == LF_MAPPED && strcmp(k, "n_map_states") == 0) {
+    lua_getiuservalue(L, 1, LF_BOX_MAP_STATES);
+    lua_pushinteger(L, lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0);
   } else {
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1)); /* methods */

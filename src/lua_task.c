@@ -219,6 +219,9 @@ lf_task *lf_task_copy(lua_State *L, int idx, int mt) {
   t->flow_id = 0;
   t->nconsts = 0;
   t->has_tables = 0;
+  t->mapped = 0;
+  t->arg_map = NULL;
+  t->nmap = 0;
   t->origin = src->origin ? src->origin : src;
   t->copies_flow = 0;
   t->copy_index = 0;
@@ -237,6 +240,8 @@ static int task_gc(lua_State *L) {
   lf_task *t = lf_check_task(L, 1);
   if (t->owns_name) free(t->obj.name);
   if (t->owns_handlers) free(t->obj.handlers);
+  free(t->arg_map);
+  t->arg_map = NULL;
   t->obj.name = NULL;
   t->obj.handlers = NULL;
   t->obj.nhandlers = 0;

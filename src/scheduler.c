@@ -18,6 +18,7 @@
 #include "host.h"
 #include "interrupt.h"
 #include "log.h"
+#include "map.h"
 #include "run.h"
 
 /* Where lf_run_continue is: each phase's first step names the next one. */
@@ -41,6 +42,10 @@ static void set_state(lf_run *r, int i, lf_state *s) {
 }
 
 static void ready_push(lf_run *r, int i) {
+  if (i >= r->ntasks) { /* a mapped task's child */
+    lf_map_ready_push(r, i);
+    return;
+  }
   if (lf_ready_push(&r->ready, r->task[i].rank) != 0)
     lf_run_abort(r, "not enough memory");
 }
@@ -51,7 +56,7 @@ static void move(lf_run *r, int i, lf_state *next, lf_then then);
 
 /* Whether task i's failed attempt is retried (its retry policy). */
 static int retries(const lf_run *r, int i, const lf_state *s) {
-  return LF_IS(s, LF_FAILED) && r->task[i].attempt <= r->flow->tasks[i]->max_retries;
+  return LF_IS(s, LF_FAILED) && r->task[i].attempt <= lf_run_task(r, i)->max_retries;
 }
 
 int lf_run_task_will_retry(const lf_run *r) {
@@ -80,20 +85,32 @@ static void log_retry(lf_run *r, int i, const lf_state *failed) {
   lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
          "Task '%s': attempt %d of %d failed: %s; retrying in %s (at %s)",
          lf_run_object(r, i)->name, r->task[i].attempt,
-         r->flow->tasks[i]->max_retries + 1, why, in, due);
+         lf_run_task(r, i)->max_retries + 1, why, in, due);
 }
 
-static void finish(lf_run *r, int i) {
-  lf_state *s = r->task[i].state;
+static void log_finished(lf_run *r, int i) {
   if (lf_log_enabled(LF_LOG_INFO))
     lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
            "Task '%s': Finished task run for task with final state: '%s'",
-           lf_run_object(r, i)->name, lf_kind_name(s->kind));
-  if (!LF_IS(s, LF_FINISHED)) return; /* waits: paused or pending */
+           lf_run_object(r, i)->name, lf_kind_name(r->task[i].state->kind));
+}
+
+static void release_downstream(lf_run *r, int i) {
   r->task[i].flags |= LF_TASK_FINISHED;
   for (int k = r->down.start[i]; k < r->down.start[i + 1]; k++) {
     int d = r->down.task[k];
     if (--r->task[d].pending_upstreams == 0) ready_push(r, d);
+  }
+}
+
+static void finish(lf_run *r, int i) {
+  log_finished(r, i);
+  if (!LF_IS(r->task[i].state, LF_FINISHED)) return; /* waits: paused or pending */
+  if (i < r->ntasks) {
+    release_downstream(r, i);
+  } else { /* a child: its parent is finished with its last child */
+    int p = lf_map_child_finished(r, i);
+    if (p >= 0) release_downstream(r, p);
   }
 }
 
@@ -124,18 +141,26 @@ static int gather_upstreams(lf_run *r, int i) {
   return n;
 }
 
-/* A skipped upstream skips task i, then its trigger decides: NULL when it
- * runs, else the state it fails with. */
-static lf_state *check_trigger(lf_run *r, int i) {
-  lf_task *t = r->flow->tasks[i];
-  int nups = gather_upstreams(r, i);
-  if (t->skip_on_upstream_skip)
+/* Skipped when task run i skips on a skipped upstream (its nups states
+ * gathered), else NULL. */
+static lf_state *upstream_skipped(lf_run *r, int i, int nups) {
+  if (lf_run_task(r, i)->skip_on_upstream_skip)
     for (int j = 0; j < nups; j++)
       if (LF_IS(r->upstream_states[j], LF_SKIPPED))
         return engine_state(r, LF_SKIPPED,
                             "Upstream task was skipped; if this was not the intended "
                             "behavior, consider setting `skip_on_upstream_skip = false` "
                             "for this task.");
+  return NULL;
+}
+
+/* A skipped upstream skips task i, then its trigger decides: NULL when it
+ * runs, else the state it fails with. */
+static lf_state *check_trigger(lf_run *r, int i) {
+  lf_task *t = lf_run_task(r, i);
+  int nups = r->map ? lf_map_gather(r, i) : gather_upstreams(r, i);
+  lf_state *skipped = upstream_skipped(r, i, nups);
+  if (skipped) return skipped;
   if (t->trigger == LF_TRIGGER_LUA) {
     r->busy = LF_BUSY_TRIGGER;
     r->current = i;
@@ -160,6 +185,14 @@ static void start_attempt(lf_run *r, int i) {
   move(r, i, lf_state_ref(r->shared.running), LF_THEN_START);
 }
 
+/* A mapped task goes Pending -> Mapped (its trigger is not checked: each
+ * child checks it), or Skipped, or Failed when it cannot map; its children
+ * follow (map.c). */
+static void begin_mapped(lf_run *r, int i) {
+  lf_state *next = upstream_skipped(r, i, lf_map_gather(r, i));
+  move(r, i, next ? next : lf_map_begin(r, i), LF_THEN_MAPPED);
+}
+
 /* A ready task: its upstreams are finished, or the Scheduled-family state it
  * waits in (a retry, a Resume, a Paused with a start time) is due. As in
  * Prefect, every run of a task checks its trigger; a run from Resume (or a
@@ -181,6 +214,10 @@ static void begin(lf_run *r, int i) {
     tr->flags |= LF_TASK_RESUMED;
   else
     tr->flags &= (uint8_t)~LF_TASK_RESUMED;
+  if (i < r->ntasks && r->flow->tasks[i]->mapped) {
+    begin_mapped(r, i);
+    return;
+  }
   lf_state *fail = check_trigger(r, i);
   if (fail) /* this run ends here; a Resume a handler made runs later */
     move(r, i, fail, LF_THEN_SETTLE);
@@ -192,7 +229,7 @@ static void begin(lf_run *r, int i) {
  * function succeeds at once). */
 static void submit(lf_run *r, int i) {
   r->bodies_running++;
-  if (!r->flow->tasks[i]->has_fn)
+  if (!lf_run_task(r, i)->has_fn)
     lf_run_deliver(r, i, lf_state_ref(r->shared.success), 0);
   else
     r->executor->ops->submit(r->executor, r, i);
@@ -229,7 +266,7 @@ static void after_outcome(lf_run *r, int i, int end) {
   lf_task_run *tr = &r->task[i];
   lf_state *s = tr->state;
   if (!end && retries(r, i, s)) {
-    lf_task *t = r->flow->tasks[i];
+    lf_task *t = lf_run_task(r, i);
     char msg[96];
     snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", tr->attempt,
              t->max_retries + 1);
@@ -298,6 +335,12 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
   case LF_THEN_FLOW_END:
     r->phase = PHASE_OVER;
     break;
+  case LF_THEN_MAPPED: /* with children, its downstream tasks wait for them */
+    if (!end && s->kind == LF_MAPPED && lf_map_expand(r, i) > 0)
+      log_finished(r, i);
+    else
+      settle(r, i, end);
+    break;
   }
 }
 
@@ -339,8 +382,8 @@ static void resume_task(lf_run *r, int i) {
  * once per pause. Returns how many resumed. */
 static int approve_paused(lf_run *r) {
   int resumed = 0;
-  for (int k = 0; k < r->ntasks; k++) {
-    int i = r->order[k];
+  for (int k = 0; k < r->ntasks + lf_map_nkids(r); k++) {
+    int i = k < r->ntasks ? r->order[k] : k; /* then the children */
     lf_task_run *tr = &r->task[i];
     if (tr->state->kind != LF_PAUSED || tr->state->has_start ||
         (tr->flags & LF_TASK_ASKED))
@@ -381,6 +424,10 @@ static void schedule(lf_run *r) {
       if (!r->cancel_sent) r->executor->ops->cancel(r->executor, r);
       r->cancel_sent = 1;
       r->executor->ops->wait(r->executor, r, -1);
+      continue;
+    }
+    if (lf_map_ready_count(r) > 0) { /* children before the tasks after them */
+      begin(r, lf_map_ready_pop(r));
       continue;
     }
     if (r->ready.count > 0) {
@@ -426,6 +473,7 @@ static lf_state *final_flow_state(lf_run *r) {
     if (i >= r->ntasks || (!f->nrefs && !is_terminal(r, i))) continue;
     if (LF_IS(r->task[i].state, LF_FAILED)) failed = 1;
     if (!LF_IS(r->task[i].state, LF_SUCCESS)) all_ok = 0;
+    lf_map_reference(r, i, &failed, &all_ok); /* a mapped task's children count too */
   }
   if (failed) {
     lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
@@ -455,6 +503,7 @@ static void start_flow(lf_run *r) {
 static void end_flow(lf_run *r) {
   r->phase = PHASE_ENDING;
   r->current = -1;
+  lf_map_end_all(r); /* mapped tasks whose children could not all finish */
   lf_state *final;
   if (lf_cancel_signal) {
     lf_cancel_acknowledge(); /* the flow's handlers carry it from here */
@@ -561,6 +610,7 @@ int lf_run_init(lf_run *r, lf_flow *flow, lf_host *host, lf_executor *executor) 
   int rc = lf_flow_order(flow, r->order);
   if (rc != 0) return rc == -2 ? -2 : -1;
   build_adjacency(r);
+  if (lf_map_init(r) != 0) return -2;
   for (int k = 0; k < r->ntasks; k++)
     r->task[r->order[k]].rank = k;
   for (int i = 0; i < r->ntasks; i++) {
@@ -586,8 +636,9 @@ void lf_run_release(lf_run *r) {
   for (int k = 0; k < r->outcomes.count; k++)
     lf_state_release(r->outcomes.ring[(r->outcomes.head + k) % r->outcomes.cap].state);
   if (r->chain.active) lf_transition_drop(r);
-  lf_state *held[] = {r->retry_of,        r->flow_state,      r->flow_final,
-                      r->shared.pending,  r->shared.running,  r->shared.success,
+  lf_map_release(r);
+  lf_state *held[] = {r->retry_of,       r->flow_state,     r->flow_final,
+                      r->shared.pending, r->shared.running, r->shared.success,
                       r->shared.not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);
