@@ -110,14 +110,24 @@ static int encode_protected(lua_State *L) {
   return 0;
 }
 
+static int put_value(lua_State *L, json_lines *w, int idx);
+static lf_state *state_at(lua_State *L, int idx, int state_mt);
+
 /* ,"result":<value> for the value at idx, or nothing when it cannot be
  * encoded. Plain values are written here; tables and userdata go through the
  * encoder in protected mode, since it may raise. */
 static void put_result(lua_State *L, json_lines *w, int idx) {
   size_t mark = w->b.len;
-  int t = lua_type(L, idx);
-  if (t == LUA_TNIL) return;
+  if (lua_isnil(L, idx)) return;
   PUT_LITERAL(L, &w->b, ",\"result\":");
+  if (!put_value(L, w, idx)) w->b.len = mark;
+}
+
+/* The value at idx (not nil); 0, with nothing written, when it cannot be
+ * encoded. */
+static int put_value(lua_State *L, json_lines *w, int idx) {
+  size_t mark = w->b.len;
+  int t = lua_type(L, idx);
   if (t == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
@@ -132,7 +142,7 @@ static void put_result(lua_State *L, json_lines *w, int idx) {
     size_t n = lf_json_number_text(L, idx, buf);
     if (n == 0) {
       w->b.len = mark; /* NaN, inf */
-      return;
+      return 0;
     }
     int allocated = 0;
     char *shown = w->red ? lf_redact_with(w->red, buf, n, &n, &allocated) : buf;
@@ -147,8 +157,55 @@ static void put_result(lua_State *L, json_lines *w, int idx) {
     if (lf_pcall(L, 2, 0) != LUA_OK) {
       lua_pop(L, 1);
       w->b.len = mark;
+      return 0;
     }
   }
+  return 1;
+}
+
+/* A mapped task's result (its children's results, null where one has none
+ * or it cannot be encoded) and "children": [{"state":, "message":,
+ * "run_count":, "result":}, ...], from the Mapped state's box at idx. */
+static void put_children(lua_State *L, json_lines *w, int idx, int state_mt) {
+  if (lua_getiuservalue(L, idx, LF_BOX_MAP_STATES) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  int states = lua_gettop(L);
+  lua_getiuservalue(L, idx, LF_BOX_EXTRA); /* their run counts */
+  int n = (int)lua_rawlen(L, states);
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 0)
+      PUT_LITERAL(L, &w->b, ",\"result\":[");
+    else
+      PUT_LITERAL(L, &w->b, ",\"children\":[");
+    for (int k = 1; k <= n; k++) {
+      if (k > 1) PUT_LITERAL(L, &w->b, ",");
+      lua_rawgeti(L, states, k);
+      lf_state *s = state_at(L, -1, state_mt);
+      lua_getiuservalue(L, -1, 1);
+      if (pass == 0) {
+        if (lua_isnil(L, -1) || !put_value(L, w, lua_gettop(L)))
+          PUT_LITERAL(L, &w->b, "null");
+      } else {
+        char num[24];
+        lua_rawgeti(L, states + 1, k);
+        snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, -1));
+        lua_pop(L, 1);
+        PUT_LITERAL(L, &w->b, "{\"state\":");
+        put_cstring(L, w, &w->b, s ? lf_kind_name(s->kind) : NULL);
+        PUT_LITERAL(L, &w->b, ",\"message\":");
+        put_cstring(L, w, &w->b, s ? s->message : NULL);
+        PUT_LITERAL(L, &w->b, ",\"run_count\":");
+        put(L, &w->b, num, strlen(num));
+        put_result(L, w, lua_gettop(L));
+        PUT_LITERAL(L, &w->b, "}");
+      }
+      lua_pop(L, 2);
+    }
+    PUT_LITERAL(L, &w->b, "]");
+  }
+  lua_pop(L, 2);
 }
 
 /* The state box at idx, when it is one (its metatable is at state_mt). */
@@ -190,7 +247,9 @@ static void put_task(lua_State *L, json_lines *w, const lf_task *task, int state
     *--p = (char)('0' + u % 10);
   while ((u /= 10) > 0);
   put(L, &w->b, p, (size_t)(end - p));
-  if (s && s->has_result) {
+  if (s && s->kind == LF_MAPPED) {
+    put_children(L, w, lua_gettop(L), state_mt);
+  } else if (s && s->has_result) {
     lua_getiuservalue(L, -1, 1);
     put_result(L, w, lua_gettop(L));
     lua_pop(L, 1);

@@ -188,8 +188,10 @@ lf_state *lf_lua_map_final(lf_host *base, lf_run *r, int i, int first, int n) {
     lua_pushinteger(L, r->task[first + k].attempt);
     lua_rawseti(L, results + 2, k + 1);
   }
-  lua_pushinteger(L, n);
-  lua_setfield(L, results, "n");
+  if (n > 0) { /* an empty map's result is {} */
+    lua_pushinteger(L, n);
+    lua_setfield(L, results, "n");
+  }
   lf_state *s =
       lf_state_newl(LF_MAPPED, cur->message, cur->message ? strlen(cur->message) : 0);
   if (!s) luaL_error(L, "not enough memory");
