@@ -241,36 +241,9 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   lua_State *L = h->L;
   lf_task *t = lf_run_task(r, i);
   int top = lua_gettop(L);
-  int nargs = t->nconsts;
-  /* a mapped task's child has no edges of its own (lf_lua_map_push_args) */
-  int up_from = i < r->ntasks ? r->up.start[i] : 0,
-      up_to = i < r->ntasks ? r->up.start[i + 1] : 0;
-  for (int k = up_from; k < up_to; k++)
-    if (r->up.key[k] > nargs) nargs = r->up.key[k];
-  /* the protected call's frame starts with room for a few arguments */
-  if (nargs > 8 && !lua_checkstack(L, nargs + 8))
-    luaL_error(L, "too many task arguments");
   lf_lua_host_push_spec(h, r, i, LF_SPEC_FN);
   int fn = lua_gettop(L);
-  if (i >= r->ntasks) { /* a mapped task's child */
-    nargs = lf_lua_map_push_args(h, r, i);
-  } else if (t->nconsts) {
-    lf_lua_host_push_object(h, i);
-    lua_getiuservalue(L, -1, LF_UV_CONSTS);
-    lua_remove(L, -2);
-    for (int k = 1; k <= nargs; k++)
-      lua_rawgeti(L, fn + 1, k);
-    lua_remove(L, fn + 1);
-  } else {
-    for (int k = 1; k <= nargs; k++)
-      lua_pushnil(L);
-  }
-  for (int k = up_from; k < up_to; k++)
-    if (r->up.key[k] > 0) {
-      lf_boxes_push_result(L, &h->boxes, r->task[r->up.task[k]].state);
-      lua_replace(L, fn + r->up.key[k]);
-    }
-  if (t->has_tables && i < r->ntasks) lf_table_args_expand(h, r, i, fn, nargs);
+  int nargs = lf_lua_host_push_args(h, r, i);
   if (!ex->body_base) ex->body_base = count_levels(L) + 1; /* the same for every body */
   ex->outer_base = body_base;
   body_base = ex->body_base;

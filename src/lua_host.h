@@ -53,6 +53,10 @@ void lf_lua_host_push_spec(lf_lua_host *h, lf_run *r, int i, int key);
  * Its box stays with the run (it holds the result). */
 lf_state *lf_lua_host_error_state(lf_lua_host *h, int err, lf_kind kind,
                                   const char *prefix, lf_signal *sig);
+/* Pushes task run i's arguments, as its body gets them (constants, then
+ * the upstream results at their positions, then the results inside
+ * tables; a mapped task's child: its elements); returns how many. */
+int lf_lua_host_push_args(lf_lua_host *h, lf_run *r, int i);
 /* The box on top of the stack belongs to the run from now on; pops it. */
 void lf_lua_host_keep_box(lf_lua_host *h);
 /* Finishes the handler chain or trigger a Lua error (at err) ended; the

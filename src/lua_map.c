@@ -21,29 +21,11 @@ static lua_Integer args_key(int i) {
 static void push_arguments(lf_lua_host *h, lf_run *r, int i) {
   lua_State *L = h->L;
   lf_task *t = r->flow->tasks[i];
-  int nargs = t->nconsts > t->nmap ? t->nconsts : t->nmap;
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
-    if (r->up.key[k] > nargs) nargs = r->up.key[k];
-  if (!lua_checkstack(L, nargs + 8)) luaL_error(L, "too many task arguments");
-  lua_createtable(L, nargs, 1);
+  lua_newtable(L);
   int list = lua_gettop(L);
-  if (t->nconsts) {
-    lf_lua_host_push_object(h, i);
-    lua_getiuservalue(L, -1, LF_UV_CONSTS);
-    lua_remove(L, -2);
-    for (int k = 1; k <= nargs; k++)
-      lua_rawgeti(L, list + 1, k);
-    lua_remove(L, list + 1);
-  } else {
-    for (int k = 1; k <= nargs; k++)
-      lua_pushnil(L);
-  }
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
-    if (r->up.key[k] > 0) {
-      lf_boxes_push_result(L, &h->boxes, r->task[r->up.task[k]].state);
-      lua_replace(L, list + r->up.key[k]);
-    }
-  if (t->has_tables) lf_table_args_expand(h, r, i, list, nargs);
+  int nargs = lf_lua_host_push_args(h, r, i);
+  for (; nargs < t->nmap; nargs++) /* a mapped nil at the end still counts */
+    lua_pushnil(L);
   for (int k = nargs; k >= 1; k--)
     lua_rawseti(L, list, k);
   lua_pushinteger(L, nargs);
