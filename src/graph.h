@@ -50,6 +50,7 @@ typedef struct lf_task {
   uint8_t mapped;           /* t:map(...): the run maps it over its arguments (map.c) */
   uint8_t *arg_map;         /* mapped: each argument position's LF_MAP_* (owned) */
   int nmap;                 /* positions 1 .. nmap in arg_map */
+  double cache_for;         /* seconds a successful result stays cached; 0: none */
   uint32_t copies_flow;
   struct lf_task *origin; /* the task this one copies (kept alive by a user value) */
 } lf_task;

@@ -52,6 +52,12 @@ typedef struct lf_host_ops {
   /* Mapped task i's n children (ids first ..) are finished: its final
    * Mapped state (the list of their results, their states). */
   lf_state *(*map_final)(lf_host *host, lf_run *r, int i, int first, int n);
+  /* Task run i (a task with cache_for) is about to run: a valid cached
+   * state for it (owned), or NULL. Errors are the host's own (a WARNING). */
+  lf_state *(*cache_lookup)(lf_host *host, lf_run *r, int i);
+  /* Task run i has just succeeded: its result is cached; returns the Cached
+   * state it moves to (owned), or NULL when the result cannot be cached. */
+  lf_state *(*cache_save)(lf_host *host, lf_run *r, int i);
   /* Ends the run with an error (lf_run_abort); does not return. */
   void (*abort)(lf_host *host, lf_run *r, const char *message);
 } lf_host_ops;

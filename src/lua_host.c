@@ -349,6 +349,8 @@ static const lf_host_ops lua_host_ops = {
     .terminal = terminal,
     .map_count = lf_lua_map_count,
     .map_final = lf_lua_map_final,
+    .cache_lookup = lf_lua_cache_lookup,
+    .cache_save = lf_lua_cache_save,
     .abort = host_abort,
 };
 

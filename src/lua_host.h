@@ -87,6 +87,9 @@ void lf_local_note_traceback(lua_State *L);
 lf_state *lf_lua_map_count(lf_host *host, lf_run *r, int i, int *n);
 lf_state *lf_lua_map_final(lf_host *host, lf_run *r, int i, int first, int n);
 int lf_lua_map_push_args(lf_lua_host *h, lf_run *r, int c);
+/* lua_cache.c: the host's cache_lookup and cache_save (luaflow.cache). */
+lf_state *lf_lua_cache_lookup(lf_host *host, lf_run *r, int i);
+lf_state *lf_lua_cache_save(lf_host *host, lf_run *r, int i);
 
 /* lua_table_args.c: the results inside task i's table arguments (at fn + 1
  * .. fn + nargs), put in place. */

@@ -186,6 +186,7 @@ static void open_core(lua_State *L) {
   lf_open_flow(L);
   lf_open_run(L);
   lf_open_map(L);
+  lf_open_cache(L);
   lf_open_interrupt(L);
   lf_open_api(L);
   lf_open_result(L);

@@ -199,6 +199,16 @@ static int state_index(lua_State *L) {
       lua_pop(L, 1);
       lua_newtable(L); /* Prefect's default: [] */
     }
+  } else if (s->kind == LF_CACHED && strncmp(k, "cached_", 7) == 0) {
+    /* cached_result_expiration, cached_inputs, cached_parameters */
+    if (lua_getiuservalue(L, 1, LF_BOX_EXTRA) != LUA_TTABLE) {
+      lua_pushnil(L);
+    } else if (strcmp(k, "cached_result_expiration") == 0) {
+      lua_getfield(L, -1, k);
+      if (lua_isnumber(L, -1)) lf_push_time(L, lua_tonumber(L, -1));
+    } else {
+      lua_getfield(L, -1, k);
+    }
   } else if (s->kind == LF_MAPPED && strcmp(k, "n_map_states") == 0) {
     lua_getiuservalue(L, 1, LF_BOX_MAP_STATES);
     lua_pushinteger(L, lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0);
@@ -251,6 +261,9 @@ static double opt_time_field(lua_State *L, int t, const char *key, int *has) {
   return v;
 }
 
+static const char *const cached_fields[] = {"cached_result_expiration", "cached_inputs",
+                                            "cached_parameters", NULL};
+
 static int check_fields(lua_State *L, int t, int kind) {
   static const char *const allowed[] = {"message",   "result",     "start_time",
                                         "run_count", "loop_count", NULL};
@@ -258,9 +271,12 @@ static int check_fields(lua_State *L, int t, int kind) {
   while (lua_next(L, t)) {
     lua_pop(L, 1);
     int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
+    if (lua_type(L, -1) == LUA_TSTRING) {
       for (int i = 0; allowed[i]; i++)
         if (strcmp(lua_tostring(L, -1), allowed[i]) == 0) ok = 1;
+      for (int i = 0; kind == LF_CACHED && cached_fields[i]; i++)
+        if (strcmp(lua_tostring(L, -1), cached_fields[i]) == 0) ok = 1;
+    }
     if (!ok)
       return lf_raise(L, "unknown field '%s' for %s", luaL_tolstring(L, -1, NULL),
                       lf_kind_name(kind));
@@ -320,6 +336,24 @@ static int class_call(lua_State *L) {
   s->loop_count = loop_count >= 0     ? (int32_t)loop_count
                   : kind == LF_LOOPED ? lf_current_loop_count(L)
                                       : 1;
+  if (kind == LF_CACHED && opts) { /* Cached{cached_result_expiration =, ...} */
+    lf_box_new_uv(L, s, result_idx, LF_BOX_EXTRA);
+    lua_newtable(L);
+    for (int i = 0; cached_fields[i]; i++) {
+      lua_getfield(L, opts, cached_fields[i]);
+      double t;
+      if (i == 0 && !lua_isnil(L, -1)) {
+        if (!lf_to_time(L, -1, &t))
+          return lf_raise(
+              L, "cached_result_expiration must be a time value or epoch seconds");
+        lua_pushnumber(L, t);
+        lua_replace(L, -2);
+      }
+      lua_setfield(L, -2, cached_fields[i]);
+    }
+    lua_setiuservalue(L, -2, LF_BOX_EXTRA);
+    return 1;
+  }
   lf_box_new(L, s, result_idx);
   return 1;
 }

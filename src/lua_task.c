@@ -185,6 +185,14 @@ static int task_new(lua_State *L) {
              "retry delay.");
   t->timeout = opt_number(L, 1, "timeout", 0, &timeout_given);
   if (timeout_given && t->timeout <= 0) lf_raise(L, "timeout must be a positive number");
+  int cache_given;
+  t->cache_for = opt_number(L, 1, "cache_for", 0, &cache_given);
+  if (cache_given && t->cache_for <= 0)
+    lf_raise(L, "cache_for must be a positive number");
+  lua_getfield(L, 1, "cache_key"); /* read by lua/luaflow/cache.lua */
+  lua_setfield(L, uv, "cache_key");
+  lua_getfield(L, 1, "cache_validator");
+  lua_setfield(L, uv, "cache_validator");
   if (lua_getfield(L, 1, "skip_on_upstream_skip") != LUA_TNIL) {
     if (!lua_isboolean(L, -1)) lf_raise(L, "skip_on_upstream_skip must be a boolean");
     t->skip_on_upstream_skip = (uint8_t)lua_toboolean(L, -1);

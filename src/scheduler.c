@@ -161,6 +161,10 @@ static lf_state *check_trigger(lf_run *r, int i) {
   int nups = r->map ? lf_map_gather(r, i) : gather_upstreams(r, i);
   lf_state *skipped = upstream_skipped(r, i, nups);
   if (skipped) return skipped;
+  if (t->cache_for > 0) { /* a valid cached result: Pending -> Cached, nothing runs */
+    lf_state *cached = r->host->ops->cache_lookup(r->host, r, i);
+    if (cached) return cached;
+  }
   if (t->trigger == LF_TRIGGER_LUA) {
     r->busy = LF_BUSY_TRIGGER;
     r->current = i;
@@ -290,6 +294,13 @@ static void after_outcome(lf_run *r, int i, int end) {
     if (!p) lf_run_abort(r, "not enough memory");
     set_state(r, i, p);
     start_attempt(r, i);
+  } else if (!end && lf_run_task(r, i)->cache_for > 0 && LF_IS(s, LF_SUCCESS) &&
+             !LF_IS(s, LF_SKIPPED) && !LF_IS(s, LF_CACHED)) {
+    lf_state *cached = r->host->ops->cache_save(r->host, r, i); /* Success -> Cached */
+    if (cached)
+      move(r, i, cached, LF_THEN_SETTLE);
+    else
+      settle(r, i, end);
   } else {
     settle(r, i, end);
   }

@@ -21,6 +21,7 @@ M.time = core.time
 core.time.cpu_time = core.cpu_time
 M.Task, M.task, M.Flow, M.Parameter = graph.Task, graph.task, graph.Flow, graph.Parameter
 M.unmapped, M.flatten = graph.unmapped, graph.flatten
+M.cache_validators = require("luaflow.cache").validators
 
 -- ---- logging from flows and tasks ----
 
