@@ -132,6 +132,10 @@ static int cache_db_open(lua_State *L) {
     return 2;
   }
   sqlite3_busy_timeout(c->db, 60000);
+  /* lookups by inputs (all_inputs) stay fast however many entries a key has */
+  sqlite3_exec(c->db,
+               "CREATE INDEX IF NOT EXISTS cache_inputs ON cache(key, map_index, inputs)",
+               NULL, NULL, NULL);
   return 1;
 }
 
@@ -181,43 +185,44 @@ static int push_rows(lua_State *L, sqlite3 *db, sqlite3_stmt *st) {
 #define COLUMNS                                                                          \
   "key, map_index, created, expires, run_id, state, message, result, inputs, parameters"
 
-/* db:get(key, map_index|nil, now) -> the unexpired entries, newest first */
+static void bind_index(sqlite3_stmt *st, int k, lua_State *L, int idx) {
+  if (lua_isinteger(L, idx))
+    sqlite3_bind_int64(st, k, lua_tointeger(L, idx));
+  else
+    sqlite3_bind_null(st, k);
+}
+
+/* db:get(key, map_index|nil, now [, inputs [, parameters [, limit]]]) -> the
+ * unexpired entries, newest first; with inputs (parameters) given, only
+ * those whose canonical inputs (parameters) are these bytes. */
 static int db_get(lua_State *L) {
   cache_db *c = check_db(L);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(c->db,
-                         "SELECT " COLUMNS
-                         " FROM cache WHERE key = ?1 AND map_index IS ?2"
-                         " AND (expires IS NULL OR expires > ?3) ORDER BY entry DESC",
-                         -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(
+          c->db,
+          "SELECT " COLUMNS " FROM cache WHERE key = ?1 AND map_index IS ?2"
+          " AND (expires IS NULL OR expires > ?3)"
+          " AND (?4 IS NULL OR inputs = ?4) AND (?5 IS NULL OR parameters = ?5)"
+          " ORDER BY entry DESC LIMIT ?6",
+          -1, &st, NULL) != SQLITE_OK)
     return db_fail(L, c->db);
   bind_text(st, 1, L, 2);
-  if (lua_isinteger(L, 3))
-    sqlite3_bind_int64(st, 2, lua_tointeger(L, 3));
-  else
-    sqlite3_bind_null(st, 2);
+  bind_index(st, 2, L, 3);
   sqlite3_bind_double(st, 3, luaL_checknumber(L, 4));
+  bind_text(st, 4, L, 5);
+  bind_text(st, 5, L, 6);
+  sqlite3_bind_int64(st, 6, luaL_optinteger(L, 7, -1));
   return push_rows(L, c->db, st);
 }
 
-/* db:put{key=, map_index=, created=, expires=, run_id=, state=, message=,
- * result=, inputs=, parameters=} -> true | nil, why. The entries of the key
- * (and map index) that expired are removed on the way. */
-static int db_put(lua_State *L) {
-  cache_db *c = check_db(L);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  static const char *const fields[] = {"key",    "map_index", "created", "expires",
-                                       "run_id", "state",     "message", "result",
-                                       "inputs", "parameters"};
+/* Runs one statement with fields of the entry table at idx bound in order;
+ * returns 0, or -1 (the connection has the error). */
+static int run_with(cache_db *c, lua_State *L, int idx, const char *sql,
+                    const char *const *fields, int n) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(c->db,
-                         "INSERT INTO cache (" COLUMNS
-                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                         "?7, ?8, ?9, ?10)",
-                         -1, &st, NULL) != SQLITE_OK)
-    return db_fail(L, c->db);
-  for (int k = 0; k < 10; k++) {
-    int t = lua_getfield(L, 2, fields[k]);
+  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+  for (int k = 0; k < n; k++) {
+    int t = lua_getfield(L, idx, fields[k]);
     if (t == LUA_TNUMBER && lua_isinteger(L, -1))
       sqlite3_bind_int64(st, k + 1, lua_tointeger(L, -1));
     else if (t == LUA_TNUMBER)
@@ -230,7 +235,36 @@ static int db_put(lua_State *L) {
   }
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return db_fail(L, c->db);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* db:put{key=, map_index=, created=, expires=, run_id=, state=, message=,
+ * result=, inputs=, parameters=} -> true | nil, why. In the same
+ * transaction, the entries of the key (and map index) that expired, or that
+ * the new one supersedes (same inputs and parameters), are removed. */
+static int db_put(lua_State *L) {
+  cache_db *c = check_db(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  static const char *const all[] = {"key",    "map_index", "created", "expires",
+                                    "run_id", "state",     "message", "result",
+                                    "inputs", "parameters"};
+  static const char *const stale[] = {"key", "map_index", "created", "inputs",
+                                      "parameters"};
+  if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    return db_fail(L, c->db);
+  if (run_with(c, L, 2,
+               "DELETE FROM cache WHERE key = ?1 AND map_index IS ?2 AND"
+               " (expires <= ?3 OR (inputs IS ?4 AND parameters IS ?5))",
+               stale, 5) != 0 ||
+      run_with(c, L, 2,
+               "INSERT INTO cache (" COLUMNS
+               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+               all, 10) != 0 ||
+      sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    int n = db_fail(L, c->db);
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return n;
+  }
   lua_pushboolean(L, 1);
   return 1;
 }

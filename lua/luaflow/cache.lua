@@ -91,7 +91,11 @@ M.validators = V
 
 -- ---- where entries live ----
 
-local memory = {} -- key .. "\0" .. map index -> entries, oldest first
+-- In memory, by key and map index: the entries by their canonical inputs
+-- and parameters (a newer one supersedes), and the newest by inputs, by
+-- parameters and of all, so a lookup costs the same however many entries a
+-- key has.
+local memory = {}
 local db, db_path -- the run store's cache table, when one is in use
 
 -- Entries go to the run store at path (created when missing); nil: memory.
@@ -113,19 +117,36 @@ function M.store_path() return db_path end
 
 local function memory_key(key, index) return key .. "\0" .. tostring(index or 0) end
 
-local function fetch(key, index)
+local function live(e, t) return e and (e.expires == nil or e.expires > t) and e or nil end
+
+-- The unexpired entries of key (and map index), newest first; `inputs` or
+-- `parameters` (canonical bytes) narrow them, `limit` caps them.
+local function fetch(key, index, inputs, parameters, limit)
+  local t = now():timestamp()
   if db then
-    local rows, why = db:get(key, index, now():timestamp())
+    local rows, why = db:get(key, index, t, inputs, parameters, limit)
     if not rows then error("the run store's cache cannot be read: " .. why, 0) end
     return rows
   end
-  local list, out, t = memory[memory_key(key, index)] or {}, {}, now():timestamp()
-  for i = #list, 1, -1 do
-    if list[i].expires == nil or list[i].expires > t then out[#out + 1] = list[i] end
+  local m = memory[memory_key(key, index)]
+  if not m then return {} end
+  if limit == 1 then
+    local e = inputs and m.by_inputs[inputs] or parameters and m.by_parameters[parameters] or
+      not (inputs or parameters) and m.newest or nil
+    e = live(e, t)
+    return { e }
   end
+  local out = {}
+  for _, e in pairs(m.exact) do
+    if live(e, t) and (inputs == nil or e.inputs == inputs) and (parameters == nil or e.parameters == parameters) then
+      out[#out + 1] = e
+    end
+  end
+  table.sort(out, function(a, b) return a.seq > b.seq end)
   return out
 end
 
+local seq = 0
 local function put(entry)
   if db then
     local ok, why = db:put(entry)
@@ -133,9 +154,17 @@ local function put(entry)
     return
   end
   local k = memory_key(entry.key, entry.map_index)
-  local list = memory[k] or {}
-  memory[k] = list
-  list[#list + 1] = entry
+  local m = memory[k]
+  if not m then
+    m = { exact = {}, by_inputs = {}, by_parameters = {} }
+    memory[k] = m
+  end
+  seq = seq + 1
+  entry.seq = seq
+  m.exact[(entry.inputs or "") .. "\0" .. (entry.parameters or "")] = entry
+  if entry.inputs then m.by_inputs[entry.inputs] = entry end
+  if entry.parameters then m.by_parameters[entry.parameters] = entry end
+  m.newest = entry
 end
 
 -- ---- the engine's hooks ----
@@ -194,7 +223,15 @@ function M.lookup(task, index, inputs)
   inputs = named_inputs(task, inputs)
   validator = validator or V.duration_only
   local spec = builtin[validator]
-  for _, e in ipairs(fetch(key_of(task, key), index)) do
+  -- the built-in validators that compare whole inputs or parameters (or
+  -- nothing) need the newest matching entry only
+  local want_inputs = spec and spec.inputs == true and canon(inputs) or nil
+  local want_parameters = spec and spec.parameters == true and canon(parameters) or nil
+  local whole = spec and type(spec.inputs) ~= "table" and type(spec.parameters) ~= "table"
+  if whole and (spec.inputs and not want_inputs or spec.parameters and not want_parameters) then
+    return nil -- inputs (or parameters) the codec cannot copy never match
+  end
+  for _, e in ipairs(fetch(key_of(task, key), index, want_inputs, want_parameters, whole and 1 or nil)) do
     if spec then
       if builtin_accepts(spec, e, inputs, parameters) then return cached_state(e) end
     else
@@ -237,19 +274,19 @@ function M.list()
     return rows
   end
   local out = {}
-  for _, list in pairs(memory) do
-    for _, e in ipairs(list) do out[#out + 1] = e end
+  for _, m in pairs(memory) do
+    for _, e in pairs(m.exact) do out[#out + 1] = e end
   end
-  table.sort(out, function(a, b) return a.created < b.created end)
+  table.sort(out, function(a, b) return a.seq < b.seq end)
   return out
 end
 
 function M.clear(key)
   if db then return db:clear(key) end
   local n = 0
-  for k, list in pairs(memory) do
-    if key == nil or list[1] and list[1].key == key then
-      n = n + #list
+  for k, m in pairs(memory) do
+    if key == nil or m.newest.key == key then
+      for _ in pairs(m.exact) do n = n + 1 end
       memory[k] = nil
     end
   end
