@@ -1,6 +1,5 @@
 /* Mapped tasks in a run (see map.h): the children's ids, objects, ready
  * queue and upstream states. Lua-free. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "host.h"
@@ -180,13 +179,30 @@ static void grow_tasks(lf_run *r, int more) {
   m->task_cap = cap;
 }
 
+/* Writes "[k]" and a NUL at p; returns the length written, NUL aside. */
+static size_t put_index(char *p, int k) {
+  char digits[12];
+  size_t n = 0, len = 0;
+  do
+    digits[n++] = (char)('0' + k % 10);
+  while ((k /= 10) > 0);
+  p[len++] = '[';
+  while (n > 0)
+    p[len++] = digits[--n];
+  p[len++] = ']';
+  p[len] = '\0';
+  return len;
+}
+
 /* The objects of parent i's n children: "name[k]", with its handlers. */
 static void make_objects(lf_run *r, int i, int n) {
   struct lf_map_run *m = r->map;
   const lf_object *po = &r->flow->tasks[i]->obj;
   size_t len = strlen(po->name), size = 0;
-  for (int k = 1; k <= n; k++)
-    size += len + (size_t)snprintf(NULL, 0, "[%d]", k) + 1;
+  for (int k = 1, digits = 1, next = 10; k <= n; k++) {
+    if (k == next) digits++, next *= 10;
+    size += len + (size_t)digits + 3;
+  }
   lf_object *objs = calloc((size_t)n, sizeof *objs);
   char *names = malloc(size);
   if (!objs || !names) {
@@ -204,7 +220,7 @@ static void make_objects(lf_run *r, int i, int n) {
     objs[k].name = p;
     memcpy(p, po->name, len);
     p += len;
-    p += sprintf(p, "[%d]", k + 1) + 1;
+    p += put_index(p, k + 1) + 1;
   }
 }
 
