@@ -203,6 +203,24 @@ describe("t:map", function()
                      mapped_state(function() return t:map(unmapped({ 1 })) end))
   end)
 
+  it("pauses children on their own; the flow waits for them, resume= approves them all", function()
+    local ran = {}
+    local gate = task({ name = "gate", trigger = luaflow.triggers.manual_only }, function(x)
+      ran[#ran + 1] = x
+      return x
+    end)
+    local ref
+    local f = Flow("paused", function() ref = gate:map({ 1, 2 }) end)
+    local st = f:run()
+    assert.are.equal('Running("Running flow.")', tostring(st))
+    assert.are.same({ 'Paused("Trigger function is "manual_only"")', 'Paused("Trigger function is "manual_only"")' },
+                    list_of(st.result[ref]))
+    assert.are.same({}, ran)
+    local st2 = f:run{ resume = { ref } }
+    assert.are.equal('Success("All reference tasks succeeded.")', tostring(st2))
+    assert.are.same({ 1, 2 }, ran)
+  end)
+
   it("refuses t:map outside a builder", function()
     local t = task(function() end)
     assert.has_error(function() t:map({ 1 }) end)

@@ -147,10 +147,10 @@ lf_state *lf_map_begin(lf_run *r, int i) {
   return s;
 }
 
-/* Parent i's children have all finished (or never will): its final state. */
+/* Parent i's Mapped state with its children's states as they are now:
+ * final once they have all finished. */
 static void finalize(lf_run *r, int i) {
   struct lf_map_run *m = r->map;
-  m->left[i] = 0;
   lf_state *s = r->host->ops->map_final(r->host, r, i, m->first[i], m->count[i]);
   if (!s) lf_run_abort(r, "not enough memory");
   lf_state_release(r->task[i].state);
@@ -262,13 +262,18 @@ int lf_map_child_finished(lf_run *r, int c) {
   return p;
 }
 
+int lf_map_waiting(const lf_run *r, int i) {
+  return r->map && r->map->first[i] >= 0 && r->map->left[i] > 0;
+}
+
 void lf_map_end_all(lf_run *r) {
   struct lf_map_run *m = r->map;
   if (!m) return;
   for (int i = 0; i < r->ntasks; i++) {
     if (m->first[i] < 0 || m->left[i] == 0) continue;
     for (int c = m->first[i]; c < m->first[i] + m->count[i]; c++) {
-      lf_state *s = lf_run_final_state(r, c); /* "Task not run." when it never began */
+      /* "Task not run." when it never began (a cancelled run) */
+      lf_state *s = lf_run_final_state(r, c);
       if (!s) lf_run_abort(r, "not enough memory");
       if (s != r->task[c].state) {
         lf_state_release(r->task[c].state);

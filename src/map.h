@@ -23,8 +23,13 @@ int lf_map_expand(lf_run *r, int i);
 /* Child c has finished: returns its parent when every child of it has (its
  * final Mapped state is then set), else -1. */
 int lf_map_child_finished(lf_run *r, int c);
-/* Ends the parents whose children could not all finish (a cancelled run). */
+/* The run is over: the parents whose children have not all finished (paused
+ * children, a cancelled run) get their Mapped state with the children's
+ * states as they are; they stay waiting (lf_map_waiting). */
 void lf_map_end_all(lf_run *r);
+
+/* Whether mapped task i waits for children that have not finished. */
+int lf_map_waiting(const lf_run *r, int i);
 
 /* The children ready to begin, oldest first. */
 int lf_map_ready_count(const lf_run *r);

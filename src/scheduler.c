@@ -472,7 +472,8 @@ static int is_terminal(const lf_run *r, int i) {
 static lf_state *final_flow_state(lf_run *r) {
   lf_flow *f = r->flow;
   for (int i = 0; i < r->ntasks; i++)
-    if (is_terminal(r, i) && !LF_IS(r->task[i].state, LF_FINISHED)) {
+    if (is_terminal(r, i) &&
+        (!LF_IS(r->task[i].state, LF_FINISHED) || lf_map_waiting(r, i))) {
       lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
              "Flow run RUNNING: terminal tasks are incomplete.");
       return NULL;
