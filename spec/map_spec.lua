@@ -221,6 +221,15 @@ describe("t:map", function()
     assert.are.same({ 1, 2 }, ran)
   end)
 
+  it("Mapped{map_states = ...} is built as Prefect's", function()
+    local m = S.Mapped{ message = "m", map_states = { S.Success(), S.Failed("x") } }
+    assert.are.equal(2, m.n_map_states)
+    assert.are.equal('Failed("x")', tostring(m.map_states[2]))
+    assert.are.same({}, S.Mapped().map_states)
+    assert.is_true(m:is_successful() and m:is_mapped() and m:is_finished())
+    assert.has_error(function() return S.Mapped{ map_states = { 1 } } end)
+  end)
+
   it("refuses t:map outside a builder", function()
     local t = task(function() end)
     assert.has_error(function() t:map({ 1 }) end)

@@ -276,6 +276,7 @@ static int check_fields(lua_State *L, int t, int kind) {
         if (strcmp(lua_tostring(L, -1), allowed[i]) == 0) ok = 1;
       for (int i = 0; kind == LF_CACHED && cached_fields[i]; i++)
         if (strcmp(lua_tostring(L, -1), cached_fields[i]) == 0) ok = 1;
+      if (kind == LF_MAPPED && strcmp(lua_tostring(L, -1), "map_states") == 0) ok = 1;
     }
     if (!ok)
       return lf_raise(L, "unknown field '%s' for %s", luaL_tolstring(L, -1, NULL),
@@ -352,6 +353,20 @@ static int class_call(lua_State *L) {
       lua_setfield(L, -2, cached_fields[i]);
     }
     lua_setiuservalue(L, -2, LF_BOX_EXTRA);
+    return 1;
+  }
+  if (kind == LF_MAPPED && opts && lua_getfield(L, opts, "map_states") != LUA_TNIL) {
+    /* Mapped{map_states = {...}}: a list of States */
+    int list = lua_gettop(L);
+    if (!lua_istable(L, list)) return lf_raise(L, "map_states must be a list of States");
+    for (lua_Integer k = 1, n = (lua_Integer)lua_rawlen(L, list); k <= n; k++) {
+      lua_rawgeti(L, list, k);
+      if (!lf_test_state(L, -1)) return lf_raise(L, "map_states[%d] must be a State", (int)k);
+      lua_pop(L, 1);
+    }
+    lf_box_new_uv(L, s, result_idx, LF_BOX_MAP_STATES);
+    lua_pushvalue(L, list);
+    lua_setiuservalue(L, -2, LF_BOX_MAP_STATES);
     return 1;
   }
   lf_box_new(L, s, result_idx);
