@@ -172,6 +172,42 @@ describe("caching", function()
     assert.is_false(V.duration_only(S.Cached{ cached_result_expiration = 1 }))
   end)
 
+  it("warns, as Prefect 1, of a cache_validator without cache_for", function()
+    local dir = cli.tmpdir()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local t = luaflow.Task{ name = "t", cache_validator = luaflow.cache_validators.all_inputs }
+return luaflow.Flow{ name = "w", tasks = { t } }
+]], dir)
+    local r = cli.run({ "run", path }, { env = { XDG_STATE_HOME = dir, LUAFLOW_LOG_LEVEL = "WARNING" } })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.is_true(util.has(r.stderr, "WARNING - luaflow.Task | cache_validator provided without specifying "
+                                      .. "cache expiration (cache_for); this Task will not be cached."))
+    cli.cleanup()
+  end)
+
+  it("is shared safely by processes writing to one store at once", function()
+    local dir = cli.tmpdir()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local who = os.getenv("WHO")
+local t = luaflow.task({ name = "t", cache_for = 600, cache_validator = luaflow.cache_validators.all_inputs },
+                       function(x) return who .. ":" .. x end)
+return luaflow.Flow("shared", function() for i = 1, 25 do t(who .. i) end end)
+]], dir)
+    local cmds = {}
+    for w = 1, 4 do
+      cmds[w] = ("XDG_STATE_HOME=%s WHO=p%d %s run %s --no-input </dev/null >/dev/null 2>&1 &")
+                :format(cli.quote(dir), w, cli.quote(cli.bin), cli.quote(path))
+    end
+    assert.is_true(os.execute("unset LD_PRELOAD; " .. table.concat(cmds, " ") .. " wait") == true)
+    local list = cli.run({ "cache", "--json" }, { env = { XDG_STATE_HOME = dir } })
+    assert.are.equal(0, list.code, list.stderr)
+    local rows = luaflow.json.decode(list.stdout)
+    assert.are.equal(100, #rows) -- every process's 25 entries, none lost
+    cli.cleanup()
+  end)
+
   it("refuses a bad option, naming it", function()
     assert.has_error(function() Task{ cache_for = -1 } end)
     assert.has_error(function() Task{ cache_for = 1, cache_validator = 3 } end)

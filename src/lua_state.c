@@ -325,6 +325,18 @@ static int class_call(lua_State *L) {
     lua_getfield(L, opts, "result");
     result_idx = lua_gettop(L);
   }
+  int map_states = 0;
+  if (kind == LF_MAPPED && opts && lua_getfield(L, opts, "map_states") != LUA_TNIL) {
+    map_states = lua_gettop(L); /* a list of States */
+    if (!lua_istable(L, map_states))
+      return lf_raise(L, "map_states must be a list of States");
+    for (lua_Integer k = 1, n = (lua_Integer)lua_rawlen(L, map_states); k <= n; k++) {
+      lua_rawgeti(L, map_states, k);
+      if (!lf_test_state(L, -1))
+        return lf_raise(L, "map_states[%d] must be a State", (int)k);
+      lua_pop(L, 1);
+    }
+  }
   lf_state *s = lf_state_newl((lf_kind)kind, msg, len);
   if (!s) return luaL_error(L, "not enough memory");
   if (has_start || (lf_kind_is_scheduled_family((lf_kind)kind) && kind != LF_PAUSED)) {
@@ -355,17 +367,9 @@ static int class_call(lua_State *L) {
     lua_setiuservalue(L, -2, LF_BOX_EXTRA);
     return 1;
   }
-  if (kind == LF_MAPPED && opts && lua_getfield(L, opts, "map_states") != LUA_TNIL) {
-    /* Mapped{map_states = {...}}: a list of States */
-    int list = lua_gettop(L);
-    if (!lua_istable(L, list)) return lf_raise(L, "map_states must be a list of States");
-    for (lua_Integer k = 1, n = (lua_Integer)lua_rawlen(L, list); k <= n; k++) {
-      lua_rawgeti(L, list, k);
-      if (!lf_test_state(L, -1)) return lf_raise(L, "map_states[%d] must be a State", (int)k);
-      lua_pop(L, 1);
-    }
+  if (map_states) { /* Mapped{map_states = {...}} */
     lf_box_new_uv(L, s, result_idx, LF_BOX_MAP_STATES);
-    lua_pushvalue(L, list);
+    lua_pushvalue(L, map_states);
     lua_setiuservalue(L, -2, LF_BOX_MAP_STATES);
     return 1;
   }

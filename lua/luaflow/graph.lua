@@ -186,9 +186,18 @@ local function handler_options(opts)
   return on_failure, { state_handlers = list, on_failure = on_failure }
 end
 
+-- As Prefect 1: a cache_validator without cache_for caches nothing.
+local function check_cache(opts)
+  if opts.cache_validator ~= nil and opts.cache_for == nil then
+    core.log("WARNING", "luaflow.Task", "cache_validator provided without specifying cache expiration "
+             .. "(cache_for); this Task will not be cached.")
+  end
+end
+
 function M.Task(opts)
   opts = opts or {}
   options.check("Task", opts)
+  check_cache(opts)
   local on_failure, handlers = handler_options(opts)
   if on_failure ~= opts.on_failure then
     local o = {}
@@ -221,6 +230,7 @@ function M.task(a, b)
     raise(("task(%s, fn): fn must be a function (got %s)"):format(type(a) == "string" and ("%q"):format(a) or "opts", describe(fn)))
   end
   options.check("task", opts)
+  check_cache(opts)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.fn = fn
