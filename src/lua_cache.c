@@ -5,6 +5,8 @@
  * Also core.cache_db(path): the cache table of a run store (SQLite), which
  * several processes share (WAL; a writer waits for another up to 60 s). */
 #include <sqlite3.h>
+#include "clock.h"
+#include "lua_codec.h"
 #include <string.h>
 #include "graph.h"
 #include "log.h"
@@ -79,6 +81,50 @@ static int cache_hooks(lua_State *L) {
   lua_rawseti(L, -2, 2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &hooks_key);
   return 0;
+}
+
+void lf_cached_decode(lua_State *L, int idx, const char *key) {
+  lua_pop(L, 1);
+  lua_pushfstring(L, "%s#", key);
+  size_t len;
+  lua_rawget(L, idx);
+  const char *bytes = lua_tolstring(L, -1, &len);
+  char err[LF_CODEC_ERRMAX];
+  if (!bytes || lf_decode(L, bytes, len, NULL, err, sizeof err) != 1) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
+  lua_remove(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, idx, key); /* decoded once */
+}
+
+/* core.cached_state(message, result, expiration, inputs_bytes,
+ * parameters_bytes) -> the Cached state of a cache entry (its result
+ * decoded already, its inputs and parameters when read). */
+static int cached_state(lua_State *L) {
+  size_t len = 0;
+  const char *msg = luaL_optlstring(L, 1, NULL, &len);
+  lua_settop(L, 5);
+  lf_state *s = lf_state_newl(LF_CACHED, msg, len);
+  if (!s) return luaL_error(L, "not enough memory");
+  lf_box_new_uv(L, s, 2, LF_BOX_EXTRA);
+  lua_createtable(L, 0, 3);
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "cached_result_expiration");
+  lua_pushvalue(L, 4);
+  lua_setfield(L, -2, "cached_inputs#");
+  lua_pushvalue(L, 5);
+  lua_setfield(L, -2, "cached_parameters#");
+  lua_setiuservalue(L, -2, LF_BOX_EXTRA);
+  return 1;
+}
+
+/* core.cache_now() -> epoch seconds (no time value made) */
+static int cache_now(lua_State *L) {
+  lua_pushnumber(L, lf_now());
+  return 1;
 }
 
 /* core.task_cache(task) -> cache_for (nil: none), cache_key, cache_validator */
@@ -319,4 +365,8 @@ void lf_open_cache(lua_State *L) {
   lua_setfield(L, -2, "cache_hooks");
   lua_pushcfunction(L, task_cache);
   lua_setfield(L, -2, "task_cache");
+  lua_pushcfunction(L, cached_state);
+  lua_setfield(L, -2, "cached_state");
+  lua_pushcfunction(L, cache_now);
+  lua_setfield(L, -2, "cache_now");
 }

@@ -32,6 +32,10 @@ void lf_box_new(lua_State *L, lf_state *s, int result_idx);
  * map_states and its children's run counts, a Cached state's facts. */
 void lf_box_new_uv(lua_State *L, lf_state *s, int result_idx, int nuv);
 enum { LF_BOX_MAP_STATES = 2, LF_BOX_EXTRA = 3 };
+/* lua_cache.c: a Cached state of a cache entry keeps its inputs and
+ * parameters as codec bytes (at "<key>#" of its facts table at idx) until
+ * they are read: replaces the nil on top by the decoded value of key. */
+void lf_cached_decode(lua_State *L, int idx, const char *key);
 lf_state *lf_test_state(lua_State *L, int idx);
 lf_state *lf_check_state(lua_State *L, int idx);
 /* The boxes of one run: a state shown to Lua in a run has one box for the

@@ -206,8 +206,8 @@ static int state_index(lua_State *L) {
     } else if (strcmp(k, "cached_result_expiration") == 0) {
       lua_getfield(L, -1, k);
       if (lua_isnumber(L, -1)) lf_push_time(L, lua_tonumber(L, -1));
-    } else {
-      lua_getfield(L, -1, k);
+    } else if (lua_getfield(L, -1, k) == LUA_TNIL) {
+      lf_cached_decode(L, lua_absindex(L, -2), k); /* a cache entry's, read when asked */
     }
   } else if (s->kind == LF_MAPPED && strcmp(k, "n_map_states") == 0) {
     lua_getiuservalue(L, 1, LF_BOX_MAP_STATES);

@@ -16,7 +16,7 @@ local graph = require("luaflow.graph")
 local M = {}
 local codec = core.codec
 local CANONICAL = { canonical = true }
-local now = core.time.now
+local clock = core.cache_now -- epoch seconds
 
 -- ---- validators ----
 
@@ -26,7 +26,7 @@ local builtin = setmetatable({}, { __mode = "k" })
 
 local function unexpired(state)
   local e = state.cached_result_expiration
-  return e == nil or e:timestamp() > now():timestamp()
+  return e == nil or e:timestamp() > clock()
 end
 
 local function canon(v)
@@ -122,7 +122,7 @@ local function live(e, t) return e and (e.expires == nil or e.expires > t) and e
 -- The unexpired entries of key (and map index), newest first; `inputs` or
 -- `parameters` (canonical bytes) narrow them, `limit` caps them.
 local function fetch(key, index, inputs, parameters, limit)
-  local t = now():timestamp()
+  local t = clock()
   if db then
     local rows, why = db:get(key, index, t, inputs, parameters, limit)
     if not rows then error("the run store's cache cannot be read: " .. why, 0) end
@@ -198,17 +198,27 @@ end
 
 local Cached = core.states.Cached
 
--- The Cached state of an entry.
+-- The Cached state of an entry (its inputs and parameters decoded when read).
 local function cached_state(e)
-  return Cached{ message = e.message, result = decode(e.result),
-                 cached_result_expiration = e.expires,
-                 cached_inputs = decode(e.inputs), cached_parameters = decode(e.parameters) }
+  return core.cached_state(e.message, decode(e.result), e.expires, e.inputs, e.parameters)
+end
+
+-- The run's parameters and their canonical form, worked out once a run.
+local function run_parameters()
+  local run = current_run()
+  if not run then return {}, canon({}) end
+  local c = run.cache_canonical_parameters
+  if c == nil then
+    c = canon(run.parameters or {}) or false
+    run.cache_canonical_parameters = c
+  end
+  return run.parameters or {}, c or nil
 end
 
 -- Whether a built-in validator accepts entry e (no decoding needed).
 local function builtin_accepts(spec, e, inputs, parameters)
   if spec.inputs == true and e.inputs ~= canon(inputs) then return false end
-  if spec.parameters == true and e.parameters ~= canon(parameters) then return false end
+  if spec.parameters == true and e.parameters ~= select(2, run_parameters()) then return false end
   if type(spec.inputs) == "table" and not same_fields(decode(e.inputs), inputs, spec.inputs) then return false end
   if type(spec.parameters) == "table" and not same_fields(decode(e.parameters), parameters, spec.parameters) then
     return false
@@ -218,15 +228,14 @@ end
 
 function M.lookup(task, index, inputs)
   local _, key, validator = core.task_cache(task)
-  local run = current_run()
-  local parameters = run and run.parameters or {}
+  local parameters, canon_parameters = run_parameters()
   inputs = named_inputs(task, inputs)
   validator = validator or V.duration_only
   local spec = builtin[validator]
   -- the built-in validators that compare whole inputs or parameters (or
   -- nothing) need the newest matching entry only
   local want_inputs = spec and spec.inputs == true and canon(inputs) or nil
-  local want_parameters = spec and spec.parameters == true and canon(parameters) or nil
+  local want_parameters = spec and spec.parameters == true and canon_parameters or nil
   local whole = spec and type(spec.inputs) ~= "table" and type(spec.parameters) ~= "table"
   if whole and (spec.inputs and not want_inputs or spec.parameters and not want_parameters) then
     return nil -- inputs (or parameters) the codec cannot copy never match
@@ -245,7 +254,7 @@ end
 function M.save(task, index, state, inputs)
   local cache_for, key = core.task_cache(task)
   local run = current_run()
-  local parameters = run and run.parameters or {}
+  local parameters, canon_parameters = run_parameters()
   local result, why = codec.encode(state.result)
   if result == nil then
     core.log("WARNING", "luaflow.Cache", ("Task '%s': its result is not cached: %s")
@@ -253,11 +262,12 @@ function M.save(task, index, state, inputs)
     return nil
   end
   inputs = named_inputs(task, inputs)
-  local expires = now():timestamp() + cache_for
-  local entry = { key = key_of(task, key), map_index = index, created = now():timestamp(),
+  local created = clock()
+  local expires = created + cache_for
+  local entry = { key = key_of(task, key), map_index = index, created = created,
                   expires = expires, run_id = run and run.run_id, state = "Cached",
                   message = state.message, result = result, inputs = canon(inputs),
-                  parameters = canon(parameters) }
+                  parameters = canon_parameters }
   put(entry)
   return Cached{ message = state.message, result = state.result, cached_result_expiration = expires,
                  cached_inputs = inputs, cached_parameters = parameters }
