@@ -235,6 +235,21 @@ describe("t:map", function()
     assert.has_error(function() t:map({ 1 }) end)
   end)
 
+  it("luaflow graph draws a mapped task with a double border", function()
+    local dir = cli.tmpdir()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local double = luaflow.task(function(x) return 2 * x end)
+local total = luaflow.task(function(xs) return xs end)
+return luaflow.Flow("m", function() total(double:map({1, 2})) end)
+]], dir)
+    local r = cli.run({ "graph", path }, { env = { XDG_STATE_HOME = dir } })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.is_true(util.has(r.stdout, 'label="double", peripheries=2]'), r.stdout)
+    assert.is_true(util.has(r.stdout, 'label="total"]'), r.stdout)
+    cli.cleanup()
+  end)
+
   it("--json lists a mapped task's children and log lines name them", function()
     local dir = cli.tmpdir()
     local path = cli.write_flow([[
