@@ -19,7 +19,7 @@ static const char hooks_key = 0; /* {lookup, save} of luaflow.cache */
  * nil) and the task run's inputs {n =, ...}. */
 static void push_call(lf_lua_host *h, lf_run *r, int i, int hook) {
   lua_State *L = h->L;
-  lua_checkstack(L, 8);
+  if (!lua_checkstack(L, 24)) luaL_error(L, "stack overflow"); /* room for 8 arguments */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &hooks_key);
   lua_rawgeti(L, -1, hook);
   lua_remove(L, -2);

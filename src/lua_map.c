@@ -21,6 +21,7 @@ static lua_Integer args_key(int i) {
 static void push_arguments(lf_lua_host *h, lf_run *r, int i) {
   lua_State *L = h->L;
   lf_task *t = r->flow->tasks[i];
+  if (!lua_checkstack(L, 24)) luaL_error(L, "stack overflow"); /* room for 8 arguments */
   lua_newtable(L);
   int list = lua_gettop(L);
   int nargs = lf_lua_host_push_args(h, r, i);
@@ -156,7 +157,7 @@ lf_state *lf_lua_map_final(lf_host *base, lf_run *r, int i, int first, int n) {
   lua_State *L = h->L;
   int top = lua_gettop(L);
   lf_state *cur = r->task[i].state;
-  lua_checkstack(L, 8);
+  if (!lua_checkstack(L, 8)) luaL_error(L, "stack overflow");
   lua_createtable(L, n, 1); /* the children's results, with n */
   int results = lua_gettop(L);
   lua_createtable(L, n, 0); /* their states */

@@ -210,9 +210,7 @@ static void make_objects(lf_run *r, int i, int n) {
     free(names);
     lf_run_abort(r, "not enough memory");
   }
-  free(m->objs[i]); /* a parent mapped again (a handler made it run twice) */
-  free(m->names[i]);
-  m->objs[i] = objs;
+  m->objs[i] = objs; /* a task maps once: Mapped is final */
   m->names[i] = names;
   char *p = names;
   for (int k = 0; k < n; k++) {

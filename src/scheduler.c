@@ -649,8 +649,8 @@ void lf_run_release(lf_run *r) {
     lf_state_release(r->outcomes.ring[(r->outcomes.head + k) % r->outcomes.cap].state);
   if (r->chain.active) lf_transition_drop(r);
   lf_map_release(r);
-  lf_state *held[] = {r->retry_of,       r->flow_state,     r->flow_final,
-                      r->shared.pending, r->shared.running, r->shared.success,
+  lf_state *held[] = {r->retry_of,        r->flow_state,      r->flow_final,
+                      r->shared.pending,  r->shared.running,  r->shared.success,
                       r->shared.not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);
