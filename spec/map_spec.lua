@@ -58,8 +58,9 @@ describe("t:map", function()
       log[#log + 1] = ("%s %s %s -> %s"):format(tostring(obj), tostring(luaflow.context.map_index),
                                                 tostring(old), tostring(new))
     end
-    local seen = {}
-    local t = task({ name = "double", state_handlers = { h } }, function(x)
+    local seen, n_seen = {}, nil
+    local function n_of(_, _, new) if new:is_mapped() then n_seen = new.n_map_states end end
+    local t = task({ name = "double", state_handlers = { h, n_of } }, function(x)
       seen[#seen + 1] = luaflow.context.map_index .. ":" .. luaflow.context.task_full_name
       return 2 * x
     end)
@@ -72,6 +73,7 @@ describe("t:map", function()
       '<Task: double> 2 Running("Starting task run.") -> Success("Task run succeeded.")',
     }, log)
     assert.are.same({ "1:double[1]", "2:double[2]" }, seen)
+    assert.are.equal(2, n_seen) -- known when the handlers see Mapped, as Prefect's n_map_states
   end)
 
   it("retries, skips and fails each child on its own", function()
@@ -228,6 +230,8 @@ describe("t:map", function()
     assert.are.same({}, S.Mapped().map_states)
     assert.is_true(m:is_successful() and m:is_mapped() and m:is_finished())
     assert.has_error(function() return S.Mapped{ map_states = { 1 } } end)
+    assert.are.equal(3, S.Mapped{ n_map_states = 3 }.n_map_states)
+    assert.are.equal(0, S.Mapped().n_map_states)
   end)
 
   it("refuses t:map outside a builder", function()

@@ -45,9 +45,10 @@ typedef struct lf_host_ops {
    * it returns, the run holds it until then): returns the state the flow
    * moves to (owned), or NULL. */
   lf_state *(*terminal)(lf_host *host, lf_run *r, lf_state *final);
-  /* Mapped task i is ready to map (map.c): reads its arguments and sets *n
-   * to its number of children; NULL then, else the state it fails with
-   * (no mapped argument that succeeded, an argument that is no list). */
+  /* Mapped task i is ready to map (map.c): reads its arguments, sets *n to
+   * its number of children and returns Mapped("Ready to proceed with
+   * mapping."), or the state it fails with (no mapped argument that
+   * succeeded, an argument that is no list) leaving *n < 0. Owned. */
   lf_state *(*map_count)(lf_host *host, lf_run *r, int i, int *n);
   /* Mapped task i's n children (ids first ..) are finished: its final
    * Mapped state (the list of their results, their states). */

@@ -81,7 +81,7 @@ void lf_local_executor_recover(lf_local_executor *ex, lf_run *r, int err);
  * value at index 1) while its stack still exists. */
 void lf_local_note_traceback(lua_State *L);
 
-/* lua_map.c: the host's part of mapped tasks (host.h map_count,
+/* lua_map.c: the host's part of mapped tasks (host.h map_count and
  * map_final) and a child's arguments for its body, pushed after its
  * function (returns how many). */
 lf_state *lf_lua_map_count(lf_host *host, lf_run *r, int i, int *n);

@@ -125,7 +125,16 @@ lf_state *lf_lua_map_count(lf_host *base, lf_run *r, int i, int *n) {
   *n = shortest < 0 ? 0 : (int)shortest;
   lua_rawseti(L, h->boxes.table, args_key(i)); /* until its children are done */
   lua_settop(L, top);
-  return NULL;
+  /* Mapped("Ready to proceed with mapping."), its n_map_states known */
+  lf_state *s = lf_state_static(LF_MAPPED, "Ready to proceed with mapping.");
+  if (!s) luaL_error(L, "not enough memory");
+  lf_box_new_uv(L, s, 0, LF_BOX_EXTRA);
+  lua_createtable(L, 0, 1);
+  lua_pushinteger(L, *n);
+  lua_setfield(L, -2, "n_map_states");
+  lua_setiuservalue(L, -2, LF_BOX_EXTRA);
+  lf_lua_host_keep_box(h);
+  return lf_state_ref(s);
 }
 
 int lf_lua_map_push_args(lf_lua_host *h, lf_run *r, int c) {
@@ -171,6 +180,8 @@ lf_state *lf_lua_map_final(lf_host *base, lf_run *r, int i, int first, int n) {
     lua_pushinteger(L, r->task[first + k].attempt);
     lua_rawseti(L, results + 2, k + 1);
   }
+  lua_pushinteger(L, n);
+  lua_setfield(L, results + 2, "n_map_states");
   if (n > 0) { /* an empty map's result is {} */
     lua_pushinteger(L, n);
     lua_setfield(L, results, "n");

@@ -210,8 +210,14 @@ static int state_index(lua_State *L) {
       lf_cached_decode(L, lua_absindex(L, -2), k); /* a cache entry's, read when asked */
     }
   } else if (s->kind == LF_MAPPED && strcmp(k, "n_map_states") == 0) {
-    lua_getiuservalue(L, 1, LF_BOX_MAP_STATES);
-    lua_pushinteger(L, lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0);
+    /* as Prefect's: the explicit value when there is one, else #map_states */
+    lua_Integer n = 0;
+    if (lua_getiuservalue(L, 1, LF_BOX_EXTRA) == LUA_TTABLE &&
+        lua_getfield(L, -1, "n_map_states") == LUA_TNUMBER)
+      n = lua_tointeger(L, -1);
+    if (n <= 0 && lua_getiuservalue(L, 1, LF_BOX_MAP_STATES) == LUA_TTABLE)
+      n = (lua_Integer)lua_rawlen(L, -1);
+    lua_pushinteger(L, n);
   } else {
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1)); /* methods */
@@ -276,7 +282,9 @@ static int check_fields(lua_State *L, int t, int kind) {
         if (strcmp(lua_tostring(L, -1), allowed[i]) == 0) ok = 1;
       for (int i = 0; kind == LF_CACHED && cached_fields[i]; i++)
         if (strcmp(lua_tostring(L, -1), cached_fields[i]) == 0) ok = 1;
-      if (kind == LF_MAPPED && strcmp(lua_tostring(L, -1), "map_states") == 0) ok = 1;
+      if (kind == LF_MAPPED && (strcmp(lua_tostring(L, -1), "map_states") == 0 ||
+                                strcmp(lua_tostring(L, -1), "n_map_states") == 0))
+        ok = 1;
     }
     if (!ok)
       return lf_raise(L, "unknown field '%s' for %s", luaL_tolstring(L, -1, NULL),
@@ -325,7 +333,12 @@ static int class_call(lua_State *L) {
     lua_getfield(L, opts, "result");
     result_idx = lua_gettop(L);
   }
-  int map_states = 0;
+  int map_states = 0, n_map_states = 0;
+  if (kind == LF_MAPPED && opts && lua_getfield(L, opts, "n_map_states") != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+      return lf_raise(L, "n_map_states must be an integer >= 0");
+    n_map_states = lua_gettop(L);
+  }
   if (kind == LF_MAPPED && opts && lua_getfield(L, opts, "map_states") != LUA_TNIL) {
     map_states = lua_gettop(L); /* a list of States */
     if (!lua_istable(L, map_states))
@@ -367,10 +380,18 @@ static int class_call(lua_State *L) {
     lua_setiuservalue(L, -2, LF_BOX_EXTRA);
     return 1;
   }
-  if (map_states) { /* Mapped{map_states = {...}} */
-    lf_box_new_uv(L, s, result_idx, LF_BOX_MAP_STATES);
-    lua_pushvalue(L, map_states);
-    lua_setiuservalue(L, -2, LF_BOX_MAP_STATES);
+  if (map_states || n_map_states) { /* Mapped{map_states = {...}, n_map_states = n} */
+    lf_box_new_uv(L, s, result_idx, LF_BOX_EXTRA);
+    if (map_states) {
+      lua_pushvalue(L, map_states);
+      lua_setiuservalue(L, -2, LF_BOX_MAP_STATES);
+    }
+    if (n_map_states) {
+      lua_createtable(L, 0, 1);
+      lua_pushvalue(L, n_map_states);
+      lua_setfield(L, -2, "n_map_states");
+      lua_setiuservalue(L, -2, LF_BOX_EXTRA);
+    }
     return 1;
   }
   lf_box_new(L, s, result_idx);

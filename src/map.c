@@ -138,12 +138,10 @@ int lf_map_ready_pop(lf_run *r) {
 /* ---- the parent's life ---- */
 
 lf_state *lf_map_begin(lf_run *r, int i) {
-  int n = 0;
-  lf_state *fail = r->host->ops->map_count(r->host, r, i, &n);
-  if (fail) return fail;
-  r->map->count[i] = n;
-  lf_state *s = lf_state_static(LF_MAPPED, "Ready to proceed with mapping.");
+  int n = -1;
+  lf_state *s = r->host->ops->map_count(r->host, r, i, &n);
   if (!s) lf_run_abort(r, "not enough memory");
+  r->map->count[i] = n < 0 ? 0 : n;
   return s;
 }
 
