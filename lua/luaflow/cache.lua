@@ -161,7 +161,8 @@ local function put(entry)
   end
   seq = seq + 1
   entry.seq = seq
-  m.exact[(entry.inputs or "") .. "\0" .. (entry.parameters or "")] = entry
+  local inputs = entry.inputs or ""
+  m.exact[#inputs .. ":" .. inputs .. (entry.parameters or "")] = entry
   if entry.inputs then m.by_inputs[entry.inputs] = entry end
   if entry.parameters then m.by_parameters[entry.parameters] = entry end
   m.newest = entry
@@ -215,10 +216,9 @@ local function run_parameters()
   return run.parameters or {}, c or nil
 end
 
--- Whether a built-in validator accepts entry e (no decoding needed).
+-- Whether a built-in validator that names inputs or parameters accepts
+-- entry e.
 local function builtin_accepts(spec, e, inputs, parameters)
-  if spec.inputs == true and e.inputs ~= canon(inputs) then return false end
-  if spec.parameters == true and e.parameters ~= select(2, run_parameters()) then return false end
   if type(spec.inputs) == "table" and not same_fields(decode(e.inputs), inputs, spec.inputs) then return false end
   if type(spec.parameters) == "table" and not same_fields(decode(e.parameters), parameters, spec.parameters) then
     return false
@@ -240,7 +240,9 @@ function M.lookup(task, index, inputs)
   if whole and (spec.inputs and not want_inputs or spec.parameters and not want_parameters) then
     return nil -- inputs (or parameters) the codec cannot copy never match
   end
-  for _, e in ipairs(fetch(key_of(task, key), index, want_inputs, want_parameters, whole and 1 or nil)) do
+  local found = fetch(key_of(task, key), index, want_inputs, want_parameters, whole and 1 or nil)
+  if whole then return found[1] and cached_state(found[1]) end -- fetch compared them already
+  for _, e in ipairs(found) do
     if spec then
       if builtin_accepts(spec, e, inputs, parameters) then return cached_state(e) end
     else
