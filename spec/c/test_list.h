@@ -25,6 +25,10 @@
   XX(json_text_names_the_byte_at_fault)                                                  \
   XX(json_text_writes_strings_as_utf8_json)                                              \
   XX(json_text_number_grammar)                                                           \
+  XX(heap_pops_in_key_order)                                                             \
+  XX(heap_interleaved_pushes_and_pops)                                                   \
+  XX(ready_set_gives_the_smallest_rank)                                                  \
+  XX(ready_set_random_against_a_sort)                                                    \
   XX(buf_grows_and_keeps_its_bytes)                                                      \
   XX(buf_reports_a_size_it_cannot_have)                                                  \
   XX(api_handler_error_is_per_thread)                                                    \
