@@ -234,9 +234,13 @@ describe("t:map", function()
     assert.are.equal(0, S.Mapped().n_map_states)
   end)
 
-  it("refuses t:map outside a builder", function()
+  it("refuses t:map outside a builder, and unmapped/flatten in a plain call", function()
     local t = task(function() end)
     assert.has_error(function() t:map({ 1 }) end)
+    local ok, err = pcall(Flow, "plain", function() t(unmapped({ 1 })) end)
+    assert.is_false(ok)
+    assert.matches("luaflow.unmapped%(x%) is an argument of t:map%(...%) only", err)
+    assert.matches("map_spec.lua:%d+:", err) -- the user's line
   end)
 
   it("luaflow graph draws a mapped task with a double border", function()

@@ -80,8 +80,8 @@ task_mt.__call = core.make_task_call(M.building, ref_mt, resolve, require("luafl
 -- luaflow.unmapped(x) passes x whole to every child; luaflow.flatten(x)
 -- maps over the concatenation of a list of lists. Both only mean something
 -- as arguments of t:map.
-local unmapped_mt = { __name = "luaflow.unmapped" }
-local flatten_mt = { __name = "luaflow.flatten" }
+local unmapped_mt = { __name = "luaflow.unmapped", __luaflow_map_arg = true }
+local flatten_mt = { __name = "luaflow.flatten", __luaflow_map_arg = true }
 local MAP_WHOLE, MAP_EACH, MAP_FLATTEN = 0, 1, 2
 function M.unmapped(x) return setmetatable({ value = x }, unmapped_mt) end
 function M.flatten(x) return setmetatable({ value = x }, flatten_mt) end
