@@ -243,7 +243,7 @@ describe("t:map", function()
     assert.matches("map_spec.lua:%d+:", err) -- the user's line
   end)
 
-  it("luaflow graph draws a mapped task with a double border", function()
+  it("luaflow graph draws a mapped task with a double border, luaflow check marks it", function()
     local dir = cli.tmpdir()
     local path = cli.write_flow([[
 local luaflow = require("luaflow")
@@ -255,6 +255,8 @@ return luaflow.Flow("m", function() total(double:map({1, 2})) end)
     assert.are.equal(0, r.code, r.stderr)
     assert.is_true(util.has(r.stdout, 'label="double", peripheries=2]'), r.stdout)
     assert.is_true(util.has(r.stdout, 'label="total"]'), r.stdout)
+    local c = cli.run({ "check", path }, { env = { XDG_STATE_HOME = dir } })
+    assert.is_true(util.has(c.stdout, "1. double (mapped)\n    2. total\n"), c.stdout)
     cli.cleanup()
   end)
 

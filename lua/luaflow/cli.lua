@@ -542,7 +542,8 @@ local function describe_flow(f, out)
   for k, idx in ipairs(order) do
     local t = tasks[idx]
     out[#out + 1] = ("    %d. %s%s"):format(k, t.name,
-                                             tostring(t):match("^<Parameter") and " (Parameter)" or "")
+                                             tostring(t):match("^<Parameter") and " (Parameter)"
+                                             or core.task_is_mapped(t) and " (mapped)" or "")
   end
   if #edges > 0 then out[#out + 1] = "  edges:" end
   for _, e in ipairs(edges) do
