@@ -146,9 +146,36 @@ static int task_cache(lua_State *L) {
 
 #define CACHE_DB_MT "luaflow.CacheDB"
 
+/* The statements a run uses again and again, prepared once. */
+enum {
+  ST_GET,
+  ST_GET_INPUTS,
+  ST_GET_PARAMETERS,
+  ST_GET_BOTH,
+  ST_EXPIRED,
+  ST_SUPERSEDED,
+  ST_INSERT,
+  NSTMT
+};
+
 typedef struct {
   sqlite3 *db;
+  sqlite3_stmt *st[NSTMT];
 } cache_db;
+
+/* Statement k (sql), prepared on first use; NULL on an error (the
+ * connection has it). Reset after each use, never finalized before close. */
+static sqlite3_stmt *prepared(cache_db *c, int k, const char *sql) {
+  if (!c->st[k] && sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                      &c->st[k], NULL) != SQLITE_OK)
+    c->st[k] = NULL;
+  return c->st[k];
+}
+
+static void done_with(sqlite3_stmt *st) {
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+}
 
 static cache_db *check_db(lua_State *L) {
   cache_db *c = luaL_checkudata(L, 1, CACHE_DB_MT);
@@ -167,7 +194,7 @@ static int db_fail(lua_State *L, sqlite3 *db) {
 static int cache_db_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   cache_db *c = lua_newuserdatauv(L, sizeof *c, 0);
-  c->db = NULL;
+  memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CACHE_DB_MT);
   if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
     lua_pushnil(L);
@@ -178,6 +205,9 @@ static int cache_db_open(lua_State *L) {
     return 2;
   }
   sqlite3_busy_timeout(c->db, 60000);
+  /* as the store's own connection: a commit survives the process (it is in
+   * the WAL), with no fsync each */
+  sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
   /* lookups by inputs (all_inputs) stay fast however many entries a key has */
   sqlite3_exec(c->db,
                "CREATE INDEX IF NOT EXISTS cache_inputs ON cache(key, map_index, inputs)",
@@ -211,8 +241,9 @@ static void push_column(lua_State *L, sqlite3_stmt *st, int col) {
   }
 }
 
-/* Runs st and pushes its rows as a list of {name = value}. */
-static int push_rows(lua_State *L, sqlite3 *db, sqlite3_stmt *st) {
+/* Runs st and pushes its rows as a list of {name = value}; finalizes st
+ * (reset only, when `keep`). */
+static int push_rows(lua_State *L, sqlite3 *db, sqlite3_stmt *st, int keep) {
   lua_newtable(L);
   int rc, n = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -223,7 +254,10 @@ static int push_rows(lua_State *L, sqlite3 *db, sqlite3_stmt *st) {
     }
     lua_rawseti(L, -2, ++n);
   }
-  sqlite3_finalize(st);
+  if (keep)
+    done_with(st);
+  else
+    sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return db_fail(L, db);
   return 1;
 }
@@ -243,30 +277,35 @@ static void bind_index(sqlite3_stmt *st, int k, lua_State *L, int idx) {
  * those whose canonical inputs (parameters) are these bytes. */
 static int db_get(lua_State *L) {
   cache_db *c = check_db(L);
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(
-          c->db,
-          "SELECT " COLUMNS " FROM cache WHERE key = ?1 AND map_index IS ?2"
-          " AND (expires IS NULL OR expires > ?3)"
-          " AND (?4 IS NULL OR inputs = ?4) AND (?5 IS NULL OR parameters = ?5)"
-          " ORDER BY entry DESC LIMIT ?6",
-          -1, &st, NULL) != SQLITE_OK)
-    return db_fail(L, c->db);
+  /* one statement for each filter, so that the indexes serve it */
+#define GET                                                                              \
+  "SELECT " COLUMNS " FROM cache WHERE key = ?1 AND map_index IS ?2"                     \
+  " AND (expires IS NULL OR expires > ?3)"
+#define NEWEST " ORDER BY entry DESC LIMIT ?6"
+  static const char *const sql[] = {
+      GET " AND ?4 IS NULL AND ?5 IS NULL" NEWEST,
+      GET " AND inputs = ?4 AND ?5 IS NULL" NEWEST,
+      GET " AND ?4 IS NULL AND parameters = ?5" NEWEST,
+      GET " AND inputs = ?4 AND parameters = ?5" NEWEST,
+  };
+  int which = (lua_isnoneornil(L, 5) ? 0 : 1) + (lua_isnoneornil(L, 6) ? 0 : 2);
+  sqlite3_stmt *st = prepared(c, ST_GET + which, sql[which]);
+  if (!st) return db_fail(L, c->db);
   bind_text(st, 1, L, 2);
   bind_index(st, 2, L, 3);
   sqlite3_bind_double(st, 3, luaL_checknumber(L, 4));
   bind_text(st, 4, L, 5);
   bind_text(st, 5, L, 6);
   sqlite3_bind_int64(st, 6, luaL_optinteger(L, 7, -1));
-  return push_rows(L, c->db, st);
+  return push_rows(L, c->db, st, 1);
 }
 
 /* Runs one statement with fields of the entry table at idx bound in order;
  * returns 0, or -1 (the connection has the error). */
-static int run_with(cache_db *c, lua_State *L, int idx, const char *sql,
+static int run_with(cache_db *c, lua_State *L, int idx, int k_st, const char *sql,
                     const char *const *fields, int n) {
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+  sqlite3_stmt *st = prepared(c, k_st, sql);
+  if (!st) return -1;
   for (int k = 0; k < n; k++) {
     int t = lua_getfield(L, idx, fields[k]);
     if (t == LUA_TNUMBER && lua_isinteger(L, -1))
@@ -280,7 +319,7 @@ static int run_with(cache_db *c, lua_State *L, int idx, const char *sql,
     lua_pop(L, 1);
   }
   int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  done_with(st);
   return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -294,15 +333,18 @@ static int db_put(lua_State *L) {
   static const char *const all[] = {"key",    "map_index", "created", "expires",
                                     "run_id", "state",     "message", "result",
                                     "inputs", "parameters"};
-  static const char *const stale[] = {"key", "map_index", "created", "inputs",
-                                      "parameters"};
+  static const char *const stale[] = {"key", "map_index", "created"};
+  static const char *const same[] = {"key", "map_index", "inputs", "parameters"};
   if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     return db_fail(L, c->db);
-  if (run_with(c, L, 2,
-               "DELETE FROM cache WHERE key = ?1 AND map_index IS ?2 AND"
-               " (expires <= ?3 OR (inputs IS ?4 AND parameters IS ?5))",
-               stale, 5) != 0 ||
-      run_with(c, L, 2,
+  if (run_with(c, L, 2, ST_EXPIRED,
+               "DELETE FROM cache WHERE key = ?1 AND map_index IS ?2 AND expires <= ?3",
+               stale, 3) != 0 ||
+      run_with(c, L, 2, ST_SUPERSEDED,
+               "DELETE FROM cache WHERE key = ?1 AND map_index IS ?2 AND inputs IS ?3"
+               " AND parameters IS ?4",
+               same, 4) != 0 ||
+      run_with(c, L, 2, ST_INSERT,
                "INSERT INTO cache (" COLUMNS
                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                all, 10) != 0 ||
@@ -322,7 +364,7 @@ static int db_list(lua_State *L) {
   if (sqlite3_prepare_v2(c->db, "SELECT " COLUMNS " FROM cache ORDER BY entry", -1, &st,
                          NULL) != SQLITE_OK)
     return db_fail(L, c->db);
-  return push_rows(L, c->db, st);
+  return push_rows(L, c->db, st, 0);
 }
 
 /* db:clear([key]) -> how many entries were removed */
@@ -343,6 +385,10 @@ static int db_clear(lua_State *L) {
 
 static int db_close(lua_State *L) {
   cache_db *c = luaL_checkudata(L, 1, CACHE_DB_MT);
+  for (int k = 0; k < NSTMT; k++) {
+    sqlite3_finalize(c->st[k]); /* NULL is fine */
+    c->st[k] = NULL;
+  }
   if (c->db) sqlite3_close(c->db);
   c->db = NULL;
   return 0;
