@@ -26,7 +26,8 @@ local RATIO_N = tonumber(os.getenv("BENCH_RATIO_N") or "100000")
 local BUILD_SIZES = list_env("BENCH_BUILD_SIZES", "10000,100000,1000000")
 local CLI_N = tonumber(os.getenv("BENCH_CLI_N") or "100000")
 local BIN = os.getenv("BENCH_BIN") or "build/luaflow"
--- BENCH_ONLY=run,build,cli,redact runs those sections only
+local STORE_N = tonumber(os.getenv("BENCH_STORE_N") or "100000")
+-- BENCH_ONLY=run,build,cli,store,redact runs those sections only
 local ONLY = os.getenv("BENCH_ONLY")
 local function section(name) return not ONLY or ONLY:find(name, 1, true) ~= nil end
 
@@ -218,10 +219,11 @@ end
 -- ---------------------------------------------------------------- command line
 
 -- Runs one row of bench/cli_flow.lua in the shipped binary; returns its figures.
+-- The run store is off: its cost has a row of its own (below).
 local function cli_row(row, redirect, extra, n)
   local tmp = os.tmpname()
   local cmd = ("env -u LD_PRELOAD -u LUAFLOW_LOG_LEVEL BENCH_CLI=%s BENCH_CLI_N=%d %s run "
-               .. "bench/cli_flow.lua --no-input %s </dev/null %s"):format(
+               .. "bench/cli_flow.lua --no-input --no-store %s </dev/null %s"):format(
     row, n or CLI_N, BIN, extra or "", redirect:gsub("OUT", tmp))
   local ok = os.execute(cmd)
   local f = io.open(tmp)
@@ -284,6 +286,58 @@ cli_print(("timeout= on every task (N=%d)"):format(math.max(1000, CLI_N // 5)), 
           r.plain_us, r.ratio, "with<=1.1x without",
           judge("cli timeout= ratio<=1.1", r.ratio <= 1.1, ("%.2f"):format(r.ratio)))
 os.remove(logs)
+end
+
+-- ---------------------------------------------------------------- run store
+
+-- `luaflow run` on N independent tasks with one Lua handler, as users run it
+-- (default log level, stderr to a file): the whole process's wall time with
+-- the run store recording against --no-store, alternated, a fresh store each
+-- time; and the store's size on disk per task.
+if section("store") then
+local dir = os.tmpname()
+os.remove(dir)
+os.execute("mkdir -p " .. dir)
+local script = dir .. "/flow.lua"
+local f = assert(io.open(script, "w"))
+f:write(([[
+local luaflow = require("luaflow")
+local function keep(_, _, new) return new end
+local t = luaflow.task{name = "t", state_handlers = {keep}}(function() return 1 end)
+return luaflow.Flow("store_bench", function() for _ = 1, %d do t() end end)
+]]):format(STORE_N))
+f:close()
+local function wall(args)
+  local t0 = luaflow.time.now():timestamp()
+  local ok = os.execute(("env -u LD_PRELOAD -u LUAFLOW_LOG_LEVEL %s run %s --no-input %s </dev/null >/dev/null 2>%s/log")
+                        :format(BIN, script, args, dir))
+  assert(ok, "the store row's run failed: see " .. dir .. "/log")
+  return luaflow.time.now():timestamp() - t0
+end
+local function size(path)
+  local h = io.open(path, "rb")
+  if not h then return 0 end
+  local n = h:seek("end")
+  h:close()
+  return n
+end
+local on, off, ratios, bytes = {}, {}, {}, {}
+for i = 1, 3 do
+  local db = ("%s/store%d.db"):format(dir, i)
+  off[i] = wall("--no-store")
+  on[i] = wall("--store " .. db)
+  ratios[i] = on[i] / off[i]
+  bytes[i] = (size(db) + size(db .. "-wal")) / STORE_N
+end
+os.execute("rm -rf " .. dir)
+local ratio = median(ratios)
+print()
+print(("run store: luaflow run, N=%d independent tasks, one Lua handler, default log level, stderr to a file")
+      :format(STORE_N))
+print(("  wall: store %.3f s, --no-store %.3f s: %.2fx  target<=1.3x  %s;  %.1f bytes per task on disk")
+      :format(median(on), median(off), ratio,
+              judge("run store wall ratio<=1.3", ratio <= 1.3, ("%.2f"):format(ratio)), median(bytes)))
+io.stdout:flush()
 end
 
 -- ---------------------------------------------------------------- redaction

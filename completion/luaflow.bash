@@ -7,14 +7,14 @@
 _luaflow_options() {
   local store="--store --no-store"
   case $1 in
-    run) echo "--flow --param --param-file --json --log-level --secrets --no-input --resume $store --no-progress --help" ;;
+    run) echo "--flow --param --param-file --json --log-level --secrets --no-input --resume $store --no-progress --restart --help" ;;
     check) echo "--flow --log-level --help" ;;
     graph) echo "--flow --log-level --run --format -o --output $store --help" ;;
     runs) echo "--flow --state --limit --json $store --help" ;;
     "runs show") echo "--transitions --deliveries --json $store --help" ;;
     "runs logs") echo "--json $store --help" ;;
     "runs prune") echo "--keep --before $store --help" ;;
-    "notify test") echo "--task --state --flow --secrets --log-level --help" ;;
+    "notify test") echo "--task --state --overdue --flow --secrets --log-level --help" ;;
     cache) echo "--json $store --help" ;;
     "cache clear") echo "$store --help" ;;
   esac

@@ -217,6 +217,11 @@ LUAFLOW_API lf_engine *lf_engine_new(void);
  * else the string itself; both copied). Returns 0, or -1 with
  * lf_engine_error set. */
 LUAFLOW_API int lf_engine_set_param(lf_engine *e, const char *name, const char *value);
+/* Records the runs to come into the run store at path (an SQLite file,
+ * created when missing), as `luaflow run --store PATH` does; NULL records
+ * nothing (the default). Returns 0, or -1 with lf_engine_error set when the
+ * store cannot be opened (corrupt, read-only, made by a newer luaflow ...). */
+LUAFLOW_API int lf_engine_set_store(lf_engine *e, const char *path);
 /* Runs a flow script as `luaflow run FILE` does (the flows it runs, else the
  * flow it returns or defines). Returns the exit code `luaflow run` would give:
  * 0 every flow run succeeded, 1 one did not, 2 script or usage error (see

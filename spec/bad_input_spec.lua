@@ -174,7 +174,7 @@ local tasks = {
 luaflow.Flow{name = "bodies", tasks = tasks}
 ]], {"run", "FILE", "--json", "-"})
     assert.are.equal(1, r.code, detail(r))
-    assert.is_true(has(r.stdout, "SURVIVOR\n"))
+    assert.is_true(has(r.stderr, "SURVIVOR\n")) -- print goes to stderr with --json -
     local t = json_tasks(r)
     local E = "Error during execution of task: "
     assert.are.equal(E .. "nil", t.nil_error.message)

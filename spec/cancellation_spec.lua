@@ -113,8 +113,8 @@ luaflow.Flow{name = "exiting", tasks = {quitter, other}}
 ]])
     local r = cli.run({"run", path, "--json", "-"})
     assert.are.equal(1, r.code, r.stderr)
-    assert.is_false(has(r.stdout, "AFTER-EXIT"))
-    assert.is_true(has(r.stdout, "OTHER-RAN\n"))
+    assert.is_false(has(r.stderr, "AFTER-EXIT")) -- print goes to stderr with --json -
+    assert.is_true(has(r.stderr, "OTHER-RAN\n"))
     local line = r.stdout:match("(%b{})%s*$")
     local run = luaflow.json.decode(line)
     assert.are.equal("Failed", run.state)

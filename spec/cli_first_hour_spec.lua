@@ -75,7 +75,7 @@ describe("luaflow run --param-file FILE", function()
     local file = param_file('{"day": "tue", "n": 5, "label": [1, 2]}')
     local r = cli.run({ "run", path, "--flow", "daily", "--param-file", file, "--json", "-" })
     assert.are.equal(0, r.code, r.stderr)
-    local lines = cli.lines(r.stdout)
+    local lines = cli.lines(r.stderr) -- print goes to stderr with --json -
     assert.are.equal("DAILY\t60\ttue\ttable", lines[1]:gsub(": 0x%x+", ""):match("^DAILY\t%d+\t%a+\t%a+"))
     r = cli.run({ "run", path, "--flow", "daily", "--param-file", file, "--param", "day=wed" })
     assert.are.equal(0, r.code, r.stderr)

@@ -28,6 +28,17 @@ enum { LF_SPEC_FN = 1, LF_SPEC_HANDLERS = 2, LF_SPEC_TRIGGER = 3 };
 /* A task's user values. */
 enum { LF_UV_SPEC = 1, LF_UV_CONSTS = 2, LF_UV_ORIGIN = 3, LF_TASK_NUV = 3 };
 
+/* A task's retry policy beyond max_retries and retry_delay, and its deadline:
+ * made only when one of its options is given, kept by the spec table its
+ * copies share (retry_on and on_overdue are there too). */
+typedef struct lf_task_policy {
+  double retry_backoff;   /* >= 1 */
+  double max_retry_delay; /* 0: no cap */
+  double retry_jitter;    /* 0 .. 1 */
+  double deadline;        /* seconds from the first Running; 0 = none */
+  uint8_t has_retry_on, has_on_overdue;
+} lf_task_policy;
+
 typedef struct lf_task {
   lf_object obj;
   uint8_t owns_name, owns_handlers; /* copies share them with the task they copy */
@@ -36,6 +47,7 @@ typedef struct lf_task {
   int max_retries;
   double retry_delay;
   double timeout; /* seconds; 0 = none */
+  const struct lf_task_policy *policy; /* NULL: none given (lua_task_policy.c) */
   uint8_t skip_on_upstream_skip;
   uint8_t has_fn;
   uint8_t named; /* explicit name or named from its first call site */
@@ -98,6 +110,8 @@ typedef struct lf_flow {
                    */
   int *run_order; /* the run order, kept while the flow does not change */
   int run_order_tasks, run_order_edges;
+  double deadline;        /* seconds from its Running; 0 = none (lua_task_policy.c) */
+  uint8_t has_on_overdue; /* its on_overdue is in its spec table */
 } lf_flow;
 
 /* Kahn's algorithm taking, among ready tasks, the one added first. Fills

@@ -59,6 +59,16 @@ typedef struct lf_host_ops {
   /* Task run i has just succeeded: its result is cached; returns the Cached
    * state it moves to (owned), or NULL when the result cannot be cached. */
   lf_state *(*cache_save)(lf_host *host, lf_run *r, int i);
+  /* Task i's retry_on(failed), asked once the retry policy would retry the
+   * failure: 1 retry, 0 not, -1 it raised (the host logs why). Returns. */
+  int (*retry_on)(lf_host *host, lf_run *r, int i, lf_state *failed);
+  /* Object i (-1: the flow) is overdue, as `message` says: its
+   * on_overdue(obj, state, info), when it has one. Returns (an error is
+   * logged, the run goes on). */
+  void (*overdue)(lf_host *host, lf_run *r, int i, double deadline, double elapsed,
+                  const char *message);
+  /* The wake-up the host asked for (lf_run_wake_at) is due. Returns. */
+  void (*wake)(lf_host *host, lf_run *r);
   /* Ends the run with an error (lf_run_abort); does not return. */
   void (*abort)(lf_host *host, lf_run *r, const char *message);
 } lf_host_ops;

@@ -1,4 +1,5 @@
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -10,6 +11,7 @@
 
 int lf_log_level = LF_LOG_INFO;
 static lf_log_filter log_filter;
+static _Atomic(lf_log_tap) log_tap; /* set once, read by any thread */
 
 static const struct {
   int level;
@@ -34,6 +36,10 @@ const char *lf_log_level_name(int level) {
 
 void lf_log_set_filter(lf_log_filter f) {
   log_filter = f;
+}
+
+void lf_log_set_tap(lf_log_tap tap) {
+  atomic_store_explicit(&log_tap, tap, memory_order_release);
 }
 
 /* The level as shown: coloured when stderr is a terminal (and NO_COLOR and
@@ -107,6 +113,8 @@ static const char *head_of(int level, const char *logger, size_t *len) {
 void lf_log_write(int level, const char *logger, const char *msg, size_t len) {
   if (!lf_log_enabled(level)) return;
   if (log_filter) msg = log_filter(msg, len, &len);
+  lf_log_tap tap = atomic_load_explicit(&log_tap, memory_order_acquire);
+  if (tap) tap(level, logger, msg, len);
   size_t head_len;
   const char *head = head_of(level, logger, &head_len);
   if (head) {

@@ -26,6 +26,10 @@ void lf_log_write(int level, const char *logger, const char *msg, size_t len);
 /* Secrets redaction (issue 4) plugs in here: rewrites msg into out. */
 typedef const char *(*lf_log_filter)(const char *msg, size_t len, size_t *out_len);
 void lf_log_set_filter(lf_log_filter f);
+/* The run store (run_journal.c) sees every line written, redacted, from any
+ * thread: NULL for none. */
+typedef void (*lf_log_tap)(int level, const char *logger, const char *msg, size_t len);
+void lf_log_set_tap(lf_log_tap tap);
 
 /* log_out.c: where finished lines go (stderr; buffered unless it is a
  * terminal, no line waits more than 100 ms nor is lost at exit). One line

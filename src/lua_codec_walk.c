@@ -620,7 +620,7 @@ static void enc_state(lf_encoder *E, lf_state *s) {
   enc_byte(E, T_STATE);
   enc_byte(E, s->kind);
   enc_byte(E, (unsigned char)((s->message ? 1 : 0) | (s->has_start ? 2 : 0) |
-                              (s->has_result ? 4 : 0)));
+                              (s->has_result ? 4 : 0) | (s->no_retry ? 8 : 0)));
   if (s->message) enc_lstring(E, s->message, strlen(s->message));
   enc_zigzag(E, s->run_count);
   enc_zigzag(E, s->loop_count);
@@ -1015,7 +1015,7 @@ static void dec_table(lf_decoder *D) {
 static int dec_state(lf_decoder *D) {
   lua_State *L = D->L;
   unsigned kind = dec_byte(D), bits = dec_byte(D);
-  if (kind >= LF_NKINDS || bits > 7) lf_dec_fail(D, "bad state");
+  if (kind >= LF_NKINDS || bits > 15) lf_dec_fail(D, "bad state");
   size_t mlen = 0;
   const char *msg = (bits & 1) ? dec_lstring(D, &mlen) : NULL;
   if (msg && memchr(msg, '\0', mlen)) lf_dec_fail(D, "bad state message");
@@ -1038,6 +1038,7 @@ static int dec_state(lf_decoder *D) {
   s->run_count = (int32_t)run;
   s->loop_count = (int32_t)loop;
   s->has_start = (bits & 2) != 0;
+  s->no_retry = (bits & 8) != 0;
   s->start_time = start;
   for (uint64_t i = 0; i < nfields; i++) {
     size_t nlen;

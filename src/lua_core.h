@@ -131,8 +131,9 @@ void lf_open_triggers(lua_State *L);
 void lf_open_task(lua_State *L);
 void lf_open_flow(lua_State *L);
 void lf_open_run(lua_State *L);
-void lf_open_map(lua_State *L); /* core.task_set_map (lua_map.c) */
+void lf_open_map(lua_State *L);   /* core.task_set_map (lua_map.c) */
 void lf_open_cache(lua_State *L); /* core.cache_db, core.cache_hooks (lua_cache.c) */
+void lf_open_task_policy(lua_State *L); /* lua_task_policy.c */
 void lf_open_codec(lua_State *L);
 void lf_open_json_lines(lua_State *L); /* core.json_lines: the --json writer */
 void lf_open_terminal(lua_State *L);   /* core.terminal_columns, core.progress */

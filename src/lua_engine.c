@@ -4,7 +4,9 @@
 #include <string.h>
 #include <lualib.h>
 #include "graph.h"
+#include "interrupt.h"
 #include "lua_core.h"
+#include "sender.h"
 
 int luaopen_luaflow(lua_State *L);
 
@@ -104,6 +106,33 @@ int lf_engine_set_param(lf_engine *e, const char *name, const char *value) {
   return 0;
 }
 
+/* run_store.set_default_path(path or nil); raises why it cannot. */
+static int set_store(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luaflow.run_store");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "set_default_path");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 2);
+  if (!lua_toboolean(L, -2)) return lua_error(L);
+  return 0;
+}
+
+int lf_engine_set_store(lf_engine *e, const char *path) {
+  lua_pushcfunction(e->L, set_store);
+  if (path)
+    lua_pushstring(e->L, path);
+  else
+    lua_pushnil(e->L);
+  if (lf_pcall(e->L, 1, 0) != LUA_OK) {
+    set_error(e, lua_tostring(e->L, -1));
+    lua_pop(e->L, 1);
+    return -1;
+  }
+  set_error(e, NULL);
+  return 0;
+}
+
 static char *copy_string(lua_State *L, int idx) {
   const char *s = lua_tostring(L, idx);
   return strdup(s ? s : "");
@@ -170,13 +199,21 @@ static int run_file(lua_State *L) {
   return 1;
 }
 
+static int cancelled(void) {
+  return lf_cancel_signal != 0;
+}
+
 int lf_engine_run_file(lf_engine *e, const char *path) {
   clear_runs(e);
   set_error(e, NULL);
   lua_pushcfunction(e->L, run_file);
   lua_pushlightuserdata(e->L, e);
   lua_pushstring(e->L, path);
-  if (lf_pcall(e->L, 2, 1) != LUA_OK) {
+  int rc = lf_pcall(e->L, 2, 1);
+  /* as the CLI: the file's asynchronous deliveries are delivered or given
+   * up (each within its deliver_within) before its outcome is told */
+  lf_sender_stop(cancelled);
+  if (rc != LUA_OK) {
     set_error(e, lua_tostring(e->L, -1));
     lua_pop(e->L, 1);
     return 2;
@@ -231,6 +268,7 @@ lua_State *lf_engine_lua(lf_engine *e) {
 void lf_engine_free(lf_engine *e) {
   if (!e) return;
   clear_runs(e);
+  lf_sender_stop(cancelled); /* what its Lua code queued since goes out first */
   lua_close(e->L);
   free(e->error);
   free(e);

@@ -21,6 +21,9 @@ void lf_set_name(lua_State *L, lf_object *obj, const char *name);
 /* state_handlers (at list) and on_failure into obj's handler array; the Lua
  * values go to the spec table at uv. */
 void lf_parse_handlers(lua_State *L, lf_object *obj, int uv, int list, int on_failure);
+/* lua_task_policy.c: retry_backoff, max_retry_delay, retry_jitter, retry_on,
+ * deadline and on_overdue from opts (functions go to the spec table uv). */
+void lf_parse_task_policy(lua_State *L, lf_task *t, int opts, int uv);
 /* A copy of the task at idx for one call in a builder (mt: the Task
  * metatable's index); pushes it. */
 lf_task *lf_task_copy(lua_State *L, int idx, int mt);

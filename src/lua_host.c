@@ -351,6 +351,9 @@ static const lf_host_ops lua_host_ops = {
     .map_final = lf_lua_map_final,
     .cache_lookup = lf_lua_cache_lookup,
     .cache_save = lf_lua_cache_save,
+    .retry_on = lf_lua_host_retry_on,
+    .overdue = lf_lua_host_overdue,
+    .wake = lf_lua_host_wake,
     .abort = host_abort,
 };
 

@@ -95,4 +95,12 @@ lf_state *lf_lua_cache_save(lf_host *host, lf_run *r, int i);
  * .. fn + nargs), put in place. */
 void lf_table_args_expand(lf_lua_host *h, lf_run *r, int i, int fn, int nargs);
 
+/* lua_task_policy.c: the host's retry_on, overdue and wake ops (host.h). */
+int lf_lua_host_retry_on(lf_host *base, lf_run *r, int i, lf_state *failed);
+void lf_lua_host_overdue(lf_host *base, lf_run *r, int i, double deadline, double elapsed,
+                         const char *message);
+void lf_lua_host_wake(lf_host *base, lf_run *r);
+/* lua_run.c: the innermost run of L's engine, or NULL. */
+lf_run *lf_lua_current_run(lua_State *L);
+
 #endif

@@ -25,6 +25,11 @@ int lf_json_encode_redacted(lua_State *L);
  * hold part of the text (the caller cuts it back). */
 void lf_json_encode_into(lua_State *L, int idx, lf_buf *b, const lf_redactor *red);
 
+/* lua_json_lines.c: appends the JSON text of the value at idx (nil: null)
+ * to b, redacted with red unless it is NULL. Returns 1, or 0 (b as it was)
+ * when it cannot be encoded; raises only when memory runs out. */
+int lf_json_put_value(lua_State *L, int idx, lf_buf *b, const lf_redactor *red);
+
 /* The JSON text of the number at idx in buf; 0 when it has none (NaN, inf). */
 size_t lf_json_number_text(lua_State *L, int idx, char buf[64]);
 

@@ -1,7 +1,7 @@
 /* The --json writer: one JSON line per flow run, written as it is encoded.
  *
  *   local w, why = core.json_lines(path)   -- "-": standard output
- *   local ok, why = w:write_run(flow, flow_state)
+ *   local ok, why = w:write_run(flow, flow_state[, run])
  *   local ok, why = w:close()
  *
  * A line is {"flow":, "state":, "message":, "tasks": [{"name":, "state":,
@@ -28,6 +28,8 @@
 #include "json_text.h"
 #include "lua_core.h"
 #include "lua_json.h"
+#include "lua_run_record.h"
+#include "clock.h"
 
 #define JSON_LINES_MT "luaflow.JsonLines"
 #define CHUNK ((size_t)64 << 10)
@@ -86,81 +88,87 @@ static void put(lua_State *L, lf_buf *b, const char *s, size_t n) {
 
 #define PUT_LITERAL(L, b, s) put(L, b, s, sizeof(s) - 1)
 
-/* A string, redacted when there is something to hide; NULL is null. */
-static void put_text(lua_State *L, json_lines *w, lf_buf *b, const char *s, size_t n) {
+/* A string, redacted with red when there is something to hide; NULL is null. */
+static void put_redacted(lua_State *L, const lf_redactor *red, lf_buf *b, const char *s,
+                         size_t n) {
   if (!s) {
     PUT_LITERAL(L, b, "null");
     return;
   }
   int allocated = 0;
-  char *shown = w->red ? lf_redact_with(w->red, s, n, &n, &allocated) : (char *)s;
+  char *shown = red ? lf_redact_with(red, s, n, &n, &allocated) : (char *)s;
   int rc = lf_json_put_string(b, shown, n);
   if (allocated) free(shown);
   if (rc != 0) luaL_error(L, "not enough memory");
+}
+
+static void put_text(lua_State *L, json_lines *w, lf_buf *b, const char *s, size_t n) {
+  put_redacted(L, w->red, b, s, n);
 }
 
 static void put_cstring(lua_State *L, json_lines *w, lf_buf *b, const char *s) {
   put_text(L, w, b, s, s ? strlen(s) : 0);
 }
 
-/* lf_json_encode_into in protected mode: (writer, value). */
+typedef struct {
+  lf_buf *b;
+  const lf_redactor *red;
+} encoding;
+
+/* lf_json_encode_into in protected mode: (encoding, value). */
 static int encode_protected(lua_State *L) {
-  json_lines *w = lua_touserdata(L, 1);
-  lf_json_encode_into(L, 2, &w->b, w->red);
+  encoding *e = lua_touserdata(L, 1);
+  lf_json_encode_into(L, 2, e->b, e->red);
   return 0;
 }
 
-static int put_value(lua_State *L, json_lines *w, int idx);
 static lf_state *state_at(lua_State *L, int idx, int state_mt);
 
-/* ,"result":<value> for the value at idx, or nothing when it cannot be
- * encoded. Plain values are written here; tables and userdata go through the
- * encoder in protected mode, since it may raise. */
-static void put_result(lua_State *L, json_lines *w, int idx) {
-  size_t mark = w->b.len;
-  if (lua_isnil(L, idx)) return;
-  PUT_LITERAL(L, &w->b, ",\"result\":");
-  if (!put_value(L, w, idx)) w->b.len = mark;
-}
-
-/* The value at idx (not nil); 0, with nothing written, when it cannot be
- * encoded. */
-static int put_value(lua_State *L, json_lines *w, int idx) {
-  size_t mark = w->b.len;
+int lf_json_put_value(lua_State *L, int idx, lf_buf *b, const lf_redactor *red) {
+  size_t mark = b->len;
   int t = lua_type(L, idx);
   if (t == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
-    put_text(L, w, &w->b, s, n);
+    put_redacted(L, red, b, s, n);
   } else if (t == LUA_TBOOLEAN) {
     if (lua_toboolean(L, idx))
-      PUT_LITERAL(L, &w->b, "true");
+      PUT_LITERAL(L, b, "true");
     else
-      PUT_LITERAL(L, &w->b, "false");
+      PUT_LITERAL(L, b, "false");
   } else if (t == LUA_TNUMBER) {
     char buf[64];
     size_t n = lf_json_number_text(L, idx, buf);
-    if (n == 0) {
-      w->b.len = mark; /* NaN, inf */
-      return 0;
-    }
+    if (n == 0) return 0; /* NaN, inf */
     int allocated = 0;
-    char *shown = w->red ? lf_redact_with(w->red, buf, n, &n, &allocated) : buf;
-    int ok =
-        allocated ? lf_json_put_string(&w->b, shown, n) == 0 : lf_buf_put(&w->b, buf, n);
+    char *shown = red ? lf_redact_with(red, buf, n, &n, &allocated) : buf;
+    int ok = allocated ? lf_json_put_string(b, shown, n) == 0 : lf_buf_put(b, buf, n);
     if (allocated) free(shown); /* a number that shows a secret: its redacted text */
     if (!ok) luaL_error(L, "not enough memory");
+  } else if (t == LUA_TNIL) {
+    PUT_LITERAL(L, b, "null");
   } else {
+    encoding e = {b, red};
+    idx = lua_absindex(L, idx);
     lua_pushcfunction(L, encode_protected);
-    lua_pushlightuserdata(L, w);
+    lua_pushlightuserdata(L, &e);
     lua_pushvalue(L, idx);
     if (lf_pcall(L, 2, 0) != LUA_OK) {
       lua_pop(L, 1);
-      w->b.len = mark;
+      b->len = mark;
       return 0;
     }
   }
   return 1;
+}
+
+/* ,"result":<value> for the value at idx, or nothing when it is nil or
+ * cannot be encoded. */
+static void put_result(lua_State *L, json_lines *w, int idx) {
+  size_t mark = w->b.len;
+  if (lua_isnil(L, idx)) return;
+  PUT_LITERAL(L, &w->b, ",\"result\":");
+  if (!lf_json_put_value(L, idx, &w->b, w->red)) w->b.len = mark;
 }
 
 /* A mapped task's result (its children's results, null where one has none
@@ -185,7 +193,7 @@ static void put_children(lua_State *L, json_lines *w, int idx, int state_mt) {
       lf_state *s = state_at(L, -1, state_mt);
       lua_getiuservalue(L, -1, 1);
       if (pass == 0) {
-        if (lua_isnil(L, -1) || !put_value(L, w, lua_gettop(L)))
+        if (lua_isnil(L, -1) || !lf_json_put_value(L, lua_gettop(L), &w->b, w->red))
           PUT_LITERAL(L, &w->b, "null");
       } else {
         char num[24];
@@ -219,9 +227,37 @@ static lf_state *state_at(lua_State *L, int idx, int state_mt) {
   return s;
 }
 
-/* One task's entry: {"name":,"state":,"message":,"run_count":[,"result":]}. */
+/* "started":, "ended":, "duration": from two times (0: unknown, null). */
+static void put_times(lua_State *L, lf_buf *b, double started, double ended) {
+  char text[64];
+  PUT_LITERAL(L, b, "\"started\":");
+  if (started > 0) {
+    lf_format_iso(started, text, sizeof text);
+    lf_json_put_string(b, text, strlen(text));
+  } else {
+    PUT_LITERAL(L, b, "null");
+  }
+  PUT_LITERAL(L, b, ",\"ended\":");
+  if (ended > 0) {
+    lf_format_iso(ended, text, sizeof text);
+    lf_json_put_string(b, text, strlen(text));
+  } else {
+    PUT_LITERAL(L, b, "null");
+  }
+  PUT_LITERAL(L, b, ",\"duration\":");
+  if (started > 0 && ended >= started) {
+    int n = snprintf(text, sizeof text, "%.6f", ended - started);
+    put(L, b, text, (size_t)n);
+  } else {
+    PUT_LITERAL(L, b, "null");
+  }
+  if (b->oom) luaL_error(L, "not enough memory");
+}
+
+/* One task's entry: {"name":,"state":,"message":,"run_count":[,"started":,
+ * "ended":,"duration":][,"result":]}; times: the task's two, or NULL. */
 static void put_task(lua_State *L, json_lines *w, const lf_task *task, int states,
-                     int state_mt, int i, int run_count) {
+                     int state_mt, int i, int run_count, const double *times) {
   char num[16], *end = num + sizeof num, *p = end;
   unsigned u = run_count > 0 ? (unsigned)run_count : 0;
   lua_rawgeti(L, states, i);
@@ -247,6 +283,10 @@ static void put_task(lua_State *L, json_lines *w, const lf_task *task, int state
     *--p = (char)('0' + u % 10);
   while ((u /= 10) > 0);
   put(L, &w->b, p, (size_t)(end - p));
+  if (times) {
+    PUT_LITERAL(L, &w->b, ",");
+    put_times(L, &w->b, times[0], times[1]);
+  }
   if (s && s->kind == LF_MAPPED) {
     put_children(L, w, lua_gettop(L), state_mt);
   } else if (s && s->has_result) {
@@ -258,11 +298,21 @@ static void put_task(lua_State *L, json_lines *w, const lf_task *task, int state
   PUT_LITERAL(L, &w->b, "}");
 }
 
-/* The line of a run, in protected mode: (writer, flow, flow_state). */
+/* The line of a run, in protected mode: (writer, flow, flow_state, run). */
 static int write_line(lua_State *L) {
   json_lines *w = lua_touserdata(L, 1);
   lf_flow *flow = lua_touserdata(L, 2);
   lf_state *fs = ((lf_box *)lua_touserdata(L, 3))->s;
+  const char *run_id = NULL;
+  const double *times = NULL;
+  int ntimes = 0;
+  if (lua_istable(L, 4)) { /* the run's table: its id and times */
+    lua_getfield(L, 4, "run_id");
+    run_id = lua_tostring(L, -1);
+    lua_getfield(L, 4, "times");
+    times = lf_run_times(L, -1, &ntimes);
+  }
+  lua_settop(L, 3); /* the table stays alive in the caller's frame, and keeps both */
   w->start.valid = 0;
   w->b.len = 0;
   PUT_LITERAL(L, &w->b, "{\"flow\":");
@@ -282,14 +332,26 @@ static int write_line(lua_State *L) {
   for (int k = 0; order && k < n; k++) {
     int i = order[k];
     if (k > 0) PUT_LITERAL(L, &w->b, ",");
-    if (i < ran->ntasks) put_task(L, w, ran->tasks[i], 5, 7, i + 1, counts[i]);
+    if (i < ran->ntasks)
+      put_task(L, w, ran->tasks[i], 5, 7, i + 1, counts[i],
+               times && i < ntimes ? times + 2 + 2 * i : NULL);
     if (w->b.len >= CHUNK && flush_buffer(w, 0) != 0) return 0;
   }
-  PUT_LITERAL(L, &w->b, "]}\n");
+  PUT_LITERAL(L, &w->b, "]");
+  if (run_id) {
+    PUT_LITERAL(L, &w->b, ",\"run_id\":");
+    put_cstring(L, w, &w->b, run_id);
+  }
+  if (times) {
+    PUT_LITERAL(L, &w->b, ",");
+    put_times(L, &w->b, times[0], times[1]);
+  }
+  PUT_LITERAL(L, &w->b, "}\n");
   return 0;
 }
 
-/* w:write_run(flow, flow_state) -> true | nil, reason. The line is written
+/* w:write_run(flow, flow_state[, run]) -> true | nil, reason (run: the
+ * run's table, whose run_id and times join the line). The line is written
  * in protected mode, so whatever happens (no memory, a result's __tojson
  * running a flow whose line would come in the middle of this one) the
  * writer is left consistent: a line that cannot be finished counts as a
@@ -298,16 +360,18 @@ static int writer_write_run(lua_State *L) {
   json_lines *w = check_writer(L);
   lf_check_flow(L, 2);
   lf_check_state(L, 3);
-  lua_settop(L, 3);
+  lua_settop(L, 4); /* 4: the run's table (run_id, times), or nil */
   if (!w->f) return luaL_error(L, "the --json writer is closed");
   if (w->busy)
     return luaL_error(L, "a --json line is being written (a flow run inside __tojson?)");
   if (w->failed_errno) return push_failure(L, w->failed_errno);
   w->busy = 1;
   w->red = lf_redactor_acquire();
-  lua_pushcfunction(L, write_line);
+  lua_pushvalue(L, 4); /* a copy stays here while the line is written */
   lua_insert(L, 1);
-  int status = lf_pcall(L, 3, 0);
+  lua_pushcfunction(L, write_line);
+  lua_insert(L, 2);
+  int status = lf_pcall(L, 4, 0);
   lf_redactor_release(w->red);
   w->red = NULL;
   w->busy = 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "lua_host.h"
 #include "map.h"
+#include "lua_run_record.h"
 
 /* A run's C side, in flow_run's frame. */
 typedef struct {
@@ -13,6 +14,8 @@ typedef struct {
   lf_lua_watch watch; /* the protected call's: SIGINT/SIGTERM stop its handlers */
   int unwound;        /* the last protected call ended with a Lua error */
   int cancelled;      /* ... which the cancellation raised */
+
+  lf_lua_record record; /* the run store, progress line, --json times */
 } lf_lua_run;
 
 static const char current_run_key = 0;   /* the innermost run of the state */
@@ -23,6 +26,10 @@ static lf_run *current_run(lua_State *L) {
   lf_run *r = lua_touserdata(L, -1);
   lua_pop(L, 1);
   return r;
+}
+
+lf_run *lf_lua_current_run(lua_State *L) {
+  return current_run(L);
 }
 
 int lf_current_run_count(lua_State *L) {
@@ -106,18 +113,18 @@ static int run_slices(lua_State *L, lf_lua_run *lr, int slots) {
   }
 }
 
-/* core.flow_run(flow, resume_indices, approve) -> the flow's final state,
+/* core.flow_run(flow, resume_indices, approve[, run]) -> the flow's final state,
  * whose result maps every task to its final state; or nil and the indices of
  * the tasks on a cycle (nothing ran). Whatever happens inside the run (even a
  * Lua error that escapes it), the run's C memory is released and the registry
  * keys of the enclosing run are put back. */
 static int flow_run(lua_State *L) {
   lf_flow *flow = lf_check_flow(L, 1);
-  lua_settop(L, 3);
+  lua_settop(L, 4); /* 4: the run's table (lua_run_record.h) */
   lf_lua_run lr;
   memset(&lr, 0, sizeof lr);
   /* the Lua values first: nothing of the run is held while they are made */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key); /* 4, 5: the enclosing run's */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &current_run_key); /* 5, 6: the enclosing run's */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   int slots = lua_gettop(L) + 1; /* LF_SLOT_FLOW .. LF_SLOT_ERROR from here */
   lua_pushvalue(L, 1);
@@ -130,7 +137,9 @@ static int flow_run(lua_State *L) {
   lua_pushvalue(L, slots + LF_SLOT_BOXES - LF_SLOT_FLOW);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   lf_local_executor_init(&lr.local, &lr.host);
+  lf_lua_record_read(L, 4, &lr.record, &lr.host);
   int rc = lf_run_init(&lr.run, flow, &lr.host.base, &lr.local.base);
+  if (rc == 0 && lf_lua_record_begin(L, 4, &lr.record, &lr.run) != 0) rc = -2;
   if (rc == 0 && lua_istable(L, 2))
     for (size_t k = 1, n = lua_rawlen(L, 2); k <= n; k++) {
       lua_rawgeti(L, 2, (lua_Integer)k);
@@ -145,10 +154,12 @@ static int flow_run(lua_State *L) {
     rc = run_slices(L, &lr, slots);
     lf_run_leave();
     lr.local.base.ops->close(&lr.local.base, &lr.run);
+    lf_lua_record_end(L, 4, &lr.record, &lr.run, rc,
+                      slots + LF_SLOT_BOXES - LF_SLOT_FLOW);
   }
-  lua_pushvalue(L, 4);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
   lua_pushvalue(L, 5);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &current_run_key);
+  lua_pushvalue(L, 6);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &current_boxes_key);
   lf_boxes_done(&lr.host.boxes);
   lf_run_release(&lr.run);

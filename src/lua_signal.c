@@ -211,6 +211,10 @@ static lf_state *signal_to_state(lua_State *L, int sig, lf_signal code) {
     lua_settop(L, sig);
   } else if (code == LF_SIG_LOOP) {
     s->loop_count = lf_current_loop_count(L);
+  } else if (LF_IS(s, LF_FAILED)) { /* FAIL(..., {retry = false}) */
+    lua_pushliteral(L, "_no_retry");
+    s->no_retry = lua_rawget(L, sig) != LUA_TNIL;
+    lua_pop(L, 1);
   }
   copy_fields(L, sig, code, s);
   /* result: the `result` given when the signal was built, else the signal */

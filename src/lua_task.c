@@ -207,6 +207,7 @@ static int task_new(lua_State *L) {
     lua_pop(L, 1);
   }
   parse_trigger(L, t, 1, uv);
+  lf_parse_task_policy(L, t, 1, uv);
   lua_getfield(L, 1, "state_handlers");
   lua_getfield(L, 1, "on_failure");
   lf_parse_handlers(L, &t->obj, uv, lua_gettop(L) - 1, lua_gettop(L));

@@ -26,6 +26,7 @@ enum {
   LF_TASK_ASKED = 8,    /* the approver was asked about its current pause */
   LF_TASK_RESUMED = 16, /* its current run started from Resume or a due Paused */
   LF_TASK_SEEN = 32,    /* scratch: met while gathering a task's upstream states */
+  LF_TASK_DEADLINE = 128, /* its deadline is armed (deadline.c) */
 };
 
 /* What the run keeps of each task, by the flow's task index. */
@@ -118,14 +119,21 @@ typedef struct lf_run {
   lf_state *retry_of; /* LF_THEN_RETRY: the failed state retried (owned) */
   int phase;          /* where lf_run_continue is (scheduler.c) */
 
+  lf_heap alarms; /* deadlines and wake-ups (deadline.h): they never keep a run going */
+  struct {        /* retry_on's verdict on the last failed outcome (scheduler.c) */
+    lf_state *state;
+    int verdict;       /* lf_retry_verdict */
+    double delay, due; /* the retry's wait, as the policy set it, and its start_time */
+  } retry_asked;
+
   /* the flow's own state */
   lf_state *flow_state; /* Scheduled, then Running, then its final state */
   lf_state *flow_final; /* the state the reference tasks decided, while the host's
                            terminal handler looks at it (owned) */
   int flow_transitions;
 
-  struct lf_map_run
-      *map; /* mapped tasks' children (map.c); NULL: the flow maps nothing */
+  struct lf_map_run *map;         /* mapped tasks' children (map.c); NULL: none */
+  struct lf_run_journal *journal; /* run_journal.h; NULL: none */
 
   struct { /* states many tasks share */
     lf_state *pending, *running, *success, *not_run;

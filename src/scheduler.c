@@ -14,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
+#include "deadline.h"
 #include "executor.h"
 #include "host.h"
 #include "interrupt.h"
 #include "log.h"
 #include "map.h"
+#include "retry_policy.h"
 #include "run.h"
+#include "run_journal.h"
 
 /* Where lf_run_continue is: each phase's first step names the next one. */
 enum { PHASE_NEW, PHASE_STARTING, PHASE_TASKS, PHASE_FINAL, PHASE_ENDING, PHASE_OVER };
@@ -54,38 +57,103 @@ static void ready_push(lf_run *r, int i) {
 
 static void move(lf_run *r, int i, lf_state *next, lf_then then);
 
-/* Whether task i's failed attempt is retried (its retry policy). */
-static int retries(const lf_run *r, int i, const lf_state *s) {
-  return LF_IS(s, LF_FAILED) && r->task[i].attempt <= lf_run_task(r, i)->max_retries;
+/* ---- the retry policy (retry_policy.h) ---- */
+
+static lf_retry_policy policy_of(const lf_task *t) {
+  lf_retry_policy p = {t->max_retries, t->retry_delay, 1, 0, 0};
+  if (t->policy) {
+    p.backoff = t->policy->retry_backoff;
+    p.max_delay = t->policy->max_retry_delay;
+    p.jitter = t->policy->retry_jitter;
+  }
+  return p;
+}
+
+static int has_retry_on(const lf_task *t) {
+  return t->policy && t->policy->has_retry_on;
+}
+
+/* Whether task i's attempt ending in s is retried, as far as the engine can
+ * tell without calling retry_on: a verdict asked about s (or, for a state a
+ * handler put in its place, the one asked about the outcome) stands. */
+static lf_retry_verdict known_verdict(const lf_run *r, int i, const lf_state *s) {
+  const lf_task *t = lf_run_task(r, i);
+  lf_retry_policy p = policy_of(t);
+  lf_retry_verdict v = lf_retry_check(&p, r->task[i].attempt, s);
+  if (v == LF_RETRY_YES && has_retry_on(t) && r->retry_asked.state)
+    v = (lf_retry_verdict)r->retry_asked.verdict;
+  return v;
+}
+
+/* The verdict on task i's attempt ending in s, retry_on asked (once per
+ * state) when the policy would retry it. */
+static lf_retry_verdict ask_retry(lf_run *r, int i, lf_state *s) {
+  const lf_task *t = lf_run_task(r, i);
+  if (r->retry_asked.state == s) return (lf_retry_verdict)r->retry_asked.verdict;
+  lf_retry_policy p = policy_of(t);
+  lf_retry_verdict v = lf_retry_check(&p, r->task[i].attempt, s);
+  if (v != LF_RETRY_YES || !has_retry_on(t)) return v;
+  int current = r->current;
+  r->current = i; /* luaflow.context speaks of the task */
+  int answer = r->host->ops->retry_on(r->host, r, i, s);
+  r->current = current;
+  v = answer > 0 ? LF_RETRY_YES : answer == 0 ? LF_RETRY_REJECTED : LF_RETRY_ON_ERROR;
+  lf_state_release(r->retry_asked.state);
+  r->retry_asked.state = lf_state_ref(s);
+  r->retry_asked.verdict = (int)v;
+  return v;
+}
+
+static inline void forget_retry_verdict(lf_run *r) {
+  if (!r->retry_asked.state) return;
+  lf_state_release(r->retry_asked.state);
+  r->retry_asked.state = NULL;
 }
 
 int lf_run_task_will_retry(const lf_run *r) {
   const lf_chain *c = &r->chain;
   return c->active && c->object >= 0 && c->then == LF_THEN_OUTCOME && !c->end &&
-         !r->outcome_end && retries(r, c->object, c->next);
+         !r->outcome_end && known_verdict(r, c->object, c->next) == LF_RETRY_YES;
 }
 
-/* The INFO line of a failed attempt that will be retried (`failed` is the
- * failed state, task i is now Retrying). */
+/* The INFO line of task i's failed attempt (`failed` is its failed state):
+ * "Task 'x': attempt 1 of 3 failed: <why>; <then>". */
+static void log_attempt_failed(lf_run *r, int i, const lf_state *failed,
+                               const char *then) {
+  static const char plain[] = "Error during execution of task: "; /* its text is enough */
+  const char *why = failed->message ? failed->message : lf_kind_name(failed->kind);
+  if (strncmp(why, plain, sizeof plain - 1) == 0) why += sizeof plain - 1;
+  lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': attempt %d of %d failed: %s; %s",
+         lf_run_object(r, i)->name, r->task[i].attempt,
+         lf_run_task(r, i)->max_retries + 1, why, then);
+}
+
+/* A failed attempt that could have been retried and is not (retry = false,
+ * retry_on): its line says why. */
+static void log_not_retried(lf_run *r, int i, const lf_state *failed,
+                            lf_retry_verdict v) {
+  if (!lf_log_enabled(LF_LOG_INFO)) return;
+  char then[96];
+  snprintf(then, sizeof then, "not retrying: %s", lf_retry_why_not(v));
+  log_attempt_failed(r, i, failed, then);
+}
+
+/* A failed attempt that will be retried (task i is now Retrying): its line
+ * says the delay. */
 static void log_retry(lf_run *r, int i, const lf_state *failed) {
   lf_state *s = r->task[i].state;
   if (!lf_log_enabled(LF_LOG_INFO) || s->kind != LF_RETRYING || !s->has_start) return;
-  char due[48], in[32];
-  double wait = s->start_time - lf_now();
+  char due[48], in[32], then[128];
+  double wait = s->start_time == r->retry_asked.due ? r->retry_asked.delay
+                                                    : s->start_time - lf_now();
   if (wait < 0) wait = 0;
   if (wait < 60)
     snprintf(in, sizeof in, "%.3g s", wait);
   else
     snprintf(in, sizeof in, "%.0fm %.0fs", floor(wait / 60), fmod(wait, 60));
   lf_format_log_stamp(s->start_time, due, sizeof due);
-  /* a plain error's text is enough */
-  static const char plain[] = "Error during execution of task: ";
-  const char *why = failed->message ? failed->message : lf_kind_name(failed->kind);
-  if (strncmp(why, plain, sizeof plain - 1) == 0) why += sizeof plain - 1;
-  lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
-         "Task '%s': attempt %d of %d failed: %s; retrying in %s (at %s)",
-         lf_run_object(r, i)->name, r->task[i].attempt,
-         lf_run_task(r, i)->max_retries + 1, why, in, due);
+  snprintf(then, sizeof then, "retrying in %s (at %s)", in, due);
+  log_attempt_failed(r, i, failed, then);
 }
 
 static void log_finished(lf_run *r, int i) {
@@ -97,6 +165,7 @@ static void log_finished(lf_run *r, int i) {
 
 static void release_downstream(lf_run *r, int i) {
   r->task[i].flags |= LF_TASK_FINISHED;
+  if (r->journal) lf_journal_task_done(r, i);
   for (int k = r->down.start[i]; k < r->down.start[i + 1]; k++) {
     int d = r->down.task[k];
     if (--r->task[d].pending_upstreams == 0) ready_push(r, d);
@@ -109,6 +178,7 @@ static void finish(lf_run *r, int i) {
   if (i < r->ntasks) {
     release_downstream(r, i);
   } else { /* a child: its parent is finished with its last child */
+    if (r->journal) lf_journal_task_done(r, i);
     int p = lf_map_child_finished(r, i);
     if (p >= 0) release_downstream(r, p);
   }
@@ -218,7 +288,7 @@ static void begin(lf_run *r, int i) {
     tr->flags |= LF_TASK_RESUMED;
   else
     tr->flags &= (uint8_t)~LF_TASK_RESUMED;
-  if (i < r->ntasks && r->flow->tasks[i]->mapped) {
+  if (i < r->ntasks && lf_run_task(r, i)->mapped) {
     begin_mapped(r, i);
     return;
   }
@@ -261,6 +331,9 @@ void lf_run_deliver(lf_run *r, int i, lf_state *state, int end) {
 
 static void on_outcome(lf_run *r, lf_outcome o) {
   r->outcome_end = o.end;
+  forget_retry_verdict(r);
+  if (!o.end && LF_IS(o.state, LF_FAILED))
+    ask_retry(r, o.task, o.state); /* luaflow.context.task_will_retry */
   move(r, o.task, o.state, LF_THEN_OUTCOME);
 }
 
@@ -269,7 +342,10 @@ static void on_outcome(lf_run *r, lf_outcome o) {
 static void after_outcome(lf_run *r, int i, int end) {
   lf_task_run *tr = &r->task[i];
   lf_state *s = tr->state;
-  if (!end && retries(r, i, s)) {
+  lf_retry_verdict verdict =
+      end || !LF_IS(s, LF_FAILED) ? LF_RETRY_NOT_FAILED : ask_retry(r, i, s);
+  forget_retry_verdict(r);
+  if (verdict == LF_RETRY_YES) {
     lf_task *t = lf_run_task(r, i);
     char msg[96];
     snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", tr->attempt,
@@ -277,7 +353,9 @@ static void after_outcome(lf_run *r, int i, int end) {
     lf_state *retry = lf_state_new(LF_RETRYING, msg);
     if (!retry) lf_run_abort(r, "not enough memory");
     retry->has_start = 1;
-    retry->start_time = lf_now() + t->retry_delay;
+    lf_retry_policy p = policy_of(t);
+    r->retry_asked.delay = lf_retry_delay(&p, tr->attempt, lf_retry_random());
+    r->retry_asked.due = retry->start_time = lf_now() + r->retry_asked.delay;
     retry->run_count = tr->attempt;
     r->retry_of = lf_state_ref(s);
     move(r, i, retry, LF_THEN_RETRY);
@@ -302,6 +380,7 @@ static void after_outcome(lf_run *r, int i, int end) {
     else
       settle(r, i, end);
   } else {
+    if (verdict >= LF_RETRY_REFUSED) log_not_retried(r, i, s, verdict);
     settle(r, i, end);
   }
 }
@@ -309,16 +388,20 @@ static void after_outcome(lf_run *r, int i, int end) {
 /* Object i is now in state s: the step that asked for the transition goes on. */
 static void moved(lf_run *r, int i, lf_state *s, int end) {
   lf_then then = r->chain.then;
+  if (r->journal)
+    lf_journal_transition(r, i, i < 0 ? r->flow_state : r->task[i].state, s);
   set_state(r, i, s);
   switch (then) {
   case LF_THEN_SETTLE:
     settle(r, i, end);
     break;
   case LF_THEN_START: /* the body runs only from Running */
-    if (end || s->kind != LF_RUNNING)
+    if (end || s->kind != LF_RUNNING) {
       settle(r, i, end);
-    else
+    } else {
+      if (lf_run_task(r, i)->policy) lf_deadline_arm(r, i); /* it may have a deadline */
       submit(r, i);
+    }
     break;
   case LF_THEN_OUTCOME:
     after_outcome(r, i, end || r->outcome_end);
@@ -339,9 +422,11 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
     break;
   case LF_THEN_FLOW_START:
     r->phase = !end && s->kind == LF_RUNNING ? PHASE_TASKS : PHASE_OVER;
+    if (r->phase == PHASE_TASKS) lf_deadline_arm(r, -1);
     if (r->phase == PHASE_TASKS)
-      for (int k = 0; k < r->ntasks; k++)
-        if (r->task[k].pending_upstreams == 0) ready_push(r, k);
+      for (int k = 0; k < r->ntasks; k++) /* a task a restart restored has finished */
+        if (r->task[k].pending_upstreams == 0 && !(r->task[k].flags & LF_TASK_FINISHED))
+          ready_push(r, k);
     break;
   case LF_THEN_FLOW_END:
     r->phase = PHASE_OVER;
@@ -423,6 +508,7 @@ void lf_run_approve(lf_run *r, int i) {
  * Returns when nothing more can happen. */
 static void schedule(lf_run *r) {
   for (;;) {
+    if (r->alarms.count > 0 && !lf_cancel_signal && lf_alarms_fire(r) > 0) continue;
     if (r->outcomes.count > 0) {
       lf_outcome o = r->outcomes.ring[r->outcomes.head];
       r->outcomes.head = (r->outcomes.head + 1) % r->outcomes.cap;
@@ -456,6 +542,7 @@ static void schedule(lf_run *r) {
     double left = lf_watch_time_left(); /* a nested run: the enclosing task's timeout */
     if (left == 0) lf_run_abort(r, "Execution timed out.");
     if (left > 0 && (wait < 0 || left < wait)) wait = left;
+    wait = lf_alarms_wait(r, wait);
     if (wait != 0) r->executor->ops->wait(r->executor, r, wait);
     double now = lf_now();
     while (r->timers.count > 0 && r->timers.entry[0].key <= now)
@@ -649,12 +736,14 @@ void lf_run_release(lf_run *r) {
     lf_state_release(r->outcomes.ring[(r->outcomes.head + k) % r->outcomes.cap].state);
   if (r->chain.active) lf_transition_drop(r);
   lf_map_release(r);
-  lf_state *held[] = {r->retry_of,        r->flow_state,      r->flow_final,
-                      r->shared.pending,  r->shared.running,  r->shared.success,
+  lf_state *held[] = {r->retry_of,       r->flow_state,     r->flow_final,
+                      r->shared.pending, r->shared.running, r->shared.success,
                       r->shared.not_run};
   for (size_t k = 0; k < sizeof held / sizeof held[0]; k++)
     lf_state_release(held[k]);
+  forget_retry_verdict(r);
   lf_heap_free(&r->timers);
+  lf_heap_free(&r->alarms);
   lf_ready_free(&r->ready);
   free(r->outcomes.ring);
   free(r->block);

@@ -16,6 +16,7 @@ struct lf_state {
   uint8_t owns_message; /* message is malloc'ed (else a static string) */
   uint8_t has_result;   /* the result is a non-nil Lua value kept by the state's box */
   uint8_t has_start;
+  uint8_t no_retry; /* a failure never retried: FAIL(..., {retry = false}) */
   int32_t run_count;
   int32_t loop_count;
   uint16_t nfields;

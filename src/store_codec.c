@@ -123,15 +123,28 @@ static char *w_int(char *o, long long v) {
   return w_uint(o, (unsigned long long)v);
 }
 
-/* Six decimals without printf; null for what is not a time. */
+/* Six decimals without printf; null for what is not a time. The records of
+ * a batch mostly share their second: its digits are kept (per writer). */
 static char *w_time(char *o, double t) {
+  static _Thread_local struct {
+    unsigned long long sec;
+    int valid;
+    size_t len;
+    char text[24];
+  } last;
   if (!isfinite(t) || fabs(t) > 9e12) return w_lit(o, "null", 4);
   long long us = (long long)(t * 1e6 + (t < 0 ? -0.5 : 0.5));
   if (us < 0) {
     *o++ = '-';
     us = -us;
   }
-  o = w_uint(o, (unsigned long long)us / 1000000);
+  unsigned long long sec = (unsigned long long)us / 1000000;
+  if (!last.valid || last.sec != sec) {
+    last.len = (size_t)(w_uint(last.text, sec) - last.text);
+    last.sec = sec;
+    last.valid = 1;
+  }
+  o = w_lit(o, last.text, last.len);
   *o++ = '.';
   unsigned f = (unsigned)(us % 1000000);
   for (int i = 5; i >= 0; i--, f /= 10)
@@ -166,12 +179,24 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   return len;
 }
 
+/* Whether one of the 8 bytes of w needs escaping or checking: a control
+ * character, '"', '\\', or a byte of 0x80 or more. */
+static inline int special8(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+  return ((w | ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) |
+           ((backslash - ones) & ~backslash)) &
+          high) != 0;
+}
+
 static char *w_str(char *o, const char *str, size_t len) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str, *end = s + len;
   *o++ = '"';
   while (s < end) {
     const unsigned char *run = s;
+    for (uint64_t w; end - s >= 8 && (memcpy(&w, s, 8), !special8(w));)
+      s += 8; /* plain text, eight bytes at a time */
     while (s < end && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\')
       s++;
     o = w_lit(o, (const char *)run, (size_t)(s - run));
@@ -236,8 +261,11 @@ static char *w_map_index(char *o, int map_index) {
 }
 
 static char *w_kind(char *o, lf_kind k) {
-  const char *name = lf_kind_name(k);
-  return w_str(o, name, strlen(name));
+  const char *name = lf_kind_name(k); /* a class name: nothing to escape */
+  *o++ = '"';
+  o = w_lit(o, name, strlen(name));
+  *o++ = '"';
+  return o;
 }
 
 void lf_codec_task(lf_buf *b, const lf_store_task *t) {

@@ -148,6 +148,7 @@ struct lf_store {
   lf_store_conn *writer;
   double flush_interval, busy_timeout;
   double next_heartbeat; /* monotonic */
+  int hurry; /* the engine outruns the writer: this batch is stored uncompressed */
 };
 
 /* Queues a record of no run (a delivery, an outbox change): its fixed part

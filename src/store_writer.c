@@ -31,7 +31,8 @@ static int write_chunk(lf_store *s, lf_store_recorder *r, int kind, lf_buf *zbuf
     return lf_store_fail(err, LF_STORE_EIO, "run store %s: out of memory", s->path);
   const char *body = b->data;
   size_t len = b->len, raw = 0;
-  if (len >= LF_CODEC_DEFLATE_MIN && lf_codec_deflate(b->data, b->len, zbuf) == 0) {
+  if (len >= LF_CODEC_DEFLATE_MIN && !s->hurry &&
+      lf_codec_deflate(b->data, b->len, zbuf) == 0) {
     body = zbuf->data;
     raw = len;
     len = zbuf->len;
@@ -277,6 +278,12 @@ void *lf_store_writer_main(void *arg) {
     qblock *blocks = s->head;
     unsigned long long taken = s->appended;
     int closing = s->closing, failed = s->failed;
+    /* Compression costs the writer more than the engine spends making the
+     * records: it is spent only while the writer keeps up (a batch taken
+     * before it filled up). A run that makes records faster than that is
+     * stored as plain JSON (about ten times the bytes), so recording never
+     * holds the run up, nor its end. */
+    s->hurry = s->queued >= BATCH_BYTES || (closing && s->queued >= BATCH_BYTES / 4);
     s->head = s->tail = NULL;
     s->queued = 0;
     s->flush_wanted = 0;

@@ -27,6 +27,13 @@ local luaflow = {}
 
 -- ---------------------------------------------------------------- tasks
 
+---@class luaflow.OverdueInfo
+---@field deadline number seconds
+---@field elapsed number seconds since the first Running
+---@field message string "<name> is overdue: running for 12m 5s (deadline 10m)"
+
+---@alias luaflow.OverdueFn fun(obj: luaflow.Task|luaflow.Flow, state: luaflow.State, info: luaflow.OverdueInfo)
+
 ---@class luaflow.TaskOptions
 ---@field name? string shown in logs and in <Task: NAME>
 ---@field fn? function the task's body (Task{} only)
@@ -35,6 +42,12 @@ local luaflow = {}
 ---@field on_failure_final_only? boolean on_failure skips a failure a retry will follow
 ---@field max_retries? integer retries of a failed run (>= 0)
 ---@field retry_delay? number seconds before each retry (required with max_retries > 0)
+---@field retry_backoff? number each retry waits this many times longer (>= 1, default 1)
+---@field max_retry_delay? number the longest a retry waits, in seconds (> 0)
+---@field retry_jitter? number each wait times a random factor in [1 - j, 1 + j] (0 to 1)
+---@field retry_on? fun(state: luaflow.State): boolean false: the failure is final
+---@field deadline? number seconds from the first Running before on_overdue (> 0)
+---@field on_overdue? luaflow.OverdueFn|luaflow.Notifier called once when the deadline passes
 ---@field trigger? luaflow.Trigger|luaflow.TriggerFn when the task may run
 ---@field skip_on_upstream_skip? boolean a skipped upstream skips the task (default true)
 ---@field timeout? number seconds a body may run (> 0)
@@ -159,6 +172,8 @@ function luaflow.pause_task(message, seconds) end
 ---@field state_handlers? luaflow.HandlerLike[]
 ---@field on_failure? fun(flow: luaflow.Flow, state: luaflow.State)
 ---@field on_failure_final_only? boolean as for tasks (a flow is never retried)
+---@field deadline? number seconds from the flow's Running before on_overdue (> 0)
+---@field on_overdue? luaflow.OverdueFn|luaflow.Notifier called once when the deadline passes
 ---@field reference_tasks? luaflow.TaskLike[] the tasks that decide the flow's state
 ---@field terminal_state_handler? fun(flow: luaflow.Flow, state: luaflow.State, reference_states: table): luaflow.State|nil called once a run before the flow's handlers
 
@@ -166,6 +181,8 @@ function luaflow.pause_task(message, seconds) end
 ---@field parameters? table<string, any> Parameter values
 ---@field secrets? table<string, any> secrets, looked up before the environment
 ---@field resume? luaflow.TaskLike[] tasks whose pauses are approved in advance
+---@field store? string|userdata|false record the run into the run store at this path (false: not recorded)
+---@field restart? string continue the recorded run with this id (a unique prefix, or "last"): its successful tasks keep their state and result
 
 ---@class luaflow.Edge
 ---@field upstream luaflow.Task
@@ -320,6 +337,7 @@ luaflow.states = {}
 ---@class luaflow.SignalOptions
 ---@field message? string
 ---@field result? any
+---@field retry? boolean FAIL, TRIGGERFAIL, VALIDATIONFAIL: false, the failure is never retried
 
 ---FAIL("msg"), FAIL("msg", {result = x}), FAIL{message =, result =}.
 ---@class luaflow.SignalClass

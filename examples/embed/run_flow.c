@@ -1,5 +1,6 @@
 /* Embedding luaflow: run a flow file and print every final state.
- * Usage: run_flow FILE [NAME=VALUE]...   (VALUE is JSON when it parses) */
+ * Usage: run_flow FILE [--store PATH] [NAME=VALUE]...   (VALUE is JSON when
+ * it parses; --store records the runs into the run store at PATH) */
 #include <stdio.h>
 #include <string.h>
 #include <luaflow.h>
@@ -12,7 +13,7 @@ static void print_state(const char *label, const char *name, const lf_state *s) 
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: %s FILE [NAME=VALUE]...\n", argv[0]);
+    fprintf(stderr, "usage: %s FILE [--store PATH] [NAME=VALUE]...\n", argv[0]);
     return 2;
   }
   lf_engine *e = lf_engine_new();
@@ -21,6 +22,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+      if (lf_engine_set_store(e, argv[++i]) != 0) /* the run goes on unrecorded */
+        fprintf(stderr, "run_flow: %s\n", lf_engine_error(e));
+      continue;
+    }
     char name[256];
     const char *eq = strchr(argv[i], '=');
     if (!eq || (size_t)(eq - argv[i]) >= sizeof name) {

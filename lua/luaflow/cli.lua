@@ -12,7 +12,7 @@ local USAGE = [[
 usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE]
                         [--json PATH|-] [--log-level LEVEL] [--secrets FILE]
                         [--no-input] [--resume TASK]... [--store PATH] [--no-store]
-                        [--no-progress]
+                        [--no-progress] [--restart ID]
        luaflow check FILE [--flow NAME]   list the flows FILE builds, run no task
        luaflow graph FILE [--flow NAME] [--run ID] [--format dot|svg|png] [-o PATH]
                                           draw the flows FILE builds (Graphviz)
@@ -22,7 +22,7 @@ usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE
                                           one run and its tasks
        luaflow runs logs [ID] [--json]    the log lines of a run
        luaflow runs prune (--keep N | --before DATE)   forget old runs
-       luaflow notify test FILE [--task NAME] [--state CLASS]
+       luaflow notify test FILE [--task NAME] [--state CLASS | --overdue]
                                           send a made-up alert through the handlers
        luaflow cache [list] [--json]      the cached task results
        luaflow cache clear [KEY]          forget cached results (all, or KEY's)
@@ -57,7 +57,9 @@ Options:
                         --param NAME=VALUE wins over the file's NAME
   --json PATH|-         write one JSON line per flow run to PATH (- for stdout):
                         {"flow", "state", "message", "tasks": [{"name", "state",
-                        "message", "run_count", "result"}]}
+                        "message", "run_count", "started", "ended", "duration",
+                        "result"}], "run_id", "started", "ended", "duration"};
+                        with -, print() output goes to stderr instead
   --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
   --secrets FILE        read secrets from the JSON object in FILE (refused when its
                         group or others may read it: chmod 600 FILE)
@@ -68,6 +70,10 @@ Options:
                         when missing); one that cannot be used is one WARNING
                         and the run goes on unrecorded
   --no-store            record nothing
+  --restart ID          continue the recorded run ID (an id, a unique prefix, or
+                        last) of the same flow: its tasks that succeeded keep
+                        their state and result and do not run again; the
+                        others run
   --no-progress         no progress line at the bottom of the terminal (there is
                         none when stderr is not a terminal)
   -h, --help            this text
@@ -273,6 +279,7 @@ is one log line and one line of the summary on stdout.
 Options:
   --task NAME           the task whose handlers to call (default: the flow's)
   --state CLASS         the made-up new state's class (default Failed)
+  --overdue             call its on_overdue instead, as if its deadline passed
   --flow NAME           the flow to look in, when FILE defines several
   --secrets FILE        read secrets from the JSON object in FILE (as for run)
   --log-level LEVEL     DEBUG, INFO (the default), WARNING, ERROR or CRITICAL
@@ -323,7 +330,7 @@ end
 local OPTIONS = {
   run = with_store { param = "list", ["param-file"] = "value", json = "value", ["log-level"] = "value",
                      secrets = "value", ["no-input"] = "flag", resume = "list", flow = "value",
-                     ["no-progress"] = "flag" },
+                     ["no-progress"] = "flag", restart = "value" },
   check = { ["log-level"] = "value", flow = "value" },
   graph = with_store { ["log-level"] = "value", flow = "value", run = "value", format = "value",
                        output = "value" },
@@ -331,7 +338,7 @@ local OPTIONS = {
   ["runs show"] = with_store { json = "flag", transitions = "flag", deliveries = "flag" },
   ["runs logs"] = with_store { json = "flag" },
   ["runs prune"] = with_store { keep = "value", before = "value" },
-  ["notify test"] = { task = "value", state = "value", flow = "value", secrets = "value",
+  ["notify test"] = { task = "value", state = "value", flow = "value", secrets = "value", overdue = "flag",
                       ["log-level"] = "value" },
   cache = with_store { json = "flag" },
   ["cache clear"] = with_store {},
@@ -459,6 +466,7 @@ local function run_flows(o)
   M.store = require("luaflow.cli_store").open_for_run(o, usage_error)
   if M.store then require("luaflow.cache").use_store(M.store:path()) end -- cache_for entries
   M.progress = not o["no-progress"] and core.isatty(2)
+  require("luaflow.cli_record").start(M, o, usage_error)
   -- --json lines are written by C as each run ends (src/lua_json_lines.c);
   -- the first write error is reported at once and makes the exit code non-zero
   local json_out, json_failed
@@ -477,9 +485,9 @@ local function run_flows(o)
     report = report,
     fatal = fatal,
     approve = not o["no-input"] and core.isatty(0) and core.isatty(2) and ask or nil,
-    after_run = function(flow, state)
+    after_run = function(flow, state, run)
       if not json_out then return end
-      local ok, why = json_out:write_run(flow, state)
+      local ok, why = json_out:write_run(flow, state, run)
       if not ok then json_error(why) end
     end,
     finish = function()
@@ -498,6 +506,11 @@ end
 -- what it queued committed.
 local function cmd_run(o)
   local ok, code = pcall(run_flows, o)
+  local unused_restart = require("luaflow.cli_record").stop(M, o)
+  if ok and unused_restart then
+    err(unused_restart)
+    code = EXIT_USAGE
+  end
   if M.store then
     local closed, why = M.store:close()
     M.store = nil

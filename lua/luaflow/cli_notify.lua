@@ -1,7 +1,8 @@
--- `luaflow notify test FILE [--task NAME] [--state CLASS]`: calls the state
--- handlers of one task (or of the flow) with a made-up transition
--- Running -> CLASS("This is a test notification from luaflow"), so a user
--- sees a real alert arrive without running the flow. Every notifier delivers
+-- `luaflow notify test FILE [--task NAME] [--state CLASS] [--overdue]`: calls
+-- the state handlers of one task (or of the flow) with a made-up transition
+-- Running -> CLASS("This is a test notification from luaflow"), or with
+-- --overdue its on_overdue as its deadline would, so a user sees a real alert
+-- arrive without running the flow. Every notifier delivers
 -- at once (async, digest and dedup step aside); the exit code says whether
 -- every delivery succeeded.
 local luaflow = require("luaflow")
@@ -53,9 +54,21 @@ local function target(o, cli)
                   :format(o.file, table.concat(list, ", ")))
 end
 
--- The handlers given to obj (a task copy's are its original's).
+-- What graph.lua remembers of obj in `given` (a task copy: of its original).
+local function given_to(given, obj)
+  return given[obj] or (graph.is_task(obj) and given[core.task_origin(obj) or false]) or nil
+end
+
+-- The handlers given to obj.
 local function handlers_of(obj)
-  return graph.handlers_of[obj] or graph.handlers_of[core.task_origin(obj) or false] or {}
+  return given_to(graph.handlers_of, obj) or {}
+end
+
+-- Whether the error `why` a notifier raised is the failure of the delivery
+-- it just made (deliveries grew past `seen`): that is counted once, as the delivery.
+local function raised_its_delivery(why, deliveries, seen)
+  local last = deliveries[#deliveries]
+  return #deliveries > seen and not last.ok and tostring(why) == ("%s failed: %s"):format(last.who, last.status)
 end
 
 -- Calls obj's handlers as the engine calls them: each gets the previous
@@ -68,12 +81,7 @@ local function call_handlers(obj, old, new, deliveries)
     called = called + 1
     local seen = #deliveries
     local ok, result = pcall(h, obj, old, state)
-    local last = deliveries[#deliveries]
-    if not ok and #deliveries > seen and not last.ok
-       and tostring(result) == ("%s failed: %s"):format(last.who, last.status) then
-      -- the notifier raised its delivery's failure: counted once, as that
-      ok, result = true, nil
-    end
+    if not ok and raised_its_delivery(result, deliveries, seen) then ok, result = true, nil end
     if not ok then
       errors[#errors + 1] = ("state_handlers[%d] raised: %s"):format(i, core.redact(tostring(result)))
     elseif core.is_state(result) then
@@ -90,8 +98,24 @@ local function call_handlers(obj, old, new, deliveries)
   return errors, called
 end
 
+-- obj's on_overdue (old: the Running state it is in) with a made-up message,
+-- as the engine calls it when its deadline passes.
+local function call_overdue(obj, old, _, deliveries)
+  local spec = given_to(graph.overdue_of, obj)
+  if not spec then return {}, 0 end
+  local limit = core.format_duration(spec.deadline)
+  local info = { deadline = spec.deadline, elapsed = spec.deadline,
+                 message = ("%s is overdue: running for %s (deadline %s) (a test notification from luaflow)")
+                   :format(obj.name, limit, limit) }
+  local seen = #deliveries
+  local ok, why = pcall(spec.on_overdue, obj, old, info)
+  if ok or raised_its_delivery(why, deliveries, seen) then return {}, 1 end
+  return { "on_overdue raised: " .. core.redact(tostring(why)) }, 1
+end
+
 -- Runs the test; returns the exit code (0: every delivery succeeded).
 function M.run(o, cli)
+  if o.overdue and o.state then cli.usage_error("--overdue and --state do not go together") end
   local cls = state_class(o.state, cli)
   local obj, flow = target(o, cli)
   local old, new = luaflow.states.Running(), cls(M.MESSAGE)
@@ -100,15 +124,19 @@ function M.run(o, cli)
   table.insert(N.observers, observer)
   graph.runs[#graph.runs + 1] = { flow = flow, parameters = {}, run_id = graph.new_run_id() }
   local ok, errors, called = pcall(N._with_transition,
-    { task_will_retry = false, transition_number = 1, single = true }, call_handlers, obj, old, new,
-    deliveries)
+    { task_will_retry = false, transition_number = 1, single = true },
+    o.overdue and call_overdue or call_handlers, obj, old, new, deliveries)
   table.remove(graph.runs)
   for i, fn in ipairs(N.observers) do
     if fn == observer then table.remove(N.observers, i) break end
   end
   if not ok then error(errors, 0) end
   core.log_flush()
-  print(("notify test: %s: %s -> %s"):format(tostring(obj), tostring(old), tostring(new)))
+  if o.overdue then
+    print(("notify test: %s: overdue while %s"):format(tostring(obj), tostring(old)))
+  else
+    print(("notify test: %s: %s -> %s"):format(tostring(obj), tostring(old), tostring(new)))
+  end
   local failed = #errors
   for _, d in ipairs(deliveries) do
     print(("  %s: %s: %s"):format(d.ok and "delivered" or "FAILED", d.who, d.status))
@@ -116,8 +144,13 @@ function M.run(o, cli)
   end
   for _, e in ipairs(errors) do print("  FAILED: " .. e) end
   if called == 0 then
-    print(("notify test: %s has no state handlers: nothing was sent"):format(tostring(obj)))
+    print(("notify test: %s has no %s: nothing was sent"):format(tostring(obj),
+                                                                o.overdue and "on_overdue" or "state handlers"))
     return 1
+  end
+  if #deliveries == 0 and #errors == 0 and o.overdue then
+    print("notify test: on_overdue was called and sent nothing")
+    return 0
   end
   if #deliveries == 0 and #errors == 0 then
     print(("notify test: no notifier sent anything for a %s state (see their only_states "

@@ -6,6 +6,7 @@ local raise = core.raise
 
 local options = require("luaflow.options")
 local describe = options.describe
+local run_store = require("luaflow.run_store")
 
 local task_mt, flow_mt = core.task_mt, core.flow_mt
 local function is_task(v) return getmetatable(v) == task_mt end
@@ -23,6 +24,8 @@ M.end_of_run = {}     -- fn(run) called when a run's engine work is over, before
                       -- flow:run returns (the notifiers' pending digests)
 -- task or flow -> {state_handlers =, on_failure =} as given (luaflow notify test)
 M.handlers_of = setmetatable({}, { __mode = "k" })
+-- task or flow -> {on_overdue =, deadline =} as the engine calls it (luaflow notify test --overdue)
+M.overdue_of = setmetatable({}, { __mode = "k" })
 -- flow -> its terminal_state_handler (weak keys); the runner looks it up here
 local terminal_handlers = core.terminal_handlers
 
@@ -194,18 +197,26 @@ local function check_cache(opts)
   end
 end
 
+-- on_overdue as the engine calls it: a notifier sends its overdue message.
+local function overdue_handler(fn)
+  if fn == nil then return nil end
+  return require("luaflow.notifications")._overdue_handler(fn)
+end
+
 function M.Task(opts)
   opts = opts or {}
   options.check("Task", opts)
   check_cache(opts)
   local on_failure, handlers = handler_options(opts)
-  if on_failure ~= opts.on_failure then
+  local on_overdue = overdue_handler(opts.on_overdue)
+  if on_failure ~= opts.on_failure or on_overdue ~= opts.on_overdue then
     local o = {}
     for k, v in pairs(opts) do o[k] = v end
-    o.on_failure, opts = on_failure, o
+    o.on_failure, o.on_overdue, opts = on_failure, on_overdue, o
   end
   local t = core.new_task(opts)
   M.handlers_of[t] = handlers
+  if on_overdue then M.overdue_of[t] = { on_overdue = on_overdue, deadline = opts.deadline } end
   if opts.name == nil then core.task_set_name(t, "Task", true) end -- never named by a call site
   return t
 end
@@ -236,8 +247,10 @@ function M.task(a, b)
   o.fn = fn
   local handlers
   o.on_failure, handlers = handler_options(opts)
+  o.on_overdue = overdue_handler(opts.on_overdue)
   local t = core.new_task(o)
   M.handlers_of[t] = handlers
+  if o.on_overdue then M.overdue_of[t] = { on_overdue = o.on_overdue, deadline = o.deadline } end
   if o.name == nil then core.task_set_name(t, "task", false) end
   return t
 end
@@ -501,26 +514,46 @@ function flow_methods.run(f, opts)
     if not task then raise(("resume: %s is not in %s"):format(tostring(t), tostring(f))) end
     resume[i] = core.flow_index(f, task)
   end
-  M.runs[#M.runs + 1] = { flow = f, parameters = params, secrets = opts.secrets,
-                          run_id = M.new_run_id() }
-  local ok, state, cycle = pcall(core.flow_run, f, resume, M.hooks.approve)
+  local run = { flow = f, parameters = params, secrets = opts.secrets, run_id = M.new_run_id() }
+  M.runs[#M.runs + 1] = run
+  -- the run store, the progress line, a restart (run_store.lua)
+  local ok, state, cycle = pcall(run_store.prepare, f, opts, run)
+  if ok then ok, state, cycle = pcall(core.flow_run, f, resume, M.hooks.approve, run) end
+  run_store.finish(run)
   for _, hook in ipairs(M.end_of_run) do hook(M.runs[#M.runs]) end
   table.remove(M.runs)
   if not ok then error(state, 0) end
   if not state then cycle_error(f, cycle) end
   M.ran = M.ran or setmetatable({}, { __mode = "k" })
   M.ran[f] = true
-  if M.hooks.after_run then M.hooks.after_run(f, state) end
+  if M.hooks.after_run then M.hooks.after_run(f, state, run) end
   if core.cancel_signal() then error("interrupted", 0) end -- SIGINT/SIGTERM stop the script too
   return state
 end
 -- SIGINT/SIGTERM outside a run wait while a run reports (its --json line)
 core.shield(flow_methods.run)
 
--- A random UUID (version 4) naming one flow run.
+-- A random UUID (version 4) naming one flow run: 16 bytes from the system's
+-- random source once a process (math.random's seed may be the same in two
+-- processes started together, or set by the script), counted up for each
+-- run.
+local id_base, id_count
 function M.new_run_id()
-  local b = {}
-  for i = 1, 16 do b[i] = math.random(0, 255) end
+  if not id_base then
+    local f = io.open("/dev/urandom", "rb")
+    local bytes = f and f:read(16)
+    if f then f:close() end
+    id_base, id_count = {}, 0
+    for i = 1, 16 do
+      id_base[i] = bytes and #bytes == 16 and bytes:byte(i) or math.random(0, 255)
+    end
+  end
+  id_count = id_count + 1
+  local b, carry = {}, id_count
+  for i = 16, 1, -1 do -- base + count, as one 128-bit number
+    local v = id_base[i] + carry
+    b[i], carry = v % 256, v // 256
+  end
   b[7] = (b[7] & 0x0f) | 0x40
   b[9] = (b[9] & 0x3f) | 0x80
   return ("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"):format(table.unpack(b))
@@ -562,6 +595,11 @@ function M.Flow(a, builder)
   local on_failure, handlers = handler_options(opts)
   local f = core.new_flow(opts.name, opts.state_handlers, on_failure)
   M.handlers_of[f] = handlers
+  if opts.deadline ~= nil or opts.on_overdue ~= nil then
+    local on_overdue = overdue_handler(opts.on_overdue)
+    core.flow_set_deadline(f, { deadline = opts.deadline, on_overdue = on_overdue })
+    if on_overdue then M.overdue_of[f] = { on_overdue = on_overdue, deadline = opts.deadline } end
+  end
   if opts.tasks then add_listed(f, opts.tasks) end
   if builder then
     M.building[#M.building + 1] = f

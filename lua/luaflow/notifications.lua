@@ -375,6 +375,17 @@ end
 -- Before flow:run returns, the run's digests go out.
 table.insert(graph.end_of_run, function(run) flush_digests(run, true) end)
 
+-- A window that ends while the run goes on is delivered then: the engine
+-- wakes the notifiers on its timer heap (core.wake_after), even when no state
+-- changes; a window not quite over yet asks to be woken again.
+core.set_wake_handler(function()
+  flush_digests(current_run(), false)
+  local run, now = current_run(), clock()
+  for _, d in ipairs(pending) do
+    if d.run == run then core.wake_after(d.opened + d.cfg.digest - now + 0.001) end
+  end
+end)
+
 local function collect(cfg, kind, item)
   local run = current_run()
   for _, d in ipairs(pending) do
@@ -384,6 +395,41 @@ local function collect(cfg, kind, item)
     end
   end
   pending[#pending + 1] = { cfg = cfg, kind = kind, run = run, opened = clock(), items = { item } }
+  core.wake_after(cfg.digest)
+end
+
+-- ---- overdue objects (on_overdue) ----
+
+-- handler -> function(obj, state, info) sending the overdue message: a
+-- notifier given as on_overdue says "<name> is overdue: running for ...".
+local overdue_senders = setmetatable({}, { __mode = "k" })
+
+-- The id of an overdue message: one per object and run.
+local function overdue_id(obj, run)
+  if not run then return nil end
+  local key = graph.is_flow(obj) and "0" or core.flow_index(run.flow, obj)
+  return key and ("%s/%s/overdue"):format(run.run_id, key)
+end
+
+local function overdue_sender(cfg, kind)
+  return function(obj, state, info)
+    if type(info) ~= "table" or type(info.message) ~= "string" then
+      core.raise("an overdue notifier is called by the engine as on_overdue(obj, state, info)")
+    end
+    local run = current_run()
+    local item = { obj = obj, state = state, info = info, run = run, tid = overdue_id(obj, run) }
+    deliver(cfg, ("%s overdue notification for %s"):format(kind.label, tostring(obj)), function()
+      local msg = kind.overdue(cfg, item)
+      msg.run_id, msg.tid = run and run.run_id, item.tid
+      return msg
+    end)
+  end
+end
+
+-- on_overdue as the engine calls it (graph.lua): a notifier, used directly
+-- or configured, sends its overdue message; any other function is itself.
+function M._overdue_handler(fn)
+  return overdue_senders[fn] or fn
 end
 
 -- ---- notifiers ----
@@ -402,7 +448,8 @@ local function notifier(name, kind)
     cfg.only_states = classes(cfg.only_states)
     cfg.ignore_states = classes(cfg.ignore_states)
     cfg._seen, cfg._nseen = {}, 0
-    return function(obj, old_state, new_state)
+    local handler
+    handler = function(obj, old_state, new_state)
       local single = made_up and made_up.single
       if #pending > 0 and not single then flush_digests(current_run(), false) end
       if not wanted(cfg, new_state) then return new_state end
@@ -425,9 +472,12 @@ local function notifier(name, kind)
       end)
       return new_state
     end
+    overdue_senders[handler] = overdue_sender(cfg, kind)
+    return handler
   end
   local direct
-  return setmetatable({ name = name }, {
+  local self
+  self = setmetatable({ name = name }, {
     __call = function(_, a, b, c)
       if b == nil and c == nil then -- configuring: the engine always passes both states
         if a ~= nil and (type(a) ~= "table" or getmetatable(a)) then
@@ -441,6 +491,11 @@ local function notifier(name, kind)
     __tostring = function() return "<notifier: " .. name .. ">" end,
     __luaflow_kind = "notifier",
   })
+  overdue_senders[self] = function(...)
+    direct = direct or configure(nil)
+    return overdue_senders[direct](...)
+  end
+  return self
 end
 
 -- ---- Slack ----
@@ -472,6 +527,7 @@ function M.slack_payload(obj, state)
 end
 
 local DIGEST_MAX = 20 -- states shown one by one in a Slack digest
+local OVERDUE_COLOR = "#f66a0a" -- Retrying's orange: late, not failed
 
 M.slack_notifier = notifier("slack_notifier", {
   label = "Slack",
@@ -490,6 +546,19 @@ M.slack_notifier = notifier("slack_notifier", {
       list[#list + 1] = { fallback = more, text = more, footer = "luaflow notification" }
     end
     return { secret = cfg.webhook_secret, body = core.json_redacted({ attachments = list }) }
+  end,
+  overdue = function(cfg, item)
+    local state = item.state
+    local doc = { attachments = json.array({ {
+      fallback = item.info.message,
+      color = OVERDUE_COLOR,
+      author_name = "luaflow",
+      title = "Overdue",
+      text = item.info.message,
+      fields = json.array({ { title = "State", value = tostring(state), short = false } }),
+      footer = "luaflow notification",
+    } }) }
+    return { secret = cfg.webhook_secret, body = core.json_redacted(doc) }
   end,
 })
 
@@ -547,6 +616,21 @@ M.webhook_notifier = notifier("webhook_notifier", {
     local tid = items[1].tid and ("%s+%d"):format(items[1].tid, #items)
     local doc = { event = "digest", time = tostring(core.time.now()), flow = flow_doc(run),
                   transition_id = or_null(tid), count = #items, items = list }
+    return { secret = cfg.url_secret, body = core.json_redacted(doc) }
+  end,
+  overdue = function(cfg, item)
+    local obj, info = item.obj, item.info
+    local doc = {
+      event = "overdue",
+      time = tostring(core.time.now()),
+      flow = flow_doc(item.run),
+      transition_id = or_null(item.tid),
+      object = { kind = graph.is_flow(obj) and "flow" or "task", name = obj.name },
+      state = state_doc(item.state, true),
+      deadline = info.deadline,
+      elapsed = info.elapsed,
+      message = info.message,
+    }
     return { secret = cfg.url_secret, body = core.json_redacted(doc) }
   end,
 })
@@ -674,6 +758,17 @@ local email_kind = {
   digest = function(cfg, items, run)
     local subject, text, html = email_digest_content(items, run)
     return email_msg(cfg, subject, text, html, items[1].tid and ("%s+%d"):format(items[1].tid, #items))
+  end,
+  overdue = function(cfg, item)
+    local message = item.info.message
+    local subject = ("luaflow: %s is overdue"):format(item.obj.name)
+    local text = ("%s.\n\nState: %s\n"):format(message, tostring(item.state))
+    local html = ([[<html><body><table style="border-left: 4px solid %s; padding-left: 8px">
+<tr><td>%s.</td></tr>
+<tr><td>State: <pre>%s</pre></td></tr>
+</table></body></html>
+]]):format(OVERDUE_COLOR, html_escape(message), html_escape(tostring(item.state)))
+    return email_msg(cfg, subject, text, html, item.tid)
   end,
 }
 

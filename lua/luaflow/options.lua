@@ -93,6 +93,8 @@ C.count = simple("an integer >= 0", function(v) return math.type(v) == "integer"
 C.seconds = simple("a number of seconds >= 0", function(v) return finite(v) and v >= 0 end)
 C.positive_seconds = simple("a number of seconds > 0", function(v) return finite(v) and v > 0 end)
 C.non_negative = simple("a number >= 0", function(v) return finite(v) and v >= 0 end)
+C.factor = simple("a number >= 1", function(v) return finite(v) and v >= 1 end)
+C.fraction = simple("a number from 0 to 1", function(v) return finite(v) and v >= 0 and v <= 1 end)
 C.table = simple("a table", plain_table)
 C.any = function() end
 
@@ -199,6 +201,13 @@ C.addresses = function(v, option)
   return ("%s must be an e-mail address or a list of them (got %s)"):format(option, M.describe(v))
 end
 
+-- flow:run's store =: a path, a store from luaflow.store.open, or false (none).
+C.run_store = function(v, option)
+  if v == false or (type(v) == "string" and v ~= "") then return end
+  if type(v) == "userdata" and tostring(v):find("^luaflow.Store") then return end
+  return ("%s must be the path of a run store, a store, or false (got %s)"):format(option, M.describe(v))
+end
+
 M.checks = C
 
 -- ---- the options of each function ----
@@ -210,11 +219,14 @@ M.specs = {
            on_failure_final_only = C.boolean,
            max_retries = C.count, retry_delay = C.seconds, trigger = C.trigger,
            skip_on_upstream_skip = C.boolean, timeout = C.positive_seconds, tags = C.strings,
-           cache_for = C.positive_seconds, cache_key = C.name, cache_validator = C.callable },
+           cache_for = C.positive_seconds, cache_key = C.name, cache_validator = C.callable,
+           retry_backoff = C.factor, max_retry_delay = C.positive_seconds, retry_jitter = C.fraction,
+           retry_on = C.callable, deadline = C.positive_seconds, on_overdue = C.callable },
   Flow = { name = C.string, tasks = C.tasks, state_handlers = C.handlers, on_failure = C.callable,
-           on_failure_final_only = C.boolean,
+           on_failure_final_only = C.boolean, deadline = C.positive_seconds, on_overdue = C.callable,
            reference_tasks = C.tasks, terminal_state_handler = C.callable },
-  ["flow:run"] = { parameters = C.named_values, secrets = C.named_values, resume = C.tasks },
+  ["flow:run"] = { parameters = C.named_values, secrets = C.named_values, resume = C.tasks,
+                  store = C.run_store, restart = C.string },
   Parameter = { default = C.any, required = C.boolean },
 }
 M.specs.task = M.specs.Task

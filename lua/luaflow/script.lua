@@ -212,9 +212,9 @@ function M.run(o, hooks)
   graph.hooks.approve = hooks.approve
   local outcomes = {}
   graph.hooks.before_run = check_run(o, hooks.fatal or usage_error)
-  graph.hooks.after_run = function(flow, state)
+  graph.hooks.after_run = function(flow, state, run)
     outcomes[#outcomes + 1] = { flow = flow, state = state }
-    if hooks.after_run then hooks.after_run(flow, state) end
+    if hooks.after_run then hooks.after_run(flow, state, run) end
   end
   local ok, value = run_script(o.file)
   if core.cancel_signal() then

@@ -5,6 +5,8 @@ local core = require("luaflow.core")
 
 local M = {}
 local OPTIONS = { message = true, result = true }
+-- FAIL("msg", {retry = false}): a failure that is never retried.
+local NO_RETRY = { FAIL = true, TRIGGERFAIL = true, VALIDATIONFAIL = true }
 local time_mt = getmetatable(core.time.now())
 
 local function check_state_option(name, k, v)
@@ -35,10 +37,18 @@ local function build(mt, a, b)
     for k, v in pairs(opts) do
       if own and own[k] then
         check_state_option(mt.__name, k, v)
+      elseif k == "retry" and NO_RETRY[mt.__name] then
+        if type(v) ~= "boolean" then
+          core.raise(("%s: retry must be true or false (got %s)")
+                     :format(mt.__name, require("luaflow.options").describe(v)))
+        end
+        if v == false then sig._no_retry = true end
+        goto next
       elseif not OPTIONS[k] then
         core.raise(("unknown option '%s' for signal %s"):format(tostring(k), mt.__name))
       end
       sig[k] = v
+      ::next::
     end
     if rawget(opts, "result") ~= nil then sig._has_result = true end
   end

@@ -32,6 +32,11 @@
   XX(buf_grows_and_keeps_its_bytes)                                                      \
   XX(buf_reports_a_size_it_cannot_have)                                                  \
   XX(api_handler_error_is_per_thread)                                                    \
-  XX(api_table_matches_the_linked_functions)
+  XX(api_table_matches_the_linked_functions)                                             \
+  XX(retry_delay_grows_by_the_backoff_up_to_the_cap)                                     \
+  XX(retry_jitter_spreads_within_its_bounds_and_under_the_cap)                           \
+  XX(retry_check_says_why_a_failure_is_not_retried)                                      \
+  XX(deadline_durations_read_like_a_person_writes_them)                                  \
+  XX(engine_run_file_waits_for_async_deliveries)
 
 #endif
