@@ -260,6 +260,36 @@ return luaflow.Flow("m", function() total(double:map({1, 2})) end)
     cli.cleanup()
   end)
 
+  it("the run store records every child: luaflow runs show and graph --run show them", function()
+    local dir = cli.tmpdir()
+    local path = cli.write_flow([[
+local luaflow = require("luaflow")
+local double = luaflow.task(function(x) if x == 2 then error("two", 0) end return 2 * x end)
+return luaflow.Flow("stored-map", function() double:map({1, 2, 3}) end)
+]], dir)
+    local env = { XDG_STATE_HOME = dir }
+    assert.are.equal(1, cli.run({ "run", path }, { env = env }).code)
+    local show = cli.run({ "runs", "show", "last", "--json", "--transitions" }, { env = env })
+    assert.are.equal(0, show.code, show.stderr)
+    local doc = luaflow.json.decode(show.stdout)
+    local rows = {}
+    for _, t in ipairs(doc.tasks) do
+      local index = math.type(t.map_index) == "integer" and ("[%d]"):format(t.map_index) or ""
+      rows[#rows + 1] = ("%s%s %s"):format(t.name, index, t.state)
+    end
+    assert.are.same({ "double Mapped", "double[1] Success", "double[2] Failed", "double[3] Success" }, rows)
+    local child_transitions = 0
+    for _, t in ipairs(doc.transitions) do
+      if math.type(t.map_index) == "integer" then child_transitions = child_transitions + 1 end
+    end
+    assert.are.equal(6, child_transitions) -- Pending -> Running -> outcome, three times
+    local text = cli.run({ "runs", "show", "last" }, { env = env })
+    assert.is_true(util.has(text.stdout, "  double[2]  Failed"), text.stdout)
+    local g = cli.run({ "graph", "--run", "last" }, { env = env })
+    assert.is_true(util.has(g.stdout, "3 children: 2 Success, 1 Failed"), g.stdout)
+    cli.cleanup()
+  end)
+
   it("--json lists a mapped task's children and log lines name them", function()
     local dir = cli.tmpdir()
     local path = cli.write_flow([[
