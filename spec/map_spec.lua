@@ -287,6 +287,10 @@ return luaflow.Flow("stored-map", function() double:map({1, 2, 3}) end)
     assert.is_true(util.has(text.stdout, "  double[2]  Failed"), text.stdout)
     local g = cli.run({ "graph", "--run", "last" }, { env = env })
     assert.is_true(util.has(g.stdout, "3 children: 2 Success, 1 Failed"), g.stdout)
+    -- a restart runs a mapped task again, children and all
+    local again = cli.run({ "run", path, "--restart", "last", "--json", "-" }, { env = env })
+    local entry = util.task_entry(util.json_lines(again.stdout)[1], "double")
+    assert.are.equal(3, #entry.children, again.stderr)
     cli.cleanup()
   end)
 
