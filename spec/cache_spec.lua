@@ -208,6 +208,24 @@ return luaflow.Flow("shared", function() for i = 1, 25 do t(who .. i) end end)
     cli.cleanup()
   end)
 
+  it("keeps entries in the store a flow:run{store = PATH} records into", function()
+    local dir = cli.tmpdir()
+    local path = dir .. "/runs.db"
+    local ran = 0
+    local t = Task{ name = "s", cache_for = 60, fn = function() ran = ran + 1; return "v" end }
+    local f = Flow{ name = fresh_name(), tasks = { t } }
+    f:run{ store = path }
+    local st = f:run{ store = path }
+    assert.are.equal(1, ran)
+    assert.is_true(st.result[t]:is_cached())
+    local db = assert(require("luaflow.core").cache_db(path))
+    local rows = db:list()
+    db:close()
+    assert.are.equal(1, #rows)
+    assert.are.equal(f.name .. "/s", rows[1].key)
+    cli.cleanup()
+  end)
+
   it("refuses a bad option, naming it", function()
     assert.has_error(function() Task{ cache_for = -1 } end)
     assert.has_error(function() Task{ cache_for = 1, cache_validator = 3 } end)

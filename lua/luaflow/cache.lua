@@ -115,6 +115,25 @@ end
 
 function M.store_path() return db_path end
 
+local current_run -- below
+
+-- The cache table of the run's store (flow:run{store = PATH}, the CLI's
+-- store), else the one use_store gave, else nil (memory).
+local by_path = {}
+local function run_db()
+  local run = current_run()
+  local s = run and run.store
+  if not s then return db end
+  local path = s:path()
+  if path == db_path then return db end
+  local d = by_path[path]
+  if d == nil then
+    d = core.cache_db(path) or false
+    by_path[path] = d
+  end
+  return d or nil
+end
+
 local function memory_key(key, index) return key .. "\0" .. tostring(index or 0) end
 
 local function live(e, t) return e and (e.expires == nil or e.expires > t) and e or nil end
@@ -123,6 +142,7 @@ local function live(e, t) return e and (e.expires == nil or e.expires > t) and e
 -- `parameters` (canonical bytes) narrow them, `limit` caps them.
 local function fetch(key, index, inputs, parameters, limit)
   local t = clock()
+  local db = run_db()
   if db then
     local rows, why = db:get(key, index, t, inputs, parameters, limit)
     if not rows then error("the run store's cache cannot be read: " .. why, 0) end
@@ -148,6 +168,7 @@ end
 
 local seq = 0
 local function put(entry)
+  local db = run_db()
   if db then
     local ok, why = db:put(entry)
     if not ok then error("the run store's cache cannot be written: " .. why, 0) end
@@ -170,7 +191,7 @@ end
 
 -- ---- the engine's hooks ----
 
-local function current_run() return graph.runs[#graph.runs] end
+function current_run() return graph.runs[#graph.runs] end
 
 local function key_of(task, key)
   if key ~= nil then return tostring(key) end
