@@ -278,6 +278,7 @@ return luaflow.Flow("stored-map", function() double:map({1, 2, 3}) end)
       rows[#rows + 1] = ("%s%s %s"):format(t.name, index, t.state)
     end
     assert.are.same({ "double Mapped", "double[1] Success", "double[2] Failed", "double[3] Success" }, rows)
+    assert.are.same({ 2, "two", 6 }, doc.tasks[1].result) -- as --json: the children's results
     local child_transitions = 0
     for _, t in ipairs(doc.transitions) do
       if math.type(t.map_index) == "integer" then child_transitions = child_transitions + 1 end
