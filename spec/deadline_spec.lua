@@ -106,7 +106,7 @@ describe("deadlines", function()
     assert.are.same({ "t", "t" }, names)
   end)
 
-  it("log a WARNING line (the run store keeps log lines) and check their options", function()
+  it("log a WARNING line, recorded in the run store, and check their options", function()
     local path = cli.write_flow([[
 local luaflow = require("luaflow")
 local t = luaflow.Task{name = "late", deadline = 0.05, fn = function()
@@ -114,9 +114,14 @@ local t = luaflow.Task{name = "late", deadline = 0.05, fn = function()
 end}
 return luaflow.Flow{name = "warns", tasks = {t}}
 ]])
-    local r = cli.run({ "run", path, "--log-level", "INFO" })
+    local store = cli.tmpdir() .. "/runs.db"
+    local r = cli.run({ "run", path, "--log-level", "INFO", "--store", store })
     assert.are.equal(0, r.code, r.stderr)
-    assert.is_truthy(r.stderr:find("WARNING %- luaflow%.TaskRunner | Task 'late': overdue: running for 0%.%d+s %(deadline 0%.05s%)"), r.stderr)
+    local line = "WARNING %- luaflow%.TaskRunner | Task 'late': overdue: running for 0%.%d+s %(deadline 0%.05s%)"
+    assert.is_truthy(r.stderr:find(line), r.stderr)
+    local logs = cli.run({ "runs", "logs", "--store", store }) -- the run store keeps it
+    assert.are.equal(0, logs.code, logs.stderr)
+    assert.is_truthy(logs.stdout:find(line), logs.stdout)
     local bad = cli.write_flow([[
 local luaflow = require("luaflow")
 local opts = load("return " .. os.getenv("OPTS"))()
@@ -183,7 +188,7 @@ if what == "Flow" then opts.name = "f" luaflow.Flow(opts) else luaflow.Task(opts
       assert.is_truthy(texts[2]:match("^report is overdue: running for .+ %(deadline 0%.%d+s%)$"), texts[2])
       local mail = smtp:wait_for(1, 2)
       assert.are.equal(1, #mail)
-      local raw = mail[1].data or mail[1].message or json.encode(mail[1])
+      local raw = mail[1].data
       assert.is_true(has(raw, "Subject: luaflow: export is overdue"), raw)
       assert.is_true(has(raw, "export is overdue: running for "), raw)
     end)

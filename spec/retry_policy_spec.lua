@@ -142,6 +142,25 @@ describe("the retry policy", function()
     assert.is_nil(sig.retry)
   end)
 
+  it("a refused failure stays refused when its state crosses to another Lua state (the codec)", function()
+    local codec = require("luaflow.core").codec
+    local probe = Task{ name = "probe", fn = function() error(signals.FAIL("nope", { retry = false })) end }
+    local refused = run_one(probe).result[probe]
+    local ok, copy = codec.decode(codec.encode(refused))
+    assert.is_true(ok, copy)
+    assert.are.equal('Failed("nope")', tostring(copy))
+    -- a handler puts the copy in place of the body's failure: the engine reads its no-retry mark
+    local calls = 0
+    local t = Task{ name = "swapped", max_retries = 3, retry_delay = 0,
+                    state_handlers = { function(_, old, new)
+                      if old:is_running() and new:is_failed() then return copy end
+                    end },
+                    fn = function() calls = calls + 1; error("plain", 0) end }
+    local _, ts = run_one(t)
+    assert.are.equal(1, calls)
+    assert.are.equal('Failed("nope")', tostring(ts))
+  end)
+
   it("task_will_retry follows the policy, so final_only alerts fire on a rejected retry", function()
     local seen = {}
     local h = function(_, _, new)

@@ -167,12 +167,13 @@ local luaflow = require("luaflow")
 local first = luaflow.task{name = "first"}(function() return 1 end)
 local sleeper = luaflow.task{name = "sleeper"}(function()
   print("ready"); io.stdout:flush()
-  os.execute("sleep 4") -- outlives the kill; ends soon after it
+  os.execute("sleep 5") -- outlives the kill; ends soon after it
 end)
 return luaflow.Flow("doomed", function() sleeper(first()) end)
 ]])
     proc.wait_for(h, "ready\n")
-    os.execute("sleep 0.3") -- more than the writer's 50 ms: the Running transition is committed
+    -- more than the writer's 50 ms: the Running transition is committed
+    os.execute(("sleep %.2f"):format(0.4 * proc.SLACK))
     proc.kill(h)
     assert.is_truthy(proc.wait_exit(h, 5))
     local r = run_in(h.dir, { "runs", "--json" })
@@ -265,6 +266,24 @@ return luaflow.Flow(os.getenv("NAME"), function() for i = 1, 300 do t(i) end end
     end
   end)
 
+  it("records a deadline that passed with the run's log lines", function()
+    local dir = cli.tmpdir()
+    local flow = cli.write_flow([[
+local luaflow = require("luaflow")
+local slow = luaflow.task{name = "slow", deadline = 0.05}(function() os.execute("sleep 0.3") end)
+return luaflow.Flow("late", function() slow() end)
+]], dir)
+    -- recorded whether the log level shows WARNING lines on stderr or not
+    for _, level in ipairs({ "INFO", "ERROR" }) do
+      local r = run_in(dir, { "run", flow, "--log-level", level })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal(level == "INFO", r.stderr:find("overdue", 1, true) ~= nil, r.stderr)
+      r = run_in(dir, { "runs", "logs", "last" })
+      assert.are.equal(0, r.code, r.stderr)
+      assert.is_truthy(r.stdout:find("WARNING - luaflow.TaskRunner | Task 'slow': overdue: running for", 1, true), r.stdout)
+    end
+  end)
+
   it("records the notifications' deliveries with the run", function()
     local dir = cli.tmpdir()
     local http = receiver.start{ proto = "http" }
@@ -337,6 +356,9 @@ describe("restarting a recorded run", function()
     assert.are.same({ x = 1, tag = "hello" }, tasks.a.result)
     assert.are.equal(2, tasks.b.result)
     assert.are.equal(20, tasks.c.result) -- from b's restored result
+    local before = by_name(json_of(first)[1].tasks)
+    assert.are.equal(before.a.started, tasks.a.started) -- a kept task keeps its times
+    assert.are.equal(before.b.duration, tasks.b.duration)
     assert.is_truthy(r.stderr:find("Restarting run " .. failed_id:sub(1, 8) .. " of flow 'counted': 2 tasks keep", 1, true),
                      r.stderr)
     -- only c's handlers ran

@@ -5,6 +5,7 @@
 #include "deadline.h"
 #include "host.h"
 #include "log.h"
+#include "run_journal.h"
 
 static void push_alarm(lf_run *r, double when, int i, int tag) {
   if (lf_heap_push(&r->alarms, when, i, tag) != 0) lf_run_abort(r, "not enough memory");
@@ -62,10 +63,18 @@ static void overdue(lf_run *r, int i, double due) {
   lf_format_duration(ran, sizeof ran, elapsed);
   lf_format_duration(limit, sizeof limit, deadline);
   snprintf(message, sizeof message, "running for %s (deadline %s)", ran, limit);
-  /* the run store keeps this line with the run's logs; a recorder wanting a
-   * row of its own hooks in here (deadline, elapsed) */
-  lf_log(LF_LOG_WARNING, obj->is_flow ? "luaflow.FlowRunner" : "luaflow.TaskRunner",
-         "%s '%s': overdue: %s", lf_object_label(obj), obj->name, message);
+  /* the run store keeps this line with the run's logs (run_journal.c's tap),
+   * and keeps it too when the log level hides WARNING lines */
+  const char *logger = obj->is_flow ? "luaflow.FlowRunner" : "luaflow.TaskRunner";
+  if (lf_log_enabled(LF_LOG_WARNING)) {
+    lf_log(LF_LOG_WARNING, logger, "%s '%s': overdue: %s", lf_object_label(obj),
+           obj->name, message);
+  } else if (r->journal) {
+    char line[400];
+    snprintf(line, sizeof line, "%s '%s': overdue: %s", lf_object_label(obj), obj->name,
+             message);
+    lf_journal_note(r, LF_LOG_WARNING, logger, line);
+  }
   int current = r->current;
   r->current = i; /* luaflow.context speaks of it */
   r->host->ops->overdue(r->host, r, i, deadline, elapsed, message);
@@ -90,5 +99,6 @@ double lf_alarms_wait(const lf_run *r, double wait) {
   if (r->alarms.count == 0) return wait;
   double left = r->alarms.entry[0].key - lf_now();
   if (left < 0) left = 0;
+  if (left > 1e9) left = 1e9; /* a deadline decades away: the wait stays a sane number */
   return wait < 0 || left < wait ? left : wait;
 }

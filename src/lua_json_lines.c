@@ -227,26 +227,30 @@ static lf_state *state_at(lua_State *L, int idx, int state_mt) {
   return s;
 }
 
+/* An ISO-8601 time as a JSON string; null for 0 (unknown). */
+static void put_time(lua_State *L, lf_buf *b, double t) {
+  char text[64];
+  if (t > 0) {
+    lf_format_iso(t, text, sizeof text);
+    lf_json_put_string(b, text, strlen(text));
+  } else {
+    PUT_LITERAL(L, b, "null");
+  }
+}
+
 /* "started":, "ended":, "duration": from two times (0: unknown, null). */
 static void put_times(lua_State *L, lf_buf *b, double started, double ended) {
   char text[64];
   PUT_LITERAL(L, b, "\"started\":");
-  if (started > 0) {
-    lf_format_iso(started, text, sizeof text);
-    lf_json_put_string(b, text, strlen(text));
-  } else {
-    PUT_LITERAL(L, b, "null");
-  }
+  put_time(L, b, started);
   PUT_LITERAL(L, b, ",\"ended\":");
-  if (ended > 0) {
-    lf_format_iso(ended, text, sizeof text);
-    lf_json_put_string(b, text, strlen(text));
-  } else {
-    PUT_LITERAL(L, b, "null");
-  }
+  put_time(L, b, ended);
   PUT_LITERAL(L, b, ",\"duration\":");
   if (started > 0 && ended >= started) {
-    int n = snprintf(text, sizeof text, "%.6f", ended - started);
+    /* from the times as written (to the microsecond), so a restarted run's
+     * kept task, whose times come back from the store, says the same */
+    double us = (double)(llround(ended * 1e6) - llround(started * 1e6));
+    int n = snprintf(text, sizeof text, "%.6f", us / 1e6);
     put(L, b, text, (size_t)n);
   } else {
     PUT_LITERAL(L, b, "null");

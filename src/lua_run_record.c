@@ -125,6 +125,20 @@ int lf_lua_record_begin(lua_State *L, int idx, lf_lua_record *rec, lf_run *r) {
   rec->run.ntasks = r->ntasks;
   lf_journal_begin(&rec->j, &rec->run);
   r->journal = &rec->j;
+  if (rec->restores) { /* a restored task keeps its times from the run it restarts */
+    lua_getfield(L, idx, "restore_times");
+    for (int i = 0; i < r->ntasks && lua_istable(L, -1); i++) {
+      if (lua_rawgeti(L, -1, i + 1) == LUA_TTABLE) {
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        rec->j.times[2 * i] = lua_tonumber(L, -2);
+        rec->j.times[2 * i + 1] = lua_tonumber(L, -1);
+        lua_pop(L, 2);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
   for (int i = 0; i < r->ntasks; i++)
     if (r->task[i].flags & LF_TASK_FINISHED) lf_journal_task_restored(r, i);
   if (rec->j.progress) lf_progress_set(&rec->j.counts);

@@ -75,9 +75,8 @@ void lf_journal_transition(lf_run *r, int i, const lf_state *old, const lf_state
   if (i < 0) {
     if (!j->started) j->started = now;
     if (LF_IS(next, LF_FINISHED)) j->ended = now;
-  } else {
-    if (i < r->ntasks && next->kind == LF_RUNNING && !j->times[2 * i])
-      j->times[2 * i] = now;
+  } else if (i < r->ntasks) { /* (an object the run adds, a mapped child, has no slot) */
+    if (next->kind == LF_RUNNING && !j->times[2 * i]) j->times[2 * i] = now;
     if (j->progress) {
       j->counts.running += (next->kind == LF_RUNNING) - (old->kind == LF_RUNNING);
       lf_progress_set(&j->counts);
@@ -203,10 +202,18 @@ static void log_tap(int level, const char *logger, const char *msg, size_t len) 
   pthread_mutex_unlock(&log_mu);
 }
 
+/* A forked child (a worker process) records nothing into its parent's
+ * store: its log lines are not the run's to write. */
+static void forked_child(void) {
+  pthread_mutex_init(&log_mu, NULL); /* another thread may have held it */
+  log_journal = NULL;
+}
+
 void lf_journal_log_attach(lf_run_journal *j) {
   static int tapped;
   if (!tapped) {
     tapped = 1;
+    pthread_atfork(NULL, NULL, forked_child);
     lf_log_set_tap(log_tap);
   }
   pthread_mutex_lock(&log_mu);

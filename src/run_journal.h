@@ -61,11 +61,9 @@ void lf_journal_task_restored(lf_run *r, int i);
 void lf_journal_end(lf_run *r, int kind, const char *message, int exit_code);
 
 /* Records a line in the run's log, with the run, without writing it to
- * stderr: for facts the store keeps that the terminal does not show. A
- * deadline that passes (task and flow option deadline =) is recorded so:
- * lf_journal_note(r, LF_LOG_WARNING, "luaflow.Deadline", "Task 'load' is
- * overdue: running for 12m 5s (deadline 10m)"). A line logged with lf_log
- * during the run is recorded anyway (the log tap): do not note it twice.
+ * stderr: for facts the store keeps that the terminal does not show. A line
+ * logged with lf_log during the run is recorded anyway (the log tap), as the
+ * WARNING of a deadline that passes (deadline.c) is: do not note it twice.
  * Engine thread; nothing happens when the run has no journal. */
 void lf_journal_note(lf_run *r, int level, const char *logger, const char *message);
 

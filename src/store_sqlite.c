@@ -263,10 +263,14 @@ fail:
 /* Reads the header: is this a run store, of a version we know? */
 static int check_schema(lf_store_conn *c, lf_store_error *err) {
   long long version = 0, app = 0, tables = 0;
-  if (query_int(c, "PRAGMA user_version", &version, err) ||
-      query_int(c, "PRAGMA application_id", &app, err) ||
-      query_int(c, "SELECT count(*) FROM sqlite_master", &tables, err))
-    return -1;
+  /* One read transaction: a process creating the store at the same time
+   * commits its tables, version and id together, and we see all or none. */
+  if (exec(c, "BEGIN", err)) return -1;
+  int rc = query_int(c, "PRAGMA user_version", &version, err) ||
+           query_int(c, "PRAGMA application_id", &app, err) ||
+           query_int(c, "SELECT count(*) FROM sqlite_master", &tables, err);
+  sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+  if (rc) return -1;
   if ((app != 0 && app != APPLICATION_ID) || (app == 0 && (version != 0 || tables != 0)))
     return lf_store_fail(err, LF_STORE_ENOTDB,
                          "%s is not a luaflow run store (it holds another database)",

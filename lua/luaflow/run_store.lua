@@ -94,7 +94,7 @@ local function restored_states(f, s, ref)
                   :format(f.name, rec.ntasks, #tasks))
   end
   local json, states = require("luaflow").json, core.states
-  local restore = {}
+  local restore, times = {}, {}
   for _, t in ipairs(rows) do
     local mine = tasks[t.index]
     if not mine or mine.name ~= t.name then
@@ -110,6 +110,7 @@ local function restored_states(f, s, ref)
         if t.result then ok, value = pcall(json.decode, t.result) end
         if ok then
           restore[t.index] = cls { message = t.message, result = value, run_count = t.run_count }
+          times[t.index] = { t.started or 0, t.ended or 0 }
         end
       end
       if not restore[t.index] then
@@ -119,7 +120,7 @@ local function restored_states(f, s, ref)
       end
     end
   end
-  return restore, rec.id
+  return restore, rec.id, times
 end
 
 -- Before flow f runs with options opts: fills the run's table (graph.lua's
@@ -139,8 +140,8 @@ function M.prepare(f, opts, run)
     if not other then restart, M.restart = M.restart, nil end
   end
   if restart then
-    local restore, id = restored_states(f, s, restart)
-    run.restore, run.restart_of = restore, id
+    local restore, id, times = restored_states(f, s, restart)
+    run.restore, run.restart_of, run.restore_times = restore, id, times
     local n = 0
     for _ in pairs(restore) do n = n + 1 end
     core.log("INFO", "luaflow.FlowRunner",
@@ -150,6 +151,11 @@ function M.prepare(f, opts, run)
   if s then
     run.store = s
     run.script = M.script
+    -- the executor's name (flow:run{executor=} names one, or gives one that
+    -- knows its name); Local when none is given
+    local ex = opts.executor
+    run.executor = type(ex) == "string" and ex or type(ex) == "table" and rawget(ex, "name")
+                   or run.executor or "local"
     local ok, text = pcall(core.json_redacted, run.parameters or {})
     if ok then run.parameters_json = text end
   end
