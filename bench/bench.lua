@@ -363,6 +363,83 @@ print(("redacting a %d-byte line: %.0f ns with 1 secret, %.0f ns with 10: %.2fx 
   #line, one, ten, ten / one, judge("redaction 10 secrets/1<=1.5", ten / one <= 1.5, ("%.2f"):format(ten / one))))
 end
 
+-- ---------------------------------------------------------------- mapping and caching
+
+-- A map of MAP_N children with one Lua handler against MAP_N plain tasks
+-- with the same handler and body (each given its element as a constant),
+-- ratios per repetition in one process; bytes per child at the run's peak
+-- above the plain tasks' per task. Then a run where every task is a cache
+-- hit against the same tasks without caching (entries in memory here).
+if section("map") then
+local MAP_N = tonumber(os.getenv("BENCH_MAP_N") or "100000")
+local function keep(_, _, new) return new end
+local function inc(x) return x + 1 end
+local t = luaflow.task{ name = "t", state_handlers = { keep } }(inc)
+local list = {}
+for i = 1, MAP_N do list[i] = i end
+local function timed(flow)
+  collectgarbage()
+  local base = select(1, core.mem()) or 0
+  core.mem(true)
+  local t0 = clock()
+  local state = flow:run()
+  local t1 = os.clock()
+  local _, peak = core.mem()
+  assert(state:is_successful(), tostring(state))
+  return (t1 - t0) / MAP_N * 1e9, ((peak or 0) - base) / MAP_N
+end
+local ratios, plain_ns, map_ns, plain_b, map_b = {}, {}, {}, {}, {}
+for i = 1, 3 do
+  local plain = luaflow.Flow("plain", function() for k = 1, MAP_N do t(k) end end)
+  local mapped = luaflow.Flow("mapped", function() t:map(list) end)
+  plain_ns[i], plain_b[i] = timed(plain)
+  map_ns[i], map_b[i] = timed(mapped)
+  ratios[i] = map_ns[i] / plain_ns[i]
+end
+local ratio = median(ratios)
+print()
+print(("mapping: %d children, 1 Lua handler: %.0f ns per child, %.0f per plain task: %.2fx  target<=1.5x  %s"):format(
+  MAP_N, median(map_ns), median(plain_ns), ratio,
+  judge("map child/plain task<=1.5", ratio <= 1.5, ("%.2f"):format(ratio))))
+print(("         bytes per child at the run's peak: %.0f (a plain task: %.0f)  informative"):format(
+  median(map_b), median(plain_b)))
+io.stdout:flush()
+
+local CACHE_N = tonumber(os.getenv("BENCH_CACHE_N") or "10000")
+local cache = require("luaflow.cache")
+cache.use_store(nil)
+local plain_t = luaflow.task{ name = "c" }(inc)
+local cached_t = luaflow.task{ name = "c", cache_for = 3600,
+                                cache_validator = luaflow.cache_validators.all_inputs }(inc)
+local function flow_of(task_) return luaflow.Flow("cache-bench", function() for k = 1, CACHE_N do task_(k) end end) end
+local cached_flow = flow_of(cached_t)
+assert(cached_flow:run():is_successful()) -- fills the cache: one entry per input
+local hit_ns, miss_ns, cratios = {}, {}, {}
+for i = 1, 3 do
+  local c0 = clock(); local s = cached_flow:run(); local c1 = os.clock()
+  local p0 = clock(); flow_of(plain_t):run(); local p1 = os.clock()
+  assert(s:is_successful())
+  hit_ns[i], miss_ns[i] = (c1 - c0) / CACHE_N * 1e9, (p1 - p0) / CACHE_N * 1e9
+  cratios[i] = hit_ns[i] / miss_ns[i]
+end
+print(("caching: %d tasks, every one a cache hit: %.0f ns per task; the same tasks uncached: %.0f ns: %.2fx  informative"):format(
+  CACHE_N, median(hit_ns), median(miss_ns), median(cratios)))
+io.stdout:flush()
+-- the same with the entries in a run store (SQLite): wall time, a file's work
+local path = os.tmpname()
+os.remove(path)
+assert(cache.use_store(path))
+local now = function() return core.cache_now() end
+local store_flow = flow_of(cached_t)
+local s0 = now(); assert(store_flow:run():is_successful()); local s1 = now()
+assert(store_flow:run():is_successful()); local s2 = now()
+print(("         in a run store: saving an entry %.0f us per task, a hit %.0f us per task (wall)  informative"):format(
+  (s1 - s0) / CACHE_N * 1e6, (s2 - s1) / CACHE_N * 1e6))
+cache.use_store(nil)
+os.remove(path); os.remove(path .. "-wal"); os.remove(path .. "-shm")
+io.stdout:flush()
+end
+
 -- ---------------------------------------------------------------- executors
 
 if section("executors") then

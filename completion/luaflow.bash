@@ -15,6 +15,8 @@ _luaflow_options() {
     "runs logs") echo "--json $store --help" ;;
     "runs prune") echo "--keep --before $store --help" ;;
     "notify test") echo "--task --state --overdue --flow --secrets --log-level --help" ;;
+    cache) echo "--json $store --help" ;;
+    "cache clear") echo "$store --help" ;;
   esac
 }
 
@@ -32,6 +34,11 @@ _luaflow_command() {
     esac
   elif [[ $_luaflow_cmd == notify ]] && ((COMP_CWORD > 2)) && [[ ${COMP_WORDS[2]} == test ]]; then
     _luaflow_cmd="notify test" _luaflow_first=3
+  elif [[ $_luaflow_cmd == cache ]] && ((COMP_CWORD > 2)); then
+    case ${COMP_WORDS[2]} in
+      clear) _luaflow_cmd="cache clear" _luaflow_first=3 ;;
+      list) _luaflow_first=3 ;;
+    esac
   fi
 }
 
@@ -82,20 +89,24 @@ _luaflow() {
   local _luaflow_cmd _luaflow_first
   COMPREPLY=()
   if ((COMP_CWORD == 1)); then
-    mapfile -t COMPREPLY < <(compgen -W "run check graph runs notify help --help --version" -- "$cur")
+    mapfile -t COMPREPLY < <(compgen -W "run check graph runs notify cache help --help --version" -- "$cur")
     return
   fi
   _luaflow_command
   local cmd=$_luaflow_cmd
   if [[ $cmd == help ]]; then
-    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W "run check graph runs notify" -- "$cur")
+    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W "run check graph runs notify cache" -- "$cur")
     ((COMP_CWORD == 3)) && [[ ${COMP_WORDS[2]} == runs ]] &&
       mapfile -t COMPREPLY < <(compgen -W "show logs prune" -- "$cur")
     return
   fi
-  [[ $cmd == run || $cmd == check || $cmd == graph || $cmd == runs* || $cmd == notify* ]] || return
+  [[ $cmd == run || $cmd == check || $cmd == graph || $cmd == runs* || $cmd == notify* || $cmd == cache* ]] || return
   if [[ $cmd == runs ]] && ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
     mapfile -t COMPREPLY < <(compgen -W "list show logs prune" -- "$cur")
+    return
+  fi
+  if [[ $cmd == cache ]] && ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
+    mapfile -t COMPREPLY < <(compgen -W "list clear" -- "$cur")
     return
   fi
   if [[ $cmd == notify ]]; then # only `notify test` has options

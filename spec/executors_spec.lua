@@ -201,6 +201,22 @@ describe("executors", function()
       spans.remove()
     end)
 
+    it("runs the children of a mapped task, each with its map_index and names", function()
+      local f = Flow("mapped", function()
+        local double = task { name = "double" }(function(v)
+          local c = luaflow.context
+          return { v * 2, c.map_index, c.task_name, c.task_full_name }
+        end)
+        double:map({ 1, 2, 3 })
+      end)
+      local s = f:run()
+      assert.is_true(s:is_successful(), tostring(s))
+      local results = state_named(s, "double").result
+      local expected = { { 2, 1, "double", "double[1]" }, { 4, 2, "double", "double[2]" },
+                         { 6, 3, "double", "double[3]" } }
+      for k = 1, 3 do assert.are.same(expected[k], results[k]) end
+    end)
+
     it("calls every handler on the engine, in the same order per task as under Local", function()
       local log = {}
       local function rec(t, old, new) log[#log + 1] = t.name .. ": " .. old.name .. " -> " .. new.name end

@@ -18,7 +18,7 @@ void lf_deadline_arm(lf_run *r, int i) {
   } else {
     if (r->task[i].flags & LF_TASK_DEADLINE) return;
     r->task[i].flags |= LF_TASK_DEADLINE;
-    const lf_task_policy *p = r->flow->tasks[i]->policy;
+    const lf_task_policy *p = lf_run_task(r, i)->policy;
     deadline = p ? p->deadline : 0;
   }
   if (deadline > 0) push_alarm(r, lf_now() + deadline, i, LF_ALARM_DEADLINE);
@@ -56,7 +56,7 @@ void lf_format_duration(char *out, size_t size, double seconds) {
 static void overdue(lf_run *r, int i, double due) {
   const lf_state *s = i < 0 ? r->flow_state : r->task[i].state;
   if (!s || LF_IS(s, LF_FINISHED)) return;
-  double deadline = i < 0 ? r->flow->deadline : r->flow->tasks[i]->policy->deadline;
+  double deadline = i < 0 ? r->flow->deadline : lf_run_task(r, i)->policy->deadline;
   double elapsed = lf_now() - (due - deadline);
   const lf_object *obj = lf_run_object(r, i);
   char ran[48], limit[48], message[160];

@@ -59,9 +59,16 @@ typedef struct lf_task {
   double at_least, at_most; /* some_successful / some_failed bounds (<0: unset) */
   int nconsts;              /* highest argument position holding a constant */
   uint8_t has_tables;       /* some constant is a table template (table_args.c) */
+  uint8_t mapped;           /* t:map(...): the run maps it over its arguments (map.c) */
+  uint8_t *arg_map;         /* mapped: each argument position's LF_MAP_* (owned) */
+  int nmap;                 /* positions 1 .. nmap in arg_map */
+  double cache_for;         /* seconds a successful result stays cached; 0: none */
   uint32_t copies_flow;
   struct lf_task *origin; /* the task this one copies (kept alive by a user value) */
 } lf_task;
+
+/* How a mapped task takes an argument position (t:map(...)). */
+enum { LF_MAP_WHOLE = 0, LF_MAP_EACH = 1, LF_MAP_FLATTEN = 2 };
 
 /* The most arguments a task function is called with (Lua's own limit is
  * about 250 for a C call's stack slots). */

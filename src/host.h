@@ -45,6 +45,20 @@ typedef struct lf_host_ops {
    * it returns, the run holds it until then): returns the state the flow
    * moves to (owned), or NULL. */
   lf_state *(*terminal)(lf_host *host, lf_run *r, lf_state *final);
+  /* Mapped task i is ready to map (map.c): reads its arguments, sets *n to
+   * its number of children and returns Mapped("Ready to proceed with
+   * mapping."), or the state it fails with (no mapped argument that
+   * succeeded, an argument that is no list) leaving *n < 0. Owned. */
+  lf_state *(*map_count)(lf_host *host, lf_run *r, int i, int *n);
+  /* Mapped task i's n children (ids first ..) are finished: its final
+   * Mapped state (the list of their results, their states). */
+  lf_state *(*map_final)(lf_host *host, lf_run *r, int i, int first, int n);
+  /* Task run i (a task with cache_for) is about to run: a valid cached
+   * state for it (owned), or NULL. Errors are the host's own (a WARNING). */
+  lf_state *(*cache_lookup)(lf_host *host, lf_run *r, int i);
+  /* Task run i has just succeeded: its result is cached; returns the Cached
+   * state it moves to (owned), or NULL when the result cannot be cached. */
+  lf_state *(*cache_save)(lf_host *host, lf_run *r, int i);
   /* Task i's retry_on(failed), asked once the retry policy would retry the
    * failure: 1 retry, 0 not, -1 it raised (the host logs why). Returns. */
   int (*retry_on)(lf_host *host, lf_run *r, int i, lf_state *failed);

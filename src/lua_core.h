@@ -28,6 +28,14 @@ typedef struct {
 /* Boxes a new state s (taking over the caller's reference) with the value at
  * result_idx as its result (0: none); leaves the box on the stack. */
 void lf_box_new(lua_State *L, lf_state *s, int result_idx);
+/* The same with nuv user values: 1 the result, then a Mapped state's
+ * map_states and its children's run counts, a Cached state's facts. */
+void lf_box_new_uv(lua_State *L, lf_state *s, int result_idx, int nuv);
+enum { LF_BOX_MAP_STATES = 2, LF_BOX_EXTRA = 3 };
+/* lua_cache.c: a Cached state of a cache entry keeps its inputs and
+ * parameters as codec bytes (at "<key>#" of its facts table at idx) until
+ * they are read: replaces the nil on top by the decoded value of key. */
+void lf_cached_decode(lua_State *L, int idx, const char *key);
 lf_state *lf_test_state(lua_State *L, int idx);
 lf_state *lf_check_state(lua_State *L, int idx);
 /* The boxes of one run: a state shown to Lua in a run has one box for the
@@ -123,6 +131,8 @@ void lf_open_triggers(lua_State *L);
 void lf_open_task(lua_State *L);
 void lf_open_flow(lua_State *L);
 void lf_open_run(lua_State *L);
+void lf_open_map(lua_State *L);   /* core.task_set_map (lua_map.c) */
+void lf_open_cache(lua_State *L); /* core.cache_db, core.cache_hooks (lua_cache.c) */
 void lf_open_task_policy(lua_State *L); /* lua_task_policy.c */
 void lf_open_codec(lua_State *L);
 void lf_open_json_lines(lua_State *L); /* core.json_lines: the --json writer */

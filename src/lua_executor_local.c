@@ -190,7 +190,8 @@ static void log_signal(lua_State *L, const char *task, int err, lf_signal sig,
 lf_state *lf_body_outcome(lf_lua_host *h, lf_run *r, int i, int value,
                           const lf_body_end *how, int *end) {
   lua_State *L = h->L;
-  lf_task *t = r->flow->tasks[i];
+  lf_task *t = lf_run_task(r, i);
+  const char *name = lf_run_object(r, i)->name; /* a child's: "double[2]" */
   lf_state *s;
   *end = 0;
   if (how->cancelled || lf_cancel_signal) {
@@ -202,7 +203,7 @@ lf_state *lf_body_outcome(lf_lua_host *h, lf_run *r, int i, int value,
     s = lf_state_static(LF_TIMEDOUT, "Task timed out during execution.");
     if (!s) luaL_error(L, "not enough memory");
     lf_log(LF_LOG_ERROR, "luaflow.TaskRunner", "Task '%s': timed out after %g seconds",
-           t->obj.name, t->timeout);
+           name, t->timeout);
     lua_pushliteral(L, "Execution timed out.");
     lf_box_new(L, lf_state_ref(s), -1);
     lf_lua_host_keep_box(h);
@@ -217,7 +218,7 @@ lf_state *lf_body_outcome(lf_lua_host *h, lf_run *r, int i, int value,
     lf_signal sig;
     s = lf_lua_host_error_state(h, value, LF_FAILED,
                                 "Error during execution of task: ", &sig);
-    log_signal(L, t->obj.name, value, sig, how->traceback);
+    log_signal(L, name, value, sig, how->traceback);
     if (s->kind == LF_LOOPED && !s->message) {
       char msg[64];
       snprintf(msg, sizeof msg, "Task is looping (%d)", r->task[i].loop);
@@ -243,34 +244,8 @@ static lf_state *outcome(lf_local_executor *ex, lf_run *r, int i, int value, int
 }
 
 int lf_body_push_call(lf_lua_host *h, lf_run *r, int i) {
-  lua_State *L = h->L;
-  lf_task *t = r->flow->tasks[i];
-  int nargs = t->nconsts;
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
-    if (r->up.key[k] > nargs) nargs = r->up.key[k];
-  /* the protected call's frame starts with room for a few arguments */
-  if (nargs > 8 && !lua_checkstack(L, nargs + 8))
-    luaL_error(L, "too many task arguments");
   lf_lua_host_push_spec(h, r, i, LF_SPEC_FN);
-  int fn = lua_gettop(L);
-  if (t->nconsts) {
-    lf_lua_host_push_object(h, i);
-    lua_getiuservalue(L, -1, LF_UV_CONSTS);
-    lua_remove(L, -2);
-    for (int k = 1; k <= nargs; k++)
-      lua_rawgeti(L, fn + 1, k);
-    lua_remove(L, fn + 1);
-  } else {
-    for (int k = 1; k <= nargs; k++)
-      lua_pushnil(L);
-  }
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
-    if (r->up.key[k] > 0) {
-      lf_boxes_push_result(L, &h->boxes, r->task[r->up.task[k]].state);
-      lua_replace(L, fn + r->up.key[k]);
-    }
-  if (t->has_tables) lf_table_args_expand(h, r, i, fn, nargs);
-  return nargs;
+  return lf_lua_host_push_args(h, r, i);
 }
 
 /* Calls task i's function with its inputs: constants, then the upstream
@@ -279,7 +254,7 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   lf_local_executor *ex = (lf_local_executor *)base;
   lf_lua_host *h = ex->host;
   lua_State *L = h->L;
-  lf_task *t = r->flow->tasks[i];
+  lf_task *t = lf_run_task(r, i);
   int top = lua_gettop(L);
   int nargs = lf_body_push_call(h, r, i);
   int fn = top + 1;

@@ -233,8 +233,7 @@ static int dispatch(proc_executor *ex, lf_run *r, slot *s, pending *p) {
   frame_head h = {s->has_ctx ? 0 : (uint32_t)ex->ctx.len, (uint32_t)p->msg.len};
   s->task = p->task;
   s->kill_at = p->timeout > 0 ? lf_monotonic() + p->timeout + KILL_GRACE : 0;
-  struct iovec iov[3] = {
-      {&h, sizeof h}, {ex->ctx.data, h.a}, {p->msg.data, p->msg.len}};
+  struct iovec iov[3] = {{&h, sizeof h}, {ex->ctx.data, h.a}, {p->msg.data, p->msg.len}};
   if (send_parts(s->fd, iov, 3) != 0) {
     worker_died(ex, r, s, NULL);
     return -1;
@@ -297,9 +296,10 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   pending *p = calloc(1, sizeof *p);
   if (!p) lf_run_abort(r, "not enough memory");
   p->task = i;
-  p->timeout = r->flow->tasks[i]->timeout;
-  if (lf_job_build(ex->host, r, i, p->timeout, lf_executor_names_fresh(ex->host, &ex->names_checked),
-                   &p->msg, err, sizeof err)) {
+  p->timeout = lf_run_task(r, i)->timeout;
+  if (lf_job_build(ex->host, r, i, p->timeout,
+                   lf_executor_names_fresh(ex->host, &ex->names_checked), &p->msg, err,
+                   sizeof err)) {
     pending_free(p);
     deliver_failed(ex, r, i, err);
     return;

@@ -47,7 +47,7 @@ typedef struct {
   int wake_fd;          /* eventfd: something is on the done list */
   int ctx_built;
   int names_checked; /* the codec's name index was checked in this batch of jobs */
-  lf_buf ctx; /* the run's context message (written before any job is queued) */
+  lf_buf ctx;        /* the run's context message (written before any job is queued) */
   char ctx_error[ERR_TEXT];
   char *path, *cpath;
 } threads_executor;
@@ -195,7 +195,7 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   job *j = calloc(1, sizeof *j);
   if (!j) lf_run_abort(r, "not enough memory");
   j->task = i;
-  if (lf_job_build(ex->host, r, i, r->flow->tasks[i]->timeout,
+  if (lf_job_build(ex->host, r, i, lf_run_task(r, i)->timeout,
                    lf_executor_names_fresh(ex->host, &ex->names_checked), &j->msg, err,
                    sizeof err)) {
     job_free(j);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "log.h"
 #include "lua_host.h"
+#include "map.h"
 
 static lf_lua_host *lua_host(lf_host *base) {
   return (lf_lua_host *)base;
@@ -26,7 +27,7 @@ void lf_lua_host_push_object(lf_lua_host *h, int i) {
 /* Whose spec table object i has: the copies of a task share their origin's. */
 static const void *spec_owner(const lf_run *r, int i) {
   if (i < 0) return r->flow;
-  const lf_task *t = r->flow->tasks[i];
+  const lf_task *t = lf_run_task(r, i);
   return t->origin ? (const void *)t->origin : (const void *)t;
 }
 
@@ -34,13 +35,44 @@ void lf_lua_host_push_spec(lf_lua_host *h, lf_run *r, int i, int key) {
   lua_State *L = h->L;
   const void *of = spec_owner(r, i);
   if (of != h->spec_of) {
-    lf_lua_host_push_object(h, i);
+    lf_lua_host_push_object(h, lf_run_task_index(r, i));
     lua_getiuservalue(L, -1, LF_UV_SPEC);
     lua_replace(L, LF_SLOT_SPEC);
     lua_pop(L, 1);
     h->spec_of = of;
   }
   lua_rawgeti(L, LF_SLOT_SPEC, key);
+}
+
+int lf_lua_host_push_args(lf_lua_host *h, lf_run *r, int i) {
+  lua_State *L = h->L;
+  if (i >= r->ntasks) return lf_lua_map_push_args(h, r, i);
+  lf_task *t = r->flow->tasks[i];
+  int nargs = t->nconsts;
+  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
+    if (r->up.key[k] > nargs) nargs = r->up.key[k];
+  /* the protected call's frame starts with room for a few arguments */
+  if (nargs > 8 && !lua_checkstack(L, nargs + 8))
+    luaL_error(L, "too many task arguments");
+  int base = lua_gettop(L);
+  if (t->nconsts) {
+    lf_lua_host_push_object(h, i);
+    lua_getiuservalue(L, -1, LF_UV_CONSTS);
+    lua_remove(L, -2);
+    for (int k = 1; k <= nargs; k++)
+      lua_rawgeti(L, base + 1, k);
+    lua_remove(L, base + 1);
+  } else {
+    for (int k = 1; k <= nargs; k++)
+      lua_pushnil(L);
+  }
+  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
+    if (r->up.key[k] > 0) {
+      lf_boxes_push_result(L, &h->boxes, r->task[r->up.task[k]].state);
+      lua_replace(L, base + r->up.key[k]);
+    }
+  if (t->has_tables) lf_table_args_expand(h, r, i, base, nargs);
+  return nargs;
 }
 
 void lf_lua_host_keep_box(lf_lua_host *h) {
@@ -97,8 +129,8 @@ static lf_state *call_handler(lf_host *base, lf_run *r, int i, const lf_handler 
   lua_rawgeti(L, LF_SLOT_HANDLERS, hd->lua);
   if (i < 0)
     lua_pushvalue(L, LF_SLOT_FLOW);
-  else
-    lua_rawgeti(L, LF_SLOT_TASKS, i + 1);
+  else /* a mapped task's child: the parent task */
+    lua_rawgeti(L, LF_SLOT_TASKS, lf_run_task_index(r, i) + 1);
   if (hd->on_failure) {
     lf_boxes_push(L, &h->boxes, next);
     lua_call(L, 2, 0);
@@ -159,9 +191,11 @@ static lf_state *trigger(lf_host *base, lf_run *r, int i, lf_state *const *ups, 
     lua_rawseti(L, -2, j + 1);
   }
   lua_newtable(L);
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++) {
+  int p = lf_run_task_index(r, i); /* a child: its parent's edges, its own states */
+  for (int k = r->up.start[p]; k < r->up.start[p + 1]; k++) {
     lua_rawgeti(L, LF_SLOT_TASKS, r->up.task[k] + 1);
-    lf_boxes_push(L, &h->boxes, r->task[r->up.task[k]].state);
+    lf_boxes_push(L, &h->boxes,
+                  r->map ? lf_map_upstream_state(r, i, k) : r->task[r->up.task[k]].state);
     lua_rawset(L, -3);
   }
   luaL_setmetatable(L, LF_TASKMAP_MT);
@@ -174,12 +208,11 @@ static lf_state *trigger(lf_host *base, lf_run *r, int i, lf_state *const *ups, 
 /* ---- the flow's end ---- */
 
 static int approve(lf_host *base, lf_run *r, int i) {
-  (void)r;
   lf_lua_host *h = lua_host(base);
   lua_State *L = h->L;
   if (lua_isnil(L, LF_SLOT_APPROVER)) return 0;
   lua_pushvalue(L, LF_SLOT_APPROVER);
-  lf_lua_host_push_object(h, i);
+  lf_lua_host_push_object(h, lf_run_task_index(r, i));
   int approved = lf_pcall(L, 1, 1) == LUA_OK && lua_toboolean(L, -1);
   lua_pop(L, 1);
   return approved;
@@ -314,6 +347,10 @@ static const lf_host_ops lua_host_ops = {
     .error_state = error_state,
     .approve = approve,
     .terminal = terminal,
+    .map_count = lf_lua_map_count,
+    .map_final = lf_lua_map_final,
+    .cache_lookup = lf_lua_cache_lookup,
+    .cache_save = lf_lua_cache_save,
     .retry_on = lf_lua_host_retry_on,
     .overdue = lf_lua_host_overdue,
     .wake = lf_lua_host_wake,

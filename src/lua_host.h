@@ -53,6 +53,10 @@ void lf_lua_host_push_spec(lf_lua_host *h, lf_run *r, int i, int key);
  * Its box stays with the run (it holds the result). */
 lf_state *lf_lua_host_error_state(lf_lua_host *h, int err, lf_kind kind,
                                   const char *prefix, lf_signal *sig);
+/* Pushes task run i's arguments, as its body gets them (constants, then
+ * the upstream results at their positions, then the results inside
+ * tables; a mapped task's child: its elements); returns how many. */
+int lf_lua_host_push_args(lf_lua_host *h, lf_run *r, int i);
 /* The box on top of the stack belongs to the run from now on; pops it. */
 void lf_lua_host_keep_box(lf_lua_host *h);
 /* Finishes the handler chain or trigger a Lua error (at err) ended; the
@@ -99,6 +103,16 @@ void lf_body_leave(int outer);
 /* Pushes the traceback noted for the error at err (and forgets it); 0 when
  * none was noted. */
 int lf_body_push_traceback(lua_State *L, int err);
+
+/* lua_map.c: the host's part of mapped tasks (host.h map_count and
+ * map_final) and a child's arguments for its body, pushed after its
+ * function (returns how many). */
+lf_state *lf_lua_map_count(lf_host *host, lf_run *r, int i, int *n);
+lf_state *lf_lua_map_final(lf_host *host, lf_run *r, int i, int first, int n);
+int lf_lua_map_push_args(lf_lua_host *h, lf_run *r, int c);
+/* lua_cache.c: the host's cache_lookup and cache_save (luaflow.cache). */
+lf_state *lf_lua_cache_lookup(lf_host *host, lf_run *r, int i);
+lf_state *lf_lua_cache_save(lf_host *host, lf_run *r, int i);
 
 /* lua_table_args.c: the results inside task i's table arguments (at fn + 1
  * .. fn + nargs), put in place. */

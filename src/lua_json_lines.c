@@ -122,6 +122,8 @@ static int encode_protected(lua_State *L) {
   return 0;
 }
 
+static lf_state *state_at(lua_State *L, int idx, int state_mt);
+
 int lf_json_put_value(lua_State *L, int idx, lf_buf *b, const lf_redactor *red) {
   size_t mark = b->len;
   int t = lua_type(L, idx);
@@ -167,6 +169,51 @@ static void put_result(lua_State *L, json_lines *w, int idx) {
   if (lua_isnil(L, idx)) return;
   PUT_LITERAL(L, &w->b, ",\"result\":");
   if (!lf_json_put_value(L, idx, &w->b, w->red)) w->b.len = mark;
+}
+
+/* A mapped task's result (its children's results, null where one has none
+ * or it cannot be encoded) and "children": [{"state":, "message":,
+ * "run_count":, "result":}, ...], from the Mapped state's box at idx. */
+static void put_children(lua_State *L, json_lines *w, int idx, int state_mt) {
+  if (lua_getiuservalue(L, idx, LF_BOX_MAP_STATES) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  int states = lua_gettop(L);
+  lua_getiuservalue(L, idx, LF_BOX_EXTRA); /* their run counts */
+  int n = (int)lua_rawlen(L, states);
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 0)
+      PUT_LITERAL(L, &w->b, ",\"result\":[");
+    else
+      PUT_LITERAL(L, &w->b, ",\"children\":[");
+    for (int k = 1; k <= n; k++) {
+      if (k > 1) PUT_LITERAL(L, &w->b, ",");
+      lua_rawgeti(L, states, k);
+      lf_state *s = state_at(L, -1, state_mt);
+      lua_getiuservalue(L, -1, 1);
+      if (pass == 0) {
+        if (lua_isnil(L, -1) || !lf_json_put_value(L, lua_gettop(L), &w->b, w->red))
+          PUT_LITERAL(L, &w->b, "null");
+      } else {
+        char num[24];
+        lua_rawgeti(L, states + 1, k);
+        snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, -1));
+        lua_pop(L, 1);
+        PUT_LITERAL(L, &w->b, "{\"state\":");
+        put_cstring(L, w, &w->b, s ? lf_kind_name(s->kind) : NULL);
+        PUT_LITERAL(L, &w->b, ",\"message\":");
+        put_cstring(L, w, &w->b, s ? s->message : NULL);
+        PUT_LITERAL(L, &w->b, ",\"run_count\":");
+        put(L, &w->b, num, strlen(num));
+        put_result(L, w, lua_gettop(L));
+        PUT_LITERAL(L, &w->b, "}");
+      }
+      lua_pop(L, 2);
+    }
+    PUT_LITERAL(L, &w->b, "]");
+  }
+  lua_pop(L, 2);
 }
 
 /* The state box at idx, when it is one (its metatable is at state_mt). */
@@ -244,7 +291,9 @@ static void put_task(lua_State *L, json_lines *w, const lf_task *task, int state
     PUT_LITERAL(L, &w->b, ",");
     put_times(L, &w->b, times[0], times[1]);
   }
-  if (s && s->has_result) {
+  if (s && s->kind == LF_MAPPED) {
+    put_children(L, w, lua_gettop(L), state_mt);
+  } else if (s && s->has_result) {
     lua_getiuservalue(L, -1, 1);
     put_result(L, w, lua_gettop(L));
     lua_pop(L, 1);

@@ -188,6 +188,8 @@ static void open_core(lua_State *L) {
   lf_open_flow(L);
   lf_open_run(L);
   lf_open_executors(L);
+  lf_open_map(L);
+  lf_open_cache(L);
   lf_open_task_policy(L);
   lf_open_interrupt(L);
   lf_open_api(L);

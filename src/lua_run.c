@@ -4,6 +4,7 @@
 #include <string.h>
 #include "lua_host.h"
 #include "lua_executors.h"
+#include "map.h"
 #include "lua_run_record.h"
 #include "lua_worker.h"
 
@@ -227,7 +228,11 @@ static int context_get(lua_State *L) {
         lua_pushnil(L);
       h->boxes.n = boxes.n; /* a slot it took is the run's from now on */
     } else if (strcmp(key, "task_name") == 0) {
+      lua_pushstring(L, lf_run_task(r, i)->obj.name);
+    } else if (strcmp(key, "task_full_name") == 0) { /* "double[2]" for a child */
       lua_pushstring(L, lf_run_object(r, i)->name);
+    } else if (strcmp(key, "map_index") == 0 && i >= r->ntasks) {
+      lua_pushinteger(L, lf_map_index(r, i));
     } else {
       lua_pushnil(L);
     }

@@ -1,6 +1,7 @@
 /* A flow run's journal from Lua (lua_run_record.h): what the run table asks
  * to keep, the restored tasks of a restart, results as JSON for the store,
  * and the times the --json writer reads. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
@@ -66,6 +67,16 @@ static int result_json(void *ud, lf_run *r, int i, const lf_state *s, const char
   luaL_checkstack(L, 8, NULL);
   lf_boxes_push_result(L, &rec->host->boxes, (lf_state *)s);
   int value = lua_gettop(L);
+  if (s->kind == LF_MAPPED && lua_istable(L, value)) { /* as --json: an array, no n */
+    lua_Integer n = (lua_getfield(L, value, "n"), lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    lua_createtable(L, n > 0 && n < INT_MAX ? (int)n : 0, 0);
+    for (lua_Integer k = 1; k <= n; k++) {
+      lua_rawgeti(L, value, k);
+      lua_rawseti(L, -2, k);
+    }
+    lua_replace(L, value);
+  }
   rec->result.len = 0;
   const lf_redactor *red = lf_redactor_acquire();
   /* a table's or userdata's __tojson that runs a flow would run it in the

@@ -7,8 +7,12 @@ static const char classes_key = 0; /* array: kind + 1 -> class table */
 static const char meta_key = 0; /* the State metatable, found without hashing its name */
 
 void lf_box_new(lua_State *L, lf_state *s, int result_idx) {
+  lf_box_new_uv(L, s, result_idx, 1);
+}
+
+void lf_box_new_uv(lua_State *L, lf_state *s, int result_idx, int nuv) {
   result_idx = result_idx ? lua_absindex(L, result_idx) : 0;
-  lf_box *b = lua_newuserdatauv(L, sizeof *b, 1);
+  lf_box *b = lua_newuserdatauv(L, sizeof *b, nuv);
   b->s = s; /* takes over the caller's reference */
   lua_rawgetp(L, LUA_REGISTRYINDEX, &meta_key);
   lua_setmetatable(L, -2);
@@ -190,6 +194,30 @@ static int state_index(lua_State *L) {
       lua_pushnil(L);
   } else if (strcmp(k, "color") == 0) {
     lua_pushstring(L, lf_kind_color[s->kind]);
+  } else if (s->kind == LF_MAPPED && strcmp(k, "map_states") == 0) {
+    if (lua_getiuservalue(L, 1, LF_BOX_MAP_STATES) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L); /* Prefect's default: [] */
+    }
+  } else if (s->kind == LF_CACHED && strncmp(k, "cached_", 7) == 0) {
+    /* cached_result_expiration, cached_inputs, cached_parameters */
+    if (lua_getiuservalue(L, 1, LF_BOX_EXTRA) != LUA_TTABLE) {
+      lua_pushnil(L);
+    } else if (strcmp(k, "cached_result_expiration") == 0) {
+      lua_getfield(L, -1, k);
+      if (lua_isnumber(L, -1)) lf_push_time(L, lua_tonumber(L, -1));
+    } else if (lua_getfield(L, -1, k) == LUA_TNIL) {
+      lf_cached_decode(L, lua_absindex(L, -2), k); /* a cache entry's, read when asked */
+    }
+  } else if (s->kind == LF_MAPPED && strcmp(k, "n_map_states") == 0) {
+    /* as Prefect's: the explicit value when there is one, else #map_states */
+    lua_Integer n = 0;
+    if (lua_getiuservalue(L, 1, LF_BOX_EXTRA) == LUA_TTABLE &&
+        lua_getfield(L, -1, "n_map_states") == LUA_TNUMBER)
+      n = lua_tointeger(L, -1);
+    if (n <= 0 && lua_getiuservalue(L, 1, LF_BOX_MAP_STATES) == LUA_TTABLE)
+      n = (lua_Integer)lua_rawlen(L, -1);
+    lua_pushinteger(L, n);
   } else {
     lua_pushvalue(L, 2);
     lua_rawget(L, lua_upvalueindex(1)); /* methods */
@@ -239,6 +267,9 @@ static double opt_time_field(lua_State *L, int t, const char *key, int *has) {
   return v;
 }
 
+static const char *const cached_fields[] = {"cached_result_expiration", "cached_inputs",
+                                            "cached_parameters", NULL};
+
 static int check_fields(lua_State *L, int t, int kind) {
   static const char *const allowed[] = {"message",   "result",     "start_time",
                                         "run_count", "loop_count", NULL};
@@ -246,9 +277,15 @@ static int check_fields(lua_State *L, int t, int kind) {
   while (lua_next(L, t)) {
     lua_pop(L, 1);
     int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
+    if (lua_type(L, -1) == LUA_TSTRING) {
       for (int i = 0; allowed[i]; i++)
         if (strcmp(lua_tostring(L, -1), allowed[i]) == 0) ok = 1;
+      for (int i = 0; kind == LF_CACHED && cached_fields[i]; i++)
+        if (strcmp(lua_tostring(L, -1), cached_fields[i]) == 0) ok = 1;
+      if (kind == LF_MAPPED && (strcmp(lua_tostring(L, -1), "map_states") == 0 ||
+                                strcmp(lua_tostring(L, -1), "n_map_states") == 0))
+        ok = 1;
+    }
     if (!ok)
       return lf_raise(L, "unknown field '%s' for %s", luaL_tolstring(L, -1, NULL),
                       lf_kind_name(kind));
@@ -296,6 +333,23 @@ static int class_call(lua_State *L) {
     lua_getfield(L, opts, "result");
     result_idx = lua_gettop(L);
   }
+  int map_states = 0, n_map_states = 0;
+  if (kind == LF_MAPPED && opts && lua_getfield(L, opts, "n_map_states") != LUA_TNIL) {
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0)
+      return lf_raise(L, "n_map_states must be an integer >= 0");
+    n_map_states = lua_gettop(L);
+  }
+  if (kind == LF_MAPPED && opts && lua_getfield(L, opts, "map_states") != LUA_TNIL) {
+    map_states = lua_gettop(L); /* a list of States */
+    if (!lua_istable(L, map_states))
+      return lf_raise(L, "map_states must be a list of States");
+    for (lua_Integer k = 1, n = (lua_Integer)lua_rawlen(L, map_states); k <= n; k++) {
+      lua_rawgeti(L, map_states, k);
+      if (!lf_test_state(L, -1))
+        return lf_raise(L, "map_states[%d] must be a State", (int)k);
+      lua_pop(L, 1);
+    }
+  }
   lf_state *s = lf_state_newl((lf_kind)kind, msg, len);
   if (!s) return luaL_error(L, "not enough memory");
   if (has_start || (lf_kind_is_scheduled_family((lf_kind)kind) && kind != LF_PAUSED)) {
@@ -308,6 +362,38 @@ static int class_call(lua_State *L) {
   s->loop_count = loop_count >= 0     ? (int32_t)loop_count
                   : kind == LF_LOOPED ? lf_current_loop_count(L)
                                       : 1;
+  if (kind == LF_CACHED && opts) { /* Cached{cached_result_expiration =, ...} */
+    lf_box_new_uv(L, s, result_idx, LF_BOX_EXTRA);
+    lua_newtable(L);
+    for (int i = 0; cached_fields[i]; i++) {
+      lua_getfield(L, opts, cached_fields[i]);
+      double t;
+      if (i == 0 && !lua_isnil(L, -1)) {
+        if (!lf_to_time(L, -1, &t))
+          return lf_raise(
+              L, "cached_result_expiration must be a time value or epoch seconds");
+        lua_pushnumber(L, t);
+        lua_replace(L, -2);
+      }
+      lua_setfield(L, -2, cached_fields[i]);
+    }
+    lua_setiuservalue(L, -2, LF_BOX_EXTRA);
+    return 1;
+  }
+  if (map_states || n_map_states) { /* Mapped{map_states = {...}, n_map_states = n} */
+    lf_box_new_uv(L, s, result_idx, LF_BOX_EXTRA);
+    if (map_states) {
+      lua_pushvalue(L, map_states);
+      lua_setiuservalue(L, -2, LF_BOX_MAP_STATES);
+    }
+    if (n_map_states) {
+      lua_createtable(L, 0, 1);
+      lua_pushvalue(L, n_map_states);
+      lua_setfield(L, -2, "n_map_states");
+      lua_setiuservalue(L, -2, LF_BOX_EXTRA);
+    }
+    return 1;
+  }
   lf_box_new(L, s, result_idx);
   return 1;
 }

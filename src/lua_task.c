@@ -185,6 +185,14 @@ static int task_new(lua_State *L) {
              "retry delay.");
   t->timeout = opt_number(L, 1, "timeout", 0, &timeout_given);
   if (timeout_given && t->timeout <= 0) lf_raise(L, "timeout must be a positive number");
+  int cache_given;
+  t->cache_for = opt_number(L, 1, "cache_for", 0, &cache_given);
+  if (cache_given && t->cache_for <= 0)
+    lf_raise(L, "cache_for must be a positive number");
+  lua_getfield(L, 1, "cache_key"); /* read by lua/luaflow/cache.lua */
+  lua_setfield(L, uv, "cache_key");
+  lua_getfield(L, 1, "cache_validator");
+  lua_setfield(L, uv, "cache_validator");
   if (lua_getfield(L, 1, "skip_on_upstream_skip") != LUA_TNIL) {
     if (!lua_isboolean(L, -1)) lf_raise(L, "skip_on_upstream_skip must be a boolean");
     t->skip_on_upstream_skip = (uint8_t)lua_toboolean(L, -1);
@@ -220,6 +228,9 @@ lf_task *lf_task_copy(lua_State *L, int idx, int mt) {
   t->flow_id = 0;
   t->nconsts = 0;
   t->has_tables = 0;
+  t->mapped = 0;
+  t->arg_map = NULL;
+  t->nmap = 0;
   t->origin = src->origin ? src->origin : src;
   t->copies_flow = 0;
   t->copy_index = 0;
@@ -238,6 +249,8 @@ static int task_gc(lua_State *L) {
   lf_task *t = lf_check_task(L, 1);
   if (t->owns_name) free(t->obj.name);
   if (t->owns_handlers) free(t->obj.handlers);
+  free(t->arg_map);
+  t->arg_map = NULL;
   t->obj.name = NULL;
   t->obj.handlers = NULL;
   t->obj.nhandlers = 0;

@@ -152,11 +152,11 @@ void lf_lua_host_overdue(lf_host *base, lf_run *r, int i, double deadline, doubl
   lf_lua_host *h = (lf_lua_host *)base;
   lua_State *L = h->L;
   const lf_object *obj = lf_run_object(r, i);
-  const lf_task_policy *p = i < 0 ? NULL : r->flow->tasks[i]->policy;
+  const lf_task_policy *p = i < 0 ? NULL : lf_run_task(r, i)->policy;
   if (!(i < 0 ? r->flow->has_on_overdue : p && p->has_on_overdue)) return;
   int top = lua_gettop(L);
   push_spec_field(h, r, i, "on_overdue");
-  lf_lua_host_push_object(h, i);
+  lf_lua_host_push_object(h, lf_run_task_index(r, i)); /* a child: its task */
   lf_boxes_push(L, &h->boxes, i < 0 ? r->flow_state : r->task[i].state);
   lua_createtable(L, 0, 3);
   lua_pushnumber(L, deadline);

@@ -16,11 +16,12 @@ LUAFLOW_API int luaopen_luaflow(lua_State *L);
 
 struct lf_worker {
   lua_State *L;
-  uint64_t gen;    /* the run whose context the state has (0: none yet) */
-  int busy;        /* a body runs */
-  lf_job_head job; /* the job running (or the last one) */
-  char name[256];  /* its task's name */
-  int loop_result; /* registry ref of luaflow.context.task_loop_result */
+  uint64_t gen;     /* the run whose context the state has (0: none yet) */
+  int busy;         /* a body runs */
+  lf_job_head job;  /* the job running (or the last one) */
+  char name[256];   /* its task's name (a mapped child's: its parent's) */
+  char full[256];   /* its full name ("double[2]" for a child) */
+  int loop_result;  /* registry ref of luaflow.context.task_loop_result */
   int print_stderr; /* print writes to stderr (luaflow run --json -) */
   lf_lua_watch watch;
 };
@@ -129,6 +130,8 @@ int lf_worker_context(lua_State *L, const char *key) {
     lua_pushnil(L);
   else if (strcmp(key, "task_name") == 0)
     lua_pushstring(L, w->name);
+  else if (strcmp(key, "task_full_name") == 0)
+    lua_pushstring(L, w->full);
   else if (strcmp(key, "task_run_count") == 0)
     lua_pushinteger(L, w->job.run_count);
   else if (strcmp(key, "task_loop_count") == 0)
@@ -224,7 +227,7 @@ static int run_job(lua_State *L) {
   job_call *c = lua_touserdata(L, 1);
   lf_worker *w = c->w;
   lua_settop(L, 0);
-  const char *p = c->job + sizeof(lf_job_head) + w->job.name_len;
+  const char *p = c->job + sizeof(lf_job_head) + w->job.name_len + w->job.full_len;
   if (c->gen != w->gen) {
     w->gen = 0;
     enter_run(L, c->ctx, c->ctx_len);
@@ -260,6 +263,9 @@ void lf_worker_run(lf_worker *w, uint64_t gen, const char *ctx, size_t ctx_len,
   size_t nlen = w->job.name_len < sizeof w->name ? w->job.name_len : sizeof w->name - 1;
   memcpy(w->name, job + sizeof w->job, nlen);
   w->name[nlen] = '\0';
+  size_t flen = w->job.full_len < sizeof w->full ? w->job.full_len : sizeof w->full - 1;
+  memcpy(w->full, job + sizeof w->job + w->job.name_len, flen);
+  w->full[flen] = '\0';
   size_t at = reply->len;
   lua_settop(L, 0);
   lua_pushcfunction(L, run_job);

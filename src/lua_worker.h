@@ -25,9 +25,10 @@ typedef struct {
   int32_t task;
   int32_t run_count, loop_count, map_index;
   uint8_t resume, has_loop_result, pad[2];
-  uint32_t name_len, fn_len, args_len, nargs;
+  uint32_t name_len, full_len; /* task_name (a child's: its parent's), task_full_name */
+  uint32_t fn_len, args_len, nargs;
   double timeout; /* seconds; 0: none (a thread worker watches it itself) */
-} lf_job_head;    /* then name, fn message, args message (+ the loop result) */
+} lf_job_head;    /* then the names, fn message, args message (+ the loop result) */
 
 enum {
   LF_REPLY_RETURNED,   /* value: the result */

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "lua_codec.h"
 #include "lua_worker.h"
+#include "map.h"
 
 /* Appends the n values at idx encoded as one message, its length first. */
 static int put_message(lua_State *L, int idx, int n, const lf_codec_opts *o, lf_buf *out,
@@ -26,13 +27,17 @@ int lf_job_build(lf_lua_host *h, lf_run *r, int i, double timeout, int names_fre
   head.task = i;
   head.run_count = tr->attempt;
   head.loop_count = tr->loop;
-  head.map_index = -1;
+  head.map_index = i >= r->ntasks ? lf_map_index(r, i) : -1; /* a mapped child's */
   head.resume = (tr->flags & (LF_TASK_APPROVED | LF_TASK_RESUMED)) != 0;
   head.timeout = timeout;
   const char *name = lf_run_object(r, i)->name;
+  const char *full = name;
+  name = lf_run_task(r, i)->obj.name;
   head.name_len = (uint32_t)strlen(name);
+  head.full_len = (uint32_t)strlen(full);
   size_t at = out->len;
-  if (!lf_buf_put(out, &head, sizeof head) || !lf_buf_put(out, name, head.name_len)) {
+  if (!lf_buf_put(out, &head, sizeof head) || !lf_buf_put(out, name, head.name_len) ||
+      !lf_buf_put(out, full, head.full_len)) {
     snprintf(err, errlen, "not enough memory");
     return -1;
   }
@@ -117,7 +122,7 @@ lf_state *lf_job_outcome(lf_lua_host *h, lf_run *r, const char *reply, size_t le
   *task = -1;
   if (len < sizeof head) return NULL;
   memcpy(&head, reply, sizeof head);
-  if (head.task < 0 || head.task >= r->ntasks ||
+  if (head.task < 0 || head.task >= r->ntasks + lf_map_nkids(r) ||
       (uint64_t)head.value_len + head.tb_len > len - sizeof head)
     return NULL;
   *task = head.task;

@@ -16,6 +16,7 @@
 
 typedef struct lf_host lf_host;
 typedef struct lf_executor lf_executor;
+struct lf_map_run;
 
 /* lf_task_run.flags */
 enum {
@@ -59,6 +60,7 @@ typedef enum {
   LF_THEN_RESUME,     /* Paused -> Resume: the task is ready again */
   LF_THEN_FLOW_START, /* Scheduled -> Running: the tasks may begin */
   LF_THEN_FLOW_END,   /* Running -> the final state: the run is over */
+  LF_THEN_MAPPED,     /* a mapped task -> Mapped: its children begin (map.c) */
 } lf_then;
 
 /* The transition in flight (transition.c): object (a task index, -1 the flow)
@@ -130,6 +132,7 @@ typedef struct lf_run {
                            terminal handler looks at it (owned) */
   int flow_transitions;
 
+  struct lf_map_run *map;         /* mapped tasks' children (map.c); NULL: none */
   struct lf_run_journal *journal; /* run_journal.h; NULL: none */
 
   struct { /* states many tasks share */
@@ -138,8 +141,26 @@ typedef struct lf_run {
   void *block; /* the arrays above, one allocation */
 } lf_run;
 
+/* The children of mapped tasks are task runs too, with the ids ntasks and up
+ * (map.c): each has an object of its own (named "double[2]", with its
+ * parent's handlers) and its parent's task (options, function). */
+lf_object *lf_map_object(const lf_run *r, int i);
+int lf_map_parent(const lf_run *r, int i);
+
+/* The task (its options) of task run i: a child's is its parent's. */
+static inline lf_task *lf_run_task(const lf_run *r, int i) {
+  return r->flow->tasks[i < r->ntasks ? i : lf_map_parent(r, i)];
+}
+
+/* The flow's index of task run i's task: a child's parent. */
+static inline int lf_run_task_index(const lf_run *r, int i) {
+  return i < r->ntasks ? i : lf_map_parent(r, i);
+}
+
 static inline lf_object *lf_run_object(const lf_run *r, int i) {
-  return i < 0 ? &r->flow->obj : &r->flow->tasks[i]->obj;
+  return i < 0           ? &r->flow->obj
+         : i < r->ntasks ? &r->flow->tasks[i]->obj
+                         : lf_map_object(r, i);
 }
 
 static inline const char *lf_object_label(const lf_object *obj) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "clock.h"
 #include "log.h"
+#include "map.h"
 #include "redact.h"
 #include "run_journal.h"
 
@@ -62,6 +63,12 @@ static const char *redacted(const char *msg, int *allocated) {
   return out; /* NUL-terminated either way */
 }
 
+/* The name the store keeps for task run i: a mapped task's child is its
+ * task's row, told apart by its map index (lf_map_index). */
+static const char *stored_name(const lf_run *r, int i) {
+  return i < r->ntasks ? lf_run_object(r, i)->name : lf_run_task(r, i)->obj.name;
+}
+
 void lf_journal_transition(lf_run *r, int i, const lf_state *old, const lf_state *next) {
   lf_run_journal *j = r->journal;
   double now = lf_now();
@@ -79,9 +86,10 @@ void lf_journal_transition(lf_run *r, int i, const lf_state *old, const lf_state
   int allocated;
   const char *msg = redacted(next->message, &allocated);
   lf_store_transition t = {
-      .index = i + 1,
+      .index = lf_run_task_index(r, i) + 1,
+      .map_index = i < 0 ? 0 : lf_map_index(r, i),
       .seq = i < 0 ? r->flow_transitions : r->task[i].transitions,
-      .name = lf_run_object(r, i)->name,
+      .name = stored_name(r, i),
       .old_state = (lf_kind)old->kind,
       .new_state = (lf_kind)next->kind,
       .message = msg,
@@ -92,21 +100,24 @@ void lf_journal_transition(lf_run *r, int i, const lf_state *old, const lf_state
   if (rc != 0 || j->log_failed) stop_recording(j);
 }
 
-/* Task i's final record, in state s. */
+/* Task run i's final record, in state s (a mapped task's child: a row of
+ * its task's, with its map index and no times). */
 static void record_task(lf_run *r, int i, const lf_state *s, int started) {
   lf_run_journal *j = r->journal;
-  j->done[i] = 1;
+  int child = i >= r->ntasks;
+  if (!child) j->done[i] = 1;
   if (j->off) return;
   int allocated;
   const char *msg = redacted(s->message, &allocated);
   lf_store_task t = {
-      .index = i + 1,
-      .name = lf_run_object(r, i)->name,
+      .index = lf_run_task_index(r, i) + 1,
+      .map_index = lf_map_index(r, i),
+      .name = stored_name(r, i),
       .state = (lf_kind)s->kind,
       .message = msg,
       .run_count = started ? r->task[i].attempt : 0,
-      .started = j->times[2 * i],
-      .ended = j->times[2 * i + 1],
+      .started = child ? 0 : j->times[2 * i],
+      .ended = child ? 0 : j->times[2 * i + 1],
       .result_stored = 1,
   };
   if (s->has_result && j->result_json)
@@ -118,7 +129,11 @@ static void record_task(lf_run *r, int i, const lf_state *s, int started) {
 
 void lf_journal_task_done(lf_run *r, int i) {
   lf_run_journal *j = r->journal;
-  if (i >= r->ntasks || j->done[i]) return;
+  if (i >= r->ntasks) { /* a mapped task's child: its own row, not counted */
+    record_task(r, i, r->task[i].state, 1);
+    return;
+  }
+  if (j->done[i]) return;
   j->times[2 * i + 1] = lf_now();
   const lf_state *s = r->task[i].state;
   if (j->progress) {
@@ -145,6 +160,9 @@ void lf_journal_end(lf_run *r, int kind, const char *message, int exit_code) {
     if (!s) continue; /* out of memory: the task's transitions tell */
     record_task(r, i, s, (r->task[i].flags & LF_TASK_STARTED) != 0);
   }
+  for (int c = r->ntasks; c < r->ntasks + lf_map_nkids(r); c++) /* children not done */
+    if (!(r->task[c].flags & LF_TASK_FINISHED))
+      record_task(r, c, r->task[c].state, (r->task[c].flags & LF_TASK_STARTED) != 0);
   if (j->progress) lf_progress_set(&j->counts);
   if (!j->rec) return; /* ended even when recording stopped: the store frees it */
   const lf_state *fs = r->flow_state;

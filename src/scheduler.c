@@ -19,6 +19,7 @@
 #include "host.h"
 #include "interrupt.h"
 #include "log.h"
+#include "map.h"
 #include "retry_policy.h"
 #include "run.h"
 #include "run_journal.h"
@@ -44,6 +45,10 @@ static void set_state(lf_run *r, int i, lf_state *s) {
 }
 
 static void ready_push(lf_run *r, int i) {
+  if (i >= r->ntasks) { /* a mapped task's child */
+    lf_map_ready_push(r, i);
+    return;
+  }
   if (lf_ready_push(&r->ready, r->task[i].rank) != 0)
     lf_run_abort(r, "not enough memory");
 }
@@ -72,7 +77,7 @@ static int has_retry_on(const lf_task *t) {
  * tell without calling retry_on: a verdict asked about s (or, for a state a
  * handler put in its place, the one asked about the outcome) stands. */
 static lf_retry_verdict known_verdict(const lf_run *r, int i, const lf_state *s) {
-  const lf_task *t = r->flow->tasks[i];
+  const lf_task *t = lf_run_task(r, i);
   lf_retry_policy p = policy_of(t);
   lf_retry_verdict v = lf_retry_check(&p, r->task[i].attempt, s);
   if (v == LF_RETRY_YES && has_retry_on(t) && r->retry_asked.state)
@@ -83,7 +88,7 @@ static lf_retry_verdict known_verdict(const lf_run *r, int i, const lf_state *s)
 /* The verdict on task i's attempt ending in s, retry_on asked (once per
  * state) when the policy would retry it. */
 static lf_retry_verdict ask_retry(lf_run *r, int i, lf_state *s) {
-  const lf_task *t = r->flow->tasks[i];
+  const lf_task *t = lf_run_task(r, i);
   if (r->retry_asked.state == s) return (lf_retry_verdict)r->retry_asked.verdict;
   lf_retry_policy p = policy_of(t);
   lf_retry_verdict v = lf_retry_check(&p, r->task[i].attempt, s);
@@ -120,7 +125,7 @@ static void log_attempt_failed(lf_run *r, int i, const lf_state *failed,
   if (strncmp(why, plain, sizeof plain - 1) == 0) why += sizeof plain - 1;
   lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': attempt %d of %d failed: %s; %s",
          lf_run_object(r, i)->name, r->task[i].attempt,
-         r->flow->tasks[i]->max_retries + 1, why, then);
+         lf_run_task(r, i)->max_retries + 1, why, then);
 }
 
 /* A failed attempt that could have been retried and is not (retry = false,
@@ -151,18 +156,31 @@ static void log_retry(lf_run *r, int i, const lf_state *failed) {
   log_attempt_failed(r, i, failed, then);
 }
 
-static void finish(lf_run *r, int i) {
-  lf_state *s = r->task[i].state;
+static void log_finished(lf_run *r, int i) {
   if (lf_log_enabled(LF_LOG_INFO))
     lf_log(LF_LOG_INFO, "luaflow.TaskRunner",
            "Task '%s': Finished task run for task with final state: '%s'",
-           lf_run_object(r, i)->name, lf_kind_name(s->kind));
-  if (!LF_IS(s, LF_FINISHED)) return; /* waits: paused or pending */
+           lf_run_object(r, i)->name, lf_kind_name(r->task[i].state->kind));
+}
+
+static void release_downstream(lf_run *r, int i) {
   r->task[i].flags |= LF_TASK_FINISHED;
   if (r->journal) lf_journal_task_done(r, i);
   for (int k = r->down.start[i]; k < r->down.start[i + 1]; k++) {
     int d = r->down.task[k];
     if (--r->task[d].pending_upstreams == 0) ready_push(r, d);
+  }
+}
+
+static void finish(lf_run *r, int i) {
+  log_finished(r, i);
+  if (!LF_IS(r->task[i].state, LF_FINISHED)) return; /* waits: paused or pending */
+  if (i < r->ntasks) {
+    release_downstream(r, i);
+  } else { /* a child: its parent is finished with its last child */
+    if (r->journal) lf_journal_task_done(r, i);
+    int p = lf_map_child_finished(r, i);
+    if (p >= 0) release_downstream(r, p);
   }
 }
 
@@ -193,18 +211,30 @@ static int gather_upstreams(lf_run *r, int i) {
   return n;
 }
 
-/* A skipped upstream skips task i, then its trigger decides: NULL when it
- * runs, else the state it fails with. */
-static lf_state *check_trigger(lf_run *r, int i) {
-  lf_task *t = r->flow->tasks[i];
-  int nups = gather_upstreams(r, i);
-  if (t->skip_on_upstream_skip)
+/* Skipped when task run i skips on a skipped upstream (its nups states
+ * gathered), else NULL. */
+static lf_state *upstream_skipped(lf_run *r, int i, int nups) {
+  if (lf_run_task(r, i)->skip_on_upstream_skip)
     for (int j = 0; j < nups; j++)
       if (LF_IS(r->upstream_states[j], LF_SKIPPED))
         return engine_state(r, LF_SKIPPED,
                             "Upstream task was skipped; if this was not the intended "
                             "behavior, consider setting `skip_on_upstream_skip = false` "
                             "for this task.");
+  return NULL;
+}
+
+/* A skipped upstream skips task i, then its trigger decides: NULL when it
+ * runs, else the state it fails with. */
+static lf_state *check_trigger(lf_run *r, int i) {
+  lf_task *t = lf_run_task(r, i);
+  int nups = r->map ? lf_map_gather(r, i) : gather_upstreams(r, i);
+  lf_state *skipped = upstream_skipped(r, i, nups);
+  if (skipped) return skipped;
+  if (t->cache_for > 0) { /* a valid cached result: Pending -> Cached, nothing runs */
+    lf_state *cached = r->host->ops->cache_lookup(r->host, r, i);
+    if (cached) return cached;
+  }
   if (t->trigger == LF_TRIGGER_LUA) {
     r->busy = LF_BUSY_TRIGGER;
     r->current = i;
@@ -229,6 +259,14 @@ static void start_attempt(lf_run *r, int i) {
   move(r, i, lf_state_ref(r->shared.running), LF_THEN_START);
 }
 
+/* A mapped task goes Pending -> Mapped (its trigger is not checked: each
+ * child checks it), or Skipped, or Failed when it cannot map; its children
+ * follow (map.c). */
+static void begin_mapped(lf_run *r, int i) {
+  lf_state *next = upstream_skipped(r, i, lf_map_gather(r, i));
+  move(r, i, next ? next : lf_map_begin(r, i), LF_THEN_MAPPED);
+}
+
 /* A ready task: its upstreams are finished, or the Scheduled-family state it
  * waits in (a retry, a Resume, a Paused with a start time) is due. As in
  * Prefect, every run of a task checks its trigger; a run from Resume (or a
@@ -250,6 +288,10 @@ static void begin(lf_run *r, int i) {
     tr->flags |= LF_TASK_RESUMED;
   else
     tr->flags &= (uint8_t)~LF_TASK_RESUMED;
+  if (i < r->ntasks && lf_run_task(r, i)->mapped) {
+    begin_mapped(r, i);
+    return;
+  }
   lf_state *fail = check_trigger(r, i);
   if (fail) /* this run ends here; a Resume a handler made runs later */
     move(r, i, fail, LF_THEN_SETTLE);
@@ -261,7 +303,7 @@ static void begin(lf_run *r, int i) {
  * function succeeds at once). */
 static void submit(lf_run *r, int i) {
   r->bodies_running++;
-  if (!r->flow->tasks[i]->has_fn)
+  if (!lf_run_task(r, i)->has_fn)
     lf_run_deliver(r, i, lf_state_ref(r->shared.success), 0);
   else
     r->executor->ops->submit(r->executor, r, i);
@@ -304,7 +346,7 @@ static void after_outcome(lf_run *r, int i, int end) {
       end || !LF_IS(s, LF_FAILED) ? LF_RETRY_NOT_FAILED : ask_retry(r, i, s);
   forget_retry_verdict(r);
   if (verdict == LF_RETRY_YES) {
-    lf_task *t = r->flow->tasks[i];
+    lf_task *t = lf_run_task(r, i);
     char msg[96];
     snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", tr->attempt,
              t->max_retries + 1);
@@ -330,6 +372,13 @@ static void after_outcome(lf_run *r, int i, int end) {
     if (!p) lf_run_abort(r, "not enough memory");
     set_state(r, i, p);
     start_attempt(r, i);
+  } else if (!end && lf_run_task(r, i)->cache_for > 0 && LF_IS(s, LF_SUCCESS) &&
+             !LF_IS(s, LF_SKIPPED) && !LF_IS(s, LF_CACHED)) {
+    lf_state *cached = r->host->ops->cache_save(r->host, r, i); /* Success -> Cached */
+    if (cached)
+      move(r, i, cached, LF_THEN_SETTLE);
+    else
+      settle(r, i, end);
   } else {
     if (verdict >= LF_RETRY_REFUSED) log_not_retried(r, i, s, verdict);
     settle(r, i, end);
@@ -350,7 +399,7 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
     if (end || s->kind != LF_RUNNING) {
       settle(r, i, end);
     } else {
-      if (r->flow->tasks[i]->policy) lf_deadline_arm(r, i); /* it may have a deadline */
+      if (lf_run_task(r, i)->policy) lf_deadline_arm(r, i); /* it may have a deadline */
       submit(r, i);
     }
     break;
@@ -381,6 +430,12 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
     break;
   case LF_THEN_FLOW_END:
     r->phase = PHASE_OVER;
+    break;
+  case LF_THEN_MAPPED: /* with children, its downstream tasks wait for them */
+    if (!end && s->kind == LF_MAPPED && lf_map_expand(r, i) > 0)
+      log_finished(r, i);
+    else
+      settle(r, i, end);
     break;
   }
 }
@@ -423,8 +478,8 @@ static void resume_task(lf_run *r, int i) {
  * once per pause. Returns how many resumed. */
 static int approve_paused(lf_run *r) {
   int resumed = 0;
-  for (int k = 0; k < r->ntasks; k++) {
-    int i = r->order[k];
+  for (int k = 0; k < r->ntasks + lf_map_nkids(r); k++) {
+    int i = k < r->ntasks ? r->order[k] : k; /* then the children */
     lf_task_run *tr = &r->task[i];
     if (tr->state->kind != LF_PAUSED || tr->state->has_start ||
         (tr->flags & LF_TASK_ASKED))
@@ -468,6 +523,10 @@ static void schedule(lf_run *r) {
       r->executor->ops->wait(r->executor, r, -1);
       continue;
     }
+    if (lf_map_ready_count(r) > 0) { /* children before the tasks after them */
+      begin(r, lf_map_ready_pop(r));
+      continue;
+    }
     if (r->ready.count > 0) {
       begin(r, r->order[lf_ready_pop(&r->ready)]);
       continue;
@@ -500,7 +559,8 @@ static int is_terminal(const lf_run *r, int i) {
 static lf_state *final_flow_state(lf_run *r) {
   lf_flow *f = r->flow;
   for (int i = 0; i < r->ntasks; i++)
-    if (is_terminal(r, i) && !LF_IS(r->task[i].state, LF_FINISHED)) {
+    if (is_terminal(r, i) &&
+        (!LF_IS(r->task[i].state, LF_FINISHED) || lf_map_waiting(r, i))) {
       lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
              "Flow run RUNNING: terminal tasks are incomplete.");
       return NULL;
@@ -512,6 +572,7 @@ static lf_state *final_flow_state(lf_run *r) {
     if (i >= r->ntasks || (!f->nrefs && !is_terminal(r, i))) continue;
     if (LF_IS(r->task[i].state, LF_FAILED)) failed = 1;
     if (!LF_IS(r->task[i].state, LF_SUCCESS)) all_ok = 0;
+    lf_map_reference(r, i, &failed, &all_ok); /* a mapped task's children count too */
   }
   if (failed) {
     lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
@@ -541,6 +602,7 @@ static void start_flow(lf_run *r) {
 static void end_flow(lf_run *r) {
   r->phase = PHASE_ENDING;
   r->current = -1;
+  lf_map_end_all(r); /* mapped tasks whose children could not all finish */
   lf_state *final;
   if (lf_cancel_signal) {
     lf_cancel_acknowledge(); /* the flow's handlers carry it from here */
@@ -647,6 +709,7 @@ int lf_run_init(lf_run *r, lf_flow *flow, lf_host *host, lf_executor *executor) 
   int rc = lf_flow_order(flow, r->order);
   if (rc != 0) return rc == -2 ? -2 : -1;
   build_adjacency(r);
+  if (lf_map_init(r) != 0) return -2;
   for (int k = 0; k < r->ntasks; k++)
     r->task[r->order[k]].rank = k;
   for (int i = 0; i < r->ntasks; i++) {
@@ -672,6 +735,7 @@ void lf_run_release(lf_run *r) {
   for (int k = 0; k < r->outcomes.count; k++)
     lf_state_release(r->outcomes.ring[(r->outcomes.head + k) % r->outcomes.cap].state);
   if (r->chain.active) lf_transition_drop(r);
+  lf_map_release(r);
   lf_state *held[] = {r->retry_of,       r->flow_state,     r->flow_final,
                       r->shared.pending, r->shared.running, r->shared.success,
                       r->shared.not_run};

@@ -22,6 +22,7 @@
 ---@field json luaflow.json
 ---@field secrets luaflow.secrets
 ---@field time luaflow.time
+---@field cache_validators luaflow.cache_validators
 local luaflow = {}
 
 -- ---------------------------------------------------------------- tasks
@@ -51,6 +52,9 @@ local luaflow = {}
 ---@field skip_on_upstream_skip? boolean a skipped upstream skips the task (default true)
 ---@field timeout? number seconds a body may run (> 0)
 ---@field tags? string[]
+---@field cache_for? number seconds a successful result stays cached (> 0)
+---@field cache_key? string the cache entry's key (default "FLOW/TASK")
+---@field cache_validator? luaflow.CacheValidator when a cached entry may stand for a run
 
 ---A task: a unit of work with a state. Called inside a flow builder it adds a
 ---copy of itself to the flow and returns a reference to its result.
@@ -63,6 +67,13 @@ local Task = {}
 ---@param ... any
 ---@return any result the function's first return value
 function Task:run(...) end
+
+---Inside a builder: adds a mapped copy of the task, one child per element of the
+---shortest mapped argument (a list or a task result); luaflow.unmapped(x) is
+---passed whole, luaflow.flatten(x) maps over a list of lists.
+---@param ... any
+---@return luaflow.TaskResult
+function Task:map(...) end
 
 ---Inside a builder: makes `upstream` an upstream of this task in the flow being built.
 ---@param upstream luaflow.TaskLike
@@ -93,6 +104,35 @@ function TaskResult:set_downstream(downstream, key) end
 ---The task copy this reference stands for.
 ---@return luaflow.Task
 function TaskResult:task() end
+
+---@alias luaflow.CacheValidator fun(cached_state: luaflow.State, inputs: table, parameters: table): boolean
+
+---@class luaflow.cache_validators
+---@field duration_only luaflow.CacheValidator the entry has not expired (the default)
+---@field all_inputs luaflow.CacheValidator ... and the inputs are the same
+---@field all_parameters luaflow.CacheValidator ... and the run's parameters are the same
+local cache_validators = {}
+luaflow.cache_validators = cache_validators
+
+---... and the named inputs are the same.
+---@param names string[]
+---@return luaflow.CacheValidator
+function luaflow.cache_validators.partial_inputs_only(names) end
+
+---... and the named parameters are the same.
+---@param names string[]
+---@return luaflow.CacheValidator
+function luaflow.cache_validators.partial_parameters_only(names) end
+
+---An argument of t:map(...) passed whole to every child.
+---@param x any
+---@return any
+function luaflow.unmapped(x) end
+
+---An argument of t:map(...) mapped over as the concatenation of its lists.
+---@param x any
+---@return any
+function luaflow.flatten(x) end
 
 ---A task from options: Task{name = "extract", fn = function() ... end}.
 ---@param opts? luaflow.TaskOptions
@@ -203,6 +243,11 @@ function luaflow.Flow(opts) end
 ---@field run_count integer|nil Retrying
 ---@field loop_count integer|nil Looped
 ---@field color string the class colour
+---@field map_states luaflow.State[]|nil Mapped: the children's final states
+---@field n_map_states integer|nil Mapped: how many children
+---@field cached_result_expiration luaflow.Time|nil Cached
+---@field cached_inputs table|nil Cached: the inputs by parameter name
+---@field cached_parameters table|nil Cached: the run's parameters
 local State = {}
 
 ---@return boolean
@@ -478,6 +523,8 @@ function Logger:critical(fmt, ...) end
 ---Facts about the run in progress (read-only).
 ---@class luaflow.Context
 ---@field task_name string|nil
+---@field map_index integer|nil in a mapped task's child: its index, from 1
+---@field task_full_name string|nil the task's name, "double[2]" for a child
 ---@field task_run_count integer|nil the attempt number
 ---@field task_loop_count integer|nil
 ---@field task_loop_result any

@@ -25,6 +25,8 @@ usage: luaflow run FILE [--flow NAME] [--param NAME=VALUE]... [--param-file FILE
        luaflow runs prune (--keep N | --before DATE)   forget old runs
        luaflow notify test FILE [--task NAME] [--state CLASS | --overdue]
                                           send a made-up alert through the handlers
+       luaflow cache [list] [--json]      the cached task results
+       luaflow cache clear [KEY]          forget cached results (all, or KEY's)
        luaflow help [COMMAND]             this text, or one command's options
        luaflow --version
 
@@ -237,6 +239,40 @@ Environment:
 
 Exit codes: 0 done, 1 the output could not be written, 2 usage error, or a
 store that cannot be written.]],
+  cache = [[
+usage: luaflow cache [list] [options]
+
+Lists the task results cached in the run store (tasks with cache_for), oldest
+first: key, map index, when it was made, when it expires, the run that made it,
+and its result.
+
+Options:
+  --json                a JSON array of {key, map_index, created, expires,
+                        run_id, state, message, result}
+  --store PATH          the run store to read
+  --no-store            (no store: an error)
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_STORE         the run store when --store is not given
+  XDG_STATE_HOME        the default store is $XDG_STATE_HOME/luaflow/luaflow.db
+
+Exit codes: 0 done, 2 usage error, or a store that cannot be read.]],
+  ["cache clear"] = [[
+usage: luaflow cache clear [KEY] [options]
+
+Removes the cached task results of KEY (a task's cache_key, by default
+"FLOW/TASK"), or every one when KEY is not given; says how many.
+
+Options:
+  --store PATH          the run store to clear
+  --no-store            (no store: an error)
+  -h, --help            this text
+
+Environment:
+  LUAFLOW_STORE         the run store when --store is not given
+
+Exit codes: 0 done, 2 usage error, or a store that cannot be written.]],
   ["notify test"] = [[
 usage: luaflow notify test FILE [options]
 
@@ -312,15 +348,17 @@ local OPTIONS = {
   ["runs prune"] = with_store { keep = "value", before = "value" },
   ["notify test"] = { task = "value", state = "value", flow = "value", secrets = "value", overdue = "flag",
                       ["log-level"] = "value" },
-  -- room for: ["cache list"], ["cache clear"]
+  cache = with_store { json = "flag" },
+  ["cache clear"] = with_store {},
 }
 -- The words after the command: FILE or ID; required or not.
 local ARGUMENT = { run = { "FILE", true }, check = { "FILE", true }, graph = { "FILE", false },
                    ["runs show"] = { "ID", false }, ["runs logs"] = { "ID", false },
-                   ["notify test"] = { "FILE", true } }
+                   ["notify test"] = { "FILE", true }, ["cache clear"] = { "KEY", false } }
 local SHORT = { graph = { o = "output" } } -- -o PATH
-local ALIASES = { ["runs list"] = "runs" }
-local SUBCOMMANDS = { runs = { "list", "show", "logs", "prune" }, notify = { "test" } }
+local ALIASES = { ["runs list"] = "runs", ["cache list"] = "cache" }
+local SUBCOMMANDS = { runs = { "list", "show", "logs", "prune" }, notify = { "test" },
+                      cache = { "list", "clear" } }
 M.OPTIONS, M.HELP, M.ARGUMENT = OPTIONS, HELP, ARGUMENT -- the man page and completion specs read them
 
 local function parse(args)
@@ -389,6 +427,8 @@ local function parse(args)
       o.file = a
     elseif argument and argument[1] == "ID" and o.id == nil then
       o.id = a
+    elseif argument and argument[1] == "KEY" and o.key == nil then
+      o.key = a
     else
       usage_error(("unexpected argument '%s'"):format(a))
     end
@@ -434,6 +474,7 @@ local function run_flows(o)
   -- the engine records each flow run into M.store and shows the progress line
   -- when M.progress is set (stderr a terminal, no --no-progress).
   M.store = require("luaflow.cli_store").open_for_run(o, usage_error)
+  if M.store then require("luaflow.cache").use_store(M.store:path()) end -- cache_for entries
   M.progress = not o["no-progress"] and core.isatty(2)
   require("luaflow.cli_record").start(M, o, usage_error)
   -- --json lines are written by C as each run ends (src/lua_json_lines.c);
@@ -524,7 +565,8 @@ local function describe_flow(f, out)
   for k, idx in ipairs(order) do
     local t = tasks[idx]
     out[#out + 1] = ("    %d. %s%s"):format(k, t.name,
-                                             tostring(t):match("^<Parameter") and " (Parameter)" or "")
+                                             tostring(t):match("^<Parameter") and " (Parameter)"
+                                             or core.task_is_mapped(t) and " (mapped)" or "")
   end
   if #edges > 0 then out[#out + 1] = "  edges:" end
   for _, e in ipairs(edges) do
@@ -590,6 +632,8 @@ local COMMANDS = {
   ["runs logs"] = function(o) return require("luaflow.cli_runs").logs(o, ctx) end,
   ["runs prune"] = function(o) return require("luaflow.cli_runs").prune(o, ctx) end,
   ["notify test"] = function(o) return cmd_notify(o) end,
+  cache = function(o) return require("luaflow.cli_cache").list(o, ctx) end,
+  ["cache clear"] = function(o) return require("luaflow.cli_cache").clear(o, ctx) end,
 }
 
 function M.main(args)

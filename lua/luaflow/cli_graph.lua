@@ -118,8 +118,9 @@ function M.dot(flow, run, tasks)
   local record = run and index_run(tasks)
   for _, idx in ipairs(graph.order(flow)) do
     local name = nodes[idx].name
+    local mapped = core.task_is_mapped(nodes[idx]) and ", peripheries=2" or "" -- t:map(...)
     if not record then
-      add("  t", idx, " [label=", dot_quote(name), "];\n")
+      add("  t", idx, " [label=", dot_quote(name), mapped, "];\n")
     else
       local row, children = recorded(record, idx, name)
       if row then
@@ -127,7 +128,7 @@ function M.dot(flow, run, tasks)
         if children then lines[3] = children_text(children) end
         local fill = state_fill(row.state)
         add("  t", idx, " [label=", label(lines), ", fillcolor=\"", fill, "\", fontcolor=\"",
-            text_colour(fill), "\"];\n")
+            text_colour(fill), "\"", mapped, "];\n")
       else
         add("  t", idx, " [label=", label({ name, "not run" }),
             ", style=\"rounded,dashed\", fillcolor=\"#ffffff\"];\n")

@@ -79,6 +79,66 @@ end
 -- with data edges from the references among args and constants for the rest.
 task_mt.__call = core.make_task_call(M.building, ref_mt, resolve, require("luaflow.table_args"))
 
+-- ---- mapping: t:map(args...) ----
+-- luaflow.unmapped(x) passes x whole to every child; luaflow.flatten(x)
+-- maps over the concatenation of a list of lists. Both only mean something
+-- as arguments of t:map.
+local unmapped_mt = { __name = "luaflow.unmapped", __luaflow_map_arg = true }
+local flatten_mt = { __name = "luaflow.flatten", __luaflow_map_arg = true }
+local MAP_WHOLE, MAP_EACH, MAP_FLATTEN = 0, 1, 2
+function M.unmapped(x) return setmetatable({ value = x }, unmapped_mt) end
+function M.flatten(x) return setmetatable({ value = x }, flatten_mt) end
+
+-- The name a local, an upvalue or a global of the caller (at level) gives v,
+-- or nil: `double:map(...)` names an unnamed task "double", as `double(...)` would.
+local function name_in_caller(level, v)
+  local info = debug.getinfo(level + 1, "f")
+  for i = 1, 250 do
+    local name, value = debug.getlocal(level + 1, i)
+    if not name then break end
+    if rawequal(value, v) and name:match("^[%a_][%w_]*$") then return name end
+  end
+  for i = 1, 255 do
+    local name, value = debug.getupvalue(info.func, i)
+    if not name then break end
+    if rawequal(value, v) and name:match("^[%a_][%w_]*$") then return name end
+  end
+  for name, value in pairs(_G) do
+    if rawequal(value, v) and type(name) == "string" then return name end
+  end
+end
+
+function task_methods.map(t, ...)
+  if not is_task(t) then options.self_error("task", "map") end
+  if not current_builder() then
+    raise(("cannot map task %s outside a flow builder: call t:map(...) inside Flow(name, function(flow) ... end)")
+          :format(tostring(t)))
+  end
+  if M.parameters[t] or M.parameters[origin_of(t) or false] then
+    raise(("%s cannot be mapped: a Parameter takes no arguments"):format(tostring(t)))
+  end
+  local n = select("#", ...)
+  local args, modes = { ... }, {}
+  for i = 1, n do
+    local a = args[i]
+    local mt = getmetatable(a)
+    if mt == unmapped_mt then
+      args[i], modes[i] = a.value, MAP_WHOLE
+    elseif mt == flatten_mt then
+      args[i], modes[i] = a.value, MAP_FLATTEN
+    else
+      modes[i] = MAP_EACH
+    end
+  end
+  if not core.task_named(t) then
+    core.task_set_name(t, name_in_caller(2, t) or "task", true)
+  end
+  local call = task_mt.__call -- a plain call: a table first argument is data, not self
+  local ref = call(t, table.unpack(args, 1, n))
+  core.task_set_map(rawget(ref, "_task"), modes)
+  return ref
+end
+
 function task_methods.run(t, ...)
   if not is_task(t) then options.self_error("task", "run") end
   local fn = core.task_fn(t)
@@ -129,6 +189,14 @@ local function handler_options(opts)
   return on_failure, { state_handlers = list, on_failure = on_failure }
 end
 
+-- As Prefect 1: a cache_validator without cache_for caches nothing.
+local function check_cache(opts)
+  if opts.cache_validator ~= nil and opts.cache_for == nil then
+    core.log("WARNING", "luaflow.Task", "cache_validator provided without specifying cache expiration "
+             .. "(cache_for); this Task will not be cached.")
+  end
+end
+
 -- on_overdue as the engine calls it: a notifier sends its overdue message.
 local function overdue_handler(fn)
   if fn == nil then return nil end
@@ -138,6 +206,7 @@ end
 function M.Task(opts)
   opts = opts or {}
   options.check("Task", opts)
+  check_cache(opts)
   local on_failure, handlers = handler_options(opts)
   local on_overdue = overdue_handler(opts.on_overdue)
   if on_failure ~= opts.on_failure or on_overdue ~= opts.on_overdue then
@@ -172,6 +241,7 @@ function M.task(a, b)
     raise(("task(%s, fn): fn must be a function (got %s)"):format(type(a) == "string" and ("%q"):format(a) or "opts", describe(fn)))
   end
   options.check("task", opts)
+  check_cache(opts)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.fn = fn

@@ -21,13 +21,15 @@ M.time = core.time
 M.executors = require("luaflow.executors")
 core.time.cpu_time = core.cpu_time
 M.Task, M.task, M.Flow, M.Parameter = graph.Task, graph.task, graph.Flow, graph.Parameter
+M.unmapped, M.flatten = graph.unmapped, graph.flatten
+M.cache_validators = require("luaflow.cache").validators
 
 -- ---- logging from flows and tasks ----
 
 -- The logger's name where the code runs: luaflow.<task> inside a task (its
 -- body and its handlers), luaflow.<flow> in a flow's handlers, else luaflow.
 local function logger_name()
-  local task_name = core.context_get("task_name")
+  local task_name = core.context_get("task_full_name") -- a mapped child: double[2]
   if task_name then return "luaflow." .. task_name end
   local run = graph.runs[#graph.runs]
   if run then return "luaflow." .. run.flow.name end

@@ -221,6 +221,7 @@ M.specs = {
            on_failure_final_only = C.boolean,
            max_retries = C.count, retry_delay = C.seconds, trigger = C.trigger,
            skip_on_upstream_skip = C.boolean, timeout = C.positive_seconds, tags = C.strings,
+           cache_for = C.positive_seconds, cache_key = C.name, cache_validator = C.callable,
            retry_backoff = C.factor, max_retry_delay = C.positive_seconds, retry_jitter = C.fraction,
            retry_on = C.callable, deadline = C.positive_seconds, on_overdue = C.callable },
   Flow = { name = C.string, tasks = C.tasks, state_handlers = C.handlers, on_failure = C.callable,

@@ -102,7 +102,8 @@ local function restored_states(f, s, ref)
                     :format(t.index, f.name, t.name, mine and mine.name or "missing"))
     end
     local cls = states[t.state]
-    local probe = t.map_index == nil and cls and cls("")
+    -- a mapped task runs again, children and all (its row holds no child)
+    local probe = t.map_index == nil and t.state ~= "Mapped" and cls and cls("")
     if probe and probe:is_successful() then
       if t.result_stored then
         local ok, value = true, nil

@@ -127,6 +127,9 @@ local function paused_tasks(state)
   local list = {}
   for t, s in state:task_states() do
     if s:is_paused() then list[#list + 1] = tostring(t) end
+    for i, child in ipairs(s:is_mapped() and s.map_states or {}) do -- a mapped task's children
+      if child:is_paused() then list[#list + 1] = ("%s[%d]"):format(tostring(t), i) end
+    end
   end
   return list
 end

@@ -28,6 +28,11 @@ M.node_mt = node_mt
 -- tasks it names. `self` is the task being called and `copy` its copy in the
 -- flow: neither is an upstream of itself.
 function M.scan(root, flow, ref_mt, resolve, self, copy)
+  local root_mt = getmetatable_raw(root)
+  if root_mt and rawget(root_mt, "__luaflow_map_arg") then -- unmapped(x), flatten(x)
+    core.raise(("%s(x) is an argument of t:map(...) only: pass x itself to %s(...)")
+               :format(root_mt.__name, tostring(self)))
+  end
   local seen = { [root] = true }
   local order = { root }      -- every table reachable from root
   local parents = {}          -- child table -> list of tables holding it
