@@ -367,6 +367,34 @@ end)
       end)
     end
 
+    it("hides a secret a body read first in its worker, in --json, the store and the logs", function()
+      local flow = cli.write_flow([[
+local luaflow = require("luaflow")
+return luaflow.Flow("leak", function()
+  local t = luaflow.task{name = "reads"}(function()
+    local token = luaflow.secrets.get("API_TOKEN")
+    return {token = token, note = "token=" .. token}
+  end)
+  luaflow.task{name = "fails"}(function(r) error("bad token " .. r.token, 0) end)(t())
+end)
+]])
+      for _, kind in ipairs({ "threads", "processes" }) do
+        local dir = cli.tmpdir()
+        local r = cli.run({ "run", flow, "--executor", kind, "--json", "-", "--store", dir .. "/s.db",
+                            "--log-level", "INFO" },
+                          { env = { LUAFLOW_SECRET_API_TOKEN = "tok-9f8e7d6c5b" } })
+        assert.are.equal(1, r.code, r.stderr)
+        assert.is_nil(r.stdout:find("9f8e7d6c5b", 1, true), kind .. ": --json shows the secret")
+        assert.is_nil(r.stderr:find("9f8e7d6c5b", 1, true), kind .. ": the log shows the secret")
+        local run = util.json_lines(r.stdout)[1]
+        assert.are.equal("****", run.tasks[1].result.token)
+        local logs = cli.run({ "runs", "logs", "last", "--store", dir .. "/s.db" })
+        assert.are.equal(0, logs.code, logs.stderr)
+        assert.is_truthy(logs.stdout:find("bad token ****", 1, true), logs.stdout)
+        assert.is_nil(logs.stdout:find("9f8e7d6c5b", 1, true), kind .. ": the store shows the secret")
+      end
+    end)
+
     it("runs bodies in worker threads and processes from an embedding program", function()
       local build = os.getenv("LUAFLOW_BUILD") or "build"
       local bin = (os.getenv("LUAFLOW_ROOT") or cli.root) .. "/" .. build .. "/examples/run_flow"

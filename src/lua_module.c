@@ -1,5 +1,6 @@
 /* luaopen_luaflow: the C core plus the embedded Lua modules, for the CLI and
  * for `require("luaflow")` from plain lua5.4. */
+#include <stdatomic.h>
 #include <string.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -66,6 +67,15 @@ static int core_set_log_level(lua_State *L) {
   if (level < 0) return lf_raise(L, "unknown log level '%s'", name);
   if (lf_log_level != level) lf_log_level = level; /* a worker's state sets the same */
   return 0;
+}
+
+/* core.set_default_log_level(name): the level LUAFLOW_LOG_LEVEL gives, once
+ * a process: a worker's Lua state loading luaflow later must not undo a
+ * --log-level or luaflow.log.set_level given since. */
+static int core_set_default_log_level(lua_State *L) {
+  static atomic_flag applied = ATOMIC_FLAG_INIT;
+  if (atomic_flag_test_and_set(&applied)) return 0;
+  return core_set_log_level(L);
 }
 
 static int core_log_level(lua_State *L) {
@@ -167,6 +177,7 @@ static void open_core(lua_State *L) {
                                  {"log_flush", core_log_flush},
                                  {"set_log_level", core_set_log_level},
                                  {"log_level", core_log_level},
+                                 {"set_default_log_level", core_set_default_log_level},
                                  {"raise", core_raise},
                                  {"is_state", core_is_state},
                                  {"signal_of", core_signal_of},

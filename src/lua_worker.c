@@ -11,6 +11,7 @@
 #include "log.h"
 #include "lua_codec.h"
 #include "lua_worker.h"
+#include "redact.h"
 
 LUAFLOW_API int luaopen_luaflow(lua_State *L);
 
@@ -155,6 +156,7 @@ typedef struct {
   const char *ctx, *job;
   size_t ctx_len, len;
   lf_buf *reply;
+  size_t secrets_before; /* the secrets registered when the job began */
 } job_call;
 
 /* Decodes one message of the job onto the stack: its number of values. */
@@ -186,8 +188,24 @@ static void enter_run(lua_State *L, const char *ctx, size_t len) {
   lua_pop(L, 3);
 }
 
+/* Appends the secrets registered since the job began: the engine hides
+ * them too (a worker process has a redactor of its own). */
+static uint32_t put_secrets(const job_call *c, lf_buf *out) {
+  size_t at = out->len;
+  for (size_t i = c->secrets_before, n = lf_redact_count(); i < n; i++) {
+    size_t len;
+    const char *text = lf_redact_secret(i, &len);
+    uint32_t len32 = (uint32_t)len;
+    if (!text || len > UINT32_MAX) continue;
+    lf_buf_put(out, &len32, sizeof len32);
+    lf_buf_put(out, text, len);
+  }
+  return (uint32_t)(out->len - at);
+}
+
 /* Appends the reply: its head, then the value at idx (encoded; an error
- * value that cannot be copied goes as its text), then the traceback. */
+ * value that cannot be copied goes as its text), then the traceback, then
+ * the secrets the body registered. */
 static void put_reply(lua_State *L, job_call *c, int kind, int idx, int tb) {
   lf_worker *w = c->w;
   lf_reply_head head;
@@ -220,6 +238,7 @@ static void put_reply(lua_State *L, job_call *c, int kind, int idx, int tb) {
     lf_buf_put(out, text, n);
     head.tb_len = (uint32_t)n;
   }
+  head.secrets_len = put_secrets(c, out);
   if (!out->oom) memcpy(out->data + at, &head, sizeof head);
 }
 
@@ -257,7 +276,7 @@ static int run_job(lua_State *L) {
 void lf_worker_run(lf_worker *w, uint64_t gen, const char *ctx, size_t ctx_len,
                    const char *job, size_t len, lf_buf *reply) {
   lua_State *L = w->L;
-  job_call c = {w, gen, ctx, job, ctx_len, len, reply};
+  job_call c = {w, gen, ctx, job, ctx_len, len, reply, lf_redact_count()};
   memset(&w->watch, 0, sizeof w->watch);
   memcpy(&w->job, job, sizeof w->job);
   size_t nlen = w->job.name_len < sizeof w->name ? w->job.name_len : sizeof w->name - 1;

@@ -40,7 +40,8 @@ typedef struct {
   int32_t task;
   uint8_t kind, timed_out, cancelled, pad;
   uint32_t value_len, tb_len;
-} lf_reply_head; /* then value bytes, traceback bytes */
+  uint32_t secrets_len; /* the secrets the body registered: (uint32 length, bytes)... */
+} lf_reply_head;        /* then value bytes, traceback bytes, secrets */
 
 /* ---- engine side (lua_worker_job.c) ---- */
 

@@ -7,6 +7,7 @@
 #include "lua_codec.h"
 #include "lua_worker.h"
 #include "map.h"
+#include "redact.h"
 
 /* Appends the n values at idx encoded as one message, its length first. */
 static int put_message(lua_State *L, int idx, int n, const lf_codec_opts *o, lf_buf *out,
@@ -115,6 +116,21 @@ lf_state *lf_job_failed(lf_lua_host *h, lf_run *r, int i, lf_kind kind, int pref
   return s;
 }
 
+/* The secrets a body registered in its worker are hidden here too, before
+ * its result or error is shown anywhere. */
+static void register_secrets(const char *p, uint32_t len) {
+  while (len >= sizeof(uint32_t)) {
+    uint32_t n;
+    memcpy(&n, p, sizeof n);
+    p += sizeof n;
+    len -= (uint32_t)sizeof n;
+    if (n > len) return;
+    lf_redact_add(p, n);
+    p += n;
+    len -= n;
+  }
+}
+
 lf_state *lf_job_outcome(lf_lua_host *h, lf_run *r, const char *reply, size_t len,
                          int *task, int *end) {
   lua_State *L = h->L;
@@ -123,10 +139,11 @@ lf_state *lf_job_outcome(lf_lua_host *h, lf_run *r, const char *reply, size_t le
   if (len < sizeof head) return NULL;
   memcpy(&head, reply, sizeof head);
   if (head.task < 0 || head.task >= r->ntasks + lf_map_nkids(r) ||
-      (uint64_t)head.value_len + head.tb_len > len - sizeof head)
+      (uint64_t)head.value_len + head.tb_len + head.secrets_len > len - sizeof head)
     return NULL;
   *task = head.task;
   const char *value = reply + sizeof head, *tb = value + head.value_len;
+  register_secrets(tb + head.tb_len, head.secrets_len);
   lf_body_end how = {head.kind == LF_REPLY_RAISED, head.cancelled, head.timed_out, NULL};
   int top = lua_gettop(L);
   lf_state *s;

@@ -323,6 +323,21 @@ done:
   return rc;
 }
 
+size_t lf_redact_count(void) {
+  pthread_mutex_lock(&registry_lock);
+  size_t n = nsecrets;
+  pthread_mutex_unlock(&registry_lock);
+  return n;
+}
+
+const char *lf_redact_secret(size_t i, size_t *len) {
+  pthread_mutex_lock(&registry_lock);
+  const char *text = i < nsecrets ? secrets[i].text : NULL;
+  *len = i < nsecrets ? secrets[i].len : 0;
+  pthread_mutex_unlock(&registry_lock);
+  return text; /* kept until lf_redact_clear */
+}
+
 void lf_redact_clear(void) {
   pthread_mutex_lock(&registry_lock);
   for (size_t i = 0; i < nsecrets; i++)

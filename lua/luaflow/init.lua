@@ -115,7 +115,7 @@ M.log = {
 for _, level in ipairs(LEVELS) do M.log[level] = log_function(level, logger_name) end
 
 local env_level = os.getenv("LUAFLOW_LOG_LEVEL")
-if env_level and env_level ~= "" then core.set_log_level(env_level) end
+if env_level and env_level ~= "" then core.set_default_log_level(env_level) end
 
 -- os.exit inside a task or handler raises instead of ending the host.
 if not core.exit_guarded then
