@@ -65,6 +65,25 @@ describe("deadlines", function()
     assert.are.same({ "Running", "overdue while Running", "Success" }, order)
   end)
 
+  for _, kind in ipairs({ "Threads", "Processes" }) do
+    it("under " .. kind .. ", fire on time while the body still runs in its worker", function()
+      local order, fired_at = {}, nil
+      local t0 = now()
+      local t = Task{ name = "in_worker", deadline = 0.15,
+                      state_handlers = { function(_, _, new) order[#order + 1] = new.name end },
+                      on_overdue = function(_, state)
+                        fired_at = now() - t0
+                        order[#order + 1] = "overdue while " .. state.name
+                      end,
+                      fn = function() luaflow.time.sleep(0.6) return 1 end }
+      local fs = Flow{ name = "worker_body", tasks = { t } }:run{ executor = luaflow.executors[kind]{ workers = 2 } }
+      assert.are.equal("Success", fs.name)
+      assert.are.same({ "Running", "overdue while Running", "Success" }, order)
+      -- before the body ends (0.6 s): on time, not when the outcome comes
+      assert.is_true(fired_at >= 0.15 and fired_at < math.min(0.55, 0.15 + 0.2 * SLACK), ("fired at %.3f s"):format(fired_at))
+    end)
+  end
+
   it("never fire for what finished in time, and never hold the run until they would", function()
     local called = false
     local t = Task{ name = "quick", deadline = 30, on_overdue = function() called = true end,
