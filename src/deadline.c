@@ -66,15 +66,13 @@ static void overdue(lf_run *r, int i, double due) {
   /* the run store keeps this line with the run's logs (run_journal.c's tap),
    * and keeps it too when the log level hides WARNING lines */
   const char *logger = obj->is_flow ? "luaflow.FlowRunner" : "luaflow.TaskRunner";
-  if (lf_log_enabled(LF_LOG_WARNING)) {
-    lf_log(LF_LOG_WARNING, logger, "%s '%s': overdue: %s", lf_object_label(obj),
-           obj->name, message);
-  } else if (r->journal) {
-    char line[400];
-    snprintf(line, sizeof line, "%s '%s': overdue: %s", lf_object_label(obj), obj->name,
-             message);
+  char line[400];
+  snprintf(line, sizeof line, "%s '%s': overdue: %s", lf_object_label(obj), obj->name,
+           message);
+  if (lf_log_enabled(LF_LOG_WARNING))
+    lf_log(LF_LOG_WARNING, logger, "%s", line);
+  else if (r->journal)
     lf_journal_note(r, LF_LOG_WARNING, logger, line);
-  }
   int current = r->current;
   r->current = i; /* luaflow.context speaks of it */
   r->host->ops->overdue(r->host, r, i, deadline, elapsed, message);

@@ -405,14 +405,9 @@ void lf_open_cache(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  lua_pushcfunction(L, cache_db_open);
-  lua_setfield(L, -2, "cache_db");
-  lua_pushcfunction(L, cache_hooks);
-  lua_setfield(L, -2, "cache_hooks");
-  lua_pushcfunction(L, task_cache);
-  lua_setfield(L, -2, "task_cache");
-  lua_pushcfunction(L, cached_state);
-  lua_setfield(L, -2, "cached_state");
-  lua_pushcfunction(L, cache_now);
-  lua_setfield(L, -2, "cache_now");
+  static const luaL_Reg core_functions[] = {
+      {"cache_db", cache_db_open}, {"cache_hooks", cache_hooks},
+      {"task_cache", task_cache},  {"cached_state", cached_state},
+      {"cache_now", cache_now},    {NULL, NULL}};
+  luaL_setfuncs(L, core_functions, 0);
 }
