@@ -255,9 +255,10 @@ static void submit(lf_executor *base, lf_run *r, int i) {
   lf_lua_host *h = ex->host;
   lua_State *L = h->L;
   lf_task *t = lf_run_task(r, i);
-  int top = lua_gettop(L);
-  int nargs = lf_body_push_call(h, r, i);
-  int fn = top + 1;
+  int top = lua_gettop(L), fn = top + 1;
+  lf_lua_host_push_spec(h, r, i, LF_SPEC_FN);
+  int nargs = i < r->ntasks ? lf_lua_host_push_task_args(h, r, i, fn) /* inline */
+                            : lf_lua_map_push_args(h, r, i);
   if (!ex->body_base) ex->body_base = count_levels(L) + 1; /* the same for every body */
   ex->outer_base = body_base;
   body_base = ex->body_base;

@@ -45,34 +45,8 @@ void lf_lua_host_push_spec(lf_lua_host *h, lf_run *r, int i, int key) {
 }
 
 int lf_lua_host_push_args(lf_lua_host *h, lf_run *r, int i) {
-  lua_State *L = h->L;
   if (i >= r->ntasks) return lf_lua_map_push_args(h, r, i);
-  lf_task *t = r->flow->tasks[i];
-  int nargs = t->nconsts;
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
-    if (r->up.key[k] > nargs) nargs = r->up.key[k];
-  /* the protected call's frame starts with room for a few arguments */
-  if (nargs > 8 && !lua_checkstack(L, nargs + 8))
-    luaL_error(L, "too many task arguments");
-  int base = lua_gettop(L);
-  if (t->nconsts) {
-    lf_lua_host_push_object(h, i);
-    lua_getiuservalue(L, -1, LF_UV_CONSTS);
-    lua_remove(L, -2);
-    for (int k = 1; k <= nargs; k++)
-      lua_rawgeti(L, base + 1, k);
-    lua_remove(L, base + 1);
-  } else {
-    for (int k = 1; k <= nargs; k++)
-      lua_pushnil(L);
-  }
-  for (int k = r->up.start[i]; k < r->up.start[i + 1]; k++)
-    if (r->up.key[k] > 0) {
-      lf_boxes_push_result(L, &h->boxes, r->task[r->up.task[k]].state);
-      lua_replace(L, base + r->up.key[k]);
-    }
-  if (t->has_tables) lf_table_args_expand(h, r, i, base, nargs);
-  return nargs;
+  return lf_lua_host_push_task_args(h, r, i, lua_gettop(h->L));
 }
 
 void lf_lua_host_keep_box(lf_lua_host *h) {

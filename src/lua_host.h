@@ -57,6 +57,7 @@ lf_state *lf_lua_host_error_state(lf_lua_host *h, int err, lf_kind kind,
  * the upstream results at their positions, then the results inside
  * tables; a mapped task's child: its elements); returns how many. */
 int lf_lua_host_push_args(lf_lua_host *h, lf_run *r, int i);
+static inline int lf_lua_host_push_task_args(lf_lua_host *h, lf_run *r, int i, int fn);
 /* The box on top of the stack belongs to the run from now on; pops it. */
 void lf_lua_host_keep_box(lf_lua_host *h);
 /* Finishes the handler chain or trigger a Lua error (at err) ended; the
@@ -117,6 +118,39 @@ lf_state *lf_lua_cache_save(lf_host *host, lf_run *r, int i);
 /* lua_table_args.c: the results inside task i's table arguments (at fn + 1
  * .. fn + nargs), put in place. */
 void lf_table_args_expand(lf_lua_host *h, lf_run *r, int i, int fn, int nargs);
+
+/* lf_lua_host_push_args for task i of the flow (no child), its function at
+ * fn, the top of the stack: inline, as the Local executor calls it for
+ * every body. */
+static inline int lf_lua_host_push_task_args(lf_lua_host *h, lf_run *r, int i, int fn) {
+  lua_State *L = h->L;
+  const lf_task *t = r->flow->tasks[i];
+  int first = r->up.start[i], last = r->up.start[i + 1], nargs = t->nconsts;
+  if (nargs == 0 && first == last && !t->has_tables) return 0; /* no inputs */
+  for (int k = first; k < last; k++)
+    if (r->up.key[k] > nargs) nargs = r->up.key[k];
+  /* the protected call's frame starts with room for a few arguments */
+  if (nargs > 8 && !lua_checkstack(L, nargs + 8))
+    luaL_error(L, "too many task arguments");
+  if (t->nconsts) {
+    lf_lua_host_push_object(h, i);
+    lua_getiuservalue(L, -1, LF_UV_CONSTS);
+    lua_remove(L, -2);
+    for (int k = 1; k <= nargs; k++)
+      lua_rawgeti(L, fn + 1, k);
+    lua_remove(L, fn + 1);
+  } else {
+    for (int k = 1; k <= nargs; k++)
+      lua_pushnil(L);
+  }
+  for (int k = first; k < last; k++)
+    if (r->up.key[k] > 0) {
+      lf_boxes_push_result(L, &h->boxes, r->task[r->up.task[k]].state);
+      lua_replace(L, fn + r->up.key[k]);
+    }
+  if (t->has_tables) lf_table_args_expand(h, r, i, fn, nargs);
+  return nargs;
+}
 
 /* lua_task_policy.c: the host's retry_on, overdue and wake ops (host.h). */
 int lf_lua_host_retry_on(lf_host *base, lf_run *r, int i, lf_state *failed);

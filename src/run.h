@@ -29,6 +29,15 @@ enum {
   LF_TASK_DEADLINE = 128, /* its deadline is armed (deadline.c) */
 };
 
+/* lf_task_run.traits: what a task run needs beyond the plain pipeline, set
+ * once when the run starts (a child when it is made), so that a plain task
+ * pays one test, not a look at each option. */
+enum {
+  LF_TRAIT_MAPPED = 1, /* a mapped task: it maps, its children run (map.c) */
+  LF_TRAIT_POLICY = 2, /* a retry policy or a deadline (retry_policy.h, deadline.h) */
+  LF_TRAIT_CACHE = 4,  /* cache_for: a cached result may stand in for its body */
+};
+
 /* What the run keeps of each task, by the flow's task index. */
 typedef struct {
   lf_state *state;       /* its current state (owned) */
@@ -39,6 +48,7 @@ typedef struct {
   int pending_upstreams; /* upstream tasks not Finished yet */
   int rank;              /* its position in the run order */
   uint8_t flags;         /* LF_TASK_* */
+  uint8_t traits;        /* LF_TRAIT_* */
 } lf_task_run;
 
 /* An outcome an executor delivered: task's body ended in state (owned); end

@@ -167,8 +167,10 @@ static void release_downstream(lf_run *r, int i) {
   r->task[i].flags |= LF_TASK_FINISHED;
   if (r->journal) lf_journal_task_done(r, i);
   for (int k = r->down.start[i]; k < r->down.start[i + 1]; k++) {
-    int d = r->down.task[k];
-    if (--r->task[d].pending_upstreams == 0) ready_push(r, d);
+    int d = r->down.task[k]; /* a task of the flow, never a child */
+    if (--r->task[d].pending_upstreams == 0 &&
+        lf_ready_push(&r->ready, r->task[d].rank) != 0)
+      lf_run_abort(r, "not enough memory");
   }
 }
 
@@ -224,17 +226,28 @@ static lf_state *upstream_skipped(lf_run *r, int i, int nups) {
   return NULL;
 }
 
+static int all_succeeded(lf_state *const *states, int n) {
+  for (int j = 0; j < n; j++)
+    if (!LF_IS(states[j], LF_SUCCESS)) return 0;
+  return 1;
+}
+
 /* A skipped upstream skips task i, then its trigger decides: NULL when it
  * runs, else the state it fails with. */
 static lf_state *check_trigger(lf_run *r, int i) {
   lf_task *t = lf_run_task(r, i);
   int nups = r->map ? lf_map_gather(r, i) : gather_upstreams(r, i);
-  lf_state *skipped = upstream_skipped(r, i, nups);
-  if (skipped) return skipped;
-  if (t->cache_for > 0) { /* a valid cached result: Pending -> Cached, nothing runs */
+  if (nups > 0) {
+    lf_state *skipped = upstream_skipped(r, i, nups);
+    if (skipped) return skipped;
+  }
+  if (r->task[i].traits & LF_TRAIT_CACHE) { /* a valid cached result: Pending -> Cached */
     lf_state *cached = r->host->ops->cache_lookup(r->host, r, i);
     if (cached) return cached;
   }
+  /* the default trigger passing: no call */
+  if (t->trigger == LF_TRIGGER_ALL_SUCCESSFUL && all_succeeded(r->upstream_states, nups))
+    return NULL;
   if (t->trigger == LF_TRIGGER_LUA) {
     r->busy = LF_BUSY_TRIGGER;
     r->current = i;
@@ -288,7 +301,7 @@ static void begin(lf_run *r, int i) {
     tr->flags |= LF_TASK_RESUMED;
   else
     tr->flags &= (uint8_t)~LF_TASK_RESUMED;
-  if (i < r->ntasks && lf_run_task(r, i)->mapped) {
+  if (tr->traits & LF_TRAIT_MAPPED) {
     begin_mapped(r, i);
     return;
   }
@@ -337,42 +350,66 @@ static void on_outcome(lf_run *r, lf_outcome o) {
   move(r, o.task, o.state, LF_THEN_OUTCOME);
 }
 
+/* Task i failed an attempt (state s): retried when its retry policy (and
+ * retry_on) says so, else it settles, its line saying why when it could
+ * have been retried. */
+static void after_failure(lf_run *r, int i, lf_state *s) {
+  lf_task_run *tr = &r->task[i];
+  lf_retry_verdict verdict = ask_retry(r, i, s);
+  forget_retry_verdict(r);
+  if (verdict != LF_RETRY_YES) {
+    if (verdict >= LF_RETRY_REFUSED) log_not_retried(r, i, s, verdict);
+    settle(r, i, 0);
+    return;
+  }
+  lf_task *t = lf_run_task(r, i);
+  char msg[96];
+  snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", tr->attempt,
+           t->max_retries + 1);
+  lf_state *retry = lf_state_new(LF_RETRYING, msg);
+  if (!retry) lf_run_abort(r, "not enough memory");
+  retry->has_start = 1;
+  lf_retry_policy p = policy_of(t);
+  r->retry_asked.delay = lf_retry_delay(&p, tr->attempt, lf_retry_random());
+  r->retry_asked.due = retry->start_time = lf_now() + r->retry_asked.delay;
+  retry->run_count = tr->attempt;
+  r->retry_of = lf_state_ref(s);
+  move(r, i, retry, LF_THEN_RETRY);
+}
+
+/* LOOP: task i runs again with the loop's result (state s) in the context;
+ * the Pending between iterations is not a transition of its own (as in
+ * Prefect). */
+static void loop_again(lf_run *r, int i, lf_state *s) {
+  lf_task_run *tr = &r->task[i];
+  lf_state_release(tr->loop_state);
+  tr->loop_state = lf_state_ref(s);
+  tr->loop++;
+  tr->attempt = 1; /* each iteration counts its own attempts (as Prefect) */
+  char msg[64];
+  snprintf(msg, sizeof msg, "Looping task (on loop index %d)", tr->loop - 1);
+  lf_state *p = lf_state_new(LF_PENDING, msg);
+  if (!p) lf_run_abort(r, "not enough memory");
+  set_state(r, i, p);
+  start_attempt(r, i);
+}
+
 /* Task i's body's outcome is its state now: a failed attempt with retries
- * left is retried, a LOOP runs again, anything else settles. */
+ * left is retried, a LOOP runs again, a success of a task with cache_for is
+ * cached, anything else settles. */
 static void after_outcome(lf_run *r, int i, int end) {
   lf_task_run *tr = &r->task[i];
   lf_state *s = tr->state;
-  lf_retry_verdict verdict =
-      end || !LF_IS(s, LF_FAILED) ? LF_RETRY_NOT_FAILED : ask_retry(r, i, s);
+  if (!end && LF_IS(s, LF_FAILED)) {
+    after_failure(r, i, s);
+    return;
+  }
   forget_retry_verdict(r);
-  if (verdict == LF_RETRY_YES) {
-    lf_task *t = lf_run_task(r, i);
-    char msg[96];
-    snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", tr->attempt,
-             t->max_retries + 1);
-    lf_state *retry = lf_state_new(LF_RETRYING, msg);
-    if (!retry) lf_run_abort(r, "not enough memory");
-    retry->has_start = 1;
-    lf_retry_policy p = policy_of(t);
-    r->retry_asked.delay = lf_retry_delay(&p, tr->attempt, lf_retry_random());
-    r->retry_asked.due = retry->start_time = lf_now() + r->retry_asked.delay;
-    retry->run_count = tr->attempt;
-    r->retry_of = lf_state_ref(s);
-    move(r, i, retry, LF_THEN_RETRY);
-  } else if (!end && s->kind == LF_LOOPED) {
-    /* LOOP: run again with the loop's result in the context; the Pending
-     * between iterations is not a transition of its own (as in Prefect). */
-    lf_state_release(tr->loop_state);
-    tr->loop_state = lf_state_ref(s);
-    tr->loop++;
-    tr->attempt = 1; /* each iteration counts its own attempts (as Prefect) */
-    char msg[64];
-    snprintf(msg, sizeof msg, "Looping task (on loop index %d)", tr->loop - 1);
-    lf_state *p = lf_state_new(LF_PENDING, msg);
-    if (!p) lf_run_abort(r, "not enough memory");
-    set_state(r, i, p);
-    start_attempt(r, i);
-  } else if (!end && lf_run_task(r, i)->cache_for > 0 && LF_IS(s, LF_SUCCESS) &&
+  if (end) {
+    settle(r, i, end);
+  } else if (s->kind == LF_LOOPED) {
+    loop_again(r, i, s);
+  } else if ((tr->traits & LF_TRAIT_CACHE) && LF_IS(s, LF_SUCCESS) &&
              !LF_IS(s, LF_SKIPPED) && !LF_IS(s, LF_CACHED)) {
     lf_state *cached = r->host->ops->cache_save(r->host, r, i); /* Success -> Cached */
     if (cached)
@@ -380,7 +417,6 @@ static void after_outcome(lf_run *r, int i, int end) {
     else
       settle(r, i, end);
   } else {
-    if (verdict >= LF_RETRY_REFUSED) log_not_retried(r, i, s, verdict);
     settle(r, i, end);
   }
 }
@@ -399,7 +435,8 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
     if (end || s->kind != LF_RUNNING) {
       settle(r, i, end);
     } else {
-      if (lf_run_task(r, i)->policy) lf_deadline_arm(r, i); /* it may have a deadline */
+      if (r->task[i].traits & LF_TRAIT_POLICY)
+        lf_deadline_arm(r, i); /* it may have one */
       submit(r, i);
     }
     break;
@@ -478,7 +515,7 @@ static void resume_task(lf_run *r, int i) {
  * once per pause. Returns how many resumed. */
 static int approve_paused(lf_run *r) {
   int resumed = 0;
-  for (int k = 0; k < r->ntasks + lf_map_nkids(r); k++) {
+  for (int k = 0, n = r->ntasks + lf_map_nkids(r); k < n; k++) {
     int i = k < r->ntasks ? r->order[k] : k; /* then the children */
     lf_task_run *tr = &r->task[i];
     if (tr->state->kind != LF_PAUSED || tr->state->has_start ||
@@ -523,7 +560,7 @@ static void schedule(lf_run *r) {
       r->executor->ops->wait(r->executor, r, -1);
       continue;
     }
-    if (lf_map_ready_count(r) > 0) { /* children before the tasks after them */
+    if (r->map && lf_map_ready_count(r) > 0) { /* children before the tasks after them */
       begin(r, lf_map_ready_pop(r));
       continue;
     }
@@ -560,7 +597,7 @@ static lf_state *final_flow_state(lf_run *r) {
   lf_flow *f = r->flow;
   for (int i = 0; i < r->ntasks; i++)
     if (is_terminal(r, i) &&
-        (!LF_IS(r->task[i].state, LF_FINISHED) || lf_map_waiting(r, i))) {
+        (!LF_IS(r->task[i].state, LF_FINISHED) || (r->map && lf_map_waiting(r, i)))) {
       lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
              "Flow run RUNNING: terminal tasks are incomplete.");
       return NULL;
@@ -572,7 +609,8 @@ static lf_state *final_flow_state(lf_run *r) {
     if (i >= r->ntasks || (!f->nrefs && !is_terminal(r, i))) continue;
     if (LF_IS(r->task[i].state, LF_FAILED)) failed = 1;
     if (!LF_IS(r->task[i].state, LF_SUCCESS)) all_ok = 0;
-    lf_map_reference(r, i, &failed, &all_ok); /* a mapped task's children count too */
+    if (r->map) /* a mapped task's children count too */
+      lf_map_reference(r, i, &failed, &all_ok);
   }
   if (failed) {
     lf_log(LF_LOG_INFO, "luaflow.FlowRunner",
@@ -709,13 +747,20 @@ int lf_run_init(lf_run *r, lf_flow *flow, lf_host *host, lf_executor *executor) 
   int rc = lf_flow_order(flow, r->order);
   if (rc != 0) return rc == -2 ? -2 : -1;
   build_adjacency(r);
-  if (lf_map_init(r) != 0) return -2;
   for (int k = 0; k < r->ntasks; k++)
     r->task[r->order[k]].rank = k;
+  int mapped = 0;
   for (int i = 0; i < r->ntasks; i++) {
-    r->task[i].state = lf_state_ref(r->shared.pending);
-    r->task[i].pending_upstreams = r->up.start[i + 1] - r->up.start[i];
+    lf_task_run *tr = &r->task[i];
+    const lf_task *t = flow->tasks[i];
+    tr->state = lf_state_ref(r->shared.pending);
+    tr->pending_upstreams = r->up.start[i + 1] - r->up.start[i];
+    tr->traits =
+        (uint8_t)((t->mapped ? LF_TRAIT_MAPPED : 0) | (t->policy ? LF_TRAIT_POLICY : 0) |
+                  (t->cache_for > 0 ? LF_TRAIT_CACHE : 0));
+    mapped |= t->mapped;
   }
+  if (mapped && lf_map_init(r) != 0) return -2;
   return 0;
 }
 
