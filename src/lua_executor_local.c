@@ -190,10 +190,17 @@ static void log_signal(lua_State *L, const char *task, int err, lf_signal sig,
 lf_state *lf_body_outcome(lf_lua_host *h, lf_run *r, int i, int value,
                           const lf_body_end *how, int *end) {
   lua_State *L = h->L;
-  lf_task *t = lf_run_task(r, i);
-  const char *name = lf_run_object(r, i)->name; /* a child's: "double[2]" */
   lf_state *s;
   *end = 0;
+  if (!how->failed && !how->cancelled && !how->timed_out && !lf_cancel_signal) {
+    if (lua_isnil(L, value)) return lf_state_ref(r->shared.success);
+    s = lf_state_static(LF_SUCCESS, "Task run succeeded.");
+    if (!s) luaL_error(L, "not enough memory");
+    lf_box_new(L, lf_state_ref(s), value);
+    lf_lua_host_keep_box(h);
+    return s;
+  }
+  const char *name = lf_run_object(r, i)->name; /* a child's: "double[2]" */
   if (how->cancelled || lf_cancel_signal) {
     lf_cancel_acknowledge();
     s = lf_state_static(LF_CANCELLED, "Flow run was cancelled.");
@@ -203,17 +210,11 @@ lf_state *lf_body_outcome(lf_lua_host *h, lf_run *r, int i, int value,
     s = lf_state_static(LF_TIMEDOUT, "Task timed out during execution.");
     if (!s) luaL_error(L, "not enough memory");
     lf_log(LF_LOG_ERROR, "luaflow.TaskRunner", "Task '%s': timed out after %g seconds",
-           name, t->timeout);
+           name, lf_run_task(r, i)->timeout);
     lua_pushliteral(L, "Execution timed out.");
     lf_box_new(L, lf_state_ref(s), -1);
     lf_lua_host_keep_box(h);
     lua_pop(L, 1);
-  } else if (!how->failed) {
-    if (lua_isnil(L, value)) return lf_state_ref(r->shared.success);
-    s = lf_state_static(LF_SUCCESS, "Task run succeeded.");
-    if (!s) luaL_error(L, "not enough memory");
-    lf_box_new(L, lf_state_ref(s), value);
-    lf_lua_host_keep_box(h);
   } else {
     lf_signal sig;
     s = lf_lua_host_error_state(h, value, LF_FAILED,

@@ -34,10 +34,6 @@ static void *grow_array(lf_run *r, void *p, int *cap, int need, size_t size) {
 }
 
 int lf_map_init(lf_run *r) {
-  int any = 0;
-  for (int i = 0; i < r->ntasks && !any; i++)
-    any = r->flow->tasks[i]->mapped;
-  if (!any) return 0;
   struct lf_map_run *m = calloc(1, sizeof *m);
   if (!m) return -1;
   r->map = m;
@@ -234,14 +230,12 @@ int lf_map_expand(lf_run *r, int i) {
   make_objects(r, i, n);
   m->left[i] = n;
   uint8_t approved = r->task[i].flags & LF_TASK_APPROVED; /* resume= covers every child */
-  uint8_t traits = r->task[i].traits & (uint8_t)~LF_TRAIT_MAPPED;
   for (int k = 0; k < n; k++) {
     lf_task_run *tr = &r->task[first + k];
     memset(tr, 0, sizeof *tr);
     tr->state = lf_state_ref(r->shared.pending);
     tr->rank = r->task[i].rank;
     tr->flags = approved;
-    tr->traits = traits; /* its parent's task's */
     m->parent[m->nkids + k] = i;
   }
   m->nkids += n;

@@ -9,7 +9,9 @@
 
 #include "run.h"
 
-/* Sets up r->map when the flow has mapped tasks; 0, or -1 out of memory. */
+/* Sets up r->map, when the run's first mapped task begins (until then no
+ * task run is a child and every upstream state is its task's own); 0, or
+ * -1 out of memory. */
 int lf_map_init(lf_run *r);
 /* Releases the children (their states, objects) and r->map. */
 void lf_map_release(lf_run *r);

@@ -30,8 +30,8 @@ enum {
 };
 
 /* lf_task_run.traits: what a task run needs beyond the plain pipeline, set
- * once when the run starts (a child when it is made), so that a plain task
- * pays one test, not a look at each option. */
+ * when it first begins, so that a plain task pays one test a step, not a
+ * look at each option. */
 enum {
   LF_TRAIT_MAPPED = 1, /* a mapped task: it maps, its children run (map.c) */
   LF_TRAIT_POLICY = 2, /* a retry policy or a deadline (retry_policy.h, deadline.h) */

@@ -163,7 +163,16 @@ static void log_finished(lf_run *r, int i) {
            lf_run_object(r, i)->name, lf_kind_name(r->task[i].state->kind));
 }
 
-static void release_downstream(lf_run *r, int i) {
+/* Task run i has settled: a Finished state releases its downstream tasks
+ * (a child's, once its parent's last child has finished). */
+static void finish(lf_run *r, int i) {
+  log_finished(r, i);
+  if (!LF_IS(r->task[i].state, LF_FINISHED)) return; /* waits: paused or pending */
+  if (i >= r->ntasks) { /* a child: its parent is finished with its last child */
+    if (r->journal) lf_journal_task_done(r, i);
+    i = lf_map_child_finished(r, i);
+    if (i < 0) return;
+  }
   r->task[i].flags |= LF_TASK_FINISHED;
   if (r->journal) lf_journal_task_done(r, i);
   for (int k = r->down.start[i]; k < r->down.start[i + 1]; k++) {
@@ -171,18 +180,6 @@ static void release_downstream(lf_run *r, int i) {
     if (--r->task[d].pending_upstreams == 0 &&
         lf_ready_push(&r->ready, r->task[d].rank) != 0)
       lf_run_abort(r, "not enough memory");
-  }
-}
-
-static void finish(lf_run *r, int i) {
-  log_finished(r, i);
-  if (!LF_IS(r->task[i].state, LF_FINISHED)) return; /* waits: paused or pending */
-  if (i < r->ntasks) {
-    release_downstream(r, i);
-  } else { /* a child: its parent is finished with its last child */
-    if (r->journal) lf_journal_task_done(r, i);
-    int p = lf_map_child_finished(r, i);
-    if (p >= 0) release_downstream(r, p);
   }
 }
 
@@ -276,8 +273,18 @@ static void start_attempt(lf_run *r, int i) {
  * child checks it), or Skipped, or Failed when it cannot map; its children
  * follow (map.c). */
 static void begin_mapped(lf_run *r, int i) {
+  if (!r->map && lf_map_init(r) != 0) lf_run_abort(r, "not enough memory");
   lf_state *next = upstream_skipped(r, i, lf_map_gather(r, i));
   move(r, i, next ? next : lf_map_begin(r, i), LF_THEN_MAPPED);
+}
+
+/* Task run i's traits (LF_TRAIT_*), read from its task when it first
+ * begins: the task's struct is read then anyway. */
+static uint8_t traits_of(const lf_run *r, int i) {
+  const lf_task *t = lf_run_task(r, i);
+  return (uint8_t)((t->mapped && i < r->ntasks ? LF_TRAIT_MAPPED : 0) |
+                   (t->policy ? LF_TRAIT_POLICY : 0) |
+                   (t->cache_for > 0 ? LF_TRAIT_CACHE : 0));
 }
 
 /* A ready task: its upstreams are finished, or the Scheduled-family state it
@@ -291,6 +298,7 @@ static void begin(lf_run *r, int i) {
     tr->flags |= LF_TASK_STARTED;
     tr->attempt = 1;
     tr->loop = 1;
+    tr->traits = traits_of(r, i);
     if (lf_log_enabled(LF_LOG_INFO))
       lf_log(LF_LOG_INFO, "luaflow.TaskRunner", "Task '%s': Starting task run...",
              lf_run_object(r, i)->name);
@@ -462,8 +470,9 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
     if (r->phase == PHASE_TASKS) lf_deadline_arm(r, -1);
     if (r->phase == PHASE_TASKS)
       for (int k = 0; k < r->ntasks; k++) /* a task a restart restored has finished */
-        if (r->task[k].pending_upstreams == 0 && !(r->task[k].flags & LF_TASK_FINISHED))
-          ready_push(r, k);
+        if (r->task[k].pending_upstreams == 0 && !(r->task[k].flags & LF_TASK_FINISHED) &&
+            lf_ready_push(&r->ready, r->task[k].rank) != 0)
+          lf_run_abort(r, "not enough memory");
     break;
   case LF_THEN_FLOW_END:
     r->phase = PHASE_OVER;
@@ -560,12 +569,13 @@ static void schedule(lf_run *r) {
       r->executor->ops->wait(r->executor, r, -1);
       continue;
     }
-    if (r->map && lf_map_ready_count(r) > 0) { /* children before the tasks after them */
-      begin(r, lf_map_ready_pop(r));
-      continue;
-    }
-    if (r->ready.count > 0) {
-      begin(r, r->order[lf_ready_pop(&r->ready)]);
+    int next = -1;
+    if (r->map && lf_map_ready_count(r) > 0) /* children before the tasks after them */
+      next = lf_map_ready_pop(r);
+    else if (r->ready.count > 0)
+      next = r->order[lf_ready_pop(&r->ready)];
+    if (next >= 0) {
+      begin(r, next);
       continue;
     }
     double wait = -1; /* no limit */
@@ -749,18 +759,10 @@ int lf_run_init(lf_run *r, lf_flow *flow, lf_host *host, lf_executor *executor) 
   build_adjacency(r);
   for (int k = 0; k < r->ntasks; k++)
     r->task[r->order[k]].rank = k;
-  int mapped = 0;
   for (int i = 0; i < r->ntasks; i++) {
-    lf_task_run *tr = &r->task[i];
-    const lf_task *t = flow->tasks[i];
-    tr->state = lf_state_ref(r->shared.pending);
-    tr->pending_upstreams = r->up.start[i + 1] - r->up.start[i];
-    tr->traits =
-        (uint8_t)((t->mapped ? LF_TRAIT_MAPPED : 0) | (t->policy ? LF_TRAIT_POLICY : 0) |
-                  (t->cache_for > 0 ? LF_TRAIT_CACHE : 0));
-    mapped |= t->mapped;
+    r->task[i].state = lf_state_ref(r->shared.pending);
+    r->task[i].pending_upstreams = r->up.start[i + 1] - r->up.start[i];
   }
-  if (mapped && lf_map_init(r) != 0) return -2;
   return 0;
 }
 
