@@ -28,41 +28,43 @@ enum { LF_SPEC_FN = 1, LF_SPEC_HANDLERS = 2, LF_SPEC_TRIGGER = 3 };
 /* A task's user values. */
 enum { LF_UV_SPEC = 1, LF_UV_CONSTS = 2, LF_UV_ORIGIN = 3, LF_TASK_NUV = 3 };
 
-/* A task's retry policy beyond max_retries and retry_delay, and its deadline:
- * made only when one of its options is given, kept by the spec table its
- * copies share (retry_on and on_overdue are there too). */
+/* A task's rarer options: its retry policy beyond max_retries and
+ * retry_delay, its deadline, its trigger's bounds, cache_for. Made only when
+ * one of them is given (a flow holds many tasks: each stays small), kept by
+ * the spec table its copies share (retry_on and on_overdue are there too). */
 typedef struct lf_task_policy {
-  double retry_backoff;   /* >= 1 */
-  double max_retry_delay; /* 0: no cap */
-  double retry_jitter;    /* 0 .. 1 */
-  double deadline;        /* seconds from the first Running; 0 = none */
+  double retry_backoff;     /* >= 1 */
+  double max_retry_delay;   /* 0: no cap */
+  double retry_jitter;      /* 0 .. 1 */
+  double deadline;          /* seconds from the first Running; 0 = none */
+  double at_least, at_most; /* some_successful / some_failed bounds (<0: unset) */
+  double cache_for;         /* seconds a successful result stays cached; 0: none */
   uint8_t has_retry_on, has_on_overdue;
 } lf_task_policy;
 
+/* (Its fields are ordered so that no padding makes every task bigger.) */
 typedef struct lf_task {
   lf_object obj;
   uint8_t owns_name, owns_handlers; /* copies share them with the task they copy */
-  uint32_t flow_id;                 /* the first flow the task was added to */
-  int flow_index;                   /* its index there (0-based) */
-  int max_retries;
-  double retry_delay;
-  double timeout; /* seconds; 0 = none */
-  const struct lf_task_policy *policy; /* NULL: none given (lua_task_policy.c) */
   uint8_t skip_on_upstream_skip;
   uint8_t has_fn;
   uint8_t named; /* explicit name or named from its first call site */
   uint8_t trigger;
+  uint8_t has_tables; /* some constant is a table template (table_args.c) */
+  uint8_t mapped;     /* t:map(...): the run maps it over its arguments (map.c) */
+  uint32_t flow_id;   /* the first flow the task was added to */
+  int flow_index;     /* its index there (0-based) */
+  int max_retries;
   /* Copies of this task in the first flow that got one: the copy's index
    * (1-based; -1 when it holds several) and that flow's id (copies_flow).
    * Other flows keep theirs in their `copies` table. */
   int copy_index;
-  double at_least, at_most; /* some_successful / some_failed bounds (<0: unset) */
-  int nconsts;              /* highest argument position holding a constant */
-  uint8_t has_tables;       /* some constant is a table template (table_args.c) */
-  uint8_t mapped;           /* t:map(...): the run maps it over its arguments (map.c) */
-  uint8_t *arg_map;         /* mapped: each argument position's LF_MAP_* (owned) */
-  int nmap;                 /* positions 1 .. nmap in arg_map */
-  double cache_for;         /* seconds a successful result stays cached; 0: none */
+  double retry_delay;
+  double timeout;                      /* seconds; 0 = none */
+  const struct lf_task_policy *policy; /* NULL: none given (lua_task_policy.c) */
+  int nconsts;                         /* highest argument position holding a constant */
+  int nmap;                            /* positions 1 .. nmap in arg_map */
+  uint8_t *arg_map; /* mapped: each argument position's LF_MAP_* (owned) */
   uint32_t copies_flow;
   struct lf_task *origin; /* the task this one copies (kept alive by a user value) */
 } lf_task;

@@ -131,8 +131,8 @@ static int cache_now(lua_State *L) {
 static int task_cache(lua_State *L) {
   lf_task *t = lf_test_task(L, 1);
   if (!t) return luaL_typeerror(L, 1, "task");
-  if (t->cache_for > 0)
-    lua_pushnumber(L, t->cache_for);
+  if (t->policy && t->policy->cache_for > 0)
+    lua_pushnumber(L, t->policy->cache_for);
   else
     lua_pushnil(L);
   lua_getiuservalue(L, 1, LF_UV_SPEC);

@@ -24,6 +24,9 @@ void lf_parse_handlers(lua_State *L, lf_object *obj, int uv, int list, int on_fa
 /* lua_task_policy.c: retry_backoff, max_retry_delay, retry_jitter, retry_on,
  * deadline and on_overdue from opts (functions go to the spec table uv). */
 void lf_parse_task_policy(lua_State *L, lf_task *t, int opts, int uv);
+/* Task t's rarer options (graph.h), made with their defaults when the
+ * first one is given; its spec table (at uv) keeps them. */
+lf_task_policy *lf_task_policy_make(lua_State *L, lf_task *t, int uv);
 /* A copy of the task at idx for one call in a builder (mt: the Task
  * metatable's index); pushes it. */
 lf_task *lf_task_copy(lua_State *L, int idx, int mt);

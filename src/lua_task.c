@@ -112,7 +112,6 @@ static double opt_number(lua_State *L, int opts, const char *key, double dflt,
 
 static void parse_trigger(lua_State *L, lf_task *t, int opts, int uv) {
   t->trigger = LF_TRIGGER_ALL_SUCCESSFUL;
-  t->at_least = t->at_most = -1;
   if (lua_getfield(L, opts, "trigger") == LUA_TNIL) {
     lua_pop(L, 1);
     return;
@@ -120,9 +119,15 @@ static void parse_trigger(lua_State *L, lf_task *t, int opts, int uv) {
   int trig = lua_gettop(L);
   if (lua_istable(L, trig) && lua_getfield(L, trig, "_trigger_id") == LUA_TNUMBER) {
     t->trigger = (uint8_t)lua_tointeger(L, -1);
-    if (lua_getfield(L, trig, "at_least") == LUA_TNUMBER)
-      t->at_least = lua_tonumber(L, -1);
-    if (lua_getfield(L, trig, "at_most") == LUA_TNUMBER) t->at_most = lua_tonumber(L, -1);
+    int least = lua_getfield(L, trig, "at_least") == LUA_TNUMBER;
+    int most = lua_getfield(L, trig, "at_most") == LUA_TNUMBER;
+    if (least || most) { /* some_successful / some_failed bounds */
+      double at_least = least ? lua_tonumber(L, -2) : -1;
+      double at_most = most ? lua_tonumber(L, -1) : -1;
+      lf_task_policy *p = lf_task_policy_make(L, t, uv);
+      p->at_least = at_least;
+      p->at_most = at_most;
+    }
     lua_settop(L, trig - 1);
     return;
   }
@@ -186,9 +191,9 @@ static int task_new(lua_State *L) {
   t->timeout = opt_number(L, 1, "timeout", 0, &timeout_given);
   if (timeout_given && t->timeout <= 0) lf_raise(L, "timeout must be a positive number");
   int cache_given;
-  t->cache_for = opt_number(L, 1, "cache_for", 0, &cache_given);
-  if (cache_given && t->cache_for <= 0)
-    lf_raise(L, "cache_for must be a positive number");
+  double cache_for = opt_number(L, 1, "cache_for", 0, &cache_given);
+  if (cache_given && cache_for <= 0) lf_raise(L, "cache_for must be a positive number");
+  if (cache_given) lf_task_policy_make(L, t, uv)->cache_for = cache_for;
   lua_getfield(L, 1, "cache_key"); /* read by lua/luaflow/cache.lua */
   lua_setfield(L, uv, "cache_key");
   lua_getfield(L, 1, "cache_validator");

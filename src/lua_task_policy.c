@@ -57,11 +57,8 @@ void lf_parse_task_policy(lua_State *L, lf_task *t, int opts, int uv) {
       lf_raise(L, "%s needs retries: give max_retries (> 0) and retry_delay too",
                options[k]);
   }
-  t->policy = NULL;
   if (!any) return; /* the common case: nothing to keep */
-  lf_task_policy *p = lua_newuserdatauv(L, sizeof *p, 0);
-  memset(p, 0, sizeof *p);
-  lua_setfield(L, uv, "policy"); /* the spec table keeps it for every copy */
+  lf_task_policy *p = lf_task_policy_make(L, t, uv);
   p->retry_backoff =
       number_option(L, opts, "retry_backoff", 1, 1, 0, DBL_MAX,
                     "a number >= 1 (each retry waits that many times longer)");
@@ -75,7 +72,17 @@ void lf_parse_task_policy(lua_State *L, lf_task *t, int opts, int uv) {
   if (given(L, opts, "on_overdue") && p->deadline == 0)
     lf_raise(L, "on_overdue needs a deadline: give deadline = seconds too");
   p->has_on_overdue = (uint8_t)function_option(L, opts, uv, "on_overdue");
+}
+
+lf_task_policy *lf_task_policy_make(lua_State *L, lf_task *t, int uv) {
+  if (t->policy) return (lf_task_policy *)t->policy; /* made by an earlier option */
+  lf_task_policy *p = lua_newuserdatauv(L, sizeof *p, 0);
+  memset(p, 0, sizeof *p);
+  p->retry_backoff = 1;
+  p->at_least = p->at_most = -1;
+  lua_setfield(L, uv, "policy"); /* the spec table keeps it for every copy */
   t->policy = p;
+  return p;
 }
 
 /* core.flow_set_deadline(flow, {deadline =, on_overdue =}) */

@@ -33,9 +33,9 @@ enum {
  * when it first begins, so that a plain task pays one test a step, not a
  * look at each option. */
 enum {
-  LF_TRAIT_MAPPED = 1, /* a mapped task: it maps, its children run (map.c) */
-  LF_TRAIT_POLICY = 2, /* a retry policy or a deadline (retry_policy.h, deadline.h) */
-  LF_TRAIT_CACHE = 4,  /* cache_for: a cached result may stand in for its body */
+  LF_TRAIT_MAPPED = 1,   /* a mapped task: it maps, its children run (map.c) */
+  LF_TRAIT_DEADLINE = 2, /* a deadline (deadline.h) */
+  LF_TRAIT_CACHE = 4,    /* cache_for: a cached result may stand in for its body */
 };
 
 /* What the run keeps of each task, by the flow's task index. */

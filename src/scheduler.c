@@ -252,9 +252,10 @@ static lf_state *check_trigger(lf_run *r, int i) {
     r->busy = LF_BUSY_NONE;
     return s;
   }
-  lf_trigger_result res =
-      lf_trigger_check(t->trigger, r->upstream_states, nups, t->at_least, t->at_most,
-                       r->task[i].flags & (LF_TASK_APPROVED | LF_TASK_RESUMED));
+  const lf_task_policy *p = t->policy; /* some_successful's bounds are there */
+  lf_trigger_result res = lf_trigger_check(
+      t->trigger, r->upstream_states, nups, p ? p->at_least : -1, p ? p->at_most : -1,
+      r->task[i].flags & (LF_TASK_APPROVED | LF_TASK_RESUMED));
   if (res.pass) return NULL;
   lf_state *s = r->host->ops->signal_state(r->host, r, res.kind, res.message);
   if (!s) lf_run_abort(r, "not enough memory");
@@ -282,9 +283,12 @@ static void begin_mapped(lf_run *r, int i) {
  * begins: the task's struct is read then anyway. */
 static uint8_t traits_of(const lf_run *r, int i) {
   const lf_task *t = lf_run_task(r, i);
-  return (uint8_t)((t->mapped && i < r->ntasks ? LF_TRAIT_MAPPED : 0) |
-                   (t->policy ? LF_TRAIT_POLICY : 0) |
-                   (t->cache_for > 0 ? LF_TRAIT_CACHE : 0));
+  const lf_task_policy *p = t->policy;
+  uint8_t traits = t->mapped && i < r->ntasks ? LF_TRAIT_MAPPED : 0;
+  if (p) /* the rarer options */
+    traits |= (p->deadline > 0 ? LF_TRAIT_DEADLINE : 0) |
+              (p->cache_for > 0 ? LF_TRAIT_CACHE : 0);
+  return traits;
 }
 
 /* A ready task: its upstreams are finished, or the Scheduled-family state it
@@ -443,7 +447,7 @@ static void moved(lf_run *r, int i, lf_state *s, int end) {
     if (end || s->kind != LF_RUNNING) {
       settle(r, i, end);
     } else {
-      if (r->task[i].traits & LF_TRAIT_POLICY)
+      if (r->task[i].traits & LF_TRAIT_DEADLINE)
         lf_deadline_arm(r, i); /* it may have one */
       submit(r, i);
     }
