@@ -114,7 +114,8 @@ static lf_state *call_handler(lf_host *base, lf_run *r, int i, const lf_handler 
   lf_boxes_push(L, &h->boxes, next);
   const void *given = lua_touserdata(L, -1);
   lua_call(L, 3, 1);
-  if (!lua_toboolean(L, -1) || lua_touserdata(L, -1) == given) {
+  const void *got = lua_touserdata(L, -1); /* the box given back: no more to look at */
+  if (got == given || (!got && !lua_toboolean(L, -1))) {
     lua_pop(L, 1);
     return NULL;
   }
