@@ -1,8 +1,10 @@
 /* acmatch: Aho–Corasick over bytes (see acmatch.h).
  *
- * The trie's root has a full 256-entry table, and a table of the byte pairs
- * patterns start with: a scan spends most of its time at the root, where a
- * pair no pattern starts with lets it skip a byte at once. Every other node keeps its few
+ * The trie's root has a full 256-entry table. A scan spends most of its time
+ * at the root, and there it skips ahead as Wu and Manber's search does: with m
+ * the length of the shortest pattern, the byte pair ending a window of m bytes
+ * tells how far along the first pattern could start (a pair found in no
+ * pattern's first m bytes: m - 1 bytes at once). Every other node keeps its few
  * edges in one contiguous run of the edge array, found by a short linear search. Each
  * node has a failure link (the longest proper suffix of its path that is also a trie
  * path) and a dictionary link (the nearest node on the failure chain that ends a
@@ -29,9 +31,11 @@ typedef struct {
 
 struct lf_ac {
   uint32_t root[256]; /* the root's children (0: none, stay at the root) */
-  /* starts[a << 8 | b]: some pattern starts with the bytes a, b (or is a) */
-  unsigned char starts[65536];
-  node *nodes; /* nodes[0] is the root */
+  /* skip[a << 8 | b]: no pattern starts fewer than this many bytes before
+   * a window of window bytes ending with the pair a, b */
+  unsigned char skip[65536];
+  size_t window; /* the shortest pattern's length, at most 256; 1: no skipping */
+  node *nodes;   /* nodes[0] is the root */
   edge *edge;
   size_t max_len;
 };
@@ -50,6 +54,25 @@ static uint32_t find_child(const lf_ac *ac, const tnode *t, uint32_t at,
   for (uint32_t k = t[at].child; k; k = t[k].sibling)
     if (t[k].byte == c) return k;
   return 0;
+}
+
+/* The skip table: a pair ending at byte q (1 <= q < window) of some pattern
+ * allows no more than window - 1 - q; a pair in no pattern, window - 1. */
+static void build_skip(lf_ac *ac, const char *const *patterns, const size_t *lens,
+                       size_t n) {
+  size_t m = 256;
+  for (size_t i = 0; i < n; i++)
+    if (lens[i] < m) m = lens[i];
+  ac->window = n > 0 && m > 1 ? m : 1;
+  if (ac->window == 1) return;
+  memset(ac->skip, (int)(m - 1), sizeof ac->skip);
+  for (size_t i = 0; i < n; i++) {
+    const unsigned char *p = (const unsigned char *)patterns[i];
+    for (size_t q = 1; q < m; q++) {
+      unsigned pair = (unsigned)p[q - 1] << 8 | p[q];
+      if (ac->skip[pair] > m - 1 - q) ac->skip[pair] = (unsigned char)(m - 1 - q);
+    }
+  }
 }
 
 lf_ac *lf_ac_build(const char *const *patterns, const size_t *lens, size_t n) {
@@ -91,13 +114,9 @@ lf_ac *lf_ac_build(const char *const *patterns, const size_t *lens, size_t n) {
       at = next;
     }
     if (lens[i] && !nd[at].out) nd[at].out = (uint32_t)i + 1;
-    for (int b = 0; b < 256; b++) /* a one-byte pattern: every pair it starts */
-      if (lens[i] == 1 || (lens[i] > 1 && b == p[1])) {
-        unsigned pair = (unsigned)p[0] << 8 | (unsigned)b;
-        ac->starts[pair] = 1;
-      }
     if (lens[i] > ac->max_len) ac->max_len = lens[i];
   }
+  build_skip(ac, patterns, lens, n);
   /* Breadth first, so a node's failure target is done before the node. */
   uint32_t head = 0, tail = 0, nedges = 0;
   for (int c = 0; c < 256; c++)
@@ -156,19 +175,20 @@ size_t lf_ac_scan(const lf_ac *ac, const char *text, size_t len, lf_ac_hit hit,
   const node *nd = ac->nodes;
   size_t i = 0, found = 0;
   uint32_t s = 0;
+  const size_t m = ac->window;
   while (i < len) {
-    if (s == 0) {
-      /* At the root, a byte whose pair with the next starts no pattern
-       * leads back to the root on the next byte, with no match in between
-       * (patterns of one byte mark all their pairs): skip it. */
-      const unsigned char *q = p + i, *last = p + len - 1;
-      while (q < last && !ac->starts[q[0] << 8 | q[1]])
-        q++;
-      i = (size_t)(q - p);
-      s = ac->root[p[i++]];
-    } else {
-      s = step(ac, s, p[i++]);
+    if (s == 0 && m > 1) {
+      /* At the root nothing has begun: jump over every place no pattern
+       * can start at, and stop when none fits in the text left. */
+      for (;;) {
+        if (len - i < m) return found;
+        unsigned k = ac->skip[p[i + m - 2] << 8 | p[i + m - 1]];
+        if (k == 0) break;
+        i += k;
+      }
     }
+    s = s == 0 ? ac->root[p[i]] : step(ac, s, p[i]);
+    i++;
     for (uint32_t x = nd[s].out ? s : nd[s].dict; x; x = nd[x].dict) {
       found++;
       if (hit(ud, nd[x].out - 1, i)) return found;

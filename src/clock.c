@@ -1,5 +1,6 @@
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include "clock.h"
 
@@ -27,27 +28,78 @@ static void split(double t, time_t *sec, long *usec) {
   *usec = us;
 }
 
+/* The calendar fields of second sec: a thread keeps those of the last
+ * second it asked for (lines and times come many to a second). */
+static const struct tm *utc_fields(time_t sec) {
+  static _Thread_local time_t last;
+  static _Thread_local struct tm tm;
+  static _Thread_local int valid;
+  if (!valid || sec != last) {
+    if (!gmtime_r(&sec, &tm)) tm = (struct tm){.tm_mday = 1, .tm_year = 70};
+    last = sec;
+    valid = 1;
+  }
+  return &tm;
+}
+
+static char *put_digits(char *p, long v, int width) {
+  for (int k = width - 1; k >= 0; k--, v /= 10)
+    p[k] = (char)('0' + v % 10);
+  return p + width;
+}
+
+/* "2026-11-29<sep>07:21:19" (19 bytes, no NUL); a year of other than four
+ * digits as strftime writes it. Returns the end. */
+static char *put_date_time(char *p, const struct tm *tm, char sep, size_t room) {
+  long year = (long)tm->tm_year + 1900;
+  if (year < 0 || year > 9999) {
+    char fmt[] = "%Y-%m-%d %H:%M:%S";
+    fmt[8] = sep;
+    return p + strftime(p, room, fmt, tm);
+  }
+  p = put_digits(p, year, 4);
+  *p++ = '-';
+  p = put_digits(p, tm->tm_mon + 1, 2);
+  *p++ = '-';
+  p = put_digits(p, tm->tm_mday, 2);
+  *p++ = sep;
+  p = put_digits(p, tm->tm_hour, 2);
+  *p++ = ':';
+  p = put_digits(p, tm->tm_min, 2);
+  *p++ = ':';
+  return put_digits(p, tm->tm_sec, 2);
+}
+
+/* Copies the len bytes at text into buf (n bytes, NUL included), cut to fit. */
+static void copy_out(char *buf, size_t n, const char *text, size_t len) {
+  if (n == 0) return;
+  if (len >= n) len = n - 1;
+  memcpy(buf, text, len);
+  buf[len] = '\0';
+}
+
 void lf_format_iso(double t, char *buf, size_t n) {
   time_t sec;
   long usec;
   split(t, &sec, &usec);
-  struct tm tm;
-  gmtime_r(&sec, &tm);
-  char day[32];
-  strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf, n, "%s.%06ld+00:00", day, usec);
+  char text[80];
+  char *p = put_date_time(text, utc_fields(sec), 'T', 48);
+  *p++ = '.';
+  p = put_digits(p, usec, 6);
+  memcpy(p, "+00:00", 6);
+  copy_out(buf, n, text, (size_t)(p + 6 - text));
 }
 
 /* 2026-11-29 07:21:19.123+0000 (milliseconds, truncated) */
 void lf_format_log_stamp(double t, char *buf, size_t n) {
   double whole = floor(t);
-  time_t sec = (time_t)whole;
   int ms = (int)((t - whole) * 1000);
-  struct tm tm;
-  gmtime_r(&sec, &tm);
-  char day[32];
-  strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
-  snprintf(buf, n, "%s.%03d+0000", day, ms > 999 ? 999 : ms);
+  char text[80];
+  char *p = put_date_time(text, utc_fields((time_t)whole), ' ', 48);
+  *p++ = '.';
+  p = put_digits(p, ms > 999 ? 999 : ms, 3);
+  memcpy(p, "+0000", 5);
+  copy_out(buf, n, text, (size_t)(p + 5 - text));
 }
 
 void lf_sleep(double seconds) {

@@ -66,8 +66,9 @@ static const char *level_label(int level) {
 }
 
 /* A line's head, "[2026-11-29 07:21:19.123+0000] INFO - luaflow.TaskRunner | ",
- * put together again only when the second, the level or the logger changes;
- * the milliseconds are written into it for each line. */
+ * put together again only when the second or the logger changes (one head
+ * kept per level: a failure's ERROR line between INFO lines costs no
+ * rebuild); the milliseconds are written into it for each line. */
 typedef struct {
   time_t second;
   int level;
@@ -79,33 +80,37 @@ typedef struct {
 #define MS_AT 21 /* "[2026-11-29 07:21:19." */
 
 static const char *head_of(int level, const char *logger, size_t *len) {
-  static _Thread_local line_head head = {.second = -1};
+  static _Thread_local line_head heads[5] = {
+      {.second = -1}, {.second = -1}, {.second = -1}, {.second = -1}, {.second = -1}};
+  int slot = level / 10 - 1;
+  if (slot < 0 || slot > 4) return NULL;
+  line_head *h = &heads[slot];
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   size_t logger_len = strlen(logger);
-  if (now.tv_sec != head.second || level != head.level || logger_len != head.logger_len ||
-      memcmp(logger, head.logger, logger_len) != 0) {
+  if (now.tv_sec != h->second || level != h->level || logger_len != h->logger_len ||
+      memcmp(logger, h->logger, logger_len) != 0) {
     char stamp[40];
     lf_format_log_stamp((double)now.tv_sec, stamp, sizeof stamp);
-    int n = snprintf(head.text, sizeof head.text, "[%s] %s - %s | ", stamp,
+    int n = snprintf(h->text, sizeof h->text, "[%s] %s - %s | ", stamp,
                      level_label(level), logger);
-    if (n < 0 || (size_t)n >= sizeof head.text || logger_len >= sizeof head.logger ||
-        head.text[MS_AT - 1] != '.') {
-      head.second = -1; /* not kept: the caller puts it together */
+    if (n < 0 || (size_t)n >= sizeof h->text || logger_len >= sizeof h->logger ||
+        h->text[MS_AT - 1] != '.') {
+      h->second = -1; /* not kept: the caller puts it together */
       return NULL;
     }
-    head.second = now.tv_sec;
-    head.level = level;
-    head.logger_len = logger_len;
-    memcpy(head.logger, logger, logger_len);
-    head.len = (size_t)n;
+    h->second = now.tv_sec;
+    h->level = level;
+    h->logger_len = logger_len;
+    memcpy(h->logger, logger, logger_len);
+    h->len = (size_t)n;
   }
   int ms = (int)(now.tv_nsec / 1000000);
-  head.text[MS_AT] = (char)('0' + ms / 100);
-  head.text[MS_AT + 1] = (char)('0' + ms / 10 % 10);
-  head.text[MS_AT + 2] = (char)('0' + ms % 10);
-  *len = head.len;
-  return head.text;
+  h->text[MS_AT] = (char)('0' + ms / 100);
+  h->text[MS_AT + 1] = (char)('0' + ms / 10 % 10);
+  h->text[MS_AT + 2] = (char)('0' + ms % 10);
+  *len = h->len;
+  return h->text;
 }
 
 #define PART(p, n) ((struct iovec){(void *)(p), (n)})
@@ -151,8 +156,15 @@ static int format_simple(char *buf, size_t size, const char *fmt, va_list ap) {
       len = strlen(piece);
       f += 2;
     } else if (f[1] == 'd') {
-      len = (size_t)snprintf(num, sizeof num, "%d", va_arg(ap, int));
-      piece = num;
+      int v = va_arg(ap, int);
+      unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+      char *end = num + sizeof num, *p = end;
+      do
+        *--p = (char)('0' + u % 10);
+      while ((u /= 10) > 0);
+      if (v < 0) *--p = '-';
+      piece = p;
+      len = (size_t)(end - p);
       f += 2;
     } else if (f[1] == '%') {
       len = 1;
@@ -166,6 +178,19 @@ static int format_simple(char *buf, size_t size, const char *fmt, va_list ap) {
   }
   buf[n] = '\0';
   return (int)n;
+}
+
+int lf_format(char *buf, size_t size, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = format_simple(buf, size, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    va_start(ap, fmt);
+    n = vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+  }
+  return n;
 }
 
 /* The whole message is formatted (and so redacted) before anything is cut:

@@ -21,6 +21,10 @@ int lf_log_parse_level(const char *name);
 const char *lf_log_level_name(int level);
 void lf_log(int level, const char *logger, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* snprintf for messages: %s, %d and %% put together without stdio (the
+ * engine's lines and states), anything else through vsnprintf. */
+int lf_format(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Writes one finished message (no formatting). */
 void lf_log_write(int level, const char *logger, const char *msg, size_t len);
 /* Secrets redaction (issue 4) plugs in here: rewrites msg into out. */

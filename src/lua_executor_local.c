@@ -67,9 +67,13 @@ static const char *known_library(lua_State *L, lua_Debug *ar) {
   return found;
 }
 
-static void add_int(luaL_Buffer *b, int v) {
-  char num[16];
-  luaL_addlstring(b, num, (size_t)snprintf(num, sizeof num, "%d", v));
+static void add_int(luaL_Buffer *b, int v) { /* line numbers: not negative */
+  char num[16], *end = num + sizeof num, *p = end;
+  unsigned u = v > 0 ? (unsigned)v : 0;
+  do
+    *--p = (char)('0' + u % 10);
+  while ((u /= 10) > 0);
+  luaL_addlstring(b, p, (size_t)(end - p));
 }
 
 /* Adds one frame as luaL_traceback prints it. */

@@ -230,9 +230,12 @@ static lf_state *state_at(lua_State *L, int idx, int state_mt) {
 /* An ISO-8601 time as a JSON string; null for 0 (unknown). */
 static void put_time(lua_State *L, lf_buf *b, double t) {
   char text[64];
-  if (t > 0) {
-    lf_format_iso(t, text, sizeof text);
-    lf_json_put_string(b, text, strlen(text));
+  if (t > 0) { /* digits, '-', 'T', ':', '.' and '+': nothing to escape */
+    text[0] = '"';
+    lf_format_iso(t, text + 1, sizeof text - 2);
+    size_t n = strlen(text);
+    text[n] = '"';
+    put(L, b, text, n + 1);
   } else {
     PUT_LITERAL(L, b, "null");
   }
@@ -249,9 +252,16 @@ static void put_times(lua_State *L, lf_buf *b, double started, double ended) {
   if (started > 0 && ended >= started) {
     /* from the times as written (to the microsecond), so a restarted run's
      * kept task, whose times come back from the store, says the same */
-    double us = (double)(llround(ended * 1e6) - llround(started * 1e6));
-    int n = snprintf(text, sizeof text, "%.6f", us / 1e6);
-    put(L, b, text, (size_t)n);
+    long long us = llround(ended * 1e6) - llround(started * 1e6);
+    if (us < 0) us = 0;
+    char *end = text + sizeof text, *p = end;
+    for (int k = 0; k < 6; k++, us /= 10) /* seconds with six decimals */
+      *--p = (char)('0' + us % 10);
+    *--p = '.';
+    do
+      *--p = (char)('0' + us % 10);
+    while ((us /= 10) > 0);
+    put(L, b, p, (size_t)(end - p));
   } else {
     PUT_LITERAL(L, b, "null");
   }

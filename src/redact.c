@@ -260,16 +260,18 @@ static _Atomic(lf_redactor *) current; /* holds one reference */
 static atomic_int stale;               /* secrets were added since it was built */
 static lf_redactor hide_all;           /* no automaton: every text becomes **** */
 
+static atomic_uint generation; /* changes with current (under the lock) */
+
 /* Makes r current (under the lock); returns the old one if it is to be freed. */
 static lf_redactor *swap_current(lf_redactor *r) {
   lf_redactor *old = atomic_exchange_explicit(&current, r, memory_order_acq_rel);
+  atomic_fetch_add_explicit(&generation, 1, memory_order_release);
   return old && --old->refs == 0 ? old : NULL;
 }
 
-const lf_redactor *lf_redactor_acquire(void) {
-  if (!atomic_load_explicit(&current, memory_order_acquire) &&
-      !atomic_load_explicit(&stale, memory_order_acquire))
-    return NULL;
+/* A counted reference to the current snapshot, built first if secrets were
+ * added; &hide_all when that build ran out of memory. */
+static lf_redactor *take_current(void) {
   lf_redactor *old = NULL, *r;
   pthread_mutex_lock(&registry_lock);
   if (atomic_load_explicit(&stale, memory_order_relaxed)) {
@@ -288,13 +290,65 @@ const lf_redactor *lf_redactor_acquire(void) {
   return r;
 }
 
-void lf_redactor_release(const lf_redactor *snapshot) {
-  lf_redactor *r = (lf_redactor *)snapshot;
+static void drop(lf_redactor *r) {
   if (!r || r == &hide_all) return;
   pthread_mutex_lock(&registry_lock);
   int last = --r->refs == 0;
   pthread_mutex_unlock(&registry_lock);
   if (last) free_snapshot(r);
+}
+
+/* Each thread keeps the snapshot it used last, with one reference, for as
+ * long as no secret is added: redacting a log line then takes no lock. While
+ * the thread is using it (uses > 0) it is not replaced; a newer snapshot is
+ * then handed out counted, as before. Dropped when the thread ends. */
+typedef struct {
+  lf_redactor *r;
+  unsigned generation, uses;
+} held_snapshot;
+
+static _Thread_local held_snapshot held;
+static pthread_key_t held_key; /* its destructor drops a thread's snapshot */
+static pthread_once_t held_once = PTHREAD_ONCE_INIT;
+static int held_key_made;
+
+static void drop_held(void *unused) {
+  (void)unused;
+  drop(held.r);
+  held = (held_snapshot){0};
+}
+
+static void make_held_key(void) {
+  held_key_made = pthread_key_create(&held_key, drop_held) == 0;
+}
+
+const lf_redactor *lf_redactor_acquire(void) {
+  if (!atomic_load_explicit(&current, memory_order_acquire) &&
+      !atomic_load_explicit(&stale, memory_order_acquire)) {
+    if (held.r && held.uses == 0) drop_held(NULL); /* the secrets were cleared */
+    return NULL;
+  }
+  unsigned gen = atomic_load_explicit(&generation, memory_order_acquire);
+  if (!atomic_load_explicit(&stale, memory_order_acquire) && held.r &&
+      held.generation == gen) {
+    held.uses++;
+    return held.r;
+  }
+  if (held.uses > 0) return take_current();
+  pthread_once(&held_once, make_held_key);
+  lf_redactor *r = take_current();
+  if (!held_key_made || !r || r == &hide_all) return r;
+  drop(held.r);
+  held = (held_snapshot){r, gen, 1};
+  pthread_setspecific(held_key, &held);
+  return r;
+}
+
+void lf_redactor_release(const lf_redactor *snapshot) {
+  if (snapshot && snapshot == held.r && held.uses > 0)
+    held.uses--;
+  else
+    drop((lf_redactor *)snapshot);
 }
 
 int lf_redact_add(const char *value, size_t len) {
@@ -423,12 +477,15 @@ static int on_hit(void *ud, size_t pattern_index, size_t end) {
 
 /* One pass: 0 (nothing found), 1 (J->out holds the result), -1 (no memory). */
 static int redact_pass(const lf_redactor *r, const char *text, size_t len, job *J) {
-  memset(J, 0, sizeof *J);
+  /* every field but the spans' room (clearing it would cost more than a scan) */
   J->r = r;
   J->text = text;
   J->len = len;
+  J->out = NULL;
+  J->n = J->done = J->first = J->nsp = 0;
   J->sp = J->small;
   J->cap = sizeof J->small / sizeof J->small[0];
+  J->oom = 0;
   size_t hits = lf_ac_scan(r->ac, text, len, on_hit, J);
   for (size_t i = J->first; !J->oom && i < J->nsp; i++)
     if (write_span(J, J->sp[i]) != 0) J->oom = 1;
@@ -488,6 +545,9 @@ static _Thread_local char *last; /* the log filter's buffer, reused */
 /* The secrets live as long as the process, or until the Lua module is
  * unloaded (lua_close unloads C modules): then they are freed. */
 __attribute__((destructor)) static void redact_free(void) {
+  drop_held(NULL);
+  if (held_key_made) pthread_key_delete(held_key);
+  held_key_made = 0;
   lf_redact_clear();
   free(last);
   last = NULL;

@@ -134,7 +134,7 @@ static void log_not_retried(lf_run *r, int i, const lf_state *failed,
                             lf_retry_verdict v) {
   if (!lf_log_enabled(LF_LOG_INFO)) return;
   char then[96];
-  snprintf(then, sizeof then, "not retrying: %s", lf_retry_why_not(v));
+  lf_format(then, sizeof then, "not retrying: %s", lf_retry_why_not(v));
   log_attempt_failed(r, i, failed, then);
 }
 
@@ -152,7 +152,7 @@ static void log_retry(lf_run *r, int i, const lf_state *failed) {
   else
     snprintf(in, sizeof in, "%.0fm %.0fs", floor(wait / 60), fmod(wait, 60));
   lf_format_log_stamp(s->start_time, due, sizeof due);
-  snprintf(then, sizeof then, "retrying in %s (at %s)", in, due);
+  lf_format(then, sizeof then, "retrying in %s (at %s)", in, due);
   log_attempt_failed(r, i, failed, then);
 }
 
@@ -376,8 +376,8 @@ static void after_failure(lf_run *r, int i, lf_state *s) {
   }
   lf_task *t = lf_run_task(r, i);
   char msg[96];
-  snprintf(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", tr->attempt,
-           t->max_retries + 1);
+  lf_format(msg, sizeof msg, "Retrying Task (after attempt %d of %d)", tr->attempt,
+            t->max_retries + 1);
   lf_state *retry = lf_state_new(LF_RETRYING, msg);
   if (!retry) lf_run_abort(r, "not enough memory");
   retry->has_start = 1;
@@ -399,7 +399,7 @@ static void loop_again(lf_run *r, int i, lf_state *s) {
   tr->loop++;
   tr->attempt = 1; /* each iteration counts its own attempts (as Prefect) */
   char msg[64];
-  snprintf(msg, sizeof msg, "Looping task (on loop index %d)", tr->loop - 1);
+  lf_format(msg, sizeof msg, "Looping task (on loop index %d)", tr->loop - 1);
   lf_state *p = lf_state_new(LF_PENDING, msg);
   if (!p) lf_run_abort(r, "not enough memory");
   set_state(r, i, p);

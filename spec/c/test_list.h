@@ -18,6 +18,7 @@
   XX(trigger_some_with_bounds)                                                           \
   XX(acmatch_finds_every_occurrence)                                                     \
   XX(acmatch_stops_when_asked)                                                           \
+  XX(acmatch_random_against_brute_force)                                                 \
   XX(redact_hides_every_form)                                                            \
   XX(redact_merges_overlaps_and_refuses_short_values)                                    \
   XX(redact_forms_are_each_hidden)                                                       \

@@ -58,6 +58,66 @@ TEST_IMPL(acmatch_stops_when_asked) {
   return 0;
 }
 
+/* Counts occurrences and sums their (pattern, end) pairs, to compare. */
+typedef struct {
+  size_t count, sum;
+} tally;
+
+static int tally_hit(void *ud, size_t pattern, size_t end) {
+  tally *t = ud;
+  t->count++;
+  t->sum += (pattern + 1) * 1000003u + end;
+  return 0;
+}
+
+/* Random patterns over a small alphabet (so they overlap and repeat) against
+ * a search at every offset: the skipping at the root loses nothing, whatever
+ * the shortest pattern (1 byte, 2, a few, longer than the skip table holds). */
+TEST_IMPL(acmatch_random_against_brute_force) {
+  unsigned seed = 12345;
+#define NEXT() (seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff)
+  static const size_t shortest[] = {1, 2, 3, 6, 11, 300};
+  for (size_t round = 0; round < 300; round++) {
+    size_t m = shortest[round % 6], n = 1 + NEXT() % 12;
+    const char *pats[12];
+    size_t lens[12];
+    char *store = malloc(n * (m + 8));
+    ASSERT_NOT_NULL(store);
+    for (size_t i = 0; i < n; i++) {
+      lens[i] = m + (i ? NEXT() % 8 : 0);
+      for (size_t j = 0; j < lens[i]; j++)
+        store[i * (m + 8) + j] = (char)('a' + NEXT() % 3);
+      pats[i] = store + i * (m + 8);
+    }
+    size_t len = NEXT() % 900;
+    char *text = malloc(len + 1);
+    ASSERT_NOT_NULL(text);
+    for (size_t j = 0; j < len; j++) /* mostly letters no pattern holds */
+      text[j] = (char)(NEXT() % 4 ? 'a' + NEXT() % 3 : 'x' + NEXT() % 3);
+    if (len > m && NEXT() % 2) memcpy(text + NEXT() % (len - m), pats[0], m);
+    tally want = {0, 0}, got = {0, 0};
+    for (size_t end = 1; end <= len; end++)
+      for (size_t i = 0; i < n; i++) {
+        int first = 1; /* identical patterns: reported under the first */
+        for (size_t k = 0; k < i; k++)
+          if (lens[k] == lens[i] && memcmp(pats[k], pats[i], lens[i]) == 0) first = 0;
+        if (first && lens[i] <= end &&
+            memcmp(text + end - lens[i], pats[i], lens[i]) == 0)
+          tally_hit(&want, i, end);
+      }
+    lf_ac *ac = lf_ac_build(pats, lens, n);
+    ASSERT_NOT_NULL(ac);
+    ASSERT_EQ(lf_ac_scan(ac, text, len, tally_hit, &got), want.count);
+    ASSERT_EQ(got.count, want.count);
+    ASSERT_EQ(got.sum, want.sum);
+    lf_ac_free(ac);
+    free(text);
+    free(store);
+  }
+#undef NEXT
+  return 0;
+}
+
 /* Redacts text; returns a malloc'ed NUL-terminated copy of the result. */
 static char *redacted(const char *text) {
   size_t out_len;
