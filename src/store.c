@@ -322,7 +322,7 @@ static void free_store(lf_store *s) {
   for (lf_store_recorder *r = s->recorders, *next; r; r = next) {
     next = r->next;
     for (int k = 0; k < LF_NCHUNKS; k++)
-      lf_buf_free(&r->chunk[k]);
+      lf_chunk_free(&r->chunk[k]);
     free(r);
   }
   pthread_mutex_destroy(&s->read_mu);

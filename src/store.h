@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include "luaflow.h"
 
-#define LF_STORE_SCHEMA_VERSION 1
+#define LF_STORE_SCHEMA_VERSION 2
 #define LF_STORE_RESULT_MAX (64 * 1024) /* longest result JSON kept, in bytes */
 #define LF_STORE_HEARTBEAT 10.0         /* seconds between heartbeats of an open run */
 #define LF_STORE_STALE 35.0 /* a remote open run silent this long has crashed */

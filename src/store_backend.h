@@ -36,9 +36,13 @@ typedef int (*lf_store_outbox_cb)(const lf_store_outbox_item *it, void *ud);
 
 /* What an outbox change does. */
 enum { LF_OUTBOX_ADD, LF_OUTBOX_UPDATE, LF_OUTBOX_REMOVE };
-/* raw: 0 when body is JSON text; else body is that JSON compressed (zlib) from
- * raw bytes. */
-typedef int (*lf_store_chunk_cb)(const void *body, size_t len, size_t raw, void *ud);
+/* A chunk's records: format LF_FORMAT_JSON (schema version 1, store_codec.h)
+ * or LF_FORMAT_BINARY (store_chunk.h); raw: 0 when body is them as they are,
+ * else body is them compressed (zlib) from raw bytes. The writer writes
+ * binary chunks only. */
+enum { LF_FORMAT_JSON = 1, LF_FORMAT_BINARY = 2 };
+typedef int (*lf_store_chunk_cb)(const void *body, size_t len, size_t raw, int format,
+                                 void *ud);
 
 enum { LF_CHUNK_TASK, LF_CHUNK_TRANSITION, LF_CHUNK_LOG, LF_NCHUNKS };
 

@@ -87,16 +87,7 @@ int lf_arena_adopt(lf_store_arena *a, void *p) {
   return 0;
 }
 
-/* ---- buffer ---- */
-
-static void buf_char(lf_buf *b, char c) {
-  if (!lf_buf_reserve(b, 1)) return;
-  b->data[b->len++] = c;
-}
-
-/* ---- encoding ----
- * Each record reserves its worst case first (a byte escapes to at most six),
- * then writes through a cursor without further checks. */
+/* ---- encoding: the runs row's task counts ---- */
 
 static char *w_lit(char *o, const char *s, size_t n) {
   memcpy(o, s, n);
@@ -123,217 +114,12 @@ static char *w_int(char *o, long long v) {
   return w_uint(o, (unsigned long long)v);
 }
 
-/* Six decimals without printf; null for what is not a time. The records of
- * a batch mostly share their second: its digits are kept (per writer). */
-static char *w_time(char *o, double t) {
-  static _Thread_local struct {
-    unsigned long long sec;
-    int valid;
-    size_t len;
-    char text[24];
-  } last;
-  if (!isfinite(t) || fabs(t) > 9e12) return w_lit(o, "null", 4);
-  long long us = (long long)(t * 1e6 + (t < 0 ? -0.5 : 0.5));
-  if (us < 0) {
-    *o++ = '-';
-    us = -us;
-  }
-  unsigned long long sec = (unsigned long long)us / 1000000;
-  if (!last.valid || last.sec != sec) {
-    last.len = (size_t)(w_uint(last.text, sec) - last.text);
-    last.sec = sec;
-    last.valid = 1;
-  }
-  o = w_lit(o, last.text, last.len);
-  *o++ = '.';
-  unsigned f = (unsigned)(us % 1000000);
-  for (int i = 5; i >= 0; i--, f /= 10)
-    o[i] = (char)('0' + f % 10);
-  return o + 6;
-}
-
-static char *w_opt_time(char *o, double t) {
-  return t == 0 ? w_lit(o, "null", 4) : w_time(o, t);
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t len;
-  unsigned lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF)
-    len = 2;
-  else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F; /* no surrogates */
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else
-    return 0;
-  if (n < len || s[1] < lo || s[1] > hi) return 0;
-  for (size_t i = 2; i < len; i++)
-    if ((s[i] & 0xC0) != 0x80) return 0;
-  return len;
-}
-
-/* Whether one of the 8 bytes of w needs escaping or checking: a control
- * character, '"', '\\', or a byte of 0x80 or more. */
-static inline int special8(uint64_t w) {
-  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-  uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-  return ((w | ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) |
-           ((backslash - ones) & ~backslash)) &
-          high) != 0;
-}
-
-static char *w_str(char *o, const char *str, size_t len) {
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *s = (const unsigned char *)str, *end = s + len;
-  *o++ = '"';
-  while (s < end) {
-    const unsigned char *run = s;
-    for (uint64_t w; end - s >= 8 && (memcpy(&w, s, 8), !special8(w));)
-      s += 8; /* plain text, eight bytes at a time */
-    while (s < end && *s >= 0x20 && *s < 0x80 && *s != '"' && *s != '\\')
-      s++;
-    o = w_lit(o, (const char *)run, (size_t)(s - run));
-    if (s == end) break;
-    unsigned c = *s;
-    if (c >= 0x80) {
-      size_t n = utf8_seq(s, (size_t)(end - s));
-      o = n ? w_lit(o, (const char *)s, n) : w_lit(o, "\\ufffd", 6);
-      s += n ? n : 1;
-      continue;
-    }
-    *o++ = '\\';
-    switch (c) {
-    case '"':
-    case '\\':
-      *o++ = (char)c;
-      break;
-    case '\n':
-      *o++ = 'n';
-      break;
-    case '\r':
-      *o++ = 'r';
-      break;
-    case '\t':
-      *o++ = 't';
-      break;
-    default:
-      o = w_lit(o, "u00", 3);
-      *o++ = hex[c >> 4];
-      *o++ = hex[c & 15];
-    }
-    s++;
-  }
-  *o++ = '"';
-  return o;
-}
-
-static char *w_opt_str(char *o, const char *s, size_t len) {
-  return s ? w_str(o, s, len) : w_lit(o, "null", 4);
-}
-
-static size_t opt_len(const char *s) {
-  return s ? strlen(s) : 0;
-}
-
-/* Room for one record holding strings of `text` bytes in all; the cursor. */
-static char *open_record(lf_buf *b, size_t text) {
-  if (!lf_buf_reserve(b, 160 + 6 * text)) return NULL;
-  char *o = b->data + b->len;
-  *o++ = b->len ? ',' : '[';
-  *o++ = '[';
-  return o;
-}
-
-static void close_record(lf_buf *b, char *o) {
-  *o++ = ']';
-  b->len = (size_t)(o - b->data);
-}
-
-static char *w_map_index(char *o, int map_index) {
-  return map_index > 0 ? w_int(o, map_index) : w_lit(o, "null", 4);
-}
-
 static char *w_kind(char *o, lf_kind k) {
   const char *name = lf_kind_name(k); /* a class name: nothing to escape */
   *o++ = '"';
   o = w_lit(o, name, strlen(name));
   *o++ = '"';
   return o;
-}
-
-void lf_codec_task(lf_buf *b, const lf_store_task *t) {
-  size_t name = opt_len(t->name), msg = opt_len(t->message);
-  size_t result = t->result ? t->result_len : 0;
-  char *o = open_record(b, name + msg + result);
-  if (!o) return;
-  o = w_int(o, t->index);
-  *o++ = ',';
-  o = w_map_index(o, t->map_index);
-  *o++ = ',';
-  o = w_str(o, t->name ? t->name : "", name);
-  *o++ = ',';
-  o = w_kind(o, t->state);
-  *o++ = ',';
-  o = w_opt_str(o, t->message, msg);
-  *o++ = ',';
-  o = w_int(o, t->run_count);
-  *o++ = ',';
-  o = w_opt_time(o, t->started);
-  *o++ = ',';
-  o = w_opt_time(o, t->ended);
-  *o++ = ',';
-  o = w_opt_str(o, t->result, result);
-  *o++ = ',';
-  *o++ = t->result_stored ? '1' : '0';
-  close_record(b, o);
-}
-
-void lf_codec_transition(lf_buf *b, const lf_store_transition *t) {
-  size_t name = opt_len(t->name), msg = opt_len(t->message);
-  char *o = open_record(b, name + msg);
-  if (!o) return;
-  o = w_int(o, t->index);
-  *o++ = ',';
-  o = w_map_index(o, t->map_index);
-  *o++ = ',';
-  o = w_int(o, t->seq);
-  *o++ = ',';
-  o = w_str(o, t->name ? t->name : "", name);
-  *o++ = ',';
-  o = w_kind(o, t->old_state);
-  *o++ = ',';
-  o = w_kind(o, t->new_state);
-  *o++ = ',';
-  o = w_opt_str(o, t->message, msg);
-  *o++ = ',';
-  o = w_time(o, t->time);
-  close_record(b, o);
-}
-
-void lf_codec_log(lf_buf *b, const lf_store_log *l) {
-  size_t logger = opt_len(l->logger), msg = l->message ? l->message_len : 0;
-  char *o = open_record(b, logger + msg);
-  if (!o) return;
-  o = w_time(o, l->time);
-  *o++ = ',';
-  o = w_int(o, l->level);
-  *o++ = ',';
-  o = w_str(o, l->logger ? l->logger : "", logger);
-  *o++ = ',';
-  o = w_str(o, l->message ? l->message : "", msg);
-  close_record(b, o);
-}
-
-void lf_codec_close(lf_buf *b) {
-  if (!b->len) buf_char(b, '[');
-  buf_char(b, ']');
 }
 
 void lf_codec_counts(lf_buf *b, const int counts[LF_NKINDS]) {
@@ -357,7 +143,8 @@ int lf_codec_deflate(const char *in, size_t n, lf_buf *out) {
   uLongf len = compressBound((uLong)n);
   lf_buf_reset(out);
   if (!lf_buf_reserve(out, len)) return -1;
-  if (compress2((Bytef *)out->data, &len, (const Bytef *)in, (uLong)n, 1) != Z_OK) return -1;
+  if (compress2((Bytef *)out->data, &len, (const Bytef *)in, (uLong)n, 1) != Z_OK)
+    return -1;
   out->len = len;
   return 0;
 }

@@ -1,7 +1,7 @@
-/* The run store's record format, shared by every backend: the records of one
- * run and one kind committed together are one JSON array of positional
- * arrays (a "chunk"), so the writer inserts one row per run and kind per
- * commit instead of one per record. Also the arena readers return rows in.
+/* The run store's record format of schema version 1, still read: the records
+ * of one run and one kind committed together are one JSON array of
+ * positional arrays (a "chunk"). Version 2 writes binary chunks instead
+ * (store_chunk.h).
  *
  *   task:       [index, map_index|null, name, state, message|null, run_count,
  *                started|null, ended|null, result_json_as_string|null, stored]
@@ -9,8 +9,8 @@
  *   log:        [time, level, logger, message]
  *
  * Times are epoch seconds with six decimals; states are class names. Strings
- * are JSON strings; bytes that are not UTF-8 become U+FFFD. A chunk of
- * LF_CODEC_DEFLATE_MIN bytes or more is stored compressed (zlib). Lua-free. */
+ * are JSON strings. Also: the readers' arena, the runs row's task counts,
+ * and zlib for large chunks of either format. Lua-free. */
 #ifndef LF_STORE_CODEC_H
 #define LF_STORE_CODEC_H
 
@@ -29,12 +29,6 @@ char *lf_arena_strndup(lf_store_arena *a, const char *s, size_t len);
 /* The arena frees p (a malloc'ed block) with the rest; 0, or -1 (p freed). */
 int lf_arena_adopt(lf_store_arena *a, void *p);
 
-/* Appends one record (with a leading ',' when the chunk has one already);
- * a chunk is "[" records "]", closed by lf_codec_close. */
-void lf_codec_task(lf_buf *b, const lf_store_task *t);
-void lf_codec_transition(lf_buf *b, const lf_store_transition *t);
-void lf_codec_log(lf_buf *b, const lf_store_log *l);
-void lf_codec_close(lf_buf *b);
 /* {"Success":3,"Failed":1}: the non-zero counts by class name. */
 void lf_codec_counts(lf_buf *b, const int counts[LF_NKINDS]);
 

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include "store_backend.h"
+#include "store_chunk.h"
 #include "store_codec.h"
 
 typedef struct qblock qblock;
@@ -114,8 +115,7 @@ struct lf_store_recorder {
   const rec_head *end; /* its END record, in the open batch */
   int touched;
   lf_store_recorder *next_touched;
-  lf_buf chunk[LF_NCHUNKS];
-  size_t nrec[LF_NCHUNKS];
+  lf_chunk_enc chunk[LF_NCHUNKS];
   int counts[LF_NKINDS], delta[LF_NKINDS];
 };
 

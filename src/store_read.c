@@ -205,15 +205,32 @@ int lf_store_find_run(lf_store *s, const char *ref, lf_store_rows *out,
 typedef struct {
   vec v;
   lf_store_arena *a;
-  int (*row)(const lf_jval *v, int n, void *ud);
+  int kind;
+  int (*row)(const lf_jval *v, int n, void *ud); /* a JSON chunk's records */
 } records_ctx;
 
-static int each_body(const void *body, size_t len, size_t raw, void *ud) {
+/* A binary chunk's record, as it is. */
+static int binary_row(const void *record, void *ud) {
   records_ctx *c = ud;
-  if (!raw) return lf_codec_each(body, len, c->a, c->row, c);
-  char *json = lf_codec_inflate(body, len, raw);
-  int rc = json ? lf_codec_each(json, raw, c->a, c->row, c) : -1;
-  free(json);
+  void *e = vec_push(&c->v);
+  if (!e) return -1;
+  memcpy(e, record, c->v.size);
+  return 0;
+}
+
+static int each_records(const void *body, size_t len, int format, records_ctx *c) {
+  if (format == LF_FORMAT_BINARY)
+    return lf_chunk_each(c->kind, body, len, c->a, binary_row, c);
+  if (format == LF_FORMAT_JSON) return lf_codec_each(body, len, c->a, c->row, c);
+  return -1; /* a format this luaflow does not know: a corrupt row */
+}
+
+static int each_body(const void *body, size_t len, size_t raw, int format, void *ud) {
+  records_ctx *c = ud;
+  if (!raw) return each_records(body, len, format, c);
+  char *plain = lf_codec_inflate(body, len, raw);
+  int rc = plain ? each_records(plain, raw, format, c) : -1;
+  free(plain);
   return rc;
 }
 
@@ -292,6 +309,7 @@ static int read_records(lf_store *s, long long key, int kind, records_ctx *c,
   static const size_t sizes[LF_NCHUNKS] = {
       sizeof(lf_store_task), sizeof(lf_store_transition), sizeof(lf_store_log)};
   c->row = rows[kind];
+  c->kind = kind;
   c->v.size = sizes[kind];
   return s->be->each_chunk(s->reader, key, kind, each_body, c, err);
 }

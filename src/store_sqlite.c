@@ -93,7 +93,10 @@ static const char *const migrations[] = {
     "  claimed_by TEXT,"   /* the sender holding it ... */
     "  claimed_until REAL" /* ... until its lease ends */
     ");"
-    "CREATE INDEX outbox_due ON outbox(next_attempt);"};
+    "CREATE INDEX outbox_due ON outbox(next_attempt);",
+    /* 1 -> 2: records written from now on are binary (store_chunk.h); the
+     * JSON chunks already there stay as they are and are read as before. */
+    "ALTER TABLE records ADD COLUMN format INTEGER NOT NULL DEFAULT 1;"};
 _Static_assert(sizeof migrations / sizeof migrations[0] == LF_STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
@@ -419,20 +422,17 @@ static int sq_update_run(lf_store_conn *c, long long key, const lf_store_run_upd
 static int sq_insert_chunk(lf_store_conn *c, long long key, int kind, size_t n,
                            const void *body, size_t len, size_t raw,
                            lf_store_error *err) {
-  if (prepared(
-          c, &c->insert_chunk,
-          "INSERT INTO records(run, kind, n, size, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-          err))
+  if (prepared(c, &c->insert_chunk,
+               "INSERT INTO records(run, kind, n, size, body, format)"
+               " VALUES (?1, ?2, ?3, ?4, ?5, 2)",
+               err))
     return -1;
   sqlite3_stmt *st = c->insert_chunk;
   sqlite3_bind_int64(st, 1, key);
   sqlite3_bind_text(st, 2, chunk_kind[kind], -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, (long long)n);
-  if (raw) {
-    sqlite3_bind_int64(st, 4, (long long)raw);
-    sqlite3_bind_blob64(st, 5, body, len, SQLITE_STATIC);
-  } else
-    sqlite3_bind_text64(st, 5, body, len, SQLITE_STATIC, SQLITE_UTF8);
+  if (raw) sqlite3_bind_int64(st, 4, (long long)raw);
+  sqlite3_bind_blob64(st, 5, body, len, SQLITE_STATIC);
   return step_done(c, st, err);
 }
 
@@ -658,17 +658,24 @@ static int sq_find_runs(lf_store_conn *c, const char *id, int prefix, int limit,
 static int sq_each_chunk(lf_store_conn *c, long long key, int kind, lf_store_chunk_cb cb,
                          void *ud, lf_store_error *err) {
   sqlite3_stmt *st;
-  int rc = sqlite3_prepare_v2(
-      c->db, "SELECT size, body FROM records WHERE run = ?1 AND kind = ?2 ORDER BY chunk",
-      -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(c->db,
+                              "SELECT size, body, format FROM records WHERE run = ?1 AND "
+                              "kind = ?2 ORDER BY chunk",
+                              -1, &st, NULL);
   if (rc != SQLITE_OK) return conn_fail(c, rc, err);
   sqlite3_bind_int64(st, 1, key);
   sqlite3_bind_text(st, 2, chunk_kind[kind], -1, SQLITE_STATIC);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     long long raw = sqlite3_column_int64(st, 0);
-    const void *body = raw > 0 ? sqlite3_column_blob(st, 1) : sqlite3_column_text(st, 1);
+    int format = sqlite3_column_int(st, 2);
+    const void *body = raw > 0 || format != LF_FORMAT_JSON ? sqlite3_column_blob(st, 1)
+                                                           : sqlite3_column_text(st, 1);
     size_t len = (size_t)sqlite3_column_bytes(st, 1);
-    if (cb(body ? body : "[]", body ? len : 2, raw > 0 ? (size_t)raw : 0, ud)) {
+    if (!body) { /* an empty body: no records */
+      body = format == LF_FORMAT_JSON ? "[]" : "";
+      len = strlen(body);
+    }
+    if (cb(body, len, raw > 0 ? (size_t)raw : 0, format, ud)) {
       sqlite3_finalize(st);
       return lf_store_fail(err, LF_STORE_ECORRUPT,
                            "run store %s is corrupt (a %s record cannot be read)",

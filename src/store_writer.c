@@ -19,28 +19,26 @@ static void drop_recorder(lf_store *s, lf_store_recorder *r) {
   if (r->next) r->next->prev = r->prev;
   pthread_mutex_unlock(&s->mu);
   for (int k = 0; k < LF_NCHUNKS; k++)
-    lf_buf_free(&r->chunk[k]);
+    lf_chunk_free(&r->chunk[k]);
   free(r);
 }
 
 static int write_chunk(lf_store *s, lf_store_recorder *r, int kind, lf_buf *zbuf,
                        lf_store_error *err) {
-  lf_buf *b = &r->chunk[kind];
-  lf_codec_close(b);
-  if (b->oom)
+  lf_chunk_enc *e = &r->chunk[kind];
+  if (e->buf.oom)
     return lf_store_fail(err, LF_STORE_EIO, "run store %s: out of memory", s->path);
-  const char *body = b->data;
-  size_t len = b->len, raw = 0;
+  const char *body = e->buf.data;
+  size_t len = e->buf.len, raw = 0;
   if (len >= LF_CODEC_DEFLATE_MIN && !s->hurry &&
-      lf_codec_deflate(b->data, b->len, zbuf) == 0) {
+      lf_codec_deflate(e->buf.data, e->buf.len, zbuf) == 0) {
     body = zbuf->data;
     raw = len;
     len = zbuf->len;
   }
   long long key = r->new_key ? r->new_key : r->key;
-  int rc = s->be->insert_chunk(s->writer, key, kind, r->nrec[kind], body, len, raw, err);
-  lf_buf_reset(b);
-  r->nrec[kind] = 0;
+  int rc = s->be->insert_chunk(s->writer, key, kind, e->n, body, len, raw, err);
+  lf_chunk_reset(e);
   return rc;
 }
 
@@ -55,29 +53,28 @@ static int encode(lf_store *s, lf_store_recorder *r, const rec_head *h, lf_buf *
     lf_store_task t = {k->index, k->map_index,           str[0],     (lf_kind)h->kind_a,
                        str[1],   k->run_count,           k->started, k->ended,
                        str[2],   str[2] ? k->len[2] : 0, h->flag};
-    lf_codec_task(&r->chunk[kind = LF_CHUNK_TASK], &t);
+    lf_chunk_task(&r->chunk[kind = LF_CHUNK_TASK], &t);
     if (h->kind_a < LF_NKINDS) r->delta[h->kind_a]++;
   } else if (h->type == REC_TRANSITION) {
     const rec_transition *k = (const rec_transition *)h;
     lf_rec_strings(h, sizeof *k, k->len, 2, str);
     lf_store_transition t = {k->index,           k->map_index,       k->seq, str[0],
                              (lf_kind)h->kind_a, (lf_kind)h->kind_b, str[1], k->time};
-    lf_codec_transition(&r->chunk[kind = LF_CHUNK_TRANSITION], &t);
+    lf_chunk_transition(&r->chunk[kind = LF_CHUNK_TRANSITION], &t);
   } else {
     const rec_log *k = (const rec_log *)h;
     lf_rec_strings(h, sizeof *k, k->len, 2, str);
     lf_store_log l = {k->time, k->level, str[0], str[1], str[1] ? k->len[1] : 0};
-    lf_codec_log(&r->chunk[kind = LF_CHUNK_LOG], &l);
+    lf_chunk_log(&r->chunk[kind = LF_CHUNK_LOG], &l);
   }
-  r->nrec[kind]++;
-  return r->chunk[kind].len >= CHUNK_MAX ? write_chunk(s, r, kind, zbuf, err) : 0;
+  return r->chunk[kind].buf.len >= CHUNK_MAX ? write_chunk(s, r, kind, zbuf, err) : 0;
 }
 
 /* Brings a run's row up to date at the end of a batch. */
 static int update_run(lf_store *s, lf_store_recorder *r, lf_buf *scratch, double now,
                       lf_store_error *err) {
   for (int k = 0; k < LF_NCHUNKS; k++)
-    if (r->nrec[k] && write_chunk(s, r, k, scratch, err)) return -1;
+    if (r->chunk[k].n && write_chunk(s, r, k, scratch, err)) return -1;
   lf_store_run_update u = {.heartbeat = now};
   int counts[LF_NKINDS], changed = 0;
   for (int k = 0; k < LF_NKINDS; k++) {
@@ -194,10 +191,8 @@ static void settle(lf_store *s, lf_store_recorder *touched, int ok) {
     r->new_key = 0;
     r->new_rejected = 0;
     memset(r->delta, 0, sizeof r->delta);
-    for (int k = 0; k < LF_NCHUNKS; k++) {
-      lf_buf_reset(&r->chunk[k]);
-      r->nrec[k] = 0;
-    }
+    for (int k = 0; k < LF_NCHUNKS; k++)
+      lf_chunk_reset(&r->chunk[k]);
     r->touched = 0;
     r->next_touched = NULL;
     const rec_head *end = r->end;
