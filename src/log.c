@@ -79,14 +79,13 @@ typedef struct {
 
 #define MS_AT 21 /* "[2026-11-29 07:21:19." */
 
-static const char *head_of(int level, const char *logger, size_t *len) {
+static const char *head_of(int level, const char *logger, struct timespec now,
+                           size_t *len) {
   static _Thread_local line_head heads[5] = {
       {.second = -1}, {.second = -1}, {.second = -1}, {.second = -1}, {.second = -1}};
   int slot = level / 10 - 1;
   if (slot < 0 || slot > 4) return NULL;
   line_head *h = &heads[slot];
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
   size_t logger_len = strlen(logger);
   if (now.tv_sec != h->second || level != h->level || logger_len != h->logger_len ||
       memcmp(logger, h->logger, logger_len) != 0) {
@@ -118,17 +117,19 @@ static const char *head_of(int level, const char *logger, size_t *len) {
 void lf_log_write(int level, const char *logger, const char *msg, size_t len) {
   if (!lf_log_enabled(level)) return;
   if (log_filter) msg = log_filter(msg, len, &len);
+  struct timespec now; /* one clock reading for the line and the tap */
+  clock_gettime(CLOCK_REALTIME, &now);
   lf_log_tap tap = atomic_load_explicit(&log_tap, memory_order_acquire);
-  if (tap) tap(level, logger, msg, len);
+  if (tap) tap(level, logger, msg, len, (double)now.tv_sec + now.tv_nsec / 1e9);
   size_t head_len;
-  const char *head = head_of(level, logger, &head_len);
+  const char *head = head_of(level, logger, now, &head_len);
   if (head) {
     struct iovec parts[] = {PART(head, head_len), PART(msg, len), PART("\n", 1)};
     lf_log_out(parts, 3);
     return;
   }
   char stamp[40];
-  lf_format_log_stamp(lf_now(), stamp, sizeof stamp);
+  lf_format_log_stamp((double)now.tv_sec + now.tv_nsec / 1e9, stamp, sizeof stamp);
   const char *name = level_label(level);
   struct iovec parts[] = {PART("[", 1),   PART(stamp, strlen(stamp)),
                           PART("] ", 2),  PART(name, strlen(name)),

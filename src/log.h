@@ -31,8 +31,9 @@ void lf_log_write(int level, const char *logger, const char *msg, size_t len);
 typedef const char *(*lf_log_filter)(const char *msg, size_t len, size_t *out_len);
 void lf_log_set_filter(lf_log_filter f);
 /* The run store (run_journal.c) sees every line written, redacted, from any
- * thread: NULL for none. */
-typedef void (*lf_log_tap)(int level, const char *logger, const char *msg, size_t len);
+ * thread, with the time the line is stamped with: NULL for none. */
+typedef void (*lf_log_tap)(int level, const char *logger, const char *msg, size_t len,
+                           double time);
 void lf_log_set_tap(lf_log_tap tap);
 
 /* log_out.c: where finished lines go (stderr; buffered unless it is a

@@ -2,6 +2,7 @@
  * the run store's queue, counts for the progress line, times for --json.
  * Lua-free. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
@@ -34,7 +35,9 @@ void lf_journal_free(lf_run_journal *j) {
 /* Recording stopped (the store failed: disk full, read-only, corrupt ...):
  * one WARNING, and the run goes on unrecorded. */
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static lf_run_journal *log_journal; /* where log lines go now (log_mu) */
+/* Where log lines go now: changed under log_mu; read without it only by the
+ * journal's own thread (the run's), which alone detaches it. */
+static _Atomic(lf_run_journal *) log_journal;
 
 static void stop_recording(lf_run_journal *j) {
   if (j->warned) return;
@@ -77,6 +80,7 @@ void lf_journal_transition(lf_run *r, int i, const lf_state *old, const lf_state
     if (LF_IS(next, LF_FINISHED)) j->ended = now;
   } else if (i < r->ntasks) { /* (an object the run adds, a mapped child, has no slot) */
     if (next->kind == LF_RUNNING && !j->times[2 * i]) j->times[2 * i] = now;
+    if (LF_IS(next, LF_FINISHED)) j->times[2 * i + 1] = now; /* the last one is its end */
     if (j->progress) {
       j->counts.running += (next->kind == LF_RUNNING) - (old->kind == LF_RUNNING);
       lf_progress_set(&j->counts);
@@ -134,7 +138,7 @@ void lf_journal_task_done(lf_run *r, int i) {
     return;
   }
   if (j->done[i]) return;
-  j->times[2 * i + 1] = lf_now();
+  if (!j->times[2 * i + 1]) j->times[2 * i + 1] = lf_now();
   const lf_state *s = r->task[i].state;
   if (j->progress) {
     j->counts.done++;
@@ -192,13 +196,28 @@ void lf_journal_note(lf_run *r, int level, const char *logger, const char *messa
   if (rc != 0) stop_recording(j);
 }
 
-static void log_tap(int level, const char *logger, const char *msg, size_t len) {
-  pthread_mutex_lock(&log_mu);
-  lf_run_journal *j = log_journal;
-  if (j && j->rec && !j->off && !j->log_failed) {
-    lf_store_log l = {lf_now(), level, logger, msg, len};
-    if (lf_store_record_log(j->rec, &l) != 0) j->log_failed = 1;
+static void tap_into(lf_run_journal *j, int level, const char *logger, const char *msg,
+                     size_t len, double time) {
+  if (j && j->rec && !j->off &&
+      !atomic_load_explicit(&j->log_failed, memory_order_relaxed)) {
+    lf_store_log l = {time, level, logger, msg, len};
+    if (lf_store_record_log(j->rec, &l) != 0)
+      atomic_store_explicit(&j->log_failed, 1, memory_order_relaxed);
   }
+}
+
+static void log_tap(int level, const char *logger, const char *msg, size_t len,
+                    double time) {
+  /* The run's own thread logs most lines: it needs no lock, as only it
+   * detaches its journal or stops its recording. */
+  lf_run_journal *j = atomic_load_explicit(&log_journal, memory_order_acquire);
+  if (j && pthread_equal(j->thread, pthread_self())) {
+    tap_into(j, level, logger, msg, len, time);
+    return;
+  }
+  pthread_mutex_lock(&log_mu);
+  tap_into(atomic_load_explicit(&log_journal, memory_order_relaxed), level, logger, msg,
+           len, time);
   pthread_mutex_unlock(&log_mu);
 }
 
@@ -206,7 +225,7 @@ static void log_tap(int level, const char *logger, const char *msg, size_t len) 
  * store: its log lines are not the run's to write. */
 static void forked_child(void) {
   pthread_mutex_init(&log_mu, NULL); /* another thread may have held it */
-  log_journal = NULL;
+  atomic_store_explicit(&log_journal, NULL, memory_order_relaxed);
 }
 
 void lf_journal_log_attach(lf_run_journal *j) {
@@ -216,14 +235,16 @@ void lf_journal_log_attach(lf_run_journal *j) {
     pthread_atfork(NULL, NULL, forked_child);
     lf_log_set_tap(log_tap);
   }
+  j->thread = pthread_self();
   pthread_mutex_lock(&log_mu);
-  j->log_prev = log_journal;
-  log_journal = j;
+  j->log_prev = atomic_load_explicit(&log_journal, memory_order_relaxed);
+  atomic_store_explicit(&log_journal, j, memory_order_release);
   pthread_mutex_unlock(&log_mu);
 }
 
 void lf_journal_log_detach(lf_run_journal *j) {
   pthread_mutex_lock(&log_mu);
-  if (log_journal == j) log_journal = j->log_prev;
+  if (atomic_load_explicit(&log_journal, memory_order_relaxed) == j)
+    atomic_store_explicit(&log_journal, j->log_prev, memory_order_release);
   pthread_mutex_unlock(&log_mu);
 }

@@ -13,6 +13,7 @@
 #ifndef LF_RUN_JOURNAL_H
 #define LF_RUN_JOURNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include "progress.h"
 #include "run.h"
@@ -38,7 +39,8 @@ typedef struct lf_run_journal {
   lf_journal_result_fn result_json;
   void *result_ud;
   struct lf_run_journal *log_prev; /* the journal the log lines went to before */
-  int log_failed;                  /* a log line could not be recorded */
+  _Atomic int log_failed;          /* a log line could not be recorded */
+  pthread_t thread;                /* the run's, which attached the log tap */
 } lf_run_journal;
 
 /* Sets j up for a run of ntasks tasks (j->store, progress and result_json

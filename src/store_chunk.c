@@ -51,25 +51,27 @@ static inline uint8_t *put_int(uint8_t *o, long long v) {
 
 static inline uint8_t *put_time(lf_chunk_enc *e, uint8_t *o, double t) {
   if (t == 0 || !isfinite(t) || fabs(t) > 9e12) return put_varint(o, 0);
-  int64_t us = llround(t * 1e6);
+  int64_t us = (int64_t)(t * 1e6 + (t < 0 ? -0.5 : 0.5)); /* |t * 1e6| < 2^63 */
   uint64_t d = (uint64_t)us - (uint64_t)e->last;
   e->last = us;
   return put_varint(o, zigzag((int64_t)d) + 1);
 }
 
-/* FNV-1a over 8-byte words: strings here are short. */
+/* FNV-1a over 8-byte words (the last one overlapping the one before): the
+ * strings here are short. */
 static inline uint32_t hash_bytes(const char *s, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull ^ n;
-  for (; n >= 8; s += 8, n -= 8) {
-    uint64_t w;
-    memcpy(&w, s, 8);
+  uint64_t h = 0xcbf29ce484222325ull ^ n, w;
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++)
+      h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    return (uint32_t)(h ^ h >> 32);
+  }
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    memcpy(&w, s + i, 8);
     h = (h ^ w) * 0x100000001b3ull;
   }
-  if (n) {
-    uint64_t w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0x100000001b3ull;
-  }
+  memcpy(&w, s + n - 8, 8);
+  h = (h ^ w) * 0x100000001b3ull;
   return (uint32_t)(h ^ h >> 32);
 }
 
@@ -166,12 +168,13 @@ static void close_record(lf_chunk_enc *e, uint8_t *o) {
   e->n++;
 }
 
-static size_t opt_len(const char *s) {
-  return s ? strlen(s) : 0;
+/* The length of string i of a record: given, or measured. */
+static size_t len_of(const char *s, const uint32_t *len, int i) {
+  return !s ? 0 : len ? len[i] : strlen(s);
 }
 
-void lf_chunk_task(lf_chunk_enc *e, const lf_store_task *t) {
-  size_t name = opt_len(t->name), msg = opt_len(t->message);
+void lf_chunk_task(lf_chunk_enc *e, const lf_store_task *t, const uint32_t *len) {
+  size_t name = len_of(t->name, len, 0), msg = len_of(t->message, len, 1);
   size_t result = t->result ? t->result_len : 0;
   uint8_t *o = open_record(e, name + msg + result);
   if (!o) return;
@@ -188,8 +191,9 @@ void lf_chunk_task(lf_chunk_enc *e, const lf_store_task *t) {
   close_record(e, o);
 }
 
-void lf_chunk_transition(lf_chunk_enc *e, const lf_store_transition *t) {
-  size_t name = opt_len(t->name), msg = opt_len(t->message);
+void lf_chunk_transition(lf_chunk_enc *e, const lf_store_transition *t,
+                         const uint32_t *len) {
+  size_t name = len_of(t->name, len, 0), msg = len_of(t->message, len, 1);
   uint8_t *o = open_record(e, name + msg);
   if (!o) return;
   o = put_int(o, t->index);
@@ -203,8 +207,8 @@ void lf_chunk_transition(lf_chunk_enc *e, const lf_store_transition *t) {
   close_record(e, o);
 }
 
-void lf_chunk_log(lf_chunk_enc *e, const lf_store_log *l) {
-  size_t logger = opt_len(l->logger), msg = l->message ? l->message_len : 0;
+void lf_chunk_log(lf_chunk_enc *e, const lf_store_log *l, const uint32_t *len) {
+  size_t logger = len_of(l->logger, len, 0), msg = l->message ? l->message_len : 0;
   uint8_t *o = open_record(e, logger + msg);
   if (!o) return;
   o = put_time(e, o, l->time);

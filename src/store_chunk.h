@@ -42,10 +42,13 @@ typedef struct {
 /* Empties e for a new chunk (keeps its memory). */
 void lf_chunk_reset(lf_chunk_enc *e);
 void lf_chunk_free(lf_chunk_enc *e);
-/* Append one record; e->buf.oom tells when memory ran out. */
-void lf_chunk_task(lf_chunk_enc *e, const lf_store_task *t);
-void lf_chunk_transition(lf_chunk_enc *e, const lf_store_transition *t);
-void lf_chunk_log(lf_chunk_enc *e, const lf_store_log *l);
+/* Append one record; e->buf.oom tells when memory ran out. len: the lengths
+ * of its strings in the order above (NULL: measured); a task's result and a
+ * log line's message have their own. */
+void lf_chunk_task(lf_chunk_enc *e, const lf_store_task *t, const uint32_t *len);
+void lf_chunk_transition(lf_chunk_enc *e, const lf_store_transition *t,
+                         const uint32_t *len);
+void lf_chunk_log(lf_chunk_enc *e, const lf_store_log *l, const uint32_t *len);
 
 /* Decodes a chunk of `kind` (LF_CHUNK_*), calling row(record, ud) with an
  * lf_store_task, lf_store_transition or lf_store_log for each; strings are

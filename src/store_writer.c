@@ -53,19 +53,19 @@ static int encode(lf_store *s, lf_store_recorder *r, const rec_head *h, lf_buf *
     lf_store_task t = {k->index, k->map_index,           str[0],     (lf_kind)h->kind_a,
                        str[1],   k->run_count,           k->started, k->ended,
                        str[2],   str[2] ? k->len[2] : 0, h->flag};
-    lf_chunk_task(&r->chunk[kind = LF_CHUNK_TASK], &t);
+    lf_chunk_task(&r->chunk[kind = LF_CHUNK_TASK], &t, k->len);
     if (h->kind_a < LF_NKINDS) r->delta[h->kind_a]++;
   } else if (h->type == REC_TRANSITION) {
     const rec_transition *k = (const rec_transition *)h;
     lf_rec_strings(h, sizeof *k, k->len, 2, str);
     lf_store_transition t = {k->index,           k->map_index,       k->seq, str[0],
                              (lf_kind)h->kind_a, (lf_kind)h->kind_b, str[1], k->time};
-    lf_chunk_transition(&r->chunk[kind = LF_CHUNK_TRANSITION], &t);
+    lf_chunk_transition(&r->chunk[kind = LF_CHUNK_TRANSITION], &t, k->len);
   } else {
     const rec_log *k = (const rec_log *)h;
     lf_rec_strings(h, sizeof *k, k->len, 2, str);
     lf_store_log l = {k->time, k->level, str[0], str[1], str[1] ? k->len[1] : 0};
-    lf_chunk_log(&r->chunk[kind = LF_CHUNK_LOG], &l);
+    lf_chunk_log(&r->chunk[kind = LF_CHUNK_LOG], &l, k->len);
   }
   return r->chunk[kind].buf.len >= CHUNK_MAX ? write_chunk(s, r, kind, zbuf, err) : 0;
 }
