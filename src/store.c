@@ -58,6 +58,7 @@ static unsigned char *reserve(lf_store *s, size_t size) {
 void lf_store_set_failure(lf_store *s, const lf_store_error *err) {
   if (s->failed) return;
   s->failed = 1;
+  atomic_store_explicit(&s->off, 1, memory_order_relaxed);
   s->failure = *err;
   pthread_cond_broadcast(&s->space);
   pthread_cond_broadcast(&s->done);
@@ -81,28 +82,10 @@ static inline size_t measure(const char *const *str, const size_t *given, uint32
   return bytes;
 }
 
-/* Copies a record (its fixed part `fixed`, of `size` bytes, then n strings)
- * into the queue. Inlined into each record function, where the sizes are
- * constants. */
-static inline __attribute__((always_inline)) int
-push(lf_store *s, lf_store_recorder *r, rec_head *fixed, size_t size,
-     const char *const *str, const uint32_t *len, int n, size_t text) {
-  size_t total = (size + text + 7) & ~(size_t)7;
-  fixed->size = (uint32_t)total;
-  fixed->run = r;
-  pthread_mutex_lock(&s->mu);
-  while (s->queued >= QUEUE_MAX && !s->failed && !s->closing)
-    pthread_cond_wait(&s->space, &s->mu);
-  unsigned char *p = s->failed || s->closing ? NULL : reserve(s, total);
-  if (!p) {
-    if (!s->failed && !s->closing) {
-      lf_store_error err;
-      lf_store_fail(&err, LF_STORE_EIO, "run store %s: out of memory", s->path);
-      lf_store_set_failure(s, &err);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return -1;
-  }
+/* Writes a record (its fixed part, of `size` bytes, then n strings) at p. */
+static inline __attribute__((always_inline)) void
+put_record(unsigned char *p, const rec_head *fixed, size_t size, const char *const *str,
+           const uint32_t *len, int n) {
   memcpy(p, fixed, size);
   unsigned char *o = p + size;
   for (int i = 0; i < n; i++) {
@@ -111,9 +94,107 @@ push(lf_store *s, lf_store_recorder *r, rec_head *fixed, size_t size,
     o[len[i]] = '\0';
     o += len[i] + 1;
   }
+}
+
+static void out_of_memory(lf_store *s) {
+  pthread_mutex_lock(&s->mu);
+  if (!s->failed && !s->closing) {
+    lf_store_error err;
+    lf_store_fail(&err, LF_STORE_EIO, "run store %s: out of memory", s->path);
+    lf_store_set_failure(s, &err);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* Room for size bytes in r's lane (its thread only); NULL: no memory. A
+ * block the writer is done with is reused when there is one. */
+static unsigned char *lane_reserve(lf_store_recorder *r, size_t size) {
+  lane_block *b = r->ltail;
+  if (b && b->cap - r->lused >= size) return b->data + r->lused;
+  lane_block *nb = NULL;
+  if (size <= QBLOCK_SIZE) { /* the writer pushes spares, only we pop */
+    nb = atomic_load_explicit(&r->lspare, memory_order_acquire);
+    while (nb &&
+           !atomic_compare_exchange_weak_explicit(
+               &r->lspare, &nb, atomic_load_explicit(&nb->next, memory_order_relaxed),
+               memory_order_acquire, memory_order_acquire))
+      ;
+  }
+  if (!nb) {
+    size_t cap = size > QBLOCK_SIZE ? size : QBLOCK_SIZE;
+    if (!(nb = malloc(sizeof *nb + cap))) return NULL;
+    nb->cap = cap;
+  }
+  atomic_store_explicit(&nb->next, NULL, memory_order_relaxed);
+  atomic_store_explicit(&nb->published, 0, memory_order_relaxed);
+  if (b)
+    atomic_store_explicit(&b->next, nb, memory_order_release);
+  else
+    atomic_store_explicit(&r->lfirst, nb, memory_order_release);
+  r->ltail = nb;
+  r->lused = 0;
+  return nb->data;
+}
+
+/* A record of r from the thread that began its run: into its lane, no lock.
+ * The writer is woken only when the run ends or the lane has filled a
+ * batch; it looks at the lanes every flush interval anyway. */
+static inline __attribute__((always_inline)) int
+lane_push(lf_store *s, lf_store_recorder *r, rec_head *fixed, size_t size,
+          const char *const *str, const uint32_t *len, int n, size_t total) {
+  if (atomic_load_explicit(&s->off, memory_order_relaxed)) return -1;
+  unsigned char *p = lane_reserve(r, total);
+  if (!p) {
+    out_of_memory(s);
+    return -1;
+  }
+  put_record(p, fixed, size, str, len, n);
+  r->lused += total;
+  r->lappended += total;
+  r->lsince += total;
+  int end = fixed->type == REC_END, full = r->lsince >= BATCH_BYTES;
+  size_t appended = r->lappended;
+  if (full) r->lsince = 0;
+  atomic_store_explicit(&r->ltail->published, r->lused, memory_order_release);
+  if (!end && !full) return 0;
+  /* After its END the writer may free r at any time: only s from here. */
+  pthread_mutex_lock(&s->mu);
+  if (end)
+    s->flush_wanted = 1;
+  else
+    s->lanes_full = 1;
+  pthread_cond_signal(&s->wake);
+  while (!end && !s->failed && !s->closing &&
+         appended - atomic_load_explicit(&r->lconsumed, memory_order_acquire) >=
+             QUEUE_MAX)
+    pthread_cond_wait(&s->space, &s->mu);
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+/* Copies a record (its fixed part `fixed`, of `size` bytes, then n strings)
+ * into r's lane, or the queue when another thread records. Inlined into
+ * each record function, where the sizes are constants. */
+static inline __attribute__((always_inline)) int
+push(lf_store *s, lf_store_recorder *r, rec_head *fixed, size_t size,
+     const char *const *str, const uint32_t *len, int n, size_t text) {
+  size_t total = (size + text + 7) & ~(size_t)7;
+  fixed->size = (uint32_t)total;
+  fixed->run = r;
+  if (r && pthread_equal(r->thread, pthread_self()))
+    return lane_push(s, r, fixed, size, str, len, n, total);
+  pthread_mutex_lock(&s->mu);
+  while (s->queued >= QUEUE_MAX && !s->failed && !s->closing)
+    pthread_cond_wait(&s->space, &s->mu);
+  unsigned char *p = s->failed || s->closing ? NULL : reserve(s, total);
+  if (!p) {
+    pthread_mutex_unlock(&s->mu);
+    if (!s->failed && !s->closing) out_of_memory(s);
+    return -1;
+  }
+  put_record(p, fixed, size, str, len, n);
   size_t before = s->queued;
   s->queued += total;
-  s->appended++;
   /* Wake the writer to start its clock, early when a batch is full, and at
    * once when a run ends. */
   if (fixed->type == REC_END) s->flush_wanted = 1;
@@ -129,12 +210,14 @@ lf_store_recorder *lf_store_begin_run(lf_store *s, const lf_store_run *run) {
   lf_store_recorder *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   r->store = s;
+  r->thread = pthread_self();
   pthread_mutex_lock(&s->mu);
   int usable = !s->failed && !s->closing;
   if (usable) {
     r->next = s->recorders;
     if (r->next) r->next->prev = r;
     s->recorders = r;
+    pthread_cond_signal(&s->wake); /* to look at its lane from now on */
   }
   pthread_mutex_unlock(&s->mu);
   if (!usable) {
@@ -215,7 +298,8 @@ int lf_store_append(lf_store *s, rec_head *fixed, size_t size, const char *const
 int lf_store_flush(lf_store *s, lf_store_error *err) {
   if (!s) return 0;
   pthread_mutex_lock(&s->mu);
-  unsigned long long target = s->appended;
+  /* the next batch the writer takes holds everything recorded until now */
+  unsigned long long target = s->taken + 1;
   while (s->recording && s->committed < target && !s->failed) {
     s->flush_wanted = 1;
     pthread_cond_signal(&s->wake);
@@ -308,6 +392,24 @@ int lf_store_env_path(char *buf, size_t n) {
   return len > 0 && (size_t)len < n ? 1 : -1;
 }
 
+static void free_blocks(lane_block *b) {
+  while (b) {
+    lane_block *next = atomic_load_explicit(&b->next, memory_order_relaxed);
+    free(b);
+    b = next;
+  }
+}
+
+void lf_store_free_recorder(lf_store_recorder *r) {
+  for (int k = 0; k < LF_NCHUNKS; k++)
+    lf_chunk_free(&r->chunk[k]);
+  /* the blocks before lhead went back to lspare or were freed */
+  free_blocks(r->lhead ? r->lhead
+                       : atomic_load_explicit(&r->lfirst, memory_order_relaxed));
+  free_blocks(atomic_load_explicit(&r->lspare, memory_order_relaxed));
+  free(r);
+}
+
 static void free_store(lf_store *s) {
   if (s->writer) s->be->close(s->writer);
   if (s->reader) s->be->close(s->reader);
@@ -321,9 +423,7 @@ static void free_store(lf_store *s) {
   }
   for (lf_store_recorder *r = s->recorders, *next; r; r = next) {
     next = r->next;
-    for (int k = 0; k < LF_NCHUNKS; k++)
-      lf_chunk_free(&r->chunk[k]);
-    free(r);
+    lf_store_free_recorder(r);
   }
   pthread_mutex_destroy(&s->read_mu);
   pthread_mutex_destroy(&s->mu);
@@ -425,6 +525,7 @@ int lf_store_close(lf_store *s, lf_store_error *err) {
   if (s->recording) {
     pthread_mutex_lock(&s->mu);
     s->closing = 1;
+    atomic_store_explicit(&s->off, 1, memory_order_relaxed);
     pthread_cond_signal(&s->wake);
     pthread_cond_broadcast(&s->space);
     pthread_mutex_unlock(&s->mu);

@@ -5,6 +5,7 @@
 #define LF_STORE_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include "store_backend.h"
 #include "store_chunk.h"
@@ -106,11 +107,41 @@ static inline void lf_rec_strings(const rec_head *h, size_t size, const uint32_t
   }
 }
 
+/* A recorder's lane: the records of the thread that began its run, appended
+ * without a lock (that thread the one producer, the writer the one
+ * consumer). A block's `published` bytes are complete; its `next` is set
+ * once the producer has published the last of it. */
+typedef struct lane_block {
+  _Atomic(struct lane_block *) next;
+  _Atomic size_t published;
+  size_t cap;
+  _Alignas(16) unsigned char data[];
+} lane_block;
+
+/* What a batch takes of a lane: up to `end` bytes of block `last`. */
+typedef struct {
+  lane_block *last;
+  size_t end;
+} lane_mark;
+
 struct lf_store_recorder {
   lf_store *store;
   lf_store_recorder *prev, *next; /* s->recorders, under s->mu */
+  pthread_t thread;               /* the one that began the run: it uses the lane */
+  /* The lane's producer (that thread) alone: */
+  lane_block *ltail;
+  size_t lused;             /* bytes of ltail written */
+  size_t lappended, lsince; /* bytes in all; since the writer was last woken */
+  /* Shared: */
+  _Atomic(lane_block *) lfirst; /* the lane's first block */
+  _Atomic(lane_block *) lspare; /* consumed blocks for the producer to reuse */
+  _Atomic size_t lconsumed;     /* bytes the writer is done with */
   /* The writer thread's alone: */
-  long long key, new_key; /* its runs row (new_: written in the open batch) */
+  lane_block *lhead; /* the block it reads, from byte lread */
+  size_t lread;
+  lane_mark lmark;          /* what the open batch takes */
+  lf_store_recorder *lnext; /* the next recorder whose lane the batch takes */
+  long long key, new_key;   /* its runs row (new_: written in the open batch) */
   int rejected, new_rejected;
   const rec_head *end; /* its END record, in the open batch */
   int touched;
@@ -137,8 +168,10 @@ struct lf_store {
   pthread_cond_t space; /* appenders held back by a full queue */
   qblock *head, *tail, *spare;
   size_t queued, spare_bytes;
-  unsigned long long appended, committed; /* records */
+  unsigned long long taken, committed; /* batches */
   int flush_wanted, closing, failed;
+  int lanes_full;  /* a lane holds BATCH_BYTES since the writer was woken */
+  _Atomic int off; /* failed or closing: appenders stop (read without mu) */
   lf_store_error failure;
   lf_store_recorder *recorders; /* unfinished, for close to free */
 
@@ -157,6 +190,8 @@ int lf_store_append(lf_store *s, rec_head *fixed, size_t size, const char *const
                     uint32_t *len, int n);
 /* The writer's part for those records, inside its open transaction. */
 int lf_store_write_loose(lf_store *s, const rec_head *h, lf_store_error *err);
+/* Frees a recorder: its chunks, its lane, itself. */
+void lf_store_free_recorder(lf_store_recorder *r);
 /* Stops recording for good (under s->mu): records are dropped from now on. */
 void lf_store_set_failure(lf_store *s, const lf_store_error *err);
 /* The writer thread (store_writer.c). */

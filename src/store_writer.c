@@ -18,9 +18,105 @@ static void drop_recorder(lf_store *s, lf_store_recorder *r) {
     s->recorders = r->next;
   if (r->next) r->next->prev = r->prev;
   pthread_mutex_unlock(&s->mu);
-  for (int k = 0; k < LF_NCHUNKS; k++)
-    lf_chunk_free(&r->chunk[k]);
-  free(r);
+  lf_store_free_recorder(r);
+}
+
+/* ---- lanes ---- */
+
+/* The bytes of block b the batch takes, from `from`. */
+static size_t lane_end(const lf_store_recorder *r, lane_block *b) {
+  return b == r->lmark.last ? r->lmark.end
+                            : atomic_load_explicit(&b->published, memory_order_acquire);
+}
+
+/* Under s->mu, on the writer: marks how far every lane is published (what
+ * this batch takes) and lists those recorders in *lanes (by lnext); returns
+ * the bytes marked. */
+static size_t mark_lanes(lf_store *s, lf_store_recorder **lanes) {
+  size_t bytes = 0;
+  *lanes = NULL;
+  for (lf_store_recorder *r = s->recorders; r; r = r->next) {
+    r->lmark.last = NULL;
+    if (!r->lhead) {
+      r->lhead = atomic_load_explicit(&r->lfirst, memory_order_acquire);
+      r->lread = 0;
+      if (!r->lhead) continue;
+    }
+    r->lnext = *lanes;
+    *lanes = r;
+    lane_block *b = r->lhead;
+    size_t from = r->lread;
+    for (;;) {
+      /* next first: once it is set, the block's published count is final */
+      lane_block *n = atomic_load_explicit(&b->next, memory_order_acquire);
+      size_t pub = atomic_load_explicit(&b->published, memory_order_acquire);
+      bytes += pub - from;
+      if (!n) {
+        r->lmark = (lane_mark){b, pub};
+        break;
+      }
+      b = n;
+      from = 0;
+    }
+  }
+  return bytes;
+}
+
+/* Under s->mu: records published in a lane the writer has not taken yet. */
+static int lanes_pending(lf_store *s) {
+  for (lf_store_recorder *r = s->recorders; r; r = r->next) {
+    lane_block *b =
+        r->lhead ? r->lhead : atomic_load_explicit(&r->lfirst, memory_order_acquire);
+    if (b && (atomic_load_explicit(&b->next, memory_order_acquire) ||
+              atomic_load_explicit(&b->published, memory_order_acquire) >
+                  (r->lhead ? r->lread : 0)))
+      return 1;
+  }
+  return 0;
+}
+
+/* Calls fn on each record of r's lane the batch takes; stops at the first
+ * non-zero result. */
+static int each_lane_record(lf_store_recorder *r,
+                            int (*fn)(lf_store *, const rec_head *, void *), void *ud) {
+  if (!r->lmark.last) return 0;
+  for (lane_block *b = r->lhead;;
+       b = atomic_load_explicit(&b->next, memory_order_acquire)) {
+    size_t end = lane_end(r, b);
+    for (size_t off = b == r->lhead ? r->lread : 0; off < end;) {
+      const rec_head *h = (const rec_head *)(b->data + off);
+      off += h->size;
+      int rc = fn(r->store, h, ud);
+      if (rc) return rc;
+    }
+    if (b == r->lmark.last) return 0;
+  }
+}
+
+/* After the batch (committed or dropped): the lane's blocks it finished go
+ * back to the producer, and the lane reads on from the mark. */
+static void advance_lane(lf_store_recorder *r) {
+  if (!r->lmark.last) return;
+  size_t done = 0;
+  for (lane_block *b = r->lhead; b != r->lmark.last;) {
+    lane_block *n = atomic_load_explicit(&b->next, memory_order_acquire);
+    done += atomic_load_explicit(&b->published, memory_order_relaxed) -
+            (b == r->lhead ? r->lread : 0);
+    if (b->cap == QBLOCK_SIZE) {
+      lane_block *top = atomic_load_explicit(&r->lspare, memory_order_relaxed);
+      do
+        atomic_store_explicit(&b->next, top, memory_order_relaxed);
+      while (!atomic_compare_exchange_weak_explicit(
+          &r->lspare, &top, b, memory_order_release, memory_order_relaxed));
+    } else
+      free(b);
+    b = n;
+  }
+  done += r->lmark.end - (r->lmark.last == r->lhead ? r->lread : 0);
+  r->lhead = r->lmark.last;
+  r->lread = r->lmark.end;
+  r->lmark.last = NULL;
+  atomic_fetch_add_explicit(&r->lconsumed, done, memory_order_release);
 }
 
 static int write_chunk(lf_store *s, lf_store_recorder *r, int kind, lf_buf *zbuf,
@@ -122,46 +218,62 @@ static int heartbeats(lf_store *s, double now, lf_store_error *err) {
   return 0;
 }
 
-/* Writes one batch in one transaction; the touched recorders are listed in
- * *touched so the caller can apply (or forget) what the batch did. */
-static int write_batch(lf_store *s, qblock *blocks, lf_store_recorder **touched,
-                       lf_buf *scratch, lf_store_error *err) {
+typedef struct {
+  lf_store_recorder **touched;
+  lf_buf *scratch;
+  lf_store_error *err;
+} batch_ctx;
+
+/* One record of the batch, in the open transaction. */
+static int write_record(lf_store *s, const rec_head *h, void *ud) {
+  batch_ctx *c = ud;
+  lf_store_recorder *r = h->run;
+  if (!r) return lf_store_write_loose(s, h, c->err); /* a delivery or an outbox change */
+  if (!r->touched) {
+    r->touched = 1;
+    r->next_touched = *c->touched;
+    *c->touched = r;
+  }
+  if (h->type == REC_BEGIN) {
+    const rec_begin *k = (const rec_begin *)h;
+    const char *str[6];
+    lf_rec_strings(h, sizeof *k, k->len, 6, str);
+    lf_store_run run = {.id = str[0],
+                        .flow = str[1],
+                        .script = str[2],
+                        .parameters = str[3],
+                        .executor = str[4],
+                        .restart_of = str[5],
+                        .started = k->started,
+                        .ntasks = k->ntasks};
+    if (s->be->insert_run(s->writer, &run, &s->self, &r->new_key, c->err)) {
+      if (c->err->code != LF_STORE_EINVAL) return -1;
+      r->new_rejected = 1; /* an id already recorded: this run is not */
+    }
+  } else if (h->type == REC_END) {
+    r->end = h;
+  } else if (!r->rejected && !r->new_rejected && (r->key || r->new_key)) {
+    return encode(s, r, h, c->scratch, c->err);
+  }
+  return 0;
+}
+
+/* Writes one batch in one transaction: the lanes (each run's own thread's
+ * records: a run's BEGIN is first in its lane) then the queue; the touched
+ * recorders are listed in *touched so the caller can apply (or forget) what
+ * the batch did. */
+static int write_batch(lf_store *s, qblock *blocks, lf_store_recorder *lanes,
+                       lf_store_recorder **touched, lf_buf *scratch,
+                       lf_store_error *err) {
+  batch_ctx c = {touched, scratch, err};
   if (s->be->begin(s->writer, err)) return -1;
+  for (lf_store_recorder *r = lanes; r; r = r->lnext)
+    if (each_lane_record(r, write_record, &c)) goto fail;
   for (qblock *b = blocks; b; b = b->next) {
     for (size_t off = 0; off < b->used;) {
       const rec_head *h = (const rec_head *)(b->data + off);
       off += h->size;
-      lf_store_recorder *r = h->run;
-      if (!r) { /* a delivery or an outbox change */
-        if (lf_store_write_loose(s, h, err)) goto fail;
-        continue;
-      }
-      if (!r->touched) {
-        r->touched = 1;
-        r->next_touched = *touched;
-        *touched = r;
-      }
-      if (h->type == REC_BEGIN) {
-        const rec_begin *k = (const rec_begin *)h;
-        const char *str[6];
-        lf_rec_strings(h, sizeof *k, k->len, 6, str);
-        lf_store_run run = {.id = str[0],
-                            .flow = str[1],
-                            .script = str[2],
-                            .parameters = str[3],
-                            .executor = str[4],
-                            .restart_of = str[5],
-                            .started = k->started,
-                            .ntasks = k->ntasks};
-        if (s->be->insert_run(s->writer, &run, &s->self, &r->new_key, err)) {
-          if (err->code != LF_STORE_EINVAL) goto fail;
-          r->new_rejected = 1; /* an id already recorded: this run is not */
-        }
-      } else if (h->type == REC_END) {
-        r->end = h;
-      } else if (!r->rejected && !r->new_rejected && (r->key || r->new_key)) {
-        if (encode(s, r, h, scratch, err)) goto fail;
-      }
+      if (write_record(s, h, &c)) goto fail;
     }
   }
   double now = lf_now();
@@ -203,12 +315,15 @@ static void settle(lf_store *s, lf_store_recorder *touched, int ok) {
 
 /* Commits a batch, retrying while other processes hold the lock; on any other
  * failure the store stops recording. 0 when committed. */
-static int commit_batch(lf_store *s, qblock *blocks, lf_buf *scratch) {
+static int commit_batch(lf_store *s, qblock *blocks, lf_store_recorder *lanes,
+                        lf_buf *scratch) {
   double deadline = lf_monotonic() + s->busy_timeout, pause = 0.005;
   for (;;) {
     lf_store_recorder *touched = NULL;
     lf_store_error err = {0};
-    int rc = write_batch(s, blocks, &touched, scratch, &err);
+    int rc = write_batch(s, blocks, lanes, &touched, scratch, &err);
+    for (lf_store_recorder *r = lanes; rc == 0 && r; r = r->lnext)
+      advance_lane(r); /* before settle frees the runs that ended */
     settle(s, touched, rc == 0);
     if (rc == 0) return 0;
     if (err.code == LF_STORE_EBUSY && lf_monotonic() < deadline) {
@@ -223,8 +338,19 @@ static int commit_batch(lf_store *s, qblock *blocks, lf_buf *scratch) {
   }
 }
 
+static int is_end(lf_store *s, const rec_head *h, void *ud) {
+  (void)s, (void)ud;
+  return h->type == REC_END;
+}
+
 /* A failed store drops batches; the runs that end in them are freed. */
-static void drop_batch(lf_store *s, qblock *blocks) {
+static void drop_batch(lf_store *s, qblock *blocks, lf_store_recorder *lanes) {
+  for (lf_store_recorder *r = lanes, *next; r; r = next) {
+    next = r->lnext;
+    int ended = each_lane_record(r, is_end, NULL);
+    advance_lane(r);
+    if (ended) drop_recorder(s, r);
+  }
   for (qblock *b = blocks; b; b = b->next)
     for (size_t off = 0; off < b->used;) {
       const rec_head *h = (const rec_head *)(b->data + off);
@@ -239,27 +365,30 @@ static void timespec_at(double monotonic_deadline, struct timespec *ts) {
   ts->tv_nsec = (long)((monotonic_deadline - whole) * 1e9);
 }
 
-static int has_open_runs(lf_store *s) {
-  for (lf_store_recorder *r = s->recorders; r; r = r->next)
-    if (r->key) return 1;
-  return 0;
-}
-
-/* Under s->mu: sleeps until the queue should be written (or closing). */
+/* Under s->mu: sleeps until there is a batch to write (or closing). A lane
+ * does not wake the writer: while runs are open it looks at their lanes
+ * every flush interval, and writes at once what it finds then. */
 static void await_batch(lf_store *s) {
   struct timespec ts;
-  while (!s->head && !s->closing && !s->flush_wanted) {
-    if (!has_open_runs(s)) {
-      pthread_cond_wait(&s->wake, &s->mu);
-      continue;
+  if (!s->head && !lanes_pending(s)) {
+    while (!s->closing && !s->flush_wanted && !s->lanes_full) {
+      if (s->head) break; /* the queue woke it: gather as below */
+      if (!s->recorders) {
+        pthread_cond_wait(&s->wake, &s->mu);
+        continue;
+      }
+      double now = lf_monotonic();
+      if (now >= s->next_heartbeat || lanes_pending(s)) return;
+      double until = now + s->flush_interval;
+      timespec_at(until < s->next_heartbeat ? until : s->next_heartbeat, &ts);
+      pthread_cond_timedwait(&s->wake, &s->mu, &ts);
     }
-    if (lf_monotonic() >= s->next_heartbeat) return; /* an empty batch: heartbeats */
-    timespec_at(s->next_heartbeat, &ts);
-    pthread_cond_timedwait(&s->wake, &s->mu, &ts);
   }
+  /* Records came while the last batch was written, or the queue woke it:
+   * give the next ones one flush interval to join them. */
   double deadline = lf_monotonic() + s->flush_interval;
   timespec_at(deadline, &ts);
-  while (s->head && !s->closing && !s->flush_wanted && s->queued < BATCH_BYTES &&
+  while (!s->closing && !s->flush_wanted && !s->lanes_full && s->queued < BATCH_BYTES &&
          lf_monotonic() < deadline)
     pthread_cond_timedwait(&s->wake, &s->mu, &ts);
 }
@@ -271,23 +400,26 @@ void *lf_store_writer_main(void *arg) {
   for (;;) {
     await_batch(s);
     qblock *blocks = s->head;
-    unsigned long long taken = s->appended;
+    lf_store_recorder *lanes;
+    size_t bytes = s->queued + mark_lanes(s, &lanes);
+    unsigned long long batch = ++s->taken;
     int closing = s->closing, failed = s->failed;
     /* Compression costs the writer more than the engine spends making the
      * records: it is spent only while the writer keeps up (a batch taken
      * before it filled up). A run that makes records faster than that is
-     * stored as plain JSON (about ten times the bytes), so recording never
+     * stored uncompressed (about four times the bytes), so recording never
      * holds the run up, nor its end. */
-    s->hurry = s->queued >= BATCH_BYTES || (closing && s->queued >= BATCH_BYTES / 4);
+    s->hurry = bytes >= BATCH_BYTES || (closing && bytes >= BATCH_BYTES / 4);
     s->head = s->tail = NULL;
     s->queued = 0;
     s->flush_wanted = 0;
+    s->lanes_full = 0;
     pthread_cond_broadcast(&s->space);
     pthread_mutex_unlock(&s->mu);
 
-    if (failed || (blocks && commit_batch(s, blocks, &scratch)))
-      drop_batch(s, blocks);
-    else if (!blocks && lf_monotonic() >= s->next_heartbeat) {
+    if (failed || ((blocks || lanes) && commit_batch(s, blocks, lanes, &scratch)))
+      drop_batch(s, blocks, lanes);
+    else if (!blocks && !lanes && lf_monotonic() >= s->next_heartbeat) {
       lf_store_error err; /* a missed heartbeat is not worth failing for */
       if (s->be->begin(s->writer, &err) == 0 &&
           (heartbeats(s, lf_now(), &err) || s->be->commit(s->writer, &err)))
@@ -306,9 +438,10 @@ void *lf_store_writer_main(void *arg) {
         free(blocks);
       blocks = next;
     }
-    s->committed = taken;
+    s->committed = batch;
     pthread_cond_broadcast(&s->done);
-    if (closing && !s->head) break;
+    pthread_cond_broadcast(&s->space);
+    if (closing && !s->head && !lanes_pending(s)) break;
   }
   pthread_mutex_unlock(&s->mu);
   lf_buf_free(&scratch);
