@@ -158,6 +158,73 @@ describe("run store", function()
       assert.is_nil(io.open(dir .. "/nope.db"))
     end)
 
+    it("migrates a version 1 store (JSON records) and reads all it holds, old and new", function()
+      -- spec/fixtures/store_v1.lua made this file with the luaflow of version 1
+      local root = os.getenv("LUAFLOW_ROOT") or "."
+      local path = dir .. "/v1.db"
+      sh(("cp %s/spec/fixtures/store_v1.db %s"):format(util.quote(root), util.quote(path)))
+      assert.are.equal(1, be32(assert(io.open(path, "rb")):read(64), 60)) -- user_version
+      local s = assert(store.open(path, { record = true }))
+      assert.are.equal(2, store.SCHEMA_VERSION)
+      assert.are.equal(store.SCHEMA_VERSION, s:schema_version())
+
+      -- the big run: its records were deflated JSON
+      local big = s:run("v1-big")
+      assert.are.same({ "big", "/flows/big.lua", '{"n":300}', "LocalExecutor", "Failed", 1,
+                        "Some reference tasks failed.", 1700000000, 1700000004, 300 },
+                      { big.flow, big.script, big.parameters, big.executor, big.state,
+                        big.exit_code, big.message, big.started, big.ended, big.ntasks })
+      assert.are.same({ Success = 299, Failed = 1 }, big.counts)
+      local tasks = s:tasks("v1-big")
+      assert.are.equal(300, #tasks)
+      assert.are.same({ index = 7, name = "t7", state = "Failed", message = "boom", run_count = 1,
+                        started = 1700000000.07, ended = 1700000000.075, result_stored = true },
+                      tasks[7])
+      assert.are.same({ index = 300, name = "t300", state = "Success", result = '{"i":300}',
+                        message = "Task run succeeded.", run_count = 1, started = 1700000003,
+                        ended = 1700000003.005, result_stored = true }, tasks[300])
+      local tr = s:transitions("v1-big")
+      assert.are.equal(602, #tr)
+      assert.are.same({ index = 150, seq = 2, name = "t150", old = "Running", new = "Success",
+                        message = "Task run succeeded.", time = 1700000001.505 }, tr[301])
+      local logs = s:logs("v1-big")
+      assert.are.equal(300, #logs)
+      assert.are.same({ time = 1700000000.42, level = "INFO", logger = "luaflow.TaskRunner",
+                        message = "Task 't42': Starting task run..." }, logs[42])
+
+      -- the small one: JSON text, a mapped child, odd text, a result not stored
+      local small = s:run("v1-small")
+      assert.are.equal("v1-big", small.restart_of)
+      tasks = s:tasks("v1-small")
+      assert.are.same({ index = 1, map_index = 2, name = "m[2]", state = "Success", run_count = 1,
+                        result = "[1,2]", result_stored = true }, tasks[1])
+      assert.are.same({ index = 2, name = "big result", state = "Success", run_count = 1,
+                        started = 1700000011, ended = 1700000012.25, result_stored = false },
+                      tasks[2])
+      assert.are.equal("quote \" backslash \\ tab \t nul \0 é ✓ 😀 bad \u{FFFD} end",
+                       s:logs("v1-small")[1].message)
+      assert.are.equal(1700000011.000001, s:logs("v1-small")[1].time)
+      -- the one whose process went away
+      assert.are.equal("Crashed", s:run("v1-crashed").state)
+      assert.are.same({ "t", "Running" }, { s:tasks("v1-crashed")[1].name, s:tasks("v1-crashed")[1].state })
+
+      -- a run recorded now (binary records) sits next to them
+      record_run(s, "v2-run", { ntasks = 3, failing = 2 })
+      assert(s:close())
+      s = assert(store.open(path))
+      assert.are.equal(4, #s:runs())
+      assert.are.equal(300, #s:tasks("v1-big"))
+      assert.are.same({ index = 2, name = "t2", state = "Failed", message = "boom", run_count = 1,
+                        started = 1700000002, ended = 1700000002.25, result = "20",
+                        result_stored = true }, s:tasks("v2-run")[2])
+      assert.are.equal(7, #s:transitions("v2-run"))
+      assert(s:close())
+      if select(2, sh("command -v sqlite3")) == 0 then
+        local out = sh(("sqlite3 %s 'SELECT DISTINCT format FROM records ORDER BY 1'"):format(util.quote(path)))
+        assert.are.equal("1\n2\n", out)
+      end
+    end)
+
     it("refuses a store made by a newer luaflow, naming both versions", function()
       local path = dir .. "/luaflow.db"
       assert(assert(store.open(path, { create = true })):close())
@@ -561,6 +628,74 @@ describe("run store", function()
       assert.are.equal(300, #s:tasks("done"))
       assert.are.equal("Success", s:run("done").state)
       assert(s:close())
+    end)
+  end)
+
+  describe("damaged binary records (with the sqlite3 command)", function()
+    local path
+
+    before_each(function()
+      if select(2, sh("command -v sqlite3")) ~= 0 then return end
+      local s
+      s, path = fresh_store()
+      record_run(s, "small", { ntasks = 3 }) -- chunks this small are not deflated
+      assert(s:close())
+    end)
+
+    -- Sets the transition chunk's bytes (hex) and format, then reads the run.
+    local function read_with(hex, format)
+      if not path then
+        pending("the sqlite3 command is not installed (scripts/install-deps.sh installs it)")
+        return
+      end
+      local out, code = sh(("sqlite3 %s %s"):format(util.quote(path), util.quote(
+        ("UPDATE records SET body = %s, size = NULL, format = %d WHERE kind = 'transition'")
+          :format(hex, format or 2))))
+      assert(code == 0, out)
+      local s = assert(store.open(path))
+      local rows, err, code2 = s:transitions("small")
+      local tasks, logs = s:tasks("small"), s:logs("small")
+      assert(s:close())
+      return rows, err, code2, tasks, logs
+    end
+
+    local function corrupt(hex, format)
+      local rows, err, code, tasks, logs = read_with(hex, format)
+      if not path then return end
+      assert.is_nil(rows)
+      assert.are.equal("corrupt", code)
+      assert.are.equal(("run store %s is corrupt (a transition record cannot be read)"):format(path), err)
+      assert.are.equal(3, #tasks) -- the rest reads
+      assert.are.equal(3, #logs)
+    end
+
+    it("reports a chunk cut short as corrupt", function()
+      corrupt("substr(body, 1, length(body) - 1)")
+    end)
+
+    it("reports a varint that runs off the end or past 64 bits as corrupt", function()
+      corrupt("X'80'")
+      corrupt("X'FFFFFFFFFFFFFFFFFFFF7F'")
+    end)
+
+    it("reports a string longer than the chunk or a reference to one not seen as corrupt", function()
+      corrupt("X'020002FF7F'")       -- index 1, map 0, seq 1, a name of 8191 bytes
+      corrupt("X'02000204'")         -- the name: string number 1, before any string
+      corrupt("X'0200020374040400'") -- name "t" (string 0), then a class: string 1, not seen
+    end)
+
+    it("reports a number out of range and a format it does not know as corrupt", function()
+      corrupt("X'FEFFFFFFFF7F'")    -- an index over 2^31
+      corrupt("body", 9)
+    end)
+
+    it("reads an empty chunk as no records, and an unknown class as State", function()
+      local rows = read_with("X''")
+      if not path then return end
+      assert.are.same({}, rows)
+      -- name "t", old "NotAState" (string 1), new: string 1 again, no message, time 0
+      rows = read_with("X'0200020374" .. "134E6F744153746174650400" .. "00'")
+      assert.are.same({ { index = 1, seq = 1, name = "t", old = "State", new = "State", time = 0 } }, rows)
     end)
   end)
 
