@@ -243,6 +243,34 @@ return luaflow.Flow("stopped", function() waiter() end)
     assert.are.equal("Cancelled", doc.tasks[1].state)
   end)
 
+  it("keeps the lines worker threads log in order with the run's own", function()
+    local dir = cli.tmpdir()
+    local flow = cli.write_flow([[
+local luaflow = require("luaflow")
+local tasks = {}
+for i = 1, 6 do
+  tasks[i] = luaflow.task{name = "w" .. i}(function()
+    luaflow.context.logger:info("body of w" .. i)
+    return i
+  end)
+end
+return luaflow.Flow("threads", function() for i = 1, 6 do tasks[i]() end end)
+]], dir)
+    local r = run_in(dir, { "run", flow, "--executor", "threads", "--workers", "3" })
+    assert.are.equal(0, r.code, r.stderr)
+    local s = reader(db_of(dir))
+    local at = {}
+    for i, l in ipairs(assert(s:logs(s:run("last").id))) do at[l.message] = i end
+    s:close()
+    for i = 1, 6 do
+      local started = at[("Task 'w%d': Starting task run..."):format(i)]
+      local body = at["body of w" .. i]
+      local finished = at[("Task 'w%d': Finished task run for task with final state: 'Success'"):format(i)]
+      assert.is_truthy(started and body and finished, r.stderr)
+      assert.is_true(started < body and body < finished, r.stderr)
+    end
+  end)
+
   it("loses nothing when two processes record into one store at once", function()
     local dir = cli.tmpdir()
     local path = dir .. "/shared.db"

@@ -258,7 +258,9 @@ int lf_store_find_run(lf_store *s, const char *ref, lf_store_rows *out,
  * has transitions but no final record is shown with its last state. */
 int lf_store_run_tasks(lf_store *s, const char *run_id, lf_store_rows *out,
                        lf_store_error *err);
-/* A run's transitions and log lines, in the order they were recorded. */
+/* A run's transitions, in the order they were recorded; its log lines by time
+ * (lines of one time in the order they were recorded: the run's own thread and
+ * worker threads record through different paths). */
 int lf_store_run_transitions(lf_store *s, const char *run_id, lf_store_rows *out,
                              lf_store_error *err);
 int lf_store_run_logs(lf_store *s, const char *run_id, lf_store_rows *out,

@@ -351,9 +351,44 @@ int lf_store_run_transitions(lf_store *s, const char *run_id, lf_store_rows *out
   return read_run_records(s, run_id, LF_CHUNK_TRANSITION, out, err);
 }
 
+/* Log lines by time, those of one time in the order they were stored. */
+typedef struct {
+  double time;
+  size_t at;
+} log_key;
+
+static int cmp_log(const void *a, const void *b) {
+  const log_key *x = a, *y = b;
+  if (x->time != y->time) return x->time < y->time ? -1 : 1;
+  return (x->at > y->at) - (x->at < y->at);
+}
+
 int lf_store_run_logs(lf_store *s, const char *run_id, lf_store_rows *out,
                       lf_store_error *err) {
-  return read_run_records(s, run_id, LF_CHUNK_LOG, out, err);
+  if (read_run_records(s, run_id, LF_CHUNK_LOG, out, err)) return -1;
+  /* The run's own thread and the others (worker threads) record through
+   * different paths, each in order: shown merged by the time of each line. */
+  size_t n = out->n, sorted = 1;
+  for (size_t i = 1; i < n && sorted; i++)
+    sorted = !(out->logs[i].time < out->logs[i - 1].time);
+  if (sorted) return 0;
+  log_key *keys = malloc(n * sizeof *keys);
+  lf_store_log *copy = malloc(n * sizeof *copy);
+  if (!keys || !copy) {
+    free(keys);
+    free(copy);
+    lf_store_rows_free(out);
+    return oom(s, err);
+  }
+  for (size_t i = 0; i < n; i++)
+    keys[i] = (log_key){out->logs[i].time, i};
+  qsort(keys, n, sizeof *keys, cmp_log);
+  memcpy(copy, out->logs, n * sizeof *copy);
+  for (size_t i = 0; i < n; i++)
+    out->logs[i] = copy[keys[i].at];
+  free(keys);
+  free(copy);
+  return 0;
 }
 
 /* ---- tasks: final records, plus the last state of tasks without one ---- */
