@@ -157,7 +157,7 @@ check-threads:
 # `make fuzz-smoke` (20 s each). Only these targets need clang.
 FUZZ_BUILD = build-fuzz
 FUZZ_TIME ?= 600
-FUZZERS = json http_headers redact secrets codec
+FUZZERS = json http_headers redact secrets codec store_chunk
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Iinclude -Isrc \
               $(shell pkg-config --cflags $(PKGS))

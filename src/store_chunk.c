@@ -265,7 +265,8 @@ static double get_time(reader *r) {
   uint64_t z = v - 1;
   uint64_t d = (z >> 1) ^ -(z & 1);
   r->last = (int64_t)((uint64_t)r->last + d);
-  return (double)r->last / 1e6;
+  double t = (double)r->last / 1e6;
+  return fabs(t) > 9e12 ? 0 : t; /* as written: not a time */
 }
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
@@ -390,6 +391,7 @@ static lf_kind get_kind(reader *r) {
 
 int lf_chunk_each(int kind, const void *body, size_t len, lf_store_arena *a,
                   int (*row)(const void *record, void *ud), void *ud) {
+  if (len == 0) return 0; /* no records (body may be NULL) */
   reader r = {.p = body, .end = (const uint8_t *)body + len, .a = a};
   int rc = 0;
   while (rc == 0 && r.p < r.end) {
