@@ -22,6 +22,7 @@ void lf_chunk_reset(lf_chunk_enc *e) {
   e->last = 0;
   e->nstr = 0;
   memset(e->kind_ref, 0, sizeof e->kind_ref);
+  memset(e->recent, 0, sizeof e->recent);
   if (e->used) memset(e->slots, 0, ((size_t)e->mask + 1) * sizeof *e->slots);
   e->used = 0;
 }
@@ -93,15 +94,44 @@ static int grow_slots(lf_chunk_enc *e) {
   return 0;
 }
 
-/* Writes string s (n bytes; NULL: none) at o, which has room for it; *number
- * (when not NULL) is its number in the table, if it has one. */
+/* memcmp(a, b, n) == 0 without a call for the short strings of a record. */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++)
+      if (a[i] != b[i]) return 0;
+    return 1;
+  }
+  uint64_t x, y, x2, y2;
+  memcpy(&x, a, 8);
+  memcpy(&y, b, 8);
+  memcpy(&x2, a + n - 8, 8);
+  memcpy(&y2, b + n - 8, 8);
+  return x == y && x2 == y2 && (n <= 16 || memcmp(a + 8, b + 8, n - 16) == 0);
+}
+
+/* Writes string s (n bytes; NULL: none) at o, which has room for it, as field
+ * `field` of its record (a record's strings in order; -1: none): the last
+ * two strings of a field are looked at before the table. *number (when not
+ * NULL) is its number in the table, if it has one. */
 static uint8_t *put_str_numbered(lf_chunk_enc *e, uint8_t *o, const char *s, size_t n,
-                                 uint32_t *number_out) {
+                                 int field, uint32_t *number_out) {
   if (!s) return put_varint(o, 0);
   if (n > LF_CHUNK_STR_MAX) {
     o = put_varint(o, (uint64_t)n << 1 | 1);
     memcpy(o, s, n);
     return o + n;
+  }
+  struct lf_chunk_recent *recent = field >= 0 ? e->recent[field] : NULL;
+  for (int k = 0; recent && k < 2; k++) {
+    struct lf_chunk_recent c = recent[k];
+    if (c.len1 == n + 1 && same_bytes(e->buf.data + c.off, s, n)) {
+      if (k) { /* the most recent first */
+        recent[1] = recent[0];
+        recent[0] = c;
+      }
+      if (number_out) *number_out = c.number;
+      return put_varint(o, (uint64_t)(c.number + 1) << 1);
+    }
   }
   uint32_t h = hash_bytes(s, n);
   struct lf_chunk_slot *slot = NULL;
@@ -112,8 +142,12 @@ static uint8_t *put_str_numbered(lf_chunk_enc *e, uint8_t *o, const char *s, siz
         slot = c;
         break;
       }
-      if (c->hash == h && c->len == n && memcmp(e->buf.data + c->off, s, n) == 0) {
+      if (c->hash == h && c->len == n && same_bytes(e->buf.data + c->off, s, n)) {
         if (number_out) *number_out = c->number;
+        if (recent) {
+          recent[1] = recent[0];
+          recent[0] = (struct lf_chunk_recent){c->number, c->off, (uint32_t)n + 1};
+        }
         return put_varint(o, (uint64_t)(c->number + 1) << 1);
       }
     }
@@ -139,11 +173,15 @@ static uint8_t *put_str_numbered(lf_chunk_enc *e, uint8_t *o, const char *s, siz
       e->used++;
     }
   }
+  if (recent && off < UINT32_MAX) {
+    recent[1] = recent[0];
+    recent[0] = (struct lf_chunk_recent){number, (uint32_t)off, (uint32_t)n + 1};
+  }
   return o + n;
 }
 
-static uint8_t *put_str(lf_chunk_enc *e, uint8_t *o, const char *s, size_t n) {
-  return put_str_numbered(e, o, s, n, NULL);
+static uint8_t *put_str(lf_chunk_enc *e, uint8_t *o, const char *s, size_t n, int field) {
+  return put_str_numbered(e, o, s, n, field, NULL);
 }
 
 static uint8_t *put_kind(lf_chunk_enc *e, uint8_t *o, lf_kind k) {
@@ -151,7 +189,7 @@ static uint8_t *put_kind(lf_chunk_enc *e, uint8_t *o, lf_kind k) {
   if (e->kind_ref[k]) return put_varint(o, (uint64_t)e->kind_ref[k] << 1);
   const char *name = lf_kind_name(k);
   uint32_t number;
-  o = put_str_numbered(e, o, name, strlen(name), &number);
+  o = put_str_numbered(e, o, name, strlen(name), -1, &number);
   e->kind_ref[k] = number + 1;
   return o;
 }
@@ -159,7 +197,8 @@ static uint8_t *put_kind(lf_chunk_enc *e, uint8_t *o, lf_kind k) {
 /* Room for a record with `text` bytes of strings; the cursor. Each varint
  * takes at most 10 bytes. */
 static uint8_t *open_record(lf_chunk_enc *e, size_t text) {
-  if (!lf_buf_reserve(&e->buf, 160 + text)) return NULL;
+  if (e->buf.cap - e->buf.len < 160 + text && !lf_buf_reserve(&e->buf, 160 + text))
+    return NULL;
   return (uint8_t *)e->buf.data + e->buf.len;
 }
 
@@ -180,13 +219,13 @@ void lf_chunk_task(lf_chunk_enc *e, const lf_store_task *t, const uint32_t *len)
   if (!o) return;
   o = put_int(o, t->index);
   o = put_int(o, t->map_index);
-  o = put_str(e, o, t->name ? t->name : "", name);
+  o = put_str(e, o, t->name ? t->name : "", name, 0);
   o = put_kind(e, o, t->state);
-  o = put_str(e, o, t->message, msg);
+  o = put_str(e, o, t->message, msg, 1);
   o = put_int(o, t->run_count);
   o = put_time(e, o, t->started);
   o = put_time(e, o, t->ended);
-  o = put_str(e, o, t->result, result);
+  o = put_str(e, o, t->result, result, 2);
   o = put_int(o, t->result_stored != 0);
   close_record(e, o);
 }
@@ -199,10 +238,10 @@ void lf_chunk_transition(lf_chunk_enc *e, const lf_store_transition *t,
   o = put_int(o, t->index);
   o = put_int(o, t->map_index);
   o = put_int(o, t->seq);
-  o = put_str(e, o, t->name ? t->name : "", name);
+  o = put_str(e, o, t->name ? t->name : "", name, 0);
   o = put_kind(e, o, t->old_state);
   o = put_kind(e, o, t->new_state);
-  o = put_str(e, o, t->message, msg);
+  o = put_str(e, o, t->message, msg, 1);
   o = put_time(e, o, t->time);
   close_record(e, o);
 }
@@ -213,8 +252,8 @@ void lf_chunk_log(lf_chunk_enc *e, const lf_store_log *l, const uint32_t *len) {
   if (!o) return;
   o = put_time(e, o, l->time);
   o = put_int(o, l->level);
-  o = put_str(e, o, l->logger ? l->logger : "", logger);
-  o = put_str(e, o, l->message ? l->message : "", msg);
+  o = put_str(e, o, l->logger ? l->logger : "", logger, 0);
+  o = put_str(e, o, l->message ? l->message : "", msg, 1);
   close_record(e, o);
 }
 

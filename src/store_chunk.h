@@ -36,6 +36,9 @@ typedef struct {
   uint32_t nstr;                /* numbers given to strings so far */
   uint32_t kind_ref[LF_NKINDS]; /* 1 + number of a class's name; 0: not yet */
   struct lf_chunk_slot *slots;  /* strings by hash */
+  struct lf_chunk_recent {      /* a field's last two strings (len1 0: none) */
+    uint32_t number, off, len1;
+  } recent[3][2];
   uint32_t mask, used;
 } lf_chunk_enc;
 
