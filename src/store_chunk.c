@@ -20,6 +20,7 @@ void lf_chunk_reset(lf_chunk_enc *e) {
   lf_buf_reset(&e->buf);
   e->n = 0;
   e->last = 0;
+  e->last_index = 0;
   e->nstr = 0;
   memset(e->kind_ref, 0, sizeof e->kind_ref);
   memset(e->recent, 0, sizeof e->recent);
@@ -52,7 +53,11 @@ static inline uint8_t *put_int(uint8_t *o, long long v) {
 
 static inline uint8_t *put_time(lf_chunk_enc *e, uint8_t *o, double t) {
   if (t == 0 || !isfinite(t) || fabs(t) > 9e12) return put_varint(o, 0);
-  int64_t us = (int64_t)(t * 1e6 + (t < 0 ? -0.5 : 0.5)); /* |t * 1e6| < 2^63 */
+  /* the microsecond that times are shown with (clock.c): whole seconds,
+   * then the rounded fraction, not t * 1e6 rounded (a digit off at times) */
+  int64_t sec = (int64_t)t;
+  if ((double)sec > t) sec--;
+  int64_t us = sec * 1000000 + (int64_t)((t - (double)sec) * 1e6 + 0.5);
   uint64_t d = (uint64_t)us - (uint64_t)e->last;
   e->last = us;
   return put_varint(o, zigzag((int64_t)d) + 1);
@@ -212,12 +217,19 @@ static size_t len_of(const char *s, const uint32_t *len, int i) {
   return !s ? 0 : len ? len[i] : strlen(s);
 }
 
+/* A record's index: its distance from the chunk's previous record's. */
+static inline uint8_t *put_index(lf_chunk_enc *e, uint8_t *o, int index) {
+  o = put_int(o, (long long)index - e->last_index);
+  e->last_index = index;
+  return o;
+}
+
 void lf_chunk_task(lf_chunk_enc *e, const lf_store_task *t, const uint32_t *len) {
   size_t name = len_of(t->name, len, 0), msg = len_of(t->message, len, 1);
   size_t result = t->result ? t->result_len : 0;
   uint8_t *o = open_record(e, name + msg + result);
   if (!o) return;
-  o = put_int(o, t->index);
+  o = put_index(e, o, t->index);
   o = put_int(o, t->map_index);
   o = put_str(e, o, t->name ? t->name : "", name, 0);
   o = put_kind(e, o, t->state);
@@ -235,7 +247,7 @@ void lf_chunk_transition(lf_chunk_enc *e, const lf_store_transition *t,
   size_t name = len_of(t->name, len, 0), msg = len_of(t->message, len, 1);
   uint8_t *o = open_record(e, name + msg);
   if (!o) return;
-  o = put_int(o, t->index);
+  o = put_index(e, o, t->index);
   o = put_int(o, t->map_index);
   o = put_int(o, t->seq);
   o = put_str(e, o, t->name ? t->name : "", name, 0);
@@ -268,6 +280,7 @@ typedef struct {
   const uint8_t *p, *end;
   lf_store_arena *a;
   int64_t last;
+  int last_index;
   str_ref *table;
   size_t ntable, captable;
   int bad;
@@ -296,6 +309,15 @@ static int get_int32(reader *r) {
   long long v = get_int(r);
   if (v < -2147483647LL || v > 2147483647LL) r->bad = 1;
   return (int)v;
+}
+
+static int get_index(reader *r) {
+  long long d = get_int(r);
+  if (d < -4294967294LL || d > 4294967294LL) d = 1LL << 32; /* out of range, below */
+  long long v = r->last_index + d;
+  if (v < -2147483647LL || v > 2147483647LL) r->bad = 1;
+  r->last_index = (int)v;
+  return r->last_index;
 }
 
 static double get_time(reader *r) {
@@ -436,7 +458,7 @@ int lf_chunk_each(int kind, const void *body, size_t len, lf_store_arena *a,
   while (rc == 0 && r.p < r.end) {
     if (kind == LF_CHUNK_TASK) {
       lf_store_task t;
-      t.index = get_int32(&r);
+      t.index = get_index(&r);
       t.map_index = get_int32(&r);
       t.name = get_name(&r);
       t.state = get_kind(&r);
@@ -449,7 +471,7 @@ int lf_chunk_each(int kind, const void *body, size_t len, lf_store_arena *a,
       if (!r.bad) rc = row(&t, ud);
     } else if (kind == LF_CHUNK_TRANSITION) {
       lf_store_transition t;
-      t.index = get_int32(&r);
+      t.index = get_index(&r);
       t.map_index = get_int32(&r);
       t.seq = get_int32(&r);
       t.name = get_name(&r);

@@ -8,9 +8,10 @@
  *   transition: index map_index seq name old new message time
  *   log:        time level logger message
  *
- * Integers (index, map_index, seq, run_count, level, stored) are zigzag
- * varints (LEB128). A time is a varint: 0 for none (0, or not a finite time
- * within 9e12 s), else 1 + the zigzag of its distance in microseconds from
+ * Integers (map_index, seq, run_count, level, stored) are zigzag varints
+ * (LEB128); an index is the zigzag varint of its difference from the chunk's
+ * previous record's index (the first's from 0). A time is a varint: 0 for none (0, or not
+ * a finite time within 9e12 s), else 1 + the zigzag of its distance in microseconds from
  * the chunk's previous time (the first from 0). A string is a varint v:
  * 0 for NULL; odd: v >> 1 bytes follow, and a string of at most
  * LF_CHUNK_STR_MAX bytes also takes the chunk's next table number (from 0);
@@ -33,6 +34,7 @@ typedef struct {
   lf_buf buf;                   /* the records */
   size_t n;                     /* how many */
   int64_t last;                 /* previous time, microseconds */
+  int last_index;               /* previous record's index */
   uint32_t nstr;                /* numbers given to strings so far */
   uint32_t kind_ref[LF_NKINDS]; /* 1 + number of a class's name; 0: not yet */
   struct lf_chunk_slot *slots;  /* strings by hash */
