@@ -137,13 +137,23 @@ static int store_open(lua_State *L) {
   return 1;
 }
 
+/* s:close() or s:close{wait = false}: the latter returns once what is queued
+ * is committed, the database being closed in the background before the
+ * process exits (lf_store_close_later). */
 static int store_close(lua_State *L) {
   lf_store **box = check_box(L);
+  int wait = 1;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "wait");
+    wait = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   lf_store *s = *box;
   *box = NULL;
   lf_store_error err;
   lf_store_detach_deliveries(s);
-  if (s && lf_store_close(s, &err) != 0) return push_error(L, &err);
+  if (s && (wait ? lf_store_close(s, &err) : lf_store_close_later(s, &err)) != 0)
+    return push_error(L, &err);
   lua_pushboolean(L, 1);
   return 1;
 }

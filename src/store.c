@@ -410,7 +410,7 @@ void lf_store_free_recorder(lf_store_recorder *r) {
   free(r);
 }
 
-static void free_store(lf_store *s) {
+void lf_store_free(lf_store *s) {
   if (s->writer) s->be->close(s->writer);
   if (s->reader) s->be->close(s->reader);
   for (qblock *b = s->head, *next; b; b = next) {
@@ -512,7 +512,7 @@ lf_store *lf_store_open(const char *path, const lf_store_options *opts,
   }
   return s;
 fail:
-  free_store(s);
+  lf_store_free(s);
   if (created) unlink(path); /* an empty file would only be in the way */
   return NULL;
 }
@@ -536,8 +536,61 @@ int lf_store_close(lf_store *s, lf_store_error *err) {
     if (err) *err = s->failure;
     rc = -1;
   }
-  free_store(s);
+  lf_store_free(s);
   return rc;
+}
+
+/* Writers closing stores in the background, for the exit to wait for. */
+static pthread_mutex_t closing_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t *closing;
+static size_t nclosing;
+static long closing_pid;
+
+static void wait_closing(void) {
+  pthread_mutex_lock(&closing_mu);
+  if (closing_pid == (long)getpid()) /* a forked child has none of them */
+    for (size_t i = 0; i < nclosing; i++)
+      pthread_join(closing[i], NULL);
+  free(closing);
+  closing = NULL;
+  nclosing = 0;
+  pthread_mutex_unlock(&closing_mu);
+}
+
+/* Remembers a writer for the exit to wait for; 0 when it cannot. */
+static int wait_at_exit(pthread_t t) {
+  static int registered;
+  pthread_mutex_lock(&closing_mu);
+  if (closing_pid != (long)getpid()) { /* a forked child starts its own list */
+    free(closing);
+    closing = NULL;
+    nclosing = 0;
+    closing_pid = (long)getpid();
+  }
+  pthread_t *grown = realloc(closing, (nclosing + 1) * sizeof *grown);
+  if (grown) closing = grown;
+  if (!registered) registered = atexit(wait_closing) == 0;
+  int ok = grown && registered;
+  if (ok) closing[nclosing++] = t;
+  pthread_mutex_unlock(&closing_mu);
+  return ok;
+}
+
+int lf_store_close_later(lf_store *s, lf_store_error *err) {
+  if (!s || (long)getpid() != s->owner || !s->recording) return lf_store_close(s, err);
+  int rc = lf_store_flush(s, err);
+  if (!wait_at_exit(s->thread)) {
+    lf_store_close(s, NULL);
+    return rc;
+  }
+  pthread_mutex_lock(&s->mu);
+  s->detached = 1;
+  s->closing = 1;
+  atomic_store_explicit(&s->off, 1, memory_order_relaxed);
+  pthread_cond_signal(&s->wake);
+  pthread_cond_broadcast(&s->space);
+  pthread_mutex_unlock(&s->mu);
+  return rc; /* s is the writer's from here */
 }
 
 const char *lf_store_path(const lf_store *s) {

@@ -178,6 +178,12 @@ lf_store *lf_store_open(const char *path, const lf_store_options *opts,
 /* Commits what is queued, stops the writer, frees everything. Returns 0, or -1
  * with *err set (err may be NULL) when recording failed at some point. */
 int lf_store_close(lf_store *s, lf_store_error *err);
+/* lf_store_close for a process about to end (`luaflow run`): commits what is
+ * queued and returns the same status at once; the writer then closes the
+ * database (its checkpoint: an fsync or two) and frees the store in the
+ * background, while the process goes on; the process's exit waits for that
+ * (an atexit handler). */
+int lf_store_close_later(lf_store *s, lf_store_error *err);
 const char *lf_store_path(const lf_store *s);
 int lf_store_schema_version(lf_store *s);
 

@@ -181,7 +181,8 @@ struct lf_store {
   lf_store_conn *writer;
   double flush_interval, busy_timeout;
   double next_heartbeat; /* monotonic */
-  int hurry; /* the engine outruns the writer: this batch is stored uncompressed */
+  int hurry;    /* the engine outruns the writer: this batch is stored uncompressed */
+  int detached; /* lf_store_close_later: the writer frees the store when done */
 };
 
 /* Queues a record of no run (a delivery, an outbox change): its fixed part
@@ -190,6 +191,8 @@ int lf_store_append(lf_store *s, rec_head *fixed, size_t size, const char *const
                     uint32_t *len, int n);
 /* The writer's part for those records, inside its open transaction. */
 int lf_store_write_loose(lf_store *s, const rec_head *h, lf_store_error *err);
+/* Closes the connections and frees everything (the writer has stopped). */
+void lf_store_free(lf_store *s);
 /* Frees a recorder: its chunks, its lane, itself. */
 void lf_store_free_recorder(lf_store_recorder *r);
 /* Stops recording for good (under s->mu): records are dropped from now on. */

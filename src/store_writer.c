@@ -443,7 +443,9 @@ void *lf_store_writer_main(void *arg) {
     pthread_cond_broadcast(&s->space);
     if (closing && !s->head && !lanes_pending(s)) break;
   }
+  int detached = s->detached;
   pthread_mutex_unlock(&s->mu);
   lf_buf_free(&scratch);
+  if (detached) lf_store_free(s); /* lf_store_close_later: nobody else will */
   return NULL;
 }

@@ -522,7 +522,10 @@ local function cmd_run(o)
     code = EXIT_USAGE
   end
   if M.store then
-    local closed, why = M.store:close()
+    -- the cache's connection first, so that the store's, closed last, does the
+    -- checkpoint: committed now, the database closes while the process ends
+    require("luaflow.cache").use_store(nil)
+    local closed, why = M.store:close{ wait = false }
     M.store = nil
     if not closed then core.log("WARNING", "luaflow.RunStore", why) end
   end
