@@ -413,6 +413,30 @@ describe("run store", function()
       assert.are.equal(20000, tr[20000].index)
     end)
 
+    it("closed without waiting, commits at once and closes the file before the process exits", function()
+      local child = write_script(dir, "later.lua", [[
+        local store = require("luaflow.store")
+        local s = assert(store.open(arg[1], {create = true, record = true}))
+        local run = assert(s:begin_run{id = "later", flow = "f", started = 1})
+        for i = 1, 5000 do
+          run:transition{index = i, seq = 1, name = "t", old = "Pending", new = "Running", time = i}
+        end
+        assert(s:close{wait = false}) -- committed: another process sees it now
+        local r = assert(store.open(arg[1]))
+        print(#r:transitions("later"))
+        r:close()
+      ]])
+      local other = dir .. "/other.db"
+      local out, code = run_cmd(lua_cmd(child, other))
+      assert.are.equal(0, code, out)
+      assert.are.equal("5000\n", out)
+      -- the exit waited for the close: its checkpoint left no write-ahead log
+      assert.is_nil(io.open(other .. "-wal"))
+      local r = assert(store.open(other))
+      assert.are.equal(5000, #r:transitions("later"))
+      assert(r:close())
+    end)
+
     it("refuses use after close and records after finish", function()
       local run = s:begin_run{ id = "r", flow = "f", started = 1 }
       run:finish{ ended = 2, state = "Success" }
