@@ -3,20 +3,24 @@
  * store_backend.h). Lua-free.
  *
  * Recording never slows the engine: the lf_store_record_* calls copy their
- * already-redacted strings into an in-memory queue (one mutex, no malloc per
- * record once the queue's blocks are warm) and return; a writer thread takes
- * the whole queue every flush interval (50 ms by default), sooner when it
- * holds a megabyte or a run ends, and commits it as one transaction, one row per run and
- * kind of record (store_codec.h). What a kill -9 loses: the records appended
- * since the writer last took the queue (at most one flush interval) and the
- * batch it was committing at that moment (its transaction rolls back, whole);
- * every earlier commit is on disk. A power cut may also lose the commits since
- * the last checkpoint (synchronous=NORMAL), never the store's consistency.
+ * already-redacted strings into memory and return. The thread that began a
+ * run appends to that run's own lane, without a lock; other threads append
+ * to a queue under one mutex (no malloc per record once the blocks are
+ * warm). A writer thread takes the queue and what every lane has published
+ * each flush interval (50 ms by default), sooner when a megabyte waits or a
+ * run ends, and commits it as one transaction, one row per run and kind of
+ * record (store_chunk.h). What a kill -9 loses: the records appended since
+ * the writer last took them (about one flush interval) and the batch it was
+ * committing at that moment (its transaction rolls back, whole); every
+ * earlier commit is on disk. A power cut may also lose the commits since the
+ * last checkpoint (synchronous=NORMAL), never the store's consistency.
  *
  * Threading rules:
  * - lf_store_begin_run, lf_store_record_*, lf_store_end_run, lf_store_flush and
- *   lf_store_failure may be called from any thread. Records keep their call
- *   order. A recorder must not be used after lf_store_end_run.
+ *   lf_store_failure may be called from any thread. A run's records from one
+ *   thread keep their call order (those of the thread that began it are
+ *   written before the others' of the same batch; log lines read back by
+ *   time). A recorder must not be used after lf_store_end_run.
  * - The readers (lf_store_list_runs ... lf_store_prune) may be called from any
  *   thread; they share one reading connection, one call at a time.
  * - lf_store_close must not run concurrently with any other call on the store.
