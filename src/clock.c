@@ -18,14 +18,19 @@ double lf_monotonic(void) {
 
 /* Splits t into whole seconds and microseconds, rounding to the microsecond. */
 static void split(double t, time_t *sec, long *usec) {
-  double whole = floor(t);
-  long us = lround((t - whole) * 1e6);
-  if (us >= 1000000) {
-    whole += 1;
-    us -= 1000000;
+  if (!(fabs(t) < 9e12)) { /* not a time lf_time_us takes: as before */
+    double whole = floor(t);
+    *sec = (time_t)whole;
+    *usec = isfinite(t) ? lround((t - whole) * 1e6) % 1000000 : 0;
+    return;
   }
-  *sec = (time_t)whole;
-  *usec = us;
+  long long us = lf_time_us(t), s = us / 1000000, u = us % 1000000;
+  if (u < 0) {
+    u += 1000000;
+    s--;
+  }
+  *sec = (time_t)s;
+  *usec = (long)u;
 }
 
 /* The calendar fields of second sec: a thread keeps those of the last

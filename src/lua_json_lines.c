@@ -252,7 +252,7 @@ static void put_times(lua_State *L, lf_buf *b, double started, double ended) {
   if (started > 0 && ended >= started) {
     /* from the times as written (to the microsecond), so a restarted run's
      * kept task, whose times come back from the store, says the same */
-    long long us = llround(ended * 1e6) - llround(started * 1e6);
+    long long us = lf_time_us(ended) - lf_time_us(started);
     if (us < 0) us = 0;
     char *end = text + sizeof text, *p = end;
     for (int k = 0; k < 6; k++, us /= 10) /* seconds with six decimals */

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "clock.h"
 #include "state.h"
 #include "store_backend.h"
 #include "store_chunk.h"
@@ -53,11 +54,7 @@ static inline uint8_t *put_int(uint8_t *o, long long v) {
 
 static inline uint8_t *put_time(lf_chunk_enc *e, uint8_t *o, double t) {
   if (t == 0 || !isfinite(t) || fabs(t) > 9e12) return put_varint(o, 0);
-  /* the microsecond that times are shown with (clock.c): whole seconds,
-   * then the rounded fraction, not t * 1e6 rounded (a digit off at times) */
-  int64_t sec = (int64_t)t;
-  if ((double)sec > t) sec--;
-  int64_t us = sec * 1000000 + (int64_t)((t - (double)sec) * 1e6 + 0.5);
+  int64_t us = lf_time_us(t); /* the microsecond it is shown with */
   uint64_t d = (uint64_t)us - (uint64_t)e->last;
   e->last = us;
   return put_varint(o, zigzag((int64_t)d) + 1);

@@ -429,7 +429,7 @@ static int add_unfinished(vec *tasks, const lf_store_transition *tr, size_t ntr)
     const lf_store_transition *first = &tr[refs[i].at], *last = &tr[refs[j - 1].at];
     lf_store_task key = {.index = first->index, .map_index = first->map_index};
     if (first->index > 0 &&
-        !bsearch(&key, tasks->p, nfinal, sizeof(lf_store_task), cmp_task)) {
+        !(nfinal && bsearch(&key, tasks->p, nfinal, sizeof(lf_store_task), cmp_task))) {
       lf_store_task *t = vec_push(tasks);
       if (!t) {
         free(refs);
@@ -467,10 +467,10 @@ int lf_store_run_tasks(lf_store *s, const char *run_id, lf_store_rows *out,
   if (rc == 0 && !finished) rc = read_records(s, key, LF_CHUNK_TRANSITION, &tr, err);
   pthread_mutex_unlock(&s->read_mu);
   if (rc == 0) {
-    qsort(c.v.p, c.v.n, sizeof(lf_store_task), cmp_task);
+    if (c.v.n > 1) qsort(c.v.p, c.v.n, sizeof(lf_store_task), cmp_task);
     if (add_unfinished(&c.v, tr.v.p, tr.v.n))
       rc = oom(s, err);
-    else
+    else if (c.v.n > 1)
       qsort(c.v.p, c.v.n, sizeof(lf_store_task), cmp_task);
   }
   free(tr.v.p);
