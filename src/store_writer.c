@@ -404,12 +404,13 @@ void *lf_store_writer_main(void *arg) {
     size_t bytes = s->queued + mark_lanes(s, &lanes);
     unsigned long long batch = ++s->taken;
     int closing = s->closing, failed = s->failed;
-    /* Compression costs the writer more than the engine spends making the
-     * records: it is spent only while the writer keeps up (a batch taken
-     * before it filled up). A run that makes records faster than that is
-     * stored uncompressed (about four times the bytes), so recording never
-     * holds the run up, nor its end. */
-    s->hurry = bytes >= BATCH_BYTES || (closing && bytes >= BATCH_BYTES / 4);
+    /* Compression doubles what the writer spends on a record: it is spent
+     * only on runs that make records slowly (under 128 KiB a batch, about a
+     * thousand tasks a flush interval), where the writer has time to spare.
+     * Faster runs are stored uncompressed (about twice the bytes), so the
+     * writer's work never competes with the run's for the cores, nor holds
+     * up its end. */
+    s->hurry = bytes >= BATCH_BYTES / 8;
     s->head = s->tail = NULL;
     s->queued = 0;
     s->flush_wanted = 0;
