@@ -377,6 +377,11 @@ done:
   return rc;
 }
 
+int lf_redact_any(void) {
+  return atomic_load_explicit(&current, memory_order_acquire) != NULL ||
+         atomic_load_explicit(&stale, memory_order_acquire);
+}
+
 size_t lf_redact_count(void) {
   pthread_mutex_lock(&registry_lock);
   size_t n = nsecrets;

@@ -41,6 +41,9 @@ char *lf_redact(const char *text, size_t len, size_t *out_len, int *allocated);
 /* The log filter: redacts into a per-thread buffer reused by the next call. */
 const char *lf_redact_filter(const char *msg, size_t len, size_t *out_len);
 
+/* Whether any secret is registered: when none is, nothing needs a look. */
+int lf_redact_any(void);
+
 /* The number of secrets registered, and secret i (0 <= i < that number) with
  * its length: a worker process tells the engine the secrets a body read. */
 size_t lf_redact_count(void);

@@ -60,7 +60,7 @@ void lf_journal_begin(lf_run_journal *j, const lf_store_run *run) {
 /* A message as it may be stored: redacted; *allocated when it must be freed. */
 static const char *redacted(const char *msg, int *allocated) {
   *allocated = 0;
-  if (!msg) return NULL;
+  if (!msg || !lf_redact_any()) return msg;
   size_t n;
   char *out = lf_redact(msg, strlen(msg), &n, allocated);
   return out; /* NUL-terminated either way */
