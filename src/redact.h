@@ -62,7 +62,9 @@ int lf_redact_forms(const char *value, size_t len,
  * The set of secrets at one moment, for callers that redact many pieces of
  * one output (the JSON encoder) and want one consistent set for all. */
 typedef struct lf_redactor lf_redactor;
-/* NULL when no secret is registered: then there is nothing to hide. */
+/* NULL when no secret is registered: then there is nothing to hide. A
+ * snapshot is released by the thread that acquired it (a thread keeps its
+ * last one without counting it). */
 const lf_redactor *lf_redactor_acquire(void);
 void lf_redactor_release(const lf_redactor *r);
 /* lf_redact with a snapshot (r must not be NULL). */
