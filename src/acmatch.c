@@ -31,8 +31,8 @@ typedef struct {
 
 struct lf_ac {
   uint32_t root[256]; /* the root's children (0: none, stay at the root) */
-  /* skip[a << 8 | b]: no pattern starts fewer than this many bytes before
-   * a window of window bytes ending with the pair a, b */
+  /* skip[a << 8 | b]: how far a window of `window` bytes ending with the
+   * pair a, b may move on with no pattern starting in the bytes it passes */
   unsigned char skip[65536];
   size_t window; /* the shortest pattern's length, at most 256; 1: no skipping */
   node *nodes;   /* nodes[0] is the root */

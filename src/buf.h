@@ -31,4 +31,13 @@ static inline int lf_buf_putc(lf_buf *b, char c) {
   return 1;
 }
 
+/* Writes v in decimal into the bytes just before end (20 at most); returns
+ * where the digits start. */
+static inline char *lf_decimal(char *end, unsigned long long v) {
+  do
+    *--end = (char)('0' + v % 10);
+  while ((v /= 10) > 0);
+  return end;
+}
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "buf.h"
 #include "clock.h"
 #include "log.h"
 
@@ -158,11 +159,8 @@ static int format_simple(char *buf, size_t size, const char *fmt, va_list ap) {
       f += 2;
     } else if (f[1] == 'd') {
       int v = va_arg(ap, int);
-      unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
-      char *end = num + sizeof num, *p = end;
-      do
-        *--p = (char)('0' + u % 10);
-      while ((u /= 10) > 0);
+      char *end = num + sizeof num;
+      char *p = lf_decimal(end, v < 0 ? 0u - (unsigned)v : (unsigned)v);
       if (v < 0) *--p = '-';
       piece = p;
       len = (size_t)(end - p);

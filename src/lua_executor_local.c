@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "buf.h"
 #include "clock.h"
 #include "log.h"
 #include "lua_host.h"
@@ -68,11 +69,7 @@ static const char *known_library(lua_State *L, lua_Debug *ar) {
 }
 
 static void add_int(luaL_Buffer *b, int v) { /* line numbers: not negative */
-  char num[16], *end = num + sizeof num, *p = end;
-  unsigned u = v > 0 ? (unsigned)v : 0;
-  do
-    *--p = (char)('0' + u % 10);
-  while ((u /= 10) > 0);
+  char num[24], *end = num + sizeof num, *p = lf_decimal(end, v > 0 ? (unsigned)v : 0);
   luaL_addlstring(b, p, (size_t)(end - p));
 }
 

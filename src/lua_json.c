@@ -25,6 +25,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "buf.h"
 #include "json_text.h"
 #include "lua_json.h"
 
@@ -131,16 +132,11 @@ static size_t format_float(char *buf, size_t size, double x) {
 size_t lf_json_number_text(lua_State *L, int idx, char buf[64]) {
   if (lua_isinteger(L, idx)) {
     lua_Integer v = lua_tointeger(L, idx);
-    char tmp[24];
-    size_t n = 0, k = 0;
-    lua_Unsigned u = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
-    do
-      tmp[n++] = (char)('0' + u % 10);
-    while ((u /= 10) > 0);
-    if (v < 0) buf[k++] = '-';
-    while (n > 0)
-      buf[k++] = tmp[--n];
-    return k;
+    char tmp[24], *end = tmp + sizeof tmp;
+    char *p = lf_decimal(end, v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v);
+    if (v < 0) *--p = '-';
+    memcpy(buf, p, (size_t)(end - p));
+    return (size_t)(end - p);
   }
   double x = (double)lua_tonumber(L, idx);
   if (!isfinite(x)) return 0;

@@ -29,6 +29,7 @@
 #include "lua_core.h"
 #include "lua_json.h"
 #include "lua_run_record.h"
+#include "buf.h"
 #include "clock.h"
 
 #define JSON_LINES_MT "luaflow.JsonLines"
@@ -258,9 +259,7 @@ static void put_times(lua_State *L, lf_buf *b, double started, double ended) {
     for (int k = 0; k < 6; k++, us /= 10) /* seconds with six decimals */
       *--p = (char)('0' + us % 10);
     *--p = '.';
-    do
-      *--p = (char)('0' + us % 10);
-    while ((us /= 10) > 0);
+    p = lf_decimal(p, (unsigned long long)us);
     put(L, b, p, (size_t)(end - p));
   } else {
     PUT_LITERAL(L, b, "null");
@@ -272,8 +271,8 @@ static void put_times(lua_State *L, lf_buf *b, double started, double ended) {
  * "ended":,"duration":][,"result":]}; times: the task's two, or NULL. */
 static void put_task(lua_State *L, json_lines *w, const lf_task *task, int states,
                      int state_mt, int i, int run_count, const double *times) {
-  char num[16], *end = num + sizeof num, *p = end;
-  unsigned u = run_count > 0 ? (unsigned)run_count : 0;
+  char num[24], *end = num + sizeof num;
+  char *p = lf_decimal(end, run_count > 0 ? (unsigned)run_count : 0);
   lua_rawgeti(L, states, i);
   lf_state *s = state_at(L, -1, state_mt);
   const char *kind = s ? lf_kind_name(s->kind) : NULL, *message = s ? s->message : NULL;
@@ -293,9 +292,6 @@ static void put_task(lua_State *L, json_lines *w, const lf_task *task, int state
     e->valid = 1;
   }
   put(L, &w->b, e->bytes.data, e->bytes.len);
-  do
-    *--p = (char)('0' + u % 10);
-  while ((u /= 10) > 0);
   put(L, &w->b, p, (size_t)(end - p));
   if (times) {
     PUT_LITERAL(L, &w->b, ",");

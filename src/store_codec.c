@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include "buf.h"
 #include "state.h"
 #include "store_codec.h"
 
@@ -95,15 +96,9 @@ static char *w_lit(char *o, const char *s, size_t n) {
 }
 
 static char *w_uint(char *o, unsigned long long u) {
-  char tmp[20];
-  int n = 0;
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  while (n)
-    *o++ = tmp[--n];
-  return o;
+  char tmp[20], *end = tmp + sizeof tmp, *p = lf_decimal(end, u);
+  memcpy(o, p, (size_t)(end - p));
+  return o + (end - p);
 }
 
 static char *w_int(char *o, long long v) {

@@ -1,6 +1,35 @@
 /* The growable byte buffer (buf.c). */
 #include "buf.h"
+#include "clock.h"
 #include "test.h"
+
+TEST_IMPL(buf_decimal_writes_digits_before_the_end) {
+  char text[24], *end = text + sizeof text;
+  char *p = lf_decimal(end, 0);
+  ASSERT_MEM_EQ(p, (size_t)(end - p), "0");
+  p = lf_decimal(end, 1234567890);
+  ASSERT_MEM_EQ(p, (size_t)(end - p), "1234567890");
+  p = lf_decimal(end, 18446744073709551615ull);
+  ASSERT_MEM_EQ(p, (size_t)(end - p), "18446744073709551615");
+  return 0;
+}
+
+/* The printed times: ISO 8601 to the microsecond and the log stamp to the
+ * millisecond, both written without strftime for years of four digits. */
+TEST_IMPL(clock_formats_times) {
+  char buf[64];
+  lf_format_iso(1764524000.123456, buf, sizeof buf);
+  ASSERT_STR_EQ(buf, "2025-11-30T17:33:20.123456+00:00");
+  lf_format_iso(1764524000.9999996, buf, sizeof buf); /* rounds into the next second */
+  ASSERT_STR_EQ(buf, "2025-11-30T17:33:21.000000+00:00");
+  lf_format_iso(253402300800.5, buf, sizeof buf); /* year 10000: strftime's form */
+  ASSERT_STR_EQ(buf, "10000-01-01T00:00:00.500000+00:00");
+  lf_format_log_stamp(1764524000.1239, buf, sizeof buf);
+  ASSERT_STR_EQ(buf, "2025-11-30 17:33:20.123+0000");
+  lf_format_iso(1764524000.123456, buf, 11); /* cut to fit, NUL included */
+  ASSERT_STR_EQ(buf, "2025-11-30");
+  return 0;
+}
 
 TEST_IMPL(buf_grows_and_keeps_its_bytes) {
   lf_buf b = LF_BUF_INIT;

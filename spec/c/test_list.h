@@ -20,6 +20,7 @@
   XX(acmatch_stops_when_asked)                                                           \
   XX(acmatch_random_against_brute_force)                                                 \
   XX(redact_hides_every_form)                                                            \
+  XX(redact_sees_secrets_added_after_a_redaction)                                        \
   XX(redact_merges_overlaps_and_refuses_short_values)                                    \
   XX(redact_forms_are_each_hidden)                                                       \
   XX(json_text_rewrites_compactly)                                                       \
@@ -30,6 +31,8 @@
   XX(heap_interleaved_pushes_and_pops)                                                   \
   XX(ready_set_gives_the_smallest_rank)                                                  \
   XX(ready_set_random_against_a_sort)                                                    \
+  XX(buf_decimal_writes_digits_before_the_end)                                           \
+  XX(clock_formats_times)                                                                \
   XX(buf_grows_and_keeps_its_bytes)                                                      \
   XX(buf_reports_a_size_it_cannot_have)                                                  \
   XX(api_handler_error_is_per_thread)                                                    \

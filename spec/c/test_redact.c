@@ -160,6 +160,30 @@ TEST_IMPL(redact_hides_every_form) {
   return 0;
 }
 
+/* A thread keeps the snapshot it used last: a secret added after it, or the
+ * secrets cleared, are seen by its next redaction all the same, and a
+ * snapshot in use (acquired) stays valid while a newer one is made. */
+TEST_IMPL(redact_sees_secrets_added_after_a_redaction) {
+  lf_redact_clear();
+  ASSERT_EQ(lf_redact_add("first-secret", 12), 1);
+  ASSERT_REDACTS("a first-secret b second-secret", "a **** b second-secret");
+  const lf_redactor *held = lf_redactor_acquire();
+  ASSERT_NOT_NULL(held);
+  ASSERT_EQ(lf_redact_add("second-secret", 13), 1);
+  ASSERT_REDACTS("a first-secret b second-secret", "a **** b ****");
+  size_t n;
+  int allocated;
+  char *r = lf_redact_with(held, "x first-secret y", 16, &n, &allocated);
+  ASSERT(allocated);
+  ASSERT_MEM_EQ(r, n, "x **** y");
+  free(r);
+  lf_redactor_release(held);
+  ASSERT_REDACTS("a first-secret b second-secret", "a **** b ****");
+  lf_redact_clear();
+  ASSERT_REDACTS("a first-secret b second-secret", "a first-secret b second-secret");
+  return 0;
+}
+
 TEST_IMPL(redact_merges_overlaps_and_refuses_short_values) {
   lf_redact_clear();
   ASSERT_EQ(lf_redact_add("short", 5), 0); /* under LF_REDACT_MIN */
