@@ -79,7 +79,7 @@ static double field_num(lua_State *L, int t, const char *key, double def) {
 }
 
 static lf_kind field_kind(lua_State *L, int t, const char *key) {
-  size_t len;
+  size_t len = 0; /* luaL_error below does not return */
   lua_getfield(L, t, key);
   const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
   if (!name)
